@@ -1,0 +1,190 @@
+//! The sans-IO MQTT codec: bytes in, typed borrowed packets out, and back.
+//!
+//! `decode` first checks that a whole frame is in the buffer (see `header.rs`) and only then
+//! parses it into a [`Packet`] whose strings and payloads borrow from that buffer: nothing is
+//! copied until the broker decides to keep it. "Need more bytes" is `Ok(None)`; every `Err`
+//! means the connection must be closed (after a CONNACK/DISCONNECT chosen by `reason.rs`).
+//!
+//! Encoding appends exactly one frame to a `Vec<u8>`; `encoded_len` is exact, so callers can
+//! check a frame against a peer's maximum packet size before writing it.
+//!
+//! Nothing outside this module indexes bytes a peer sent.
+
+mod connect;
+mod control;
+mod header;
+mod property;
+mod publish;
+mod reader;
+pub mod reason;
+mod subscribe;
+mod writer;
+
+pub use connect::{Connack, Connect, Will};
+pub use control::{Ack, Auth, Disconnect};
+pub use header::{PacketType, check_frame};
+pub use property::{Properties, UserProperties};
+pub use publish::{Publish, publish_packet_id_offset};
+pub use subscribe::{
+    RetainHandling, Suback, Subscribe, SubscribeFilters, SubscriptionOptions, Unsuback,
+    Unsubscribe, UnsubscribeFilters,
+};
+
+/// The MQTT protocol revision a connection speaks, fixed by its CONNECT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// MQTT 3.1: protocol name `MQIsdp`, level 3.
+    V31,
+    /// MQTT 3.1.1: protocol name `MQTT`, level 4.
+    V311,
+    /// MQTT 5.0: protocol name `MQTT`, level 5.
+    V5,
+}
+
+impl Version {
+    /// The protocol level byte carried in CONNECT.
+    pub fn level(self) -> u8 {
+        match self {
+            Version::V31 => 3,
+            Version::V311 => 4,
+            Version::V5 => 5,
+        }
+    }
+}
+
+/// Quality of service of a PUBLISH or a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QoS {
+    /// At most once.
+    AtMostOnce = 0,
+    /// At least once: PUBLISH, PUBACK.
+    AtLeastOnce = 1,
+    /// Exactly once: PUBLISH, PUBREC, PUBREL, PUBCOMP.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS for a two-bit field value; 3 is not a QoS.
+    pub fn from_bits(bits: u8) -> Option<QoS> {
+        match bits {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+/// One decoded MQTT control packet, borrowing from the receive buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Packet<'a> {
+    /// CONNECT (client to server).
+    Connect(Connect<'a>),
+    /// CONNACK (server to client).
+    Connack(Connack<'a>),
+    /// PUBLISH (both ways).
+    Publish(Publish<'a>),
+    /// PUBACK (both ways).
+    Puback(Ack<'a>),
+    /// PUBREC (both ways).
+    Pubrec(Ack<'a>),
+    /// PUBREL (both ways).
+    Pubrel(Ack<'a>),
+    /// PUBCOMP (both ways).
+    Pubcomp(Ack<'a>),
+    /// SUBSCRIBE (client to server).
+    Subscribe(Subscribe<'a>),
+    /// SUBACK (server to client).
+    Suback(Suback<'a>),
+    /// UNSUBSCRIBE (client to server).
+    Unsubscribe(Unsubscribe<'a>),
+    /// UNSUBACK (server to client).
+    Unsuback(Unsuback<'a>),
+    /// PINGREQ (client to server).
+    Pingreq,
+    /// PINGRESP (server to client).
+    Pingresp,
+    /// DISCONNECT (both ways; server-sent only in v5).
+    Disconnect(Disconnect<'a>),
+    /// AUTH (v5 only, both ways).
+    Auth(Auth<'a>),
+}
+
+/// Why a frame could not be decoded. Every variant means "close the connection".
+///
+/// Variants name the field or rule that failed so the log line says what the peer got wrong;
+/// `reason.rs` maps each to the CONNACK/DISCONNECT reason code to send first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The bytes break the packet's grammar: a truncated field, bad varint, bad UTF-8, wrong
+    /// fixed-header flags, a remaining length that disagrees with the content. Names the field.
+    Malformed(&'static str),
+    /// Well-formed bytes that a rule of the standard forbids (packet id 0, QoS 3, a property
+    /// twice, a property not allowed on this packet, will flags inconsistent). Names the rule.
+    Protocol(&'static str),
+    /// The remaining length exceeds the maximum packet size; refused before the body arrives.
+    TooLarge,
+    /// CONNECT's protocol name is not `MQTT`/`MQIsdp`: close without a CONNACK [MQTT-3.1.2-1].
+    BadProtocolName,
+    /// CONNECT's protocol level is not 3, 4 or 5: CONNACK 0x01 / 0x84 then close [MQTT-3.1.2-2].
+    UnsupportedProtocolVersion,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Malformed(field) => write!(f, "malformed packet ({field})"),
+            Error::Protocol(rule) => write!(f, "protocol error ({rule})"),
+            Error::TooLarge => f.write_str("packet too large"),
+            Error::BadProtocolName => f.write_str("bad protocol name"),
+            Error::UnsupportedProtocolVersion => f.write_str("unsupported protocol version"),
+        }
+    }
+}
+
+/// Decodes the first packet in `buf`.
+///
+/// Returns `Ok(None)` until a whole frame is present, `Ok(Some((packet, frame_len)))` once it
+/// is (the caller consumes `frame_len` bytes after handling the packet), or `Err` to close.
+/// `version` is the connection's protocol version (ignored for CONNECT, which carries its own).
+/// A remaining length above `max_packet_size` is `Err(TooLarge)` as soon as the header is read.
+pub fn decode(
+    buf: &[u8],
+    version: Version,
+    max_packet_size: u32,
+) -> Result<Option<(Packet<'_>, usize)>, Error> {
+    let Some(frame) = check_frame(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    let body = &buf[frame.header_len..frame.total_len];
+    let packet = match frame.packet_type {
+        PacketType::Connect => Packet::Connect(Connect::parse(frame.flags, body)?),
+        PacketType::Connack => Packet::Connack(Connack::parse(frame.flags, body, version)?),
+        PacketType::Publish => Packet::Publish(Publish::parse(frame.flags, body, version)?),
+        PacketType::Puback => Packet::Puback(Ack::parse(frame.packet_type, frame.flags, body, version)?),
+        PacketType::Pubrec => Packet::Pubrec(Ack::parse(frame.packet_type, frame.flags, body, version)?),
+        PacketType::Pubrel => Packet::Pubrel(Ack::parse(frame.packet_type, frame.flags, body, version)?),
+        PacketType::Pubcomp => {
+            Packet::Pubcomp(Ack::parse(frame.packet_type, frame.flags, body, version)?)
+        }
+        PacketType::Subscribe => Packet::Subscribe(Subscribe::parse(frame.flags, body, version)?),
+        PacketType::Suback => Packet::Suback(Suback::parse(frame.flags, body, version)?),
+        PacketType::Unsubscribe => {
+            Packet::Unsubscribe(Unsubscribe::parse(frame.flags, body, version)?)
+        }
+        PacketType::Unsuback => Packet::Unsuback(Unsuback::parse(frame.flags, body, version)?),
+        PacketType::Pingreq => {
+            control::parse_empty(frame.flags, body, "PINGREQ")?;
+            Packet::Pingreq
+        }
+        PacketType::Pingresp => {
+            control::parse_empty(frame.flags, body, "PINGRESP")?;
+            Packet::Pingresp
+        }
+        PacketType::Disconnect => {
+            Packet::Disconnect(Disconnect::parse(frame.flags, body, version)?)
+        }
+        PacketType::Auth => Packet::Auth(Auth::parse(frame.flags, body, version)?),
+    };
+    Ok(Some((packet, frame.total_len)))
+}
