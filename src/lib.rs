@@ -1,4 +1,46 @@
-//! pipit: a small, fast MQTT broker for the edge.
+//! pipit: a small, fast MQTT broker for the edge (MQTT 3.1 and 3.1.1).
+//!
+//! # A tour
+//!
+//! One thread runs one `mio` poll loop ([`Broker::run`], in `broker.rs`) that owns every
+//! connection in a slab and everything else the broker knows in one `State` value, lent to
+//! the packet handlers as `&mut State`: no locks, no globals.
+//!
+//! A PUBLISH travels like this: bytes are read into the connection's receive buffer
+//! (`buffer.rs`, buffers recycled through `pool.rs` so idle connections hold none); the
+//! sans-IO codec (`wire/`) checks that a whole frame is present and parses a borrowed view;
+//! `handle/` dispatches on (connection phase, packet type) and validates it; the payload is
+//! copied once into an `Rc<Message>` (`message.rs`); `retain.rs` stores it if retained;
+//! `route.rs` asks the subscription tree (`tree.rs`) for matching sessions, merges overlapping
+//! subscriptions, and queues an `Rc` to each `Session` (`session.rs`), which owns the inflight
+//! window and the bounded queue. At the end of the loop turn every connection with output has
+//! its queued messages encoded into its send buffer and written with one `write` call.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! let mut config = pipit::Config::default();
+//! config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
+//! let running = pipit::Broker::spawn(config).unwrap();
+//! println!("listening on {:?}", running.addrs);
+//! running.handle.shutdown();
+//! running.thread.join().unwrap().unwrap();
+//! ```
 
+mod broker;
+mod buffer;
 pub mod config;
+mod conn;
+mod handle;
+mod message;
+mod pool;
+mod retain;
+mod route;
+mod session;
+mod state;
+mod topic;
+mod tree;
 pub mod wire;
+
+pub use broker::{Broker, Handle, Spawned};
+pub use config::Config;

@@ -1,0 +1,560 @@
+//! The event loop: poll, accept, read, dispatch, flush, timers, close.
+//!
+//! This is the only place that reads the clock (`Instant::now()` once per turn, handed to
+//! everything else through `State::now`), converts between mio tokens and `ConnId`s, and
+//! closes connections, so a will fires once and a session detaches once.
+//!
+//! A loop turn: wait for events (at most until the next one-second timer sweep); accept new
+//! connections; read each readable connection until `WouldBlock` (or a per-turn budget, after
+//! which it is revisited next turn), parsing and handling every complete packet; then, for
+//! every connection with output, encode its queued messages and write them with one `write`
+//! call where the socket allows. Writability is only waited for while output is left.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, trace, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::buffer::ReadOutcome;
+use crate::config::Config;
+use crate::conn::{Conn, ConnId, Expiry, Phase};
+use crate::handle;
+use crate::route;
+use crate::state::{Close, State};
+use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
+
+const WAKER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+/// Listener `i` has token `LISTENER_TOP - i`; connections use slab keys from 0 upward.
+const LISTENER_TOP: usize = usize::MAX - 2;
+
+/// Reads per connection per turn before it yields to the others (and is revisited).
+const READS_PER_TURN: usize = 16;
+/// How often keepalive, connect and session-expiry timers are checked.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Stops a running broker from another thread (the embedding API).
+#[derive(Clone, Debug)]
+pub struct Handle {
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// Asks the broker to shut down: it closes every connection and `run` returns.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!("could not wake the broker loop: {e}");
+        }
+    }
+}
+
+/// A broker running on a thread of its own, from `Broker::spawn`.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The bound address of each listener, in configuration order.
+    pub addrs: Vec<SocketAddr>,
+    /// Stops the broker.
+    pub handle: Handle,
+    /// The broker's thread; joins with `run`'s result.
+    pub thread: std::thread::JoinHandle<io::Result<()>>,
+}
+
+/// A bound broker, ready to `run`. It is not `Send` (messages are shared with `Rc`): build it
+/// on the thread that runs it, or use `Broker::spawn`.
+pub struct Broker {
+    poll: Poll,
+    events: Events,
+    listeners: Vec<TcpListener>,
+    state: State,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    signals: Option<Signals>,
+    /// Connections that still had bytes to read when their per-turn budget ran out.
+    read_again: Vec<ConnId>,
+    /// Reused list of this turn's events.
+    ready: Vec<(Token, bool, bool)>,
+}
+
+impl Broker {
+    /// Binds every configured listener.
+    pub fn bind(config: Config) -> io::Result<Broker> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        for (i, listener) in config.listeners.iter().enumerate() {
+            let mut socket = TcpListener::bind(listener.addr)?;
+            poll.registry()
+                .register(&mut socket, Token(LISTENER_TOP - i), Interest::READABLE)?;
+            info!("listening on {}", socket.local_addr()?);
+            listeners.push(socket);
+        }
+        Ok(Broker {
+            poll,
+            events: Events::with_capacity(1024),
+            listeners,
+            state: State::new(config, Instant::now()),
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            signals: None,
+            read_again: Vec::new(),
+            ready: Vec::new(),
+        })
+    }
+
+    /// Binds the listeners and runs the broker on a new thread.
+    pub fn spawn(config: Config) -> io::Result<Spawned> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("pipit".into())
+            .spawn(move || match Broker::bind(config) {
+                Ok(broker) => {
+                    // The receiver waits for this message; if it is gone, nobody can stop us.
+                    let _ = tx.send(Ok((broker.local_addrs(), broker.handle())));
+                    broker.run()
+                }
+                Err(e) => {
+                    let kind = e.kind();
+                    let _ = tx.send(Err(e));
+                    Err(kind.into())
+                }
+            })?;
+        let (addrs, handle) = rx
+            .recv()
+            .map_err(|_| io::Error::other("broker thread exited before binding"))??;
+        Ok(Spawned {
+            addrs,
+            handle,
+            thread,
+        })
+    }
+
+    /// The bound address of each listener, in configuration order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle that can stop the broker from another thread.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            waker: Arc::clone(&self.waker),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+
+    /// Makes SIGINT and SIGTERM shut the broker down cleanly (for the binary; embedders
+    /// keep their own signal handling and use `Handle`).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs the loop until a signal or `Handle::shutdown`, then closes every connection.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        loop {
+            let timeout = if self.read_again.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.state.now = Instant::now();
+            self.ready.clear();
+            self.ready.extend(
+                self.events
+                    .iter()
+                    .map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())),
+            );
+            for i in 0..self.ready.len() {
+                let (token, readable, writable) = self.ready[i];
+                match token {
+                    WAKER => {}
+                    SIGNALS => self.on_signals(),
+                    Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
+                        self.accept(LISTENER_TOP - t);
+                    }
+                    Token(key) => self.on_conn_event(ConnId(key), readable, writable),
+                }
+            }
+            for id in std::mem::take(&mut self.read_again) {
+                self.on_readable(id);
+            }
+            self.finish_turn();
+            if self.stop.load(Ordering::SeqCst) {
+                self.shutdown();
+                return Ok(());
+            }
+            if self.state.now >= next_sweep {
+                self.sweep();
+                self.finish_turn();
+                next_sweep = self.state.now + SWEEP_INTERVAL;
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => info!("SIGHUP received; nothing to reload"),
+                _ => {
+                    info!("signal {signal} received, shutting down");
+                    self.stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: usize) {
+        loop {
+            let (mut socket, peer) = match self.listeners[listener].accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let state = &mut self.state;
+            if state
+                .config
+                .max_connections
+                .is_some_and(|max| state.conns.len() >= max)
+            {
+                state.stats.connections_refused += 1;
+                info!("refused connection from {peer}: max_connections reached");
+                continue;
+            }
+            // Frames are already batched per turn, so Nagle would only add latency.
+            if let Err(e) = socket.set_nodelay(true) {
+                debug!("TCP_NODELAY on {peer}: {e}");
+            }
+            let entry = state.conns.vacant_entry();
+            let token = Token(entry.key());
+            if let Err(e) = self.poll.registry().register(
+                &mut socket,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("could not register connection from {peer}: {e}");
+                continue;
+            }
+            entry.insert(Conn::new(socket, peer, listener, state.now));
+            state.stats.connections_accepted += 1;
+            debug!("accepted connection from {peer}");
+        }
+    }
+
+    fn on_conn_event(&mut self, id: ConnId, readable: bool, writable: bool) {
+        if writable {
+            let Some(conn) = self.state.conns.get_mut(id.0) else {
+                return;
+            };
+            conn.writable = true;
+            self.state.mark_dirty(id);
+        }
+        if readable {
+            self.on_readable(id);
+        }
+    }
+
+    /// Reads and handles everything available on `id`, within the per-turn budget.
+    fn on_readable(&mut self, id: ConnId) {
+        let limit = self.state.config.max_packet_size as usize + 5;
+        for _ in 0..READS_PER_TURN {
+            let state = &mut self.state;
+            let Some(conn) = state.conns.get_mut(id.0) else {
+                return;
+            };
+            if conn.read_paused {
+                return;
+            }
+            match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
+                Ok(ReadOutcome::Data(_)) => {
+                    if let Err(why) = self.process_rx(id) {
+                        self.close(id, why);
+                        return;
+                    }
+                    self.pause_if_backed_up(id);
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    conn.rx.release_if_empty(&mut state.pool);
+                    return;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    self.close(id, Close::PeerClosed);
+                    return;
+                }
+                Ok(ReadOutcome::Full) => {
+                    self.close(id, Close::Protocol("receive buffer full"));
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(id, Close::Io(e.kind()));
+                    return;
+                }
+            }
+        }
+        self.read_again.push(id);
+    }
+
+    /// Parses and handles every complete packet in `id`'s receive buffer.
+    fn process_rx(&mut self, id: ConnId) -> Result<(), Close> {
+        let Some(conn) = self.state.conns.get_mut(id.0) else {
+            return Ok(());
+        };
+        let mut rx = std::mem::take(&mut conn.rx);
+        let max_packet_size = self.state.config.max_packet_size;
+        let mut handled_any = false;
+        let result = loop {
+            let Some(version) = self.state.conns.get(id.0).map(|c| c.version) else {
+                break Ok(());
+            };
+            match wire::decode(rx.front(), version, max_packet_size) {
+                Ok(None) => break Ok(()),
+                Ok(Some((packet, len))) => {
+                    trace!("{id:?} -> {packet:?}");
+                    handled_any = true;
+                    let handled = handle::dispatch(&mut self.state, id, packet);
+                    rx.consume(len);
+                    if let Err(why) = handled {
+                        break Err(why);
+                    }
+                }
+                Err(e) => break Err(Close::Decode(e)),
+            }
+        };
+        let state = &mut self.state;
+        if let Some(conn) = state.conns.get_mut(id.0) {
+            rx.release_if_empty(&mut state.pool);
+            conn.rx = rx;
+            if handled_any {
+                conn.last_packet_at = state.now;
+            }
+        }
+        result
+    }
+
+    /// Stops reading from a client whose own replies are not being read.
+    fn pause_if_backed_up(&mut self, id: ConnId) {
+        let cap = self.state.config.max_output_buffer;
+        if let Some(conn) = self.state.conns.get_mut(id.0) {
+            if conn.tx.len() >= cap {
+                conn.read_paused = true;
+            }
+        }
+    }
+
+    /// Closes what handlers asked to close and writes every dirty connection's output.
+    fn finish_turn(&mut self) {
+        loop {
+            for (id, why) in std::mem::take(&mut self.state.to_close) {
+                self.close(id, why);
+            }
+            self.flush_dirty();
+            if self.state.to_close.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.state.dirty);
+        let limits = self.state.queue_limits();
+        let State {
+            conns,
+            sessions,
+            pool,
+            config,
+            to_close,
+            ..
+        } = &mut self.state;
+        for &id in &dirty {
+            let Some(conn) = conns.get_mut(id.0) else {
+                continue;
+            };
+            conn.dirty = false;
+            if let Some(session) = conn.session.and_then(|s| sessions.get_mut(s.0 as usize)) {
+                if session.has_pending(limits) && conn.tx.len() < config.max_output_buffer {
+                    let out = conn.tx.frames(pool);
+                    session.write_pending(out, config.max_output_buffer, conn.version, limits);
+                }
+            }
+            if !conn.writable || conn.tx.is_empty() {
+                continue;
+            }
+            match conn.tx.write_to(&mut conn.socket, pool) {
+                Ok(true) => {
+                    if conn.read_paused {
+                        conn.read_paused = false;
+                        self.read_again.push(id);
+                    }
+                }
+                Ok(false) => conn.writable = false,
+                Err(e) => to_close.push((id, Close::Io(e.kind()))),
+            }
+        }
+        dirty.clear();
+        if self.state.dirty.is_empty() {
+            self.state.dirty = dirty;
+        }
+    }
+
+    /// Closes connections whose timers ran out and discards expired offline sessions.
+    fn sweep(&mut self) {
+        let now = self.state.now;
+        let timeout = self.state.config.connect_timeout;
+        let expired: Vec<(ConnId, Close)> = self
+            .state
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| {
+                conn.expired(now, timeout).map(|e| {
+                    let why = match e {
+                        Expiry::ConnectTimeout => Close::ConnectTimeout,
+                        Expiry::KeepAlive => Close::KeepAliveTimeout,
+                    };
+                    (ConnId(key), why)
+                })
+            })
+            .collect();
+        self.state.to_close.extend(expired);
+        let gone: Vec<_> = self
+            .state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+            .map(|(key, _)| crate::session::SessionId(key as u32))
+            .collect();
+        for sid in gone {
+            debug!("session expired");
+            self.state.discard_session(sid);
+        }
+    }
+
+    /// The one close path: last words to the client, log, will, session, slab slot.
+    fn close(&mut self, id: ConnId, why: Close) {
+        let Some(mut conn) = self.state.conns.try_remove(id.0) else {
+            return;
+        };
+        let state = &mut self.state;
+        last_words(&mut conn, why, &mut state.pool);
+        if !conn.tx.is_empty() {
+            // Best effort: the socket is closing either way.
+            let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
+        }
+        if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
+            debug!("deregister: {e}");
+        }
+        conn.rx.consume(usize::MAX);
+        conn.rx.release_if_empty(&mut state.pool);
+        conn.tx.discard(&mut state.pool);
+
+        let session = conn.session.and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
+        let client_id = session.map_or("", |(_, s)| &s.client_id);
+        match why {
+            Close::ClientDisconnect { .. } => info!("client {client_id} disconnected from {}", conn.peer),
+            _ if conn.phase == Phase::AwaitingConnect => {
+                info!("connection from {} closed before CONNECT: {}", conn.peer, why)
+            }
+            _ => info!(
+                "client {client_id} from {} closed: {}",
+                conn.peer,
+                why
+            ),
+        }
+
+        if let Some(sid) = conn.session {
+            let persistent = state.config.persistent_client_expiration;
+            if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+                if session.conn == Some(id) {
+                    session.conn = None;
+                    if session.clean {
+                        state.discard_session(sid);
+                    } else {
+                        session.expires_at = persistent.map(|d| state.now + d);
+                    }
+                }
+            }
+        }
+        // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
+        if why.publishes_will() {
+            if let Some(will) = conn.will.take() {
+                route::publish(state, &will);
+            }
+        }
+    }
+
+    /// Publishes every will, delivers what it can, and closes every connection.
+    fn shutdown(&mut self) {
+        info!("shutting down: closing {} connections", self.state.conns.len());
+        self.listeners.clear();
+        let ids: Vec<ConnId> = self.state.conns.iter().map(|(k, _)| ConnId(k)).collect();
+        for &id in &ids {
+            if let Some(will) = self.state.conns.get_mut(id.0).and_then(|c| c.will.take()) {
+                route::publish(&mut self.state, &will);
+            }
+        }
+        self.finish_turn();
+        for id in ids {
+            self.close(id, Close::Shutdown);
+        }
+        info!("stopped");
+    }
+}
+
+/// Queues the final CONNACK or DISCONNECT a closing connection is owed.
+fn last_words(conn: &mut Conn, why: Close, pool: &mut crate::pool::Pool) {
+    match (conn.phase, why) {
+        // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
+        (Phase::AwaitingConnect, Close::Decode(wire::Error::UnsupportedProtocolVersion)) => {
+            Connack {
+                session_present: false,
+                reason_code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                properties: Properties::default(),
+            }
+            .encode(Version::V311, conn.tx.frames(pool));
+        }
+        (Phase::Connected, _) if conn.version == Version::V5 => {
+            let reason_code = match why {
+                Close::Decode(e) => reason::for_error(e),
+                Close::Protocol(_) => reason::PROTOCOL_ERROR,
+                Close::KeepAliveTimeout => reason::KEEP_ALIVE_TIMEOUT,
+                Close::TakenOver => reason::SESSION_TAKEN_OVER,
+                Close::Shutdown => reason::SERVER_SHUTTING_DOWN,
+                // The client closed, or cannot be reached: nothing to say.
+                _ => return,
+            };
+            Disconnect {
+                reason_code,
+                properties: Properties::default(),
+            }
+            .encode(Version::V5, conn.tx.frames(pool));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,235 @@
+//! Per-connection byte buffers: `RxBuf` for bytes read, `TxBuf` for frames to write.
+//!
+//! Both hold no memory while empty: they take a buffer from the `Pool` when needed and give
+//! it back once drained. `RxBuf` keeps the unparsed bytes contiguous (compacting when the
+//! front has been consumed) so the codec always sees one slice; it grows only up to the
+//! connection's maximum packet size, and when it is full nothing more is read: TCP
+//! back-pressure on that peer rather than memory growth. `TxBuf` accumulates every frame
+//! for one connection during a loop turn and writes them with as few `write` calls as the
+//! socket allows.
+
+use std::io::{self, Read, Write};
+
+use crate::pool::Pool;
+
+/// What one `RxBuf::read_from` call saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes were appended.
+    Data(usize),
+    /// The peer closed its side.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+    /// The buffer is at its limit with no complete frame; the caller stops reading.
+    Full,
+}
+
+/// Received bytes not yet parsed. Invariant: `start <= end <= buf.len()`.
+#[derive(Debug, Default)]
+pub struct RxBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RxBuf {
+    /// The unparsed bytes.
+    pub fn front(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Whether no unparsed byte is held.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops `n` parsed bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads once from `io` into free space, taking a buffer from `pool` if none is held and
+    /// growing up to `limit` bytes when a frame larger than the buffer is arriving.
+    pub fn read_from(
+        &mut self,
+        io: &mut impl Read,
+        pool: &mut Pool,
+        limit: usize,
+    ) -> io::Result<ReadOutcome> {
+        if self.buf.is_empty() {
+            let mut fresh = pool.take();
+            fresh.resize(fresh.capacity().max(pool.buffer_size()), 0);
+            self.buf = fresh;
+        }
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < limit {
+                let grown = (self.buf.len() * 2).min(limit);
+                self.buf.resize(grown, 0);
+            } else {
+                return Ok(ReadOutcome::Full);
+            }
+        }
+        match io.read(&mut self.buf[self.end..]) {
+            Ok(0) => Ok(ReadOutcome::Eof),
+            Ok(n) => {
+                self.end += n;
+                Ok(ReadOutcome::Data(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the buffer back to `pool` if nothing unparsed is held.
+    pub fn release_if_empty(&mut self, pool: &mut Pool) {
+        if self.is_empty() && !self.buf.is_empty() {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Frames waiting to be written. Invariant: `buf` holds only unwritten bytes.
+#[derive(Debug, Default)]
+pub struct TxBuf {
+    buf: Vec<u8>,
+}
+
+impl TxBuf {
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The buffer to append frames to, taking one from `pool` if none is held.
+    pub fn frames(&mut self, pool: &mut Pool) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take();
+        }
+        &mut self.buf
+    }
+
+    /// Writes until everything is written (buffer returned to `pool`) or the socket would
+    /// block. Returns whether everything was written.
+    pub fn write_to(&mut self, io: &mut impl Write, pool: &mut Pool) -> io::Result<bool> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(true);
+            }
+            match io.write(&self.buf[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.buf.drain(..written);
+        if self.buf.is_empty() && self.buf.capacity() != 0 {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+        result
+    }
+
+    /// Gives any buffer back to `pool`, discarding unwritten bytes (the connection is gone).
+    pub fn discard(&mut self, pool: &mut Pool) {
+        if self.buf.capacity() != 0 {
+            pool.give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader handing out fixed chunks, then WouldBlock.
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let Some(chunk) = self.0.first_mut() else {
+                return Err(io::ErrorKind::WouldBlock.into());
+            };
+            let n = chunk.len().min(out.len());
+            out[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    /// A writer accepting at most `room` bytes, then WouldBlock.
+    struct Limited {
+        got: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Limited {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = data.len().min(self.room);
+            self.got.extend_from_slice(&data[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rx_reads_compacts_grows_and_stops_at_limit() {
+        let mut pool = Pool::new(4, 4);
+        let mut rx = RxBuf::default();
+        let mut io = Chunks(vec![b"abcdefghij".to_vec()]);
+        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(4));
+        rx.consume(2);
+        // Full with a consumed front: compacts instead of growing.
+        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(2));
+        assert_eq!(rx.front(), b"cdef");
+        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(4));
+        assert_eq!(rx.front(), b"cdefghij");
+        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Full);
+        rx.consume(8);
+        rx.release_if_empty(&mut pool);
+        assert_eq!(pool.free_count(), 1, "an emptied buffer goes back");
+        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::WouldBlock);
+        assert_eq!(pool.free_count(), 0);
+        rx.release_if_empty(&mut pool);
+        assert_eq!(pool.free_count(), 1);
+    }
+
+    #[test]
+    fn tx_partial_writes_keep_the_rest() {
+        let mut pool = Pool::new(8, 4);
+        let mut tx = TxBuf::default();
+        tx.frames(&mut pool).extend_from_slice(b"hello world");
+        let mut io = Limited { got: Vec::new(), room: 5 };
+        assert!(!tx.write_to(&mut io, &mut pool).unwrap());
+        assert_eq!(tx.len(), 6);
+        io.room = 100;
+        assert!(tx.write_to(&mut io, &mut pool).unwrap());
+        assert_eq!(io.got, b"hello world");
+        assert!(tx.is_empty());
+        assert_eq!(pool.free_count(), 1, "drained buffer goes back");
+    }
+}

@@ -1,0 +1,108 @@
+//! `Conn`: one client network connection: socket, buffers, protocol version, keepalive and
+//! the session it is attached to once CONNECT succeeds.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::buffer::{RxBuf, TxBuf};
+use crate::message::Message;
+use crate::session::SessionId;
+use crate::wire::Version;
+
+/// Index of a connection in the broker's connection slab (its mio token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId(pub usize);
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted; the first packet must be CONNECT [MQTT-3.1.0-1].
+    AwaitingConnect,
+    /// CONNECT accepted; attached to a session.
+    Connected,
+}
+
+/// Why a connection's timer fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// No CONNECT within the connect timeout.
+    ConnectTimeout,
+    /// Silent for more than one and a half keepalive periods [MQTT-3.1.2-24].
+    KeepAlive,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub socket: TcpStream,
+    /// The peer's address, for logs.
+    pub peer: SocketAddr,
+    /// Index of the listener it came in on.
+    pub listener: usize,
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// Protocol version from CONNECT (3.1.1 until then).
+    pub version: Version,
+    /// The attached session, once connected.
+    pub session: Option<SessionId>,
+    /// Keepalive in seconds from CONNECT; 0 disables the check.
+    pub keep_alive: u16,
+    /// When the last packet arrived (or the connection was accepted).
+    pub last_packet_at: Instant,
+    /// The will message to publish if the connection ends without a normal DISCONNECT.
+    pub will: Option<Rc<Message>>,
+    /// The username the client authenticated with.
+    pub username: Option<Box<str>>,
+    /// Bytes read and not yet parsed.
+    pub rx: RxBuf,
+    /// Frames not yet written.
+    pub tx: TxBuf,
+    /// False after a write would block, until the socket reports writable again.
+    pub writable: bool,
+    /// On the broker's dirty list this turn (it has output to produce).
+    pub dirty: bool,
+    /// Reading stopped because its output is not being consumed.
+    pub read_paused: bool,
+}
+
+impl Conn {
+    /// A freshly accepted connection.
+    pub fn new(socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
+        Conn {
+            socket,
+            peer,
+            listener,
+            phase: Phase::AwaitingConnect,
+            version: Version::V311,
+            session: None,
+            keep_alive: 0,
+            last_packet_at: now,
+            will: None,
+            username: None,
+            rx: RxBuf::default(),
+            tx: TxBuf::default(),
+            writable: true,
+            dirty: false,
+            read_paused: false,
+        }
+    }
+
+    /// Whether a timer of this connection has run out at `now`.
+    pub fn expired(&self, now: Instant, connect_timeout: Duration) -> Option<Expiry> {
+        let silent = now.saturating_duration_since(self.last_packet_at);
+        match self.phase {
+            Phase::AwaitingConnect if silent > connect_timeout => Some(Expiry::ConnectTimeout),
+            Phase::AwaitingConnect => None,
+            Phase::Connected if self.keep_alive == 0 => None,
+            // [MQTT-3.1.2-24] one and a half times the keepalive, in milliseconds.
+            Phase::Connected => {
+                let limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
+                (silent > limit).then_some(Expiry::KeepAlive)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! CONNECT: validate the client id and will, attach or create the session (taking it over
+//! from an older connection), answer CONNACK, and re-send what a resumed session owes.
+
+use log::{debug, info};
+
+use super::reply;
+use crate::conn::{ConnId, Phase};
+use crate::message::Message;
+use crate::session::{Session, SessionId};
+use crate::state::{Close, State};
+use crate::topic::validate_name;
+use crate::wire::{Connack, Connect, Properties, Version, reason};
+
+/// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
+const MAX_CLIENT_ID_V31: usize = 23;
+
+/// Handles CONNECT on a new connection.
+pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(), Close> {
+    let version = connect.version;
+    if let Some(conn) = state.conns.get_mut(id.0) {
+        conn.version = version;
+    }
+
+    // Validate the client id.
+    let client_id = match (version, connect.client_id.is_empty()) {
+        (Version::V31, _) if connect.client_id.chars().count() > MAX_CLIENT_ID_V31 => {
+            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        // [MQTT-3.1.3-8] zero-length id without clean session: identifier rejected.
+        (Version::V31, true) | (Version::V311, true) if !connect.clean_start => {
+            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        (Version::V31, true) => return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID),
+        // [MQTT-3.1.3-6] zero-length id with clean session: the server assigns one.
+        (_, true) => {
+            state.assigned_ids += 1;
+            format!("pipit-{}", state.assigned_ids)
+        }
+        (_, false) => connect.client_id.to_owned(),
+    };
+
+    // Validate the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
+    let will = match &connect.will {
+        Some(w) => {
+            if validate_name(w.topic, state.topic_limits()).is_err() {
+                return Err(Close::Protocol("invalid will topic"));
+            }
+            Some(Message::shared(w.topic, w.payload, w.qos, w.retain))
+        }
+        None => None,
+    };
+
+    // Authenticate.
+    if connect.username.is_none() && !state.config.allow_anonymous {
+        info!("refused anonymous client {client_id}");
+        return refuse(state, id, reason::NOT_AUTHORIZED);
+    }
+
+    // Apply: take over or create the session.
+    let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
+    let Some(conn) = state.conns.get_mut(id.0) else {
+        return Err(Close::Protocol("connection vanished"));
+    };
+    conn.phase = Phase::Connected;
+    conn.session = Some(sid);
+    conn.keep_alive = connect.keep_alive;
+    conn.will = will;
+    conn.username = connect.username.map(Box::from);
+    let peer = conn.peer;
+    info!(
+        "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
+        connect.clean_start,
+        connect.keep_alive,
+        if session_present { ", session resumed" } else { "" }
+    );
+
+    // [MQTT-3.2.2-2] session present reflects a resumed session.
+    if let Some(out) = reply(state, id) {
+        Connack {
+            session_present,
+            reason_code: reason::SUCCESS,
+            properties: Properties::default(),
+        }
+        .encode(version, out);
+    }
+    if session_present {
+        resend(state, id, sid, version);
+    }
+    state.mark_dirty(id);
+    Ok(())
+}
+
+/// Attaches connection `id` to the session for `client_id`, closing any connection that
+/// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6]. Returns the session
+/// and whether an existing session was resumed.
+fn attach_session(state: &mut State, id: ConnId, client_id: &str, clean: bool) -> (SessionId, bool) {
+    if let Some(&old) = state.client_ids.get(client_id) {
+        if let Some(old_conn) = state.sessions.get_mut(old.0 as usize).and_then(|s| s.conn.take()) {
+            debug!("client {client_id} taken over by a new connection");
+            if let Some(c) = state.conns.get_mut(old_conn.0) {
+                c.session = None;
+            }
+            state.to_close.push((old_conn, Close::TakenOver));
+        }
+        if clean {
+            state.discard_session(old);
+        } else if let Some(session) = state.sessions.get_mut(old.0 as usize) {
+            session.conn = Some(id);
+            session.expires_at = None;
+            return (old, true);
+        }
+    }
+    let mut session = Session::new(client_id, clean);
+    session.conn = Some(id);
+    let sid = SessionId(state.sessions.insert(session) as u32);
+    state.client_ids.insert(client_id.into(), sid);
+    (sid, false)
+}
+
+/// Re-sends a resumed session's unacknowledged messages, before anything queued.
+fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
+    let State {
+        conns,
+        sessions,
+        pool,
+        ..
+    } = state;
+    if let (Some(conn), Some(session)) = (conns.get_mut(id.0), sessions.get(sid.0 as usize)) {
+        session.resend_inflight(conn.tx.frames(pool), version);
+    }
+}
+
+/// Answers CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]) and closes.
+fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
+    let Some(version) = state.conns.get(id.0).map(|c| c.version) else {
+        return Err(Close::Refused);
+    };
+    let reason_code = if version == Version::V5 { code } else { reason::connack_v3(code) };
+    if let Some(out) = reply(state, id) {
+        Connack {
+            session_present: false,
+            reason_code,
+            properties: Properties::default(),
+        }
+        .encode(version, out);
+    }
+    Err(Close::Refused)
+}

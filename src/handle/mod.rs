@@ -1,0 +1,52 @@
+//! Packet handlers, one file per packet family. Each reads parse → validate → apply and
+//! returns `Result<(), Close>`; only `broker.rs` acts on a `Close`.
+//!
+//! `dispatch` is the one table from (connection phase, packet) to handler.
+
+mod ack;
+mod connect;
+mod control;
+mod publish;
+mod subscribe;
+
+use crate::conn::{ConnId, Phase};
+use crate::state::{Close, State};
+use crate::wire::Packet;
+
+/// Handles one packet received on connection `id`.
+pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(), Close> {
+    let phase = state
+        .conns
+        .get(id.0)
+        .map(|c| c.phase)
+        .ok_or(Close::Protocol("unknown connection"))?;
+    match (phase, packet) {
+        (Phase::AwaitingConnect, Packet::Connect(connect)) => connect::handle(state, id, connect),
+        // [MQTT-3.1.0-1] the first packet must be CONNECT.
+        (Phase::AwaitingConnect, _) => Err(Close::Protocol("first packet must be CONNECT")),
+        // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+        (Phase::Connected, Packet::Connect(_)) => Err(Close::Protocol("second CONNECT")),
+        (Phase::Connected, Packet::Publish(publish)) => publish::handle(state, id, publish),
+        (Phase::Connected, Packet::Puback(ack)) => ack::puback(state, id, ack),
+        (Phase::Connected, Packet::Pubrec(ack)) => ack::pubrec(state, id, ack),
+        (Phase::Connected, Packet::Pubrel(ack)) => ack::pubrel(state, id, ack),
+        (Phase::Connected, Packet::Pubcomp(ack)) => ack::pubcomp(state, id, ack),
+        (Phase::Connected, Packet::Subscribe(sub)) => subscribe::subscribe(state, id, sub),
+        (Phase::Connected, Packet::Unsubscribe(unsub)) => subscribe::unsubscribe(state, id, unsub),
+        (Phase::Connected, Packet::Pingreq) => control::pingreq(state, id),
+        (Phase::Connected, Packet::Disconnect(d)) => control::disconnect(state, id, d),
+        (Phase::Connected, Packet::Auth(_)) => Err(Close::Protocol("AUTH without an authentication method")),
+        // Packets only a server sends.
+        (
+            Phase::Connected,
+            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp,
+        ) => Err(Close::Protocol("server-only packet from client")),
+    }
+}
+
+/// The frames buffer of connection `id`, for a handler to append its reply.
+fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
+    let State { conns, pool, .. } = state;
+    let conn = conns.get_mut(id.0)?;
+    Some(conn.tx.frames(pool))
+}

@@ -1,0 +1,142 @@
+//! SUBSCRIBE and UNSUBSCRIBE.
+
+use log::debug;
+
+use super::reply;
+use crate::conn::ConnId;
+use crate::route::deliver;
+use crate::session::{SessionId, Subscription};
+use crate::state::{Close, State};
+use crate::topic::split_shared;
+use crate::tree::Subscriber;
+use crate::wire::{Properties, QoS, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe, reason};
+
+/// Most filters one SUBSCRIBE or UNSUBSCRIBE may carry (the reply holds one code each).
+const MAX_FILTERS_PER_PACKET: usize = 1024;
+
+/// Handles SUBSCRIBE: add each valid filter, answer SUBACK with one code per filter in order
+/// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages.
+pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result<(), Close> {
+    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
+    let version = state.conns.get(id.0).map(|c| c.version).ok_or(Close::Protocol("no connection"))?;
+    if packet.filters.len() > MAX_FILTERS_PER_PACKET {
+        return Err(Close::Protocol("too many filters in SUBSCRIBE"));
+    }
+    let mut codes = [0u8; MAX_FILTERS_PER_PACKET];
+    let mut accepted: Vec<(&str, QoS)> = Vec::new();
+    for (i, (raw_filter, options)) in packet.filters.iter().enumerate() {
+        codes[i] = match add(state, sid, raw_filter, options) {
+            Ok(granted) => {
+                accepted.push((raw_filter, granted));
+                granted as u8
+            }
+            Err(code) => {
+                debug!("refused subscription {raw_filter:?} (reason {code:#04x})");
+                code
+            }
+        };
+    }
+    let count = packet.filters.len();
+    if version < crate::wire::Version::V5 {
+        for code in &mut codes[..count] {
+            *code = reason::suback_v3(*code);
+        }
+    }
+    if let Some(out) = reply(state, id) {
+        Suback {
+            packet_id: packet.packet_id,
+            properties: Properties::default(),
+            reason_codes: &codes[..count],
+        }
+        .encode(version, out);
+    }
+    state.mark_dirty(id);
+    for (raw_filter, granted) in accepted {
+        send_retained(state, sid, raw_filter, granted);
+    }
+    Ok(())
+}
+
+/// Adds or replaces one subscription; returns the granted QoS or a failure reason code.
+fn add(
+    state: &mut State,
+    sid: SessionId,
+    raw_filter: &str,
+    options: SubscriptionOptions,
+) -> Result<QoS, u8> {
+    let split = split_shared(raw_filter, state.topic_limits())
+        .map_err(|_| reason::TOPIC_FILTER_INVALID)?;
+    let granted = options.qos;
+    let options = SubscriptionOptions { qos: granted, ..options };
+    state.tree.subscribe(
+        split.filter,
+        split.share_group,
+        Subscriber {
+            session: sid,
+            options,
+            subscription_id: 0,
+        },
+    );
+    let session = state.sessions.get_mut(sid.0 as usize).ok_or(reason::UNSPECIFIED_ERROR)?;
+    match session.subscriptions.iter_mut().find(|s| &*s.raw_filter == raw_filter) {
+        Some(existing) => existing.options = options,
+        None => session.subscriptions.push(Subscription {
+            raw_filter: raw_filter.into(),
+            options,
+        }),
+    }
+    Ok(granted)
+}
+
+/// Queues the retained messages matching a new (or replaced) subscription, with RETAIN set
+/// [MQTT-3.3.1-6] [MQTT-3.8.4-3]; shared subscriptions get none (MQTT 5, 4.8.2).
+fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: QoS) {
+    let Ok(split) = split_shared(raw_filter, state.topic_limits()) else {
+        return;
+    };
+    if split.share_group.is_some() {
+        return;
+    }
+    let mut matches = Vec::new();
+    state.retained.for_each_match(split.filter, |m| matches.push(m.clone()));
+    let limits = state.queue_limits();
+    for message in matches {
+        let qos = message.qos.min(granted);
+        deliver(state, sid, &message, qos, true, limits);
+    }
+}
+
+/// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
+pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Result<(), Close> {
+    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
+    let version = state.conns.get(id.0).map(|c| c.version).ok_or(Close::Protocol("no connection"))?;
+    if packet.filters.len() > MAX_FILTERS_PER_PACKET {
+        return Err(Close::Protocol("too many filters in UNSUBSCRIBE"));
+    }
+    let mut codes = [0u8; MAX_FILTERS_PER_PACKET];
+    let limits = state.topic_limits();
+    for (i, raw_filter) in packet.filters.iter().enumerate() {
+        let removed = match split_shared(raw_filter, limits) {
+            Ok(split) => state.tree.unsubscribe(split.filter, split.share_group, sid),
+            Err(_) => false,
+        };
+        if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+            session.subscriptions.retain(|s| &*s.raw_filter != raw_filter);
+        }
+        codes[i] = if removed {
+            reason::SUCCESS
+        } else {
+            reason::NO_SUBSCRIPTION_EXISTED
+        };
+    }
+    if let Some(out) = reply(state, id) {
+        Unsuback {
+            packet_id: packet.packet_id,
+            properties: Properties::default(),
+            reason_codes: &codes[..packet.filters.len()],
+        }
+        .encode(version, out);
+    }
+    state.mark_dirty(id);
+    Ok(())
+}

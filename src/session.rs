@@ -1,0 +1,455 @@
+//! `Session`: what the broker remembers about one client id, across its connections.
+//!
+//! A session owns the client's subscriptions (as a list, so they can be removed when the
+//! session ends; the tree holds the index), its outbound inflight window of unacknowledged
+//! QoS 1/2 messages, a bounded queue of messages not yet sent, the packet ids of inbound
+//! QoS 2 messages awaiting PUBREL, and the next outbound packet id. It outlives its
+//! connection when the client asked for a persistent session.
+//!
+//! Invariants: every inflight entry has a distinct non-zero packet id; the queue never holds
+//! more than `max_queued_messages` (when non-zero) messages.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::conn::ConnId;
+use crate::message::Message;
+use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
+
+/// Index of a session in the broker's session slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u32);
+
+/// A subscription as the session remembers it (the tree holds the routing index).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subscription {
+    /// The filter as subscribed, including any `$share/{group}/` prefix.
+    pub raw_filter: Box<str>,
+    /// Granted QoS and options.
+    pub options: SubscriptionOptions,
+}
+
+/// Where an outbound QoS 1/2 message is in its acknowledgement flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckState {
+    /// QoS 1 PUBLISH sent, PUBACK awaited.
+    Puback,
+    /// QoS 2 PUBLISH sent, PUBREC awaited.
+    Pubrec,
+    /// PUBREL sent, PUBCOMP awaited.
+    Pubcomp,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    packet_id: u16,
+    message: Rc<Message>,
+    qos: QoS,
+    retain: bool,
+    state: AckState,
+}
+
+#[derive(Debug)]
+struct Queued {
+    message: Rc<Message>,
+    qos: QoS,
+    retain: bool,
+}
+
+/// Bounds a session applies to its queue and window, from `Config`.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Most unacknowledged outbound QoS 1/2 messages.
+    pub max_inflight: u16,
+    /// Most queued messages; 0 is unlimited.
+    pub max_queued: usize,
+    /// Most queued payload bytes; 0 is unlimited.
+    pub max_queued_bytes: usize,
+    /// Whether QoS 0 messages are queued while the session is offline.
+    pub queue_qos0_offline: bool,
+}
+
+/// What `enqueue` did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued for sending.
+    Queued,
+    /// Dropped: the queue was at its bound, or QoS 0 for an offline session.
+    Dropped,
+}
+
+/// What an acknowledgement from the client did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// It completed or advanced a flow; an inflight slot may be free.
+    Done,
+    /// No message was awaiting that acknowledgement under that packet id.
+    UnknownPacketId,
+}
+
+/// One client's session state.
+#[derive(Debug)]
+pub struct Session {
+    /// The client identifier, as the client sent it or as the broker assigned it.
+    pub client_id: Box<str>,
+    /// The connection the session is attached to, if the client is online.
+    pub conn: Option<ConnId>,
+    /// Whether the session ends with its connection (3.1.1 clean session = 1).
+    pub clean: bool,
+    /// When an offline session is discarded; `None` while online or when it never expires.
+    pub expires_at: Option<Instant>,
+    /// The session's subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// Messages dropped for this session at its queue bound.
+    pub dropped: u64,
+    inflight: VecDeque<Inflight>,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    inbound_qos2: Vec<u16>,
+    next_packet_id: u16,
+    /// Routing scratch: the publish sequence number this session was last collected for.
+    pub route_stamp: u64,
+    /// Routing scratch: where in the scratch list this session's delivery sits.
+    pub route_slot: u32,
+}
+
+impl Session {
+    /// A new, empty session for `client_id`.
+    pub fn new(client_id: &str, clean: bool) -> Session {
+        Session {
+            client_id: client_id.into(),
+            conn: None,
+            clean,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            dropped: 0,
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inbound_qos2: Vec::new(),
+            next_packet_id: 1,
+            route_stamp: 0,
+            route_slot: 0,
+        }
+    }
+
+    /// Queues `message` for delivery at `qos` (already the minimum of published and granted
+    /// QoS) with the RETAIN flag to send. At the bound the message is dropped and counted.
+    pub fn enqueue(
+        &mut self,
+        message: Rc<Message>,
+        qos: QoS,
+        retain: bool,
+        limits: QueueLimits,
+    ) -> Enqueued {
+        let offline = self.conn.is_none();
+        let full = (limits.max_queued != 0 && self.queue.len() >= limits.max_queued)
+            || (limits.max_queued_bytes != 0
+                && self.queued_bytes + message.payload.len() > limits.max_queued_bytes);
+        if full || (offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline) {
+            self.dropped += 1;
+            return Enqueued::Dropped;
+        }
+        self.queued_bytes += message.payload.len();
+        self.queue.push_back(Queued {
+            message,
+            qos,
+            retain,
+        });
+        Enqueued::Queued
+    }
+
+    /// Whether anything waits to be written: queued messages that the window admits.
+    pub fn has_pending(&self, limits: QueueLimits) -> bool {
+        self.queue.front().is_some_and(|q| {
+            q.qos == QoS::AtMostOnce || self.inflight.len() < usize::from(limits.max_inflight)
+        })
+    }
+
+    /// Number of messages queued and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
+    /// bytes and the inflight window has room, in queue order (so per-topic order holds).
+    pub fn write_pending(
+        &mut self,
+        out: &mut Vec<u8>,
+        out_limit: usize,
+        version: Version,
+        limits: QueueLimits,
+    ) {
+        while out.len() < out_limit {
+            let Some(front) = self.queue.front() else {
+                return;
+            };
+            let packet_id = if front.qos == QoS::AtMostOnce {
+                0
+            } else if self.inflight.len() < usize::from(limits.max_inflight) {
+                self.allocate_packet_id()
+            } else {
+                return;
+            };
+            let q = self.queue.pop_front().expect("front was just seen");
+            self.queued_bytes -= q.message.payload.len();
+            encode_publish(&q.message, q.qos, q.retain, packet_id, false, version, out);
+            if q.qos != QoS::AtMostOnce {
+                self.inflight.push_back(Inflight {
+                    packet_id,
+                    state: if q.qos == QoS::AtLeastOnce {
+                        AckState::Puback
+                    } else {
+                        AckState::Pubrec
+                    },
+                    message: q.message,
+                    qos: q.qos,
+                    retain: q.retain,
+                });
+            }
+        }
+    }
+
+    /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
+    /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1].
+    pub fn resend_inflight(&self, out: &mut Vec<u8>, version: Version) {
+        for f in &self.inflight {
+            match f.state {
+                AckState::Puback | AckState::Pubrec => {
+                    // [MQTT-3.3.1-1] DUP is set when re-delivering.
+                    encode_publish(&f.message, f.qos, f.retain, f.packet_id, true, version, out);
+                }
+                AckState::Pubcomp => encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out),
+            }
+        }
+    }
+
+    /// Handles PUBACK for an outbound QoS 1 message.
+    pub fn on_puback(&mut self, packet_id: u16) -> AckOutcome {
+        self.finish(packet_id, AckState::Puback)
+    }
+
+    /// Handles PUBREC for an outbound QoS 2 message: the caller answers with PUBREL.
+    pub fn on_pubrec(&mut self, packet_id: u16) -> AckOutcome {
+        match self.find(packet_id, AckState::Pubrec) {
+            Some(i) => {
+                self.inflight[i].state = AckState::Pubcomp;
+                AckOutcome::Done
+            }
+            None => AckOutcome::UnknownPacketId,
+        }
+    }
+
+    /// Handles PUBCOMP, ending an outbound QoS 2 flow.
+    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckOutcome {
+        self.finish(packet_id, AckState::Pubcomp)
+    }
+
+    /// Records an inbound QoS 2 PUBLISH; returns false if that packet id is already awaiting
+    /// PUBREL, i.e. the message is a duplicate and must not be routed again [MQTT-4.3.3-9].
+    pub fn receive_qos2(&mut self, packet_id: u16) -> bool {
+        match self.inbound_qos2.binary_search(&packet_id) {
+            Ok(_) => false,
+            Err(i) => {
+                self.inbound_qos2.insert(i, packet_id);
+                true
+            }
+        }
+    }
+
+    /// Handles PUBREL: releases the inbound packet id; false if it was not awaiting PUBREL.
+    pub fn release_qos2(&mut self, packet_id: u16) -> bool {
+        match self.inbound_qos2.binary_search(&packet_id) {
+            Ok(i) => {
+                self.inbound_qos2.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Number of inbound QoS 2 messages awaiting PUBREL.
+    pub fn inbound_qos2_len(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
+    /// Number of outbound messages awaiting acknowledgement.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    fn finish(&mut self, packet_id: u16, state: AckState) -> AckOutcome {
+        match self.find(packet_id, state) {
+            Some(i) => {
+                self.inflight.remove(i);
+                AckOutcome::Done
+            }
+            None => AckOutcome::UnknownPacketId,
+        }
+    }
+
+    fn find(&self, packet_id: u16, state: AckState) -> Option<usize> {
+        // Acks usually come in order, so the front is checked first.
+        self.inflight
+            .iter()
+            .position(|f| f.packet_id == packet_id && f.state == state)
+    }
+
+    fn allocate_packet_id(&mut self) -> u16 {
+        // The window holds at most 65535 ids, so a free one exists whenever this is called.
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|f| f.packet_id == id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Appends the PUBLISH frame delivering `message` to one subscriber.
+fn encode_publish(
+    message: &Message,
+    qos: QoS,
+    retain: bool,
+    packet_id: u16,
+    dup: bool,
+    version: Version,
+    out: &mut Vec<u8>,
+) {
+    let publish = Publish {
+        dup,
+        qos,
+        retain,
+        topic: &message.topic,
+        packet_id,
+        properties: Properties::default(),
+        payload: &message.payload,
+    };
+    publish.encode(version, &[], out);
+}
+
+/// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP frame.
+pub fn encode_ack(
+    packet_type: PacketType,
+    packet_id: u16,
+    reason_code: u8,
+    version: Version,
+    out: &mut Vec<u8>,
+) {
+    let ack = Ack {
+        packet_id,
+        reason_code,
+        properties: Properties::default(),
+    };
+    ack.encode(packet_type, version, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Packet, decode};
+
+    const LIMITS: QueueLimits = QueueLimits {
+        max_inflight: 2,
+        max_queued: 3,
+        max_queued_bytes: 0,
+        queue_qos0_offline: false,
+    };
+
+    fn online() -> Session {
+        let mut s = Session::new("c", false);
+        s.conn = Some(ConnId(0));
+        s
+    }
+
+    fn msg(payload: &str, qos: QoS) -> Rc<Message> {
+        Message::shared("t", payload.as_bytes(), qos, false)
+    }
+
+    /// Decodes every frame in `out` into (packet id, dup, payload) triples.
+    fn publishes(out: &[u8]) -> Vec<(u16, bool, Vec<u8>)> {
+        let mut rest = out;
+        let mut seen = Vec::new();
+        while let Some((packet, len)) = decode(rest, Version::V311, u32::MAX).unwrap() {
+            if let Packet::Publish(p) = packet {
+                seen.push((p.packet_id, p.dup, p.payload.to_vec()));
+            }
+            rest = &rest[len..];
+        }
+        seen
+    }
+
+    #[test]
+    fn window_limits_qos1_and_acks_free_slots() {
+        let mut s = online();
+        for p in ["a", "b", "c"] {
+            assert_eq!(s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Queued);
+        }
+        let mut out = Vec::new();
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        let sent = publishes(&out);
+        assert_eq!(sent.len(), 2, "window of 2");
+        assert_eq!(sent[0], (1, false, b"a".to_vec()));
+        assert_eq!(s.on_puback(1), AckOutcome::Done);
+        assert_eq!(s.on_puback(1), AckOutcome::UnknownPacketId);
+        out.clear();
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        assert_eq!(publishes(&out), [(3, false, b"c".to_vec())]);
+    }
+
+    #[test]
+    fn queue_bound_and_offline_qos0() {
+        let mut s = Session::new("c", false);
+        assert_eq!(s.enqueue(msg("0", QoS::AtMostOnce), QoS::AtMostOnce, false, LIMITS), Enqueued::Dropped);
+        for _ in 0..3 {
+            assert_eq!(s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Queued);
+        }
+        assert_eq!(s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Dropped);
+        assert_eq!(s.dropped, 2);
+        assert_eq!(s.queued(), 3);
+    }
+
+    #[test]
+    fn qos2_flow_and_resend() {
+        let mut s = online();
+        s.enqueue(msg("x", QoS::ExactlyOnce), QoS::ExactlyOnce, false, LIMITS);
+        s.enqueue(msg("y", QoS::ExactlyOnce), QoS::ExactlyOnce, false, LIMITS);
+        let mut out = Vec::new();
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        assert_eq!(s.on_pubcomp(1), AckOutcome::UnknownPacketId, "PUBCOMP before PUBREC");
+        assert_eq!(s.on_pubrec(1), AckOutcome::Done);
+        out.clear();
+        s.resend_inflight(&mut out, Version::V311);
+        // Message 1 awaits PUBCOMP: PUBREL (0x62) goes first; message 2 is re-sent with DUP.
+        assert_eq!(&out[..4], &[0x62, 0x02, 0x00, 0x01]);
+        assert_eq!(publishes(&out[4..]), [(2, true, b"y".to_vec())]);
+        assert_eq!(s.on_pubcomp(1), AckOutcome::Done);
+        assert_eq!(s.inflight_len(), 1);
+    }
+
+    #[test]
+    fn inbound_qos2_dedup() {
+        let mut s = online();
+        assert!(s.receive_qos2(7));
+        assert!(!s.receive_qos2(7), "duplicate is not routed again");
+        assert!(s.release_qos2(7));
+        assert!(!s.release_qos2(7));
+        assert!(s.receive_qos2(7), "a released id starts a new message");
+    }
+
+    #[test]
+    fn packet_ids_wrap_and_skip_zero_and_in_use() {
+        let mut s = online();
+        s.next_packet_id = u16::MAX;
+        let limits = QueueLimits { max_inflight: 10, ..LIMITS };
+        for p in ["a", "b"] {
+            s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, limits);
+        }
+        let mut out = Vec::new();
+        s.write_pending(&mut out, 1 << 20, Version::V311, limits);
+        let ids: Vec<u16> = publishes(&out).iter().map(|p| p.0).collect();
+        assert_eq!(ids, [u16::MAX, 1]);
+    }
+}

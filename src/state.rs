@@ -1,0 +1,186 @@
+//! `State`: everything the broker knows, owned by the event loop and lent to handlers as
+//! `&mut State`. No globals, no interior mutability: one owner, one thread.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::config::Config;
+use crate::conn::{Conn, ConnId};
+use crate::pool::Pool;
+use crate::retain::RetainedStore;
+use crate::route::RouteScratch;
+use crate::session::{QueueLimits, Session, SessionId};
+use crate::topic::TopicLimits;
+use crate::tree::SubscriptionTree;
+
+/// Why the broker closes a connection; decides the log line, the v5 DISCONNECT reason and
+/// whether the will is published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// The client sent DISCONNECT; `with_will` for v5 reason 0x04.
+    ClientDisconnect {
+        /// Whether the client asked for its will to be published anyway.
+        with_will: bool,
+    },
+    /// The peer closed the socket without DISCONNECT.
+    PeerClosed,
+    /// A socket error other than would-block.
+    Io(std::io::ErrorKind),
+    /// The bytes could not be decoded.
+    Decode(crate::wire::Error),
+    /// A well-formed packet broke a rule of the protocol; names the rule.
+    Protocol(&'static str),
+    /// CONNECT was refused; the CONNACK carrying the reason is already queued.
+    Refused,
+    /// Nothing arrived within one and a half keepalive periods.
+    KeepAliveTimeout,
+    /// No CONNECT arrived within the connect timeout.
+    ConnectTimeout,
+    /// Another connection connected with the same client id.
+    TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+impl Close {
+    /// Whether the will message is published: on every close but a normal DISCONNECT
+    /// [MQTT-3.1.2-8] [MQTT-3.1.2-10].
+    pub fn publishes_will(self) -> bool {
+        !matches!(self, Close::ClientDisconnect { with_will: false })
+    }
+}
+
+impl std::fmt::Display for Close {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Close::ClientDisconnect { .. } => f.write_str("client disconnected"),
+            Close::PeerClosed => f.write_str("connection closed by peer"),
+            Close::Io(kind) => write!(f, "socket error: {kind}"),
+            Close::Decode(e) => e.fmt(f),
+            Close::Protocol(rule) => write!(f, "protocol error: {rule}"),
+            Close::Refused => f.write_str("connection refused"),
+            Close::KeepAliveTimeout => f.write_str("keepalive timeout"),
+            Close::ConnectTimeout => f.write_str("no CONNECT in time"),
+            Close::TakenOver => f.write_str("session taken over"),
+            Close::Shutdown => f.write_str("broker shutting down"),
+        }
+    }
+}
+
+/// Counters for `$SYS` and logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// PUBLISH packets received from clients.
+    pub messages_received: u64,
+    /// PUBLISH packets queued to subscribers.
+    pub messages_sent: u64,
+    /// Messages dropped at a bound (queue full, output full, offline QoS 0).
+    pub messages_dropped: u64,
+    /// Connections accepted over the broker's life.
+    pub connections_accepted: u64,
+    /// Connections refused at accept because of `max_connections`.
+    pub connections_refused: u64,
+}
+
+/// The broker's whole state.
+#[derive(Debug)]
+pub struct State {
+    /// Configuration, fixed at start.
+    pub config: Config,
+    /// Open connections, keyed by `ConnId` (their mio token).
+    pub conns: Slab<Conn>,
+    /// Sessions, online or not, keyed by `SessionId`.
+    pub sessions: Slab<Session>,
+    /// Client id to session.
+    pub client_ids: HashMap<Box<str>, SessionId>,
+    /// Every subscription.
+    pub tree: SubscriptionTree,
+    /// Retained messages.
+    pub retained: RetainedStore,
+    /// Recycled I/O buffers.
+    pub pool: Pool,
+    /// Connections with output to produce at the end of this loop turn.
+    pub dirty: Vec<ConnId>,
+    /// Connections a handler decided to close (e.g. a session takeover); closed by the loop.
+    pub to_close: Vec<(ConnId, Close)>,
+    /// Reused scratch space for routing one message.
+    pub route: RouteScratch,
+    /// Counters.
+    pub stats: Stats,
+    /// The time of this loop turn.
+    pub now: Instant,
+    /// Sequence for broker-assigned client ids.
+    pub assigned_ids: u64,
+}
+
+impl State {
+    /// An empty state for `config`.
+    pub fn new(config: Config, now: Instant) -> State {
+        State {
+            retained: RetainedStore::new(0),
+            pool: Pool::new(8 * 1024, 256),
+            config,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            client_ids: HashMap::new(),
+            tree: SubscriptionTree::default(),
+            dirty: Vec::new(),
+            to_close: Vec::new(),
+            route: RouteScratch::default(),
+            stats: Stats::default(),
+            now,
+            assigned_ids: 0,
+        }
+    }
+
+    /// Queue bounds from the configuration.
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_inflight: self.config.max_inflight_messages.max(1),
+            max_queued: self.config.max_queued_messages,
+            max_queued_bytes: self.config.max_queued_bytes,
+            queue_qos0_offline: self.config.queue_qos0_messages,
+        }
+    }
+
+    /// Topic bounds from the configuration.
+    pub fn topic_limits(&self) -> TopicLimits {
+        TopicLimits {
+            max_length: self.config.max_topic_length,
+            max_levels: self.config.max_topic_levels,
+        }
+    }
+
+    /// Puts a connection on the list whose output is produced and written this turn.
+    pub fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id.0) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// The session attached to connection `id`; handlers call it only once connected.
+    pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
+        self.conns.get(id.0).and_then(|c| c.session)
+    }
+
+    /// Removes a session and all its subscriptions.
+    pub fn discard_session(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions.try_remove(sid.0 as usize) else {
+            return;
+        };
+        let limits = self.topic_limits();
+        for sub in &session.subscriptions {
+            if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {
+                self.tree.unsubscribe(split.filter, split.share_group, sid);
+            }
+        }
+        if self.client_ids.get(&session.client_id) == Some(&sid) {
+            self.client_ids.remove(&session.client_id);
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The subscription tree: which sessions want a topic.
+//!
+//! Nodes live in one arena (`Vec<Node>` plus a free list) and are addressed by index. Each
+//! node has a map of exact child levels and dedicated `+` and `#` child slots, so matching a
+//! topic name walks at most three branches per level and never scans unrelated filters.
+//! Subscribers are stored by `SessionId`, never by connection, so offline persistent sessions
+//! still collect messages. Nodes left with no subscribers and no children are freed at once,
+//! so the tree's size follows the live subscriptions, not every filter ever seen.
+
+use std::collections::HashMap;
+
+use crate::session::SessionId;
+use crate::topic::{is_dollar, levels};
+use crate::wire::SubscriptionOptions;
+
+/// One session's subscription at a node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Subscriber {
+    /// The subscribing session.
+    pub session: SessionId,
+    /// QoS and the MQTT 5 options it subscribed with.
+    pub options: SubscriptionOptions,
+    /// MQTT 5 subscription identifier; 0 when none was given.
+    pub subscription_id: u32,
+}
+
+/// A `$share/{group}/{filter}` group at a node: one member gets each message, in turn.
+#[derive(Debug)]
+struct SharedGroup {
+    name: Box<str>,
+    members: Vec<Subscriber>,
+    /// Index of the member that gets the next message.
+    next: usize,
+}
+
+/// Refers to a shared group that matched a topic, for `pick_shared`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupRef {
+    node: u32,
+    group: u32,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, u32>,
+    plus: Option<u32>,
+    hash: Option<u32>,
+    subscribers: Vec<Subscriber>,
+    shared: Vec<SharedGroup>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.hash.is_none()
+            && self.subscribers.is_empty()
+            && self.shared.is_empty()
+    }
+}
+
+/// Every subscription of every session, indexed by filter level.
+#[derive(Debug)]
+pub struct SubscriptionTree {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    count: usize,
+}
+
+const ROOT: u32 = 0;
+
+impl Default for SubscriptionTree {
+    fn default() -> Self {
+        SubscriptionTree {
+            nodes: vec![Node::default()],
+            free: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+impl SubscriptionTree {
+    /// Number of subscriptions (shared members included).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the tree holds no subscription.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds or replaces `sub.session`'s subscription to `filter` (in `share_group`, if any).
+    /// Returns true if it replaced an existing subscription [MQTT-3.8.4-3].
+    pub fn subscribe(&mut self, filter: &str, share_group: Option<&str>, sub: Subscriber) -> bool {
+        let mut node = ROOT;
+        for level in levels(filter) {
+            node = self.child_or_insert(node, level);
+        }
+        let n = &mut self.nodes[node as usize];
+        let members = match share_group {
+            None => &mut n.subscribers,
+            Some(name) => match n.shared.iter().position(|g| &*g.name == name) {
+                Some(i) => &mut n.shared[i].members,
+                None => {
+                    n.shared.push(SharedGroup {
+                        name: name.into(),
+                        members: Vec::new(),
+                        next: 0,
+                    });
+                    &mut n.shared.last_mut().expect("just pushed").members
+                }
+            },
+        };
+        match members.iter_mut().find(|s| s.session == sub.session) {
+            Some(existing) => {
+                *existing = sub;
+                true
+            }
+            None => {
+                members.push(sub);
+                self.count += 1;
+                false
+            }
+        }
+    }
+
+    /// Removes `session`'s subscription to `filter`; returns whether there was one.
+    pub fn unsubscribe(&mut self, filter: &str, share_group: Option<&str>, session: SessionId) -> bool {
+        let mut path = vec![ROOT];
+        let mut node = ROOT;
+        for level in levels(filter) {
+            match self.child(node, level) {
+                Some(next) => node = next,
+                None => return false,
+            }
+            path.push(node);
+        }
+        let n = &mut self.nodes[node as usize];
+        let removed = match share_group {
+            None => remove_member(&mut n.subscribers, session),
+            Some(name) => match n.shared.iter().position(|g| &*g.name == name) {
+                Some(i) => {
+                    let removed = remove_member(&mut n.shared[i].members, session);
+                    if n.shared[i].members.is_empty() {
+                        n.shared.swap_remove(i);
+                    }
+                    removed
+                }
+                None => false,
+            },
+        };
+        if removed {
+            self.count -= 1;
+            self.prune(filter, &path);
+        }
+        removed
+    }
+
+    /// Appends every plain subscription matching topic `name` to `subs` and every matching
+    /// shared group to `groups`. A session may appear several times (overlapping filters);
+    /// the caller merges them.
+    pub fn collect(&self, name: &str, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
+        // [MQTT-4.7.2-1] A leading wildcard does not match a topic starting with `$`.
+        self.walk(ROOT, levels(name), is_dollar(name), subs, groups);
+    }
+
+    /// Picks the member of a shared group that gets the next message: round-robin among the
+    /// members `eligible` accepts (e.g. those online), falling back to any member.
+    pub fn pick_shared(
+        &mut self,
+        group: GroupRef,
+        eligible: impl Fn(SessionId) -> bool,
+    ) -> Option<Subscriber> {
+        let g = self
+            .nodes
+            .get_mut(group.node as usize)?
+            .shared
+            .get_mut(group.group as usize)?;
+        let n = g.members.len();
+        if n == 0 {
+            return None;
+        }
+        let start = g.next % n;
+        let chosen = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| eligible(g.members[i].session))
+            .unwrap_or(start);
+        g.next = chosen + 1;
+        Some(g.members[chosen])
+    }
+
+    fn walk(
+        &self,
+        node: u32,
+        mut rest: std::str::Split<'_, char>,
+        skip_wildcards: bool,
+        subs: &mut Vec<Subscriber>,
+        groups: &mut Vec<GroupRef>,
+    ) {
+        let n = &self.nodes[node as usize];
+        match rest.next() {
+            None => {
+                self.take(node, subs, groups);
+                // "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2].
+                if let Some(hash) = n.hash {
+                    self.take(hash, subs, groups);
+                }
+            }
+            Some(level) => {
+                if !skip_wildcards {
+                    if let Some(hash) = n.hash {
+                        self.take(hash, subs, groups);
+                    }
+                    if let Some(plus) = n.plus {
+                        self.walk(plus, rest.clone(), false, subs, groups);
+                    }
+                }
+                if let Some(&child) = n.children.get(level) {
+                    self.walk(child, rest, false, subs, groups);
+                }
+            }
+        }
+    }
+
+    fn take(&self, node: u32, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
+        let n = &self.nodes[node as usize];
+        subs.extend_from_slice(&n.subscribers);
+        groups.extend((0..n.shared.len()).map(|group| GroupRef {
+            node,
+            group: group as u32,
+        }));
+    }
+
+    fn child(&self, node: u32, level: &str) -> Option<u32> {
+        let n = &self.nodes[node as usize];
+        match level {
+            "+" => n.plus,
+            "#" => n.hash,
+            _ => n.children.get(level).copied(),
+        }
+    }
+
+    fn child_or_insert(&mut self, node: u32, level: &str) -> u32 {
+        if let Some(existing) = self.child(node, level) {
+            return existing;
+        }
+        let new = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.nodes.push(Node::default());
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        let n = &mut self.nodes[node as usize];
+        match level {
+            "+" => n.plus = Some(new),
+            "#" => n.hash = Some(new),
+            _ => {
+                n.children.insert(level.into(), new);
+            }
+        }
+        new
+    }
+
+    /// Frees the empty nodes at the end of `path` (the nodes along `filter`), deepest first.
+    fn prune(&mut self, filter: &str, path: &[u32]) {
+        let names: Vec<&str> = levels(filter).collect();
+        for depth in (1..path.len()).rev() {
+            let node = path[depth];
+            if !self.nodes[node as usize].is_empty() {
+                return;
+            }
+            let parent = &mut self.nodes[path[depth - 1] as usize];
+            match names[depth - 1] {
+                "+" => parent.plus = None,
+                "#" => parent.hash = None,
+                level => {
+                    parent.children.remove(level);
+                }
+            }
+            self.nodes[node as usize] = Node::default();
+            self.free.push(node);
+        }
+    }
+}
+
+fn remove_member(members: &mut Vec<Subscriber>, session: SessionId) -> bool {
+    match members.iter().position(|s| s.session == session) {
+        Some(i) => {
+            members.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{QoS, RetainHandling};
+
+    fn sub(session: u32, qos: QoS) -> Subscriber {
+        Subscriber {
+            session: SessionId(session),
+            options: SubscriptionOptions {
+                qos,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: RetainHandling::SendAtSubscribe,
+            },
+            subscription_id: 0,
+        }
+    }
+
+    fn matching(tree: &SubscriptionTree, name: &str) -> Vec<u32> {
+        let (mut subs, mut groups) = (Vec::new(), Vec::new());
+        tree.collect(name, &mut subs, &mut groups);
+        let mut ids: Vec<u32> = subs.iter().map(|s| s.session.0).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn exact_plus_and_hash() {
+        let mut t = SubscriptionTree::default();
+        t.subscribe("a/b", None, sub(1, QoS::AtMostOnce));
+        t.subscribe("a/+", None, sub(2, QoS::AtMostOnce));
+        t.subscribe("a/#", None, sub(3, QoS::AtMostOnce));
+        t.subscribe("#", None, sub(4, QoS::AtMostOnce));
+        t.subscribe("+/+/c", None, sub(5, QoS::AtMostOnce));
+        assert_eq!(matching(&t, "a/b"), [1, 2, 3, 4]);
+        assert_eq!(matching(&t, "a"), [3, 4]);
+        assert_eq!(matching(&t, "a/b/c"), [3, 4, 5]);
+        assert_eq!(matching(&t, "x"), [4]);
+        assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn dollar_topics_skip_leading_wildcards() {
+        let mut t = SubscriptionTree::default();
+        t.subscribe("#", None, sub(1, QoS::AtMostOnce));
+        t.subscribe("+/x", None, sub(2, QoS::AtMostOnce));
+        t.subscribe("$SYS/#", None, sub(3, QoS::AtMostOnce));
+        t.subscribe("$SYS/+", None, sub(4, QoS::AtMostOnce));
+        assert_eq!(matching(&t, "$SYS/x"), [3, 4]);
+        assert_eq!(matching(&t, "a/x"), [1, 2]);
+    }
+
+    #[test]
+    fn replace_and_unsubscribe_prunes() {
+        let mut t = SubscriptionTree::default();
+        assert!(!t.subscribe("a/b/c", None, sub(1, QoS::AtMostOnce)));
+        assert!(t.subscribe("a/b/c", None, sub(1, QoS::ExactlyOnce)));
+        assert_eq!(t.len(), 1);
+        assert!(t.unsubscribe("a/b/c", None, SessionId(1)));
+        assert!(!t.unsubscribe("a/b/c", None, SessionId(1)));
+        assert!(t.is_empty());
+        assert!(t.nodes[0].is_empty(), "empty branches are freed");
+        assert_eq!(t.free.len(), 3);
+        t.subscribe("x/+/#", None, sub(2, QoS::AtMostOnce));
+        assert_eq!(t.nodes.len(), 4, "freed nodes are reused");
+        assert_eq!(matching(&t, "x/y/z"), [2]);
+    }
+
+    #[test]
+    fn shared_groups_round_robin() {
+        let mut t = SubscriptionTree::default();
+        t.subscribe("s/+", Some("g"), sub(1, QoS::AtMostOnce));
+        t.subscribe("s/+", Some("g"), sub(2, QoS::AtMostOnce));
+        t.subscribe("s/+", Some("h"), sub(3, QoS::AtMostOnce));
+        let (mut subs, mut groups) = (Vec::new(), Vec::new());
+        t.collect("s/1", &mut subs, &mut groups);
+        assert!(subs.is_empty());
+        assert_eq!(groups.len(), 2);
+        let picks: Vec<u32> = (0..4)
+            .map(|_| t.pick_shared(groups[0], |_| true).unwrap().session.0)
+            .collect();
+        assert_eq!(picks, [1, 2, 1, 2]);
+        assert_eq!(t.pick_shared(groups[0], |s| s.0 == 2).unwrap().session.0, 2);
+        assert!(t.unsubscribe("s/+", Some("g"), SessionId(1)));
+        assert!(t.unsubscribe("s/+", Some("g"), SessionId(2)));
+        assert!(t.unsubscribe("s/+", Some("h"), SessionId(3)));
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,391 @@
+//! Shared helpers for integration tests: an in-process broker on an ephemeral port and a
+//! raw-bytes MQTT client. Packets are built by hand here, independent of the broker's codec.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pipit::{Broker, Config, Handle};
+
+/// A broker running on its own thread; shut down and joined on drop.
+pub struct TestBroker {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: Handle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("broker thread panicked").expect("broker run failed");
+        }
+    }
+}
+
+/// Starts a broker with the default configuration on 127.0.0.1:0.
+pub fn start() -> TestBroker {
+    start_with(|_| {})
+}
+
+/// Starts a broker on 127.0.0.1:0 after `adjust` edits the default configuration.
+pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut config = Config::default();
+    config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
+    adjust(&mut config);
+    let running = Broker::spawn(config).expect("bind");
+    TestBroker {
+        addr: running.addrs[0],
+        handle: running.handle,
+        thread: Some(running.thread),
+    }
+}
+
+/// One received packet: the first header byte and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub header: u8,
+    pub body: Vec<u8>,
+}
+
+impl Frame {
+    /// The packet type (high nibble).
+    pub fn kind(&self) -> u8 {
+        self.header >> 4
+    }
+}
+
+/// A raw MQTT client over TCP.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    /// Opens a TCP connection (no MQTT yet).
+    pub fn open(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw { stream }
+    }
+
+    /// Opens a connection and completes a 3.1.1 CONNECT with `client_id`, `clean`.
+    pub fn connect(addr: SocketAddr, client_id: &str, clean: bool) -> Raw {
+        Raw::connect_with(addr, &Connect::v311(client_id).clean(clean))
+    }
+
+    /// Opens a connection, sends `connect` and expects CONNACK accepted.
+    pub fn connect_with(addr: SocketAddr, connect: &Connect) -> Raw {
+        let mut c = Raw::open(addr);
+        c.send(&connect.bytes());
+        let ack = c.recv().expect("CONNACK");
+        assert_eq!(ack.kind(), 2, "expected CONNACK, got {ack:?}");
+        assert_eq!(ack.body.get(1).copied(), Some(0), "CONNACK refused: {ack:?}");
+        c
+    }
+
+    /// Writes bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads one packet; `None` on timeout or when the broker closed the connection.
+    pub fn recv(&mut self) -> Option<Frame> {
+        self.read_frame().ok().flatten()
+    }
+
+    /// Reads one packet: `Ok(None)` when the broker closed the connection, `Err` on timeout.
+    pub fn read_frame(&mut self) -> std::io::Result<Option<Frame>> {
+        let mut first = [0u8; 1];
+        match self.stream.read(&mut first) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let mut b = [0u8; 1];
+            self.stream.read_exact(&mut b)?;
+            len |= ((b[0] & 0x7f) as usize) << shift;
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body)?;
+        Ok(Some(Frame {
+            header: first[0],
+            body,
+        }))
+    }
+
+    /// Reads packets until one of type `kind` arrives (others are returned too).
+    pub fn recv_kind(&mut self, kind: u8) -> Frame {
+        loop {
+            let f = self.recv().unwrap_or_else(|| panic!("no packet of type {kind}"));
+            if f.kind() == kind {
+                return f;
+            }
+        }
+    }
+
+    /// Expects the next PUBLISH and returns it parsed.
+    pub fn recv_publish(&mut self) -> Publish {
+        let f = self.recv().expect("expected a PUBLISH, got nothing");
+        assert_eq!(f.kind(), 3, "expected PUBLISH, got {f:?}");
+        Publish::parse(&f)
+    }
+
+    /// Asserts nothing arrives within `ms` milliseconds.
+    pub fn expect_silence(&mut self, ms: u64) {
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b) {
+            Ok(0) => panic!("connection closed, expected silence"),
+            Ok(_) => panic!("unexpected byte {:#04x}", b[0]),
+            Err(e) => assert!(
+                matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                "unexpected error {e}"
+            ),
+        }
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+    }
+
+    /// Asserts the broker closes the connection; returns the packets it sent first.
+    pub fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut got = Vec::new();
+        loop {
+            match self.read_frame() {
+                Ok(Some(f)) => got.push(f),
+                Ok(None) => return got,
+                Err(e) => panic!("connection not closed ({e}); got {got:?}"),
+            }
+        }
+    }
+
+    /// Subscribes to one filter at `qos` and returns the granted code.
+    pub fn subscribe(&mut self, filter: &str, qos: u8) -> u8 {
+        self.send(&subscribe(1, &[(filter, qos)]));
+        let ack = self.recv_kind(9);
+        assert_eq!(&ack.body[..2], &[0, 1]);
+        ack.body[2]
+    }
+
+    /// Sends DISCONNECT and waits for the close.
+    pub fn disconnect(mut self) {
+        self.send(&[0xe0, 0x00]);
+        self.expect_closed();
+    }
+}
+
+/// A received PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub dup: bool,
+    pub packet_id: u16,
+}
+
+impl Publish {
+    /// Parses a 3.1.1 PUBLISH frame.
+    pub fn parse(f: &Frame) -> Publish {
+        let qos = (f.header >> 1) & 3;
+        let tlen = u16::from_be_bytes([f.body[0], f.body[1]]) as usize;
+        let topic = String::from_utf8(f.body[2..2 + tlen].to_vec()).unwrap();
+        let mut at = 2 + tlen;
+        let mut packet_id = 0;
+        if qos > 0 {
+            packet_id = u16::from_be_bytes([f.body[at], f.body[at + 1]]);
+            at += 2;
+        }
+        Publish {
+            topic,
+            payload: f.body[at..].to_vec(),
+            qos,
+            retain: f.header & 1 == 1,
+            dup: f.header & 8 == 8,
+            packet_id,
+        }
+    }
+}
+
+/// Encodes a remaining length.
+pub fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Builds a frame from a header byte and body.
+pub fn frame(header: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![header];
+    varint(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Appends a length-prefixed string.
+pub fn string(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// A CONNECT packet under construction.
+#[derive(Clone, Debug)]
+pub struct Connect {
+    pub protocol: &'static [u8],
+    pub level: u8,
+    pub client_id: Vec<u8>,
+    pub clean: bool,
+    pub keep_alive: u16,
+    pub will: Option<(String, Vec<u8>, u8, bool)>,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+}
+
+impl Connect {
+    /// A 3.1.1 CONNECT with clean session and keepalive 60.
+    pub fn v311(client_id: &str) -> Connect {
+        Connect {
+            protocol: b"MQTT",
+            level: 4,
+            client_id: client_id.as_bytes().to_vec(),
+            clean: true,
+            keep_alive: 60,
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    /// A 3.1 CONNECT (`MQIsdp`, level 3).
+    pub fn v31(client_id: &str) -> Connect {
+        Connect {
+            protocol: b"MQIsdp",
+            level: 3,
+            ..Connect::v311(client_id)
+        }
+    }
+
+    /// Sets clean session.
+    pub fn clean(mut self, clean: bool) -> Connect {
+        self.clean = clean;
+        self
+    }
+
+    /// Sets the keepalive in seconds.
+    pub fn keep_alive(mut self, secs: u16) -> Connect {
+        self.keep_alive = secs;
+        self
+    }
+
+    /// Sets a will.
+    pub fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Connect {
+        self.will = Some((topic.into(), payload.into(), qos, retain));
+        self
+    }
+
+    /// Sets a username and password.
+    pub fn login(mut self, user: &str, password: &[u8]) -> Connect {
+        self.username = Some(user.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The encoded packet.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        string(self.protocol, &mut body);
+        body.push(self.level);
+        let mut flags = 0u8;
+        if self.clean {
+            flags |= 0x02;
+        }
+        if let Some((_, _, qos, retain)) = &self.will {
+            flags |= 0x04 | (qos << 3);
+            if *retain {
+                flags |= 0x20;
+            }
+        }
+        if self.password.is_some() {
+            flags |= 0x40;
+        }
+        if self.username.is_some() {
+            flags |= 0x80;
+        }
+        body.push(flags);
+        body.extend_from_slice(&self.keep_alive.to_be_bytes());
+        string(&self.client_id, &mut body);
+        if let Some((topic, payload, _, _)) = &self.will {
+            string(topic.as_bytes(), &mut body);
+            string(payload, &mut body);
+        }
+        if let Some(u) = &self.username {
+            string(u.as_bytes(), &mut body);
+        }
+        if let Some(p) = &self.password {
+            string(p, &mut body);
+        }
+        frame(0x10, &body)
+    }
+}
+
+/// A PUBLISH packet.
+pub fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool, packet_id: u16) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(topic.as_bytes(), &mut body);
+    if qos > 0 {
+        body.extend_from_slice(&packet_id.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    frame(0x30 | (qos << 1) | u8::from(retain), &body)
+}
+
+/// A SUBSCRIBE packet.
+pub fn subscribe(packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    for (f, q) in filters {
+        string(f.as_bytes(), &mut body);
+        body.push(*q);
+    }
+    frame(0x82, &body)
+}
+
+/// An UNSUBSCRIBE packet.
+pub fn unsubscribe(packet_id: u16, filters: &[&str]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    for f in filters {
+        string(f.as_bytes(), &mut body);
+    }
+    frame(0xa2, &body)
+}
+
+/// A PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) packet.
+pub fn ack(header: u8, packet_id: u16) -> Vec<u8> {
+    frame(header, &packet_id.to_be_bytes())
+}
