@@ -270,3 +270,257 @@ impl<'a> Connack<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fixture::{check, error, frame};
+    use crate::wire::{Packet, UserProperties};
+
+    const USER_KV: [u8; 7] = [0x26, 0, 1, b'k', 0, 1, b'v'];
+
+    fn connect_v311(connect_flags: u8, rest: &[u8]) -> Vec<u8> {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, connect_flags, 0, 60];
+        body.extend_from_slice(rest);
+        frame(0x10, &body)
+    }
+
+    #[test]
+    fn connect_v311_with_will_username_password() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x10, 0x1d,
+            0, 4, b'M', b'Q', b'T', b'T', 4, 0xee, 0, 60,
+            0, 3, b'c', b'i', b'd',
+            0, 1, b'w',
+            0, 2, b'h', b'i',
+            0, 1, b'u',
+            0, 2, b'p', b'w',
+        ];
+        let expected = Connect {
+            version: Version::V311,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties::default(),
+            client_id: "cid",
+            will: Some(Will {
+                topic: "w",
+                payload: b"hi",
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: Properties::default(),
+            }),
+            username: Some("u"),
+            password: Some(b"pw"),
+        };
+        check(&bytes, Version::V311, &Packet::Connect(expected));
+    }
+
+    #[test]
+    fn connect_v31_minimal() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x10, 0x0f,
+            0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0x02, 0, 60,
+            0, 1, b'a',
+        ];
+        let expected = Connect {
+            version: Version::V31,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties::default(),
+            client_id: "a",
+            will: None,
+            username: None,
+            password: None,
+        };
+        // The connection's version does not matter: CONNECT carries its own.
+        check(&bytes, Version::V311, &Packet::Connect(expected));
+    }
+
+    #[test]
+    fn connect_v5_with_properties_will_properties_and_lone_password() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x10, 0x2c,
+            0, 4, b'M', b'Q', b'T', b'T', 5, 0x46, 0, 60,
+            0x0f, 0x11, 0, 0, 0, 10, 0x21, 0, 20, 0x26, 0, 1, b'k', 0, 1, b'v',
+            0, 0,
+            0x07, 0x01, 1, 0x18, 0, 0, 0, 5,
+            0, 1, b't',
+            0, 0,
+            0, 1, b'x',
+        ];
+        let expected = Connect {
+            version: Version::V5,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties {
+                session_expiry_interval: Some(10),
+                receive_maximum: Some(20),
+                user_properties: UserProperties::new(&USER_KV),
+                ..Properties::default()
+            },
+            client_id: "",
+            will: Some(Will {
+                topic: "t",
+                payload: b"",
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Properties {
+                    payload_format_indicator: Some(1),
+                    will_delay_interval: Some(5),
+                    ..Properties::default()
+                },
+            }),
+            username: None,
+            password: Some(b"x"),
+        };
+        check(&bytes, Version::V5, &Packet::Connect(expected));
+    }
+
+    #[test]
+    fn connack_v311() {
+        let expected = Connack {
+            session_present: true,
+            reason_code: 0,
+            properties: Properties::default(),
+        };
+        check(&[0x20, 0x02, 0x01, 0x00], Version::V311, &Packet::Connack(expected));
+    }
+
+    #[test]
+    fn connack_v5_with_properties() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x20, 0x0e, 0x00, 0x00,
+            0x0b, 0x12, 0, 3, b'a', b'b', b'c', 0x22, 0, 10, 0x24, 1,
+        ];
+        let expected = Connack {
+            session_present: false,
+            reason_code: 0,
+            properties: Properties {
+                assigned_client_identifier: Some("abc"),
+                topic_alias_maximum: Some(10),
+                maximum_qos: Some(1),
+                ..Properties::default()
+            },
+        };
+        check(&bytes, Version::V5, &Packet::Connack(expected));
+    }
+
+    #[test]
+    fn connack_reserved_ack_flags_are_malformed() {
+        assert_eq!(
+            error(&[0x20, 0x02, 0x02, 0x00], Version::V311),
+            Error::Malformed("connect acknowledge flags")
+        );
+    }
+
+    #[test]
+    fn connect_fixed_header_flags_are_malformed() {
+        let mut bytes = connect_v311(0x02, &[0, 0]);
+        bytes[0] = 0x11;
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("fixed header flags"));
+    }
+
+    #[test]
+    fn reserved_connect_flag_is_malformed() {
+        let bytes = connect_v311(0x03, &[0, 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("connect flags"));
+    }
+
+    #[test]
+    fn will_qos_3_is_malformed() {
+        let bytes = connect_v311(0x1c, &[0, 0, 0, 1, b't', 0, 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("will qos"));
+    }
+
+    #[test]
+    fn will_retain_without_will_flag_is_malformed() {
+        let bytes = connect_v311(0x22, &[0, 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("will flags"));
+    }
+
+    #[test]
+    fn will_qos_without_will_flag_is_malformed() {
+        let bytes = connect_v311(0x0a, &[0, 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("will flags"));
+    }
+
+    #[test]
+    fn password_without_username_is_malformed_in_v311() {
+        let bytes = connect_v311(0x42, &[0, 0, 0, 1, b'p']);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("password flag"));
+    }
+
+    #[test]
+    fn bad_protocol_name() {
+        let body = [0, 4, b'M', b'Q', b'T', b'X', 4, 0x02, 0, 60, 0, 0];
+        assert_eq!(error(&frame(0x10, &body), Version::V311), Error::BadProtocolName);
+    }
+
+    #[test]
+    fn unsupported_protocol_level() {
+        let body = [0, 4, b'M', b'Q', b'T', b'T', 6, 0x02, 0, 60, 0, 0];
+        assert_eq!(
+            error(&frame(0x10, &body), Version::V311),
+            Error::UnsupportedProtocolVersion
+        );
+        let body = [0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 4, 0x02, 0, 60, 0, 0];
+        assert_eq!(
+            error(&frame(0x10, &body), Version::V311),
+            Error::UnsupportedProtocolVersion
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_client_id_is_malformed() {
+        let bytes = connect_v311(0x02, &[0, 2, 0xc3, 0x28]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("client id"));
+    }
+
+    #[test]
+    fn null_in_client_id_is_malformed() {
+        let bytes = connect_v311(0x02, &[0, 2, b'a', 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("client id"));
+    }
+
+    #[test]
+    fn invalid_utf8_username_is_malformed() {
+        let bytes = connect_v311(0x82, &[0, 1, b'c', 0, 1, 0xff]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("username"));
+    }
+
+    #[test]
+    fn truncated_connect_is_malformed() {
+        // The remaining length ends before the client identifier.
+        let bytes = connect_v311(0x02, &[]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("client id"));
+        // ... and before the will payload.
+        let bytes = connect_v311(0x06, &[0, 0, 0, 1, b't', 0, 5, b'a']);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("will payload"));
+    }
+
+    #[test]
+    fn trailing_bytes_after_connect_payload_are_malformed() {
+        let bytes = connect_v311(0x02, &[0, 0, 0xff]);
+        assert_eq!(error(&bytes, Version::V311), Error::Malformed("remaining length"));
+    }
+
+    #[test]
+    fn connect_property_not_allowed_in_will_properties() {
+        // Session Expiry Interval (0x11) is a CONNECT property, not a will property.
+        #[rustfmt::skip]
+        let body = [
+            0, 4, b'M', b'Q', b'T', b'T', 5, 0x06, 0, 60,
+            0, 0, 0,
+            5, 0x11, 0, 0, 0, 1,
+            0, 1, b't', 0, 0,
+        ];
+        assert_eq!(
+            error(&frame(0x10, &body), Version::V5),
+            Error::Protocol("property not allowed")
+        );
+    }
+}

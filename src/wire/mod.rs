@@ -12,6 +12,8 @@
 
 mod connect;
 mod control;
+#[cfg(test)]
+mod fixture;
 mod header;
 mod property;
 mod publish;
