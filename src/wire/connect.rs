@@ -386,7 +386,11 @@ mod tests {
             reason_code: 0,
             properties: Properties::default(),
         };
-        check(&[0x20, 0x02, 0x01, 0x00], Version::V311, &Packet::Connack(expected));
+        check(
+            &[0x20, 0x02, 0x01, 0x00],
+            Version::V311,
+            &Packet::Connack(expected),
+        );
     }
 
     #[test]
@@ -421,13 +425,19 @@ mod tests {
     fn connect_fixed_header_flags_are_malformed() {
         let mut bytes = connect_v311(0x02, &[0, 0]);
         bytes[0] = 0x11;
-        assert_eq!(error(&bytes, Version::V311), Error::Malformed("fixed header flags"));
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("fixed header flags")
+        );
     }
 
     #[test]
     fn reserved_connect_flag_is_malformed() {
         let bytes = connect_v311(0x03, &[0, 0]);
-        assert_eq!(error(&bytes, Version::V311), Error::Malformed("connect flags"));
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("connect flags")
+        );
     }
 
     #[test]
@@ -451,13 +461,19 @@ mod tests {
     #[test]
     fn password_without_username_is_malformed_in_v311() {
         let bytes = connect_v311(0x42, &[0, 0, 0, 1, b'p']);
-        assert_eq!(error(&bytes, Version::V311), Error::Malformed("password flag"));
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("password flag")
+        );
     }
 
     #[test]
     fn bad_protocol_name() {
         let body = [0, 4, b'M', b'Q', b'T', b'X', 4, 0x02, 0, 60, 0, 0];
-        assert_eq!(error(&frame(0x10, &body), Version::V311), Error::BadProtocolName);
+        assert_eq!(
+            error(&frame(0x10, &body), Version::V311),
+            Error::BadProtocolName
+        );
     }
 
     #[test]
@@ -467,7 +483,9 @@ mod tests {
             error(&frame(0x10, &body), Version::V311),
             Error::UnsupportedProtocolVersion
         );
-        let body = [0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 4, 0x02, 0, 60, 0, 0];
+        let body = [
+            0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 4, 0x02, 0, 60, 0, 0,
+        ];
         assert_eq!(
             error(&frame(0x10, &body), Version::V311),
             Error::UnsupportedProtocolVersion
@@ -499,13 +517,19 @@ mod tests {
         assert_eq!(error(&bytes, Version::V311), Error::Malformed("client id"));
         // ... and before the will payload.
         let bytes = connect_v311(0x06, &[0, 0, 0, 1, b't', 0, 5, b'a']);
-        assert_eq!(error(&bytes, Version::V311), Error::Malformed("will payload"));
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("will payload")
+        );
     }
 
     #[test]
     fn trailing_bytes_after_connect_payload_are_malformed() {
         let bytes = connect_v311(0x02, &[0, 0, 0xff]);
-        assert_eq!(error(&bytes, Version::V311), Error::Malformed("remaining length"));
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("remaining length")
+        );
     }
 
     #[test]

@@ -74,12 +74,19 @@ pub(crate) fn check(bytes: &[u8], version: Version, expected: &Packet<'_>) {
         "decode"
     );
     for n in 0..bytes.len() {
-        assert_eq!(decode(&bytes[..n], version, u32::MAX), Ok(None), "prefix of {n} bytes");
+        assert_eq!(
+            decode(&bytes[..n], version, u32::MAX),
+            Ok(None),
+            "prefix of {n} bytes"
+        );
     }
     // A following frame's bytes are not consumed.
     let mut two = bytes.to_vec();
     two.extend_from_slice(&[0xc0, 0x00]);
-    assert_eq!(decode(&two, version, u32::MAX).map(|d| d.map(|(_, n)| n)), Ok(Some(bytes.len())));
+    assert_eq!(
+        decode(&two, version, u32::MAX).map(|d| d.map(|(_, n)| n)),
+        Ok(Some(bytes.len()))
+    );
     let (out, len) = encode(expected, version);
     assert_eq!(out, bytes, "re-encode");
     assert_eq!(len, bytes.len(), "encoded_len");

@@ -637,3 +637,267 @@ impl std::fmt::Debug for UserProperties<'_> {
         f.debug_list().entries(self.iter()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fixture::{error, frame, round_trip};
+    use crate::wire::{Auth, Connack, Disconnect, Packet, Version};
+
+    const KINDS: [Kind; 11] = [
+        Kind::Connect,
+        Kind::Connack,
+        Kind::Publish,
+        Kind::Will,
+        Kind::Ack,
+        Kind::Subscribe,
+        Kind::Suback,
+        Kind::Unsubscribe,
+        Kind::Unsuback,
+        Kind::Disconnect,
+        Kind::Auth,
+    ];
+
+    fn sample(ty: Type) -> Value<'static> {
+        match ty {
+            Type::Byte => Value::Byte(1),
+            Type::TwoByte => Value::TwoByte(300),
+            Type::FourByte => Value::Int(70_000),
+            Type::Varint => Value::Int(268_435_455),
+            Type::Utf8 => Value::Str("é/x"),
+            Type::Binary => Value::Bin(&[0, 1, 2]),
+            Type::Pair => Value::Pair("key", "value"),
+        }
+    }
+
+    fn decode_block(block: &[u8], kind: Kind) -> Result<Properties<'_>, Error> {
+        let mut r = Reader::new(block);
+        let props = Properties::decode(&mut r, kind)?;
+        r.finish("trailing")?;
+        Ok(props)
+    }
+
+    #[test]
+    fn every_property_round_trips_on_every_packet_allowing_it() {
+        for def in &TABLE {
+            let mut props = Properties::default();
+            let mut user_block = Vec::new();
+            match sample(def.ty) {
+                Value::Pair(k, v) => {
+                    user_block.extend_from_slice(&[USER_PROPERTY]);
+                    writer::str(&mut user_block, k);
+                    writer::str(&mut user_block, v);
+                }
+                value => {
+                    props.set(def.id, value);
+                    assert_eq!(props.get(def.id), Some(value), "{}: get/set", def.name);
+                }
+            }
+            props.user_properties = UserProperties::new(&user_block);
+            let mut out = Vec::new();
+            props.encode(&mut out);
+            assert_eq!(out.len(), props.prefixed_len(), "{}", def.name);
+            assert_eq!(out.get(1), Some(&def.id), "{}", def.name);
+            for kind in KINDS {
+                let decoded = decode_block(&out, kind);
+                if def.allowed & kind.bit() != 0 {
+                    assert_eq!(decoded, Ok(props), "{} on {kind:?}", def.name);
+                } else {
+                    assert_eq!(
+                        decoded,
+                        Err(Error::Protocol("property not allowed")),
+                        "{} on {kind:?}",
+                        def.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_is_in_identifier_order_without_repeats() {
+        assert!(TABLE.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(
+            TABLE.iter().all(|d| d.id < 64),
+            "the duplicate mask is a u64"
+        );
+    }
+
+    #[test]
+    fn connack_properties_round_trip() {
+        let user = [0x26, 0, 1, b'a', 0, 0, 0x26, 0, 1, b'a', 0, 1, b'b'];
+        let connack = Connack {
+            session_present: false,
+            reason_code: 0x86,
+            properties: Properties {
+                session_expiry_interval: Some(u32::MAX),
+                assigned_client_identifier: Some("auto-1"),
+                server_keep_alive: Some(30),
+                authentication_method: Some("SCRAM"),
+                authentication_data: Some(b"\x00\xff"),
+                response_information: Some("resp/"),
+                server_reference: Some("other:1883"),
+                reason_string: Some("bad credentials"),
+                receive_maximum: Some(100),
+                topic_alias_maximum: Some(0),
+                maximum_qos: Some(0),
+                retain_available: Some(0),
+                user_properties: UserProperties::new(&user),
+                maximum_packet_size: Some(1 << 20),
+                wildcard_subscription_available: Some(1),
+                subscription_identifier_available: Some(0),
+                shared_subscription_available: Some(1),
+                ..Properties::default()
+            },
+        };
+        round_trip(&Packet::Connack(connack), Version::V5);
+    }
+
+    #[test]
+    fn disconnect_and_auth_properties_round_trip() {
+        let disconnect = Disconnect {
+            reason_code: 0x9c,
+            properties: Properties {
+                session_expiry_interval: Some(0),
+                server_reference: Some("b"),
+                reason_string: Some("moved"),
+                ..Properties::default()
+            },
+        };
+        round_trip(&Packet::Disconnect(disconnect), Version::V5);
+        let auth = Auth {
+            reason_code: 0x18,
+            properties: Properties {
+                authentication_method: Some("m"),
+                authentication_data: Some(b"d"),
+                reason_string: Some("r"),
+                ..Properties::default()
+            },
+        };
+        round_trip(&Packet::Auth(auth), Version::V5);
+    }
+
+    #[test]
+    fn unknown_property_id_is_malformed() {
+        let bytes = frame(0x30, &[0, 1, b't', 2, 0x04, 0]);
+        assert_eq!(error(&bytes, Version::V5), Error::Malformed("property id"));
+    }
+
+    #[test]
+    fn duplicate_property_is_protocol_error() {
+        let bytes = frame(0x30, &[0, 1, b't', 6, 0x23, 0, 1, 0x23, 0, 2]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Protocol("duplicate property")
+        );
+    }
+
+    #[test]
+    fn repeatable_properties() {
+        // User properties repeat anywhere; subscription identifiers only on PUBLISH.
+        let users = [10, 0x26, 0, 0, 0, 0, 0x26, 0, 0, 0, 0];
+        assert!(decode_block(&users[..], Kind::Ack).is_ok());
+        let ids = [4, 0x0b, 1, 0x0b, 2];
+        assert_eq!(
+            decode_block(&ids, Kind::Publish).map(|p| p.subscription_identifier),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            decode_block(&ids, Kind::Subscribe),
+            Err(Error::Protocol("duplicate property"))
+        );
+    }
+
+    #[test]
+    fn property_not_allowed_on_packet_is_protocol_error() {
+        // Session Expiry Interval on PUBLISH.
+        let bytes = frame(0x30, &[0, 1, b't', 5, 0x11, 0, 0, 0, 1]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Protocol("property not allowed")
+        );
+    }
+
+    #[test]
+    fn property_length_past_the_packet_is_malformed() {
+        let bytes = frame(0x30, &[0, 1, b't', 10, 0x01, 1]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Malformed("property length")
+        );
+    }
+
+    #[test]
+    fn property_value_past_its_block_is_malformed() {
+        // The block is 2 bytes but Message Expiry Interval needs 4 after its id.
+        assert_eq!(
+            decode_block(&[2, 0x02, 0, 0, 0, 0], Kind::Publish),
+            Err(Error::Malformed("message expiry interval"))
+        );
+    }
+
+    #[test]
+    fn boolean_properties_must_be_0_or_1() {
+        for def in TABLE.iter().filter(|d| d.rule == Rule::Bool) {
+            let kind = KINDS.into_iter().find(|k| def.allowed & k.bit() != 0);
+            let kind = kind.unwrap_or(Kind::Connack);
+            assert_eq!(
+                decode_block(&[2, def.id, 2], kind),
+                Err(Error::Protocol(def.name)),
+                "{}",
+                def.name
+            );
+            assert!(decode_block(&[2, def.id, 1], kind).is_ok(), "{}", def.name);
+        }
+    }
+
+    #[test]
+    fn zero_is_a_protocol_error_where_the_standard_says_so() {
+        let cases: [(&[u8], Kind, &str); 4] = [
+            (&[3, 0x21, 0, 0], Kind::Connect, "receive maximum"),
+            (&[5, 0x27, 0, 0, 0, 0], Kind::Connect, "maximum packet size"),
+            (&[2, 0x0b, 0], Kind::Subscribe, "subscription identifier"),
+            (&[3, 0x23, 0, 0], Kind::Publish, "topic alias"),
+        ];
+        for (block, kind, name) in cases {
+            assert_eq!(
+                decode_block(block, kind),
+                Err(Error::Protocol(name)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_properties_keep_order_and_skip_other_entries() {
+        let block = [
+            0x26, 0, 1, b'a', 0, 1, b'1', 0x01, 1, 0x26, 0, 1, b'b', 0, 0,
+        ];
+        let user = UserProperties::new(&block);
+        assert!(!user.is_empty());
+        assert_eq!(user.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "")]);
+        assert_eq!(user.encoded_len(), 13);
+        let mut owned = Vec::new();
+        user.encode_entries(&mut owned);
+        assert_eq!(owned.len(), user.encoded_len());
+        assert_eq!(UserProperties::new(&owned), user);
+        assert!(UserProperties::default().is_empty());
+        assert!(UserProperties::new(&[0x01, 1]).is_empty());
+    }
+
+    #[test]
+    fn decoded_user_properties_borrow_the_whole_block() {
+        let block = [9, 0x26, 0, 1, b'k', 0, 0, 0x23, 0, 7];
+        let props = decode_block(&block, Kind::Publish);
+        let props = props.unwrap_or_default();
+        assert_eq!(props.topic_alias, Some(7));
+        assert_eq!(
+            props.user_properties.iter().collect::<Vec<_>>(),
+            [("k", "")]
+        );
+        // Re-encoding writes the table's fields first, then the user properties.
+        let mut out = Vec::new();
+        props.encode(&mut out);
+        assert_eq!(out, [9, 0x23, 0, 7, 0x26, 0, 1, b'k', 0, 0]);
+    }
+}
