@@ -247,3 +247,214 @@ pub fn encode_pingreq(out: &mut Vec<u8>) {
 pub fn encode_pingresp(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0xd0, 0x00]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fixture::{check, error};
+    use crate::wire::{Packet, decode};
+
+    fn ack(packet_id: u16, reason_code: u8) -> Ack<'static> {
+        Ack {
+            packet_id,
+            reason_code,
+            properties: Properties::default(),
+        }
+    }
+
+    #[test]
+    fn acks_v311() {
+        let a = ack(5, 0);
+        check(&[0x40, 0x02, 0, 5], Version::V311, &Packet::Puback(a));
+        check(&[0x50, 0x02, 0, 5], Version::V311, &Packet::Pubrec(a));
+        check(&[0x62, 0x02, 0, 5], Version::V311, &Packet::Pubrel(a));
+        check(&[0x70, 0x02, 0, 5], Version::V31, &Packet::Pubcomp(a));
+    }
+
+    #[test]
+    fn acks_v5_short_forms() {
+        check(&[0x40, 0x02, 0, 5], Version::V5, &Packet::Puback(ack(5, 0)));
+        check(
+            &[0x50, 0x03, 0, 5, 0x10],
+            Version::V5,
+            &Packet::Pubrec(ack(5, 0x10)),
+        );
+        check(
+            &[0x70, 0x03, 0, 5, 0x92],
+            Version::V5,
+            &Packet::Pubcomp(ack(5, 0x92)),
+        );
+        // A sender may spell out reason 0 and an empty property list.
+        assert_eq!(
+            decode(&[0x62, 0x04, 0, 5, 0, 0], Version::V5, 1024),
+            Ok(Some((Packet::Pubrel(ack(5, 0)), 6)))
+        );
+    }
+
+    #[test]
+    fn ack_v5_with_properties() {
+        let bytes = [0x40, 0x08, 0, 5, 0x87, 4, 0x1f, 0, 1, b'x'];
+        let expected = Ack {
+            properties: Properties {
+                reason_string: Some("x"),
+                ..Properties::default()
+            },
+            ..ack(5, 0x87)
+        };
+        check(&bytes, Version::V5, &Packet::Puback(expected));
+    }
+
+    #[test]
+    fn disconnect_v311() {
+        let expected = Disconnect {
+            reason_code: 0,
+            properties: Properties::default(),
+        };
+        check(&[0xe0, 0x00], Version::V311, &Packet::Disconnect(expected));
+    }
+
+    #[test]
+    fn disconnect_v5_forms() {
+        let normal = Disconnect {
+            reason_code: 0,
+            properties: Properties::default(),
+        };
+        check(&[0xe0, 0x00], Version::V5, &Packet::Disconnect(normal));
+        let with_will = Disconnect {
+            reason_code: 0x04,
+            ..normal
+        };
+        check(
+            &[0xe0, 0x01, 0x04],
+            Version::V5,
+            &Packet::Disconnect(with_will),
+        );
+        let expiry = Disconnect {
+            reason_code: 0,
+            properties: Properties {
+                session_expiry_interval: Some(0),
+                ..Properties::default()
+            },
+        };
+        let bytes = [0xe0, 0x07, 0x00, 5, 0x11, 0, 0, 0, 0];
+        check(&bytes, Version::V5, &Packet::Disconnect(expiry));
+    }
+
+    #[test]
+    fn auth_v5() {
+        let success = Auth {
+            reason_code: 0,
+            properties: Properties::default(),
+        };
+        check(&[0xf0, 0x00], Version::V5, &Packet::Auth(success));
+        let cont = Auth {
+            reason_code: 0x18,
+            properties: Properties {
+                authentication_method: Some("m"),
+                ..Properties::default()
+            },
+        };
+        let bytes = [0xf0, 0x06, 0x18, 4, 0x15, 0, 1, b'm'];
+        check(&bytes, Version::V5, &Packet::Auth(cont));
+    }
+
+    #[test]
+    fn pings() {
+        check(&[0xc0, 0x00], Version::V311, &Packet::Pingreq);
+        check(&[0xd0, 0x00], Version::V5, &Packet::Pingresp);
+    }
+
+    #[test]
+    fn pubrel_without_flags_is_malformed() {
+        assert_eq!(
+            error(&[0x60, 0x02, 0, 1], Version::V311),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn puback_with_flags_is_malformed() {
+        assert_eq!(
+            error(&[0x42, 0x02, 0, 1], Version::V311),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn pingreq_with_flags_is_malformed() {
+        assert_eq!(
+            error(&[0xc1, 0x00], Version::V311),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn pingreq_with_body_is_malformed() {
+        assert_eq!(
+            error(&[0xc0, 0x01, 0], Version::V311),
+            Error::Malformed("PINGREQ")
+        );
+    }
+
+    #[test]
+    fn disconnect_with_flags_is_malformed() {
+        assert_eq!(
+            error(&[0xe2, 0x00], Version::V5),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn puback_packet_id_0_is_protocol_error() {
+        assert_eq!(
+            error(&[0x40, 0x02, 0, 0], Version::V311),
+            Error::Protocol("packet id")
+        );
+        assert_eq!(
+            error(&[0x40, 0x02, 0, 0], Version::V5),
+            Error::Protocol("packet id")
+        );
+    }
+
+    #[test]
+    fn truncated_puback_is_malformed() {
+        assert_eq!(
+            error(&[0x40, 0x01, 0], Version::V311),
+            Error::Malformed("packet id")
+        );
+    }
+
+    #[test]
+    fn v311_ack_with_extra_bytes_is_malformed() {
+        assert_eq!(
+            error(&[0x40, 0x03, 0, 1, 0], Version::V311),
+            Error::Malformed("remaining length")
+        );
+    }
+
+    #[test]
+    fn v311_disconnect_with_body_is_malformed() {
+        assert_eq!(
+            error(&[0xe0, 0x01, 0x00], Version::V311),
+            Error::Malformed("remaining length")
+        );
+    }
+
+    #[test]
+    fn auth_on_v311_is_malformed() {
+        assert_eq!(
+            error(&[0xf0, 0x00], Version::V311),
+            Error::Malformed("packet type")
+        );
+    }
+
+    #[test]
+    fn ack_property_not_allowed() {
+        // Session Expiry Interval is not an acknowledgment property.
+        let bytes = [0x40, 0x09, 0, 1, 0x80, 5, 0x11, 0, 0, 0, 1];
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Protocol("property not allowed")
+        );
+    }
+}

@@ -473,3 +473,323 @@ impl<'a> Unsuback<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Packet;
+    use crate::wire::fixture::{check, error, frame};
+
+    const QOS1: SubscriptionOptions = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        no_local: false,
+        retain_as_published: false,
+        retain_handling: RetainHandling::SendAtSubscribe,
+    };
+
+    #[test]
+    fn subscribe_v311() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x82, 0x0c, 0, 10,
+            0, 3, b'a', b'/', b'b', 0x01,
+            0, 1, b'#', 0x02,
+        ];
+        let expected = Subscribe {
+            packet_id: 10,
+            properties: Properties::default(),
+            filters: SubscribeFilters {
+                raw: &bytes[4..],
+                version: Version::V311,
+                len: 2,
+            },
+        };
+        check(&bytes, Version::V311, &Packet::Subscribe(expected));
+        let qos2 = SubscriptionOptions {
+            qos: QoS::ExactlyOnce,
+            ..QOS1
+        };
+        let filters: Vec<_> = expected.filters.iter().collect();
+        assert_eq!(filters, [("a/b", QOS1), ("#", qos2)]);
+        assert_eq!(expected.filters.len(), 2);
+        assert!(!expected.filters.is_empty());
+        let mut out = Vec::new();
+        encode_subscribe(
+            10,
+            &Properties::default(),
+            &filters,
+            Version::V311,
+            &mut out,
+        );
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn subscribe_v5_with_options_and_subscription_identifier() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x82, 0x09, 0, 1,
+            2, 0x0b, 7,
+            0, 1, b't', 0x2e,
+        ];
+        let expected = Subscribe {
+            packet_id: 1,
+            properties: Properties {
+                subscription_identifier: Some(7),
+                ..Properties::default()
+            },
+            filters: SubscribeFilters {
+                raw: &bytes[7..],
+                version: Version::V5,
+                len: 1,
+            },
+        };
+        check(&bytes, Version::V5, &Packet::Subscribe(expected));
+        let options = SubscriptionOptions {
+            qos: QoS::ExactlyOnce,
+            no_local: true,
+            retain_as_published: true,
+            retain_handling: RetainHandling::DontSend,
+        };
+        assert_eq!(
+            expected.filters.iter().collect::<Vec<_>>(),
+            [("t", options)]
+        );
+        let mut out = Vec::new();
+        encode_subscribe(
+            1,
+            &expected.properties,
+            &[("t", options)],
+            Version::V5,
+            &mut out,
+        );
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn suback_v311() {
+        let bytes = [0x90, 0x04, 0, 10, 0x01, 0x80];
+        let expected = Suback {
+            packet_id: 10,
+            properties: Properties::default(),
+            reason_codes: &[0x01, 0x80],
+        };
+        check(&bytes, Version::V311, &Packet::Suback(expected));
+    }
+
+    #[test]
+    fn suback_v5_with_reason_string() {
+        let bytes = [0x90, 0x09, 0, 10, 3, 0x1f, 0, 0, 0x00, 0x01, 0xa1];
+        let expected = Suback {
+            packet_id: 10,
+            properties: Properties {
+                reason_string: Some(""),
+                ..Properties::default()
+            },
+            reason_codes: &[0x00, 0x01, 0xa1],
+        };
+        check(&bytes, Version::V5, &Packet::Suback(expected));
+    }
+
+    #[test]
+    fn unsubscribe_v311() {
+        let bytes = [0xa2, 0x0a, 0, 11, 0, 3, b'a', b'/', b'b', 0, 1, b'#'];
+        let expected = Unsubscribe {
+            packet_id: 11,
+            properties: Properties::default(),
+            filters: UnsubscribeFilters {
+                raw: &bytes[4..],
+                len: 2,
+            },
+        };
+        check(&bytes, Version::V311, &Packet::Unsubscribe(expected));
+        let filters: Vec<_> = expected.filters.iter().collect();
+        assert_eq!(filters, ["a/b", "#"]);
+        assert_eq!(expected.filters.len(), 2);
+        assert!(!expected.filters.is_empty());
+        let mut out = Vec::new();
+        encode_unsubscribe(
+            11,
+            &Properties::default(),
+            &filters,
+            Version::V311,
+            &mut out,
+        );
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn unsubscribe_v5_with_user_property() {
+        let bytes = [0xa2, 0x0b, 0, 11, 5, 0x26, 0, 0, 0, 0, 0, 1, b'x'];
+        let expected = Unsubscribe {
+            packet_id: 11,
+            properties: Properties {
+                user_properties: crate::wire::UserProperties::new(&bytes[5..10]),
+                ..Properties::default()
+            },
+            filters: UnsubscribeFilters {
+                raw: &bytes[10..],
+                len: 1,
+            },
+        };
+        check(&bytes, Version::V5, &Packet::Unsubscribe(expected));
+    }
+
+    #[test]
+    fn unsuback_v311() {
+        let expected = Unsuback {
+            packet_id: 11,
+            properties: Properties::default(),
+            reason_codes: &[],
+        };
+        check(
+            &[0xb0, 0x02, 0, 11],
+            Version::V311,
+            &Packet::Unsuback(expected),
+        );
+    }
+
+    #[test]
+    fn unsuback_v5() {
+        let expected = Unsuback {
+            packet_id: 11,
+            properties: Properties::default(),
+            reason_codes: &[0x11],
+        };
+        check(
+            &[0xb0, 0x04, 0, 11, 0, 0x11],
+            Version::V5,
+            &Packet::Unsuback(expected),
+        );
+    }
+
+    #[test]
+    fn subscribe_without_flags_is_malformed() {
+        let bytes = frame(0x80, &[0, 1, 0, 1, b't', 0]);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn subscribe_packet_id_0_is_protocol_error() {
+        let bytes = frame(0x82, &[0, 0, 0, 1, b't', 0]);
+        assert_eq!(error(&bytes, Version::V311), Error::Protocol("packet id"));
+    }
+
+    #[test]
+    fn empty_subscribe_is_protocol_error() {
+        assert_eq!(
+            error(&frame(0x82, &[0, 1]), Version::V311),
+            Error::Protocol("no topic filters")
+        );
+        assert_eq!(
+            error(&frame(0x82, &[0, 1, 0]), Version::V5),
+            Error::Protocol("no topic filters")
+        );
+    }
+
+    #[test]
+    fn subscribe_options_reserved_bits_are_malformed() {
+        // v3: only the QoS bits may be set.
+        let bytes = frame(0x82, &[0, 1, 0, 1, b't', 0x04]);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("subscription options")
+        );
+        // v5: bits 6 and 7 are reserved.
+        let bytes = frame(0x82, &[0, 1, 0, 0, 1, b't', 0x40]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Malformed("subscription options")
+        );
+    }
+
+    #[test]
+    fn subscribe_qos_3_is_malformed() {
+        let bytes = frame(0x82, &[0, 1, 0, 1, b't', 0x03]);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("subscription qos")
+        );
+    }
+
+    #[test]
+    fn subscribe_retain_handling_3_is_protocol_error() {
+        let bytes = frame(0x82, &[0, 1, 0, 0, 1, b't', 0x30]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Protocol("retain handling")
+        );
+    }
+
+    #[test]
+    fn subscribe_invalid_utf8_filter_is_malformed() {
+        let bytes = frame(0x82, &[0, 1, 0, 1, 0x80, 0]);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("topic filter")
+        );
+    }
+
+    #[test]
+    fn subscribe_filter_without_options_is_malformed() {
+        let bytes = frame(0x82, &[0, 1, 0, 1, b't']);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("subscription options")
+        );
+    }
+
+    #[test]
+    fn unsubscribe_without_flags_is_malformed() {
+        let bytes = frame(0xa0, &[0, 1, 0, 1, b't']);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("fixed header flags")
+        );
+    }
+
+    #[test]
+    fn unsubscribe_packet_id_0_is_protocol_error() {
+        let bytes = frame(0xa2, &[0, 0, 0, 1, b't']);
+        assert_eq!(error(&bytes, Version::V311), Error::Protocol("packet id"));
+    }
+
+    #[test]
+    fn empty_unsubscribe_is_protocol_error() {
+        assert_eq!(
+            error(&frame(0xa2, &[0, 1]), Version::V311),
+            Error::Protocol("no topic filters")
+        );
+    }
+
+    #[test]
+    fn unsubscribe_null_in_filter_is_malformed() {
+        let bytes = frame(0xa2, &[0, 1, 0, 2, b'a', 0]);
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("topic filter")
+        );
+    }
+
+    #[test]
+    fn subscribe_property_not_allowed() {
+        // Topic Alias is a PUBLISH property.
+        let bytes = frame(0x82, &[0, 1, 3, 0x23, 0, 1, 0, 1, b't', 0]);
+        assert_eq!(
+            error(&bytes, Version::V5),
+            Error::Protocol("property not allowed")
+        );
+    }
+
+    #[test]
+    fn unsuback_v311_with_codes_is_malformed() {
+        let bytes = [0xb0, 0x03, 0, 1, 0];
+        assert_eq!(
+            error(&bytes, Version::V311),
+            Error::Malformed("remaining length")
+        );
+    }
+}
