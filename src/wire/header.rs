@@ -42,7 +42,7 @@ pub enum PacketType {
 }
 
 impl PacketType {
-    /// The packet type for a high nibble; 0 is reserved [MQTT-2.1.3-1 / table 2.1].
+    /// The packet type for a high nibble; 0 is reserved (v3.1.1 table 2.1, v5 table 2-1).
     fn from_nibble(nibble: u8) -> Result<PacketType, Error> {
         Ok(match nibble {
             1 => PacketType::Connect,
@@ -110,13 +110,14 @@ pub fn check_frame(buf: &[u8], max_packet_size: u32) -> Result<Option<Frame>, Er
         return Ok(None);
     };
     let packet_type = PacketType::from_nibble(byte1 >> 4)?;
-    // [MQTT-1.5.5] (3.1.1 section 2.2.3): at most four bytes of remaining length.
+    // v3.1.1 2.2.3, v5 1.5.5: the remaining length is at most four bytes.
     let Some((remaining, varint_len)) = varint_prefix(rest, "remaining length")? else {
         return Ok(None);
     };
     let header_len = 1 + varint_len;
     let total_len = header_len + remaining as usize;
-    // v5 [MQTT-3.1.2-24]: the server discards a packet above its Maximum Packet Size.
+    // v5 3.2.2.3.6: a packet above our Maximum Packet Size is answered with 0x95 and a close;
+    // the whole frame (fixed header included) counts.
     if total_len as u64 > u64::from(max_packet_size) {
         return Err(Error::TooLarge);
     }

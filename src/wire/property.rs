@@ -51,17 +51,9 @@ const UNSUBSCRIBE: u16 = Kind::Unsubscribe.bit();
 const UNSUBACK: u16 = Kind::Unsuback.bit();
 const DISCONNECT: u16 = Kind::Disconnect.bit();
 const AUTH: u16 = Kind::Auth.bit();
-const ALL: u16 = CONNECT
-    | CONNACK
-    | PUBLISH
-    | WILL
-    | ACK
-    | SUBSCRIBE
-    | SUBACK
-    | UNSUBSCRIBE
-    | UNSUBACK
-    | DISCONNECT
-    | AUTH;
+#[rustfmt::skip]
+const ALL: u16 = CONNECT | CONNACK | PUBLISH | WILL | ACK | SUBSCRIBE | SUBACK | UNSUBSCRIBE
+    | UNSUBACK | DISCONNECT | AUTH;
 
 /// Subscription Identifier: may repeat on PUBLISH, and is written from a separate list there.
 const SUBSCRIPTION_IDENTIFIER: u8 = 0x0b;
@@ -111,154 +103,42 @@ const fn def(id: u8, name: &'static str, ty: Type, rule: Rule, allowed: u16) -> 
 }
 
 /// Every property of v5 table 2-4, in identifier order (the order they are encoded in).
+#[rustfmt::skip]
 const TABLE: [Def; 27] = [
-    // v5 3.3.2.3.2 / 3.1.3.2.3: a value other than 0 or 1 is a protocol error.
-    def(
-        0x01,
-        "payload format indicator",
-        Type::Byte,
-        Rule::Bool,
-        PUBLISH | WILL,
-    ),
-    def(
-        0x02,
-        "message expiry interval",
-        Type::FourByte,
-        Rule::Any,
-        PUBLISH | WILL,
-    ),
+    // v5 3.3.2.3.2, 3.1.3.2.3: a Payload Format Indicator other than 0 or 1 is an error.
+    def(0x01, "payload format indicator", Type::Byte, Rule::Bool, PUBLISH | WILL),
+    def(0x02, "message expiry interval", Type::FourByte, Rule::Any, PUBLISH | WILL),
     def(0x03, "content type", Type::Utf8, Rule::Any, PUBLISH | WILL),
-    def(
-        0x08,
-        "response topic",
-        Type::Utf8,
-        Rule::Any,
-        PUBLISH | WILL,
-    ),
-    def(
-        0x09,
-        "correlation data",
-        Type::Binary,
-        Rule::Any,
-        PUBLISH | WILL,
-    ),
+    def(0x08, "response topic", Type::Utf8, Rule::Any, PUBLISH | WILL),
+    def(0x09, "correlation data", Type::Binary, Rule::Any, PUBLISH | WILL),
     // v5 3.8.2.1.2: a Subscription Identifier of 0 is a protocol error.
-    def(
-        0x0b,
-        "subscription identifier",
-        Type::Varint,
-        Rule::NonZero,
-        PUBLISH | SUBSCRIBE,
-    ),
-    def(
-        0x11,
-        "session expiry interval",
-        Type::FourByte,
-        Rule::Any,
-        CONNECT | CONNACK | DISCONNECT,
-    ),
-    def(
-        0x12,
-        "assigned client identifier",
-        Type::Utf8,
-        Rule::Any,
-        CONNACK,
-    ),
+    def(0x0b, "subscription identifier", Type::Varint, Rule::NonZero, PUBLISH | SUBSCRIBE),
+    def(0x11, "session expiry interval", Type::FourByte, Rule::Any, CONNECT | CONNACK | DISCONNECT),
+    def(0x12, "assigned client identifier", Type::Utf8, Rule::Any, CONNACK),
     def(0x13, "server keep alive", Type::TwoByte, Rule::Any, CONNACK),
-    def(
-        0x15,
-        "authentication method",
-        Type::Utf8,
-        Rule::Any,
-        CONNECT | CONNACK | AUTH,
-    ),
-    def(
-        0x16,
-        "authentication data",
-        Type::Binary,
-        Rule::Any,
-        CONNECT | CONNACK | AUTH,
-    ),
-    def(
-        0x17,
-        "request problem information",
-        Type::Byte,
-        Rule::Bool,
-        CONNECT,
-    ),
+    def(0x15, "authentication method", Type::Utf8, Rule::Any, CONNECT | CONNACK | AUTH),
+    def(0x16, "authentication data", Type::Binary, Rule::Any, CONNECT | CONNACK | AUTH),
+    def(0x17, "request problem information", Type::Byte, Rule::Bool, CONNECT),
     def(0x18, "will delay interval", Type::FourByte, Rule::Any, WILL),
-    def(
-        0x19,
-        "request response information",
-        Type::Byte,
-        Rule::Bool,
-        CONNECT,
-    ),
+    def(0x19, "request response information", Type::Byte, Rule::Bool, CONNECT),
     def(0x1a, "response information", Type::Utf8, Rule::Any, CONNACK),
-    def(
-        0x1c,
-        "server reference",
-        Type::Utf8,
-        Rule::Any,
-        CONNACK | DISCONNECT,
-    ),
-    def(
-        0x1f,
-        "reason string",
-        Type::Utf8,
-        Rule::Any,
-        CONNACK | ACK | SUBACK | UNSUBACK | DISCONNECT | AUTH,
-    ),
+    def(0x1c, "server reference", Type::Utf8, Rule::Any, CONNACK | DISCONNECT),
+    def(0x1f, "reason string", Type::Utf8, Rule::Any,
+        CONNACK | ACK | SUBACK | UNSUBACK | DISCONNECT | AUTH),
     // v5 3.1.2.11.3: a Receive Maximum of 0 is a protocol error.
-    def(
-        0x21,
-        "receive maximum",
-        Type::TwoByte,
-        Rule::NonZero,
-        CONNECT | CONNACK,
-    ),
-    def(
-        0x22,
-        "topic alias maximum",
-        Type::TwoByte,
-        Rule::Any,
-        CONNECT | CONNACK,
-    ),
+    def(0x21, "receive maximum", Type::TwoByte, Rule::NonZero, CONNECT | CONNACK),
+    def(0x22, "topic alias maximum", Type::TwoByte, Rule::Any, CONNECT | CONNACK),
     // v5 3.3.2.3.4: a Topic Alias of 0 is a protocol error.
     def(0x23, "topic alias", Type::TwoByte, Rule::NonZero, PUBLISH),
-    // v5 3.2.2.3.4: Maximum QoS other than 0 or 1 is a protocol error.
+    // v5 3.2.2.3.4: a Maximum QoS other than 0 or 1 is a protocol error.
     def(0x24, "maximum qos", Type::Byte, Rule::Bool, CONNACK),
     def(0x25, "retain available", Type::Byte, Rule::Bool, CONNACK),
     def(USER_PROPERTY, "user property", Type::Pair, Rule::Any, ALL),
     // v5 3.1.2.11.4: a Maximum Packet Size of 0 is a protocol error.
-    def(
-        0x27,
-        "maximum packet size",
-        Type::FourByte,
-        Rule::NonZero,
-        CONNECT | CONNACK,
-    ),
-    def(
-        0x28,
-        "wildcard subscription available",
-        Type::Byte,
-        Rule::Bool,
-        CONNACK,
-    ),
-    def(
-        0x29,
-        "subscription identifier available",
-        Type::Byte,
-        Rule::Bool,
-        CONNACK,
-    ),
-    def(
-        0x2a,
-        "shared subscription available",
-        Type::Byte,
-        Rule::Bool,
-        CONNACK,
-    ),
+    def(0x27, "maximum packet size", Type::FourByte, Rule::NonZero, CONNECT | CONNACK),
+    def(0x28, "wildcard subscription available", Type::Byte, Rule::Bool, CONNACK),
+    def(0x29, "subscription identifier available", Type::Byte, Rule::Bool, CONNACK),
+    def(0x2a, "shared subscription available", Type::Byte, Rule::Bool, CONNACK),
 ];
 
 fn lookup(id: u32) -> Option<&'static Def> {

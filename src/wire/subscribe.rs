@@ -171,8 +171,8 @@ fn expect_flags(flags: u8, expected: u8) -> Result<(), Error> {
     }
 }
 
-/// Appends a SUBSCRIBE or UNSUBSCRIBE frame: header, packet id, v5 properties, `payload_len`
-/// bytes written by `payload`.
+/// Appends the start of a SUBSCRIBE or UNSUBSCRIBE frame: header, packet id and v5
+/// properties; the caller then appends exactly `payload_len` bytes of filters.
 fn encode_request(
     byte1: u8,
     packet_id: u16,
