@@ -12,6 +12,8 @@
 
 mod connect;
 mod control;
+#[cfg(test)]
+mod fixture;
 mod header;
 mod property;
 mod publish;
@@ -21,13 +23,13 @@ mod subscribe;
 mod writer;
 
 pub use connect::{Connack, Connect, Will};
-pub use control::{Ack, Auth, Disconnect};
-pub use header::{PacketType, check_frame};
+pub use control::{Ack, Auth, Disconnect, encode_pingreq, encode_pingresp};
+pub use header::{Frame, PacketType, check_frame};
 pub use property::{Properties, UserProperties};
 pub use publish::{Publish, publish_packet_id_offset};
 pub use subscribe::{
     RetainHandling, Suback, Subscribe, SubscribeFilters, SubscriptionOptions, Unsuback,
-    Unsubscribe, UnsubscribeFilters,
+    Unsubscribe, UnsubscribeFilters, encode_subscribe, encode_unsubscribe,
 };
 
 /// The MQTT protocol revision a connection speaks, fixed by its CONNECT.
@@ -76,6 +78,10 @@ impl QoS {
 }
 
 /// One decoded MQTT control packet, borrowing from the receive buffer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a borrowed view decoded on the stack once per frame; boxing would allocate"
+)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Packet<'a> {
     /// CONNECT (client to server).
@@ -161,9 +167,15 @@ pub fn decode(
         PacketType::Connect => Packet::Connect(Connect::parse(frame.flags, body)?),
         PacketType::Connack => Packet::Connack(Connack::parse(frame.flags, body, version)?),
         PacketType::Publish => Packet::Publish(Publish::parse(frame.flags, body, version)?),
-        PacketType::Puback => Packet::Puback(Ack::parse(frame.packet_type, frame.flags, body, version)?),
-        PacketType::Pubrec => Packet::Pubrec(Ack::parse(frame.packet_type, frame.flags, body, version)?),
-        PacketType::Pubrel => Packet::Pubrel(Ack::parse(frame.packet_type, frame.flags, body, version)?),
+        PacketType::Puback => {
+            Packet::Puback(Ack::parse(frame.packet_type, frame.flags, body, version)?)
+        }
+        PacketType::Pubrec => {
+            Packet::Pubrec(Ack::parse(frame.packet_type, frame.flags, body, version)?)
+        }
+        PacketType::Pubrel => {
+            Packet::Pubrel(Ack::parse(frame.packet_type, frame.flags, body, version)?)
+        }
         PacketType::Pubcomp => {
             Packet::Pubcomp(Ack::parse(frame.packet_type, frame.flags, body, version)?)
         }
