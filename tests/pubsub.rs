@@ -1,0 +1,171 @@
+//! PUBLISH and SUBSCRIBE over raw TCP: QoS 0/1/2 both ways, wildcards, overlap, order.
+
+mod common;
+
+use common::{Raw, ack, publish, start, subscribe, unsubscribe};
+
+#[test]
+fn qos0_round_trip() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "sub", true);
+    assert_eq!(sub.subscribe("a/b", 0), 0);
+    let mut publ = Raw::connect(broker.addr, "pub", true);
+    publ.send(&publish("a/b", b"hello", 0, false, 0));
+    let p = sub.recv_publish();
+    assert_eq!((p.topic.as_str(), p.payload.as_slice(), p.qos, p.retain), ("a/b", &b"hello"[..], 0, false));
+}
+
+#[test]
+fn qos1_flow_both_ways() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "sub1", true);
+    assert_eq!(sub.subscribe("q1", 1), 1);
+    let mut publ = Raw::connect(broker.addr, "pub1", true);
+    publ.send(&publish("q1", b"m", 1, false, 42));
+    assert_eq!(publ.recv_kind(4).body, [0, 42], "PUBACK for the publisher's id");
+    let p = sub.recv_publish();
+    assert_eq!(p.qos, 1);
+    assert_ne!(p.packet_id, 0);
+    sub.send(&ack(0x40, p.packet_id));
+    sub.expect_silence(200);
+}
+
+#[test]
+fn qos2_flow_both_ways_exactly_once() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "sub2", true);
+    assert_eq!(sub.subscribe("q2", 2), 2);
+    let mut publ = Raw::connect(broker.addr, "pub2", true);
+    // The same packet id twice before PUBREL: a re-send, routed once [MQTT-4.3.3-9].
+    publ.send(&publish("q2", b"once", 2, false, 7));
+    assert_eq!(publ.recv_kind(5).body, [0, 7], "PUBREC");
+    publ.send(&publish("q2", b"once", 2, false, 7));
+    assert_eq!(publ.recv_kind(5).body, [0, 7], "PUBREC again");
+    publ.send(&ack(0x62, 7));
+    assert_eq!(publ.recv_kind(7).body, [0, 7], "PUBCOMP");
+
+    let p = sub.recv_publish();
+    assert_eq!((p.qos, p.payload.as_slice()), (2, &b"once"[..]));
+    sub.send(&ack(0x50, p.packet_id));
+    let rel = sub.recv().unwrap();
+    assert_eq!(rel.header, 0x62, "PUBREL");
+    assert_eq!(rel.body, p.packet_id.to_be_bytes());
+    sub.send(&ack(0x70, p.packet_id));
+    sub.expect_silence(300);
+}
+
+#[test]
+fn qos_is_downgraded_to_the_granted_qos() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "low", true);
+    sub.subscribe("d", 0);
+    let mut publ = Raw::connect(broker.addr, "high", true);
+    publ.send(&publish("d", b"x", 2, false, 1));
+    assert_eq!(sub.recv_publish().qos, 0);
+}
+
+#[test]
+fn wildcards_and_dollar_topics() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "wild", true);
+    sub.send(&subscribe(3, &[("#", 0), ("s/+/t", 0)]));
+    let suback = sub.recv_kind(9);
+    assert_eq!(suback.body, [0, 3, 0, 0]);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.send(&publish("$SYS/fake", b"no", 0, false, 0));
+    publ.send(&publish("s/x/t", b"yes", 0, false, 0));
+    // Overlapping subscriptions deliver once [MQTT-3.3.5-1].
+    let p = sub.recv_publish();
+    assert_eq!(p.payload, b"yes");
+    sub.expect_silence(300);
+}
+
+#[test]
+fn overlapping_subscriptions_deliver_once_at_highest_qos() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "overlap", true);
+    sub.send(&subscribe(1, &[("o/+", 0), ("o/#", 2), ("o/x", 1)]));
+    assert_eq!(sub.recv_kind(9).body, [0, 1, 0, 2, 1]);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.send(&publish("o/x", b"m", 2, false, 9));
+    let p = sub.recv_publish();
+    assert_eq!(p.qos, 2);
+    sub.send(&ack(0x50, p.packet_id));
+    assert_eq!(sub.recv().unwrap().header, 0x62);
+    sub.send(&ack(0x70, p.packet_id));
+    sub.expect_silence(300);
+}
+
+#[test]
+fn invalid_filters_get_0x80() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "bad", true);
+    sub.send(&subscribe(5, &[("a/#/b", 0), ("ok", 1), ("a+", 2)]));
+    assert_eq!(sub.recv_kind(9).body, [0, 5, 0x80, 1, 0x80]);
+}
+
+#[test]
+fn unsubscribe_stops_delivery() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "unsub", true);
+    sub.subscribe("u", 0);
+    sub.send(&unsubscribe(2, &["u", "never-subscribed"]));
+    assert_eq!(sub.recv_kind(11).body, [0, 2]);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.send(&publish("u", b"x", 0, false, 0));
+    sub.expect_silence(300);
+}
+
+#[test]
+fn order_is_preserved_per_publisher() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "order", true);
+    sub.subscribe("seq/#", 1);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    let mut batch = Vec::new();
+    for i in 0..500u16 {
+        let qos = (i % 2) as u8;
+        batch.extend(publish("seq/a", &i.to_be_bytes(), qos, false, i + 1));
+    }
+    publ.send(&batch);
+    for i in 0..500u16 {
+        let p = sub.recv_publish();
+        assert_eq!(p.payload, i.to_be_bytes(), "message {i} out of order");
+        if p.qos == 1 {
+            sub.send(&ack(0x40, p.packet_id));
+        }
+    }
+}
+
+#[test]
+fn resubscribe_replaces_and_keeps_one_subscription() {
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "re", true);
+    assert_eq!(sub.subscribe("r", 0), 0);
+    sub.send(&subscribe(2, &[("r", 1)]));
+    assert_eq!(sub.recv_kind(9).body, [0, 2, 1]);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.send(&publish("r", b"x", 1, false, 1));
+    let p = sub.recv_publish();
+    assert_eq!(p.qos, 1, "the replacing subscription's QoS");
+    sub.send(&ack(0x40, p.packet_id));
+    sub.expect_silence(300);
+}
+
+#[test]
+fn large_payload_fan_out() {
+    let broker = start();
+    let mut subs: Vec<Raw> = (0..5)
+        .map(|i| {
+            let mut s = Raw::connect(broker.addr, &format!("big{i}"), true);
+            s.subscribe("big", 0);
+            s
+        })
+        .collect();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.send(&publish("big", &payload, 0, false, 0));
+    for s in &mut subs {
+        assert_eq!(s.recv_publish().payload, payload);
+    }
+}
