@@ -180,11 +180,13 @@ impl Broker {
             }
             self.state.now = Instant::now();
             self.ready.clear();
-            self.ready.extend(
-                self.events
-                    .iter()
-                    .map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())),
-            );
+            self.ready.extend(self.events.iter().map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
+            }));
             for i in 0..self.ready.len() {
                 let (token, readable, writable) = self.ready[i];
                 match token {
@@ -362,10 +364,10 @@ impl Broker {
     /// Stops reading from a client whose own replies are not being read.
     fn pause_if_backed_up(&mut self, id: ConnId) {
         let cap = self.state.config.max_output_buffer;
-        if let Some(conn) = self.state.conns.get_mut(id.0) {
-            if conn.tx.len() >= cap {
-                conn.read_paused = true;
-            }
+        if let Some(conn) = self.state.conns.get_mut(id.0)
+            && conn.tx.len() >= cap
+        {
+            conn.read_paused = true;
         }
     }
 
@@ -398,11 +400,12 @@ impl Broker {
                 continue;
             };
             conn.dirty = false;
-            if let Some(session) = conn.session.and_then(|s| sessions.get_mut(s.0 as usize)) {
-                if session.has_pending(limits) && conn.tx.len() < config.max_output_buffer {
-                    let out = conn.tx.frames(pool);
-                    session.write_pending(out, config.max_output_buffer, conn.version, limits);
-                }
+            if let Some(session) = conn.session.and_then(|s| sessions.get_mut(s.0 as usize))
+                && session.has_pending(limits)
+                && conn.tx.len() < config.max_output_buffer
+            {
+                let out = conn.tx.frames(pool);
+                session.write_pending(out, config.max_output_buffer, conn.version, limits);
             }
             if !conn.writable || conn.tx.is_empty() {
                 continue;
@@ -474,44 +477,50 @@ impl Broker {
         conn.rx.release_if_empty(&mut state.pool);
         conn.tx.discard(&mut state.pool);
 
-        let session = conn.session.and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
+        let session = conn
+            .session
+            .and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
         let client_id = session.map_or("", |(_, s)| &s.client_id);
         match why {
-            Close::ClientDisconnect { .. } => info!("client {client_id} disconnected from {}", conn.peer),
-            _ if conn.phase == Phase::AwaitingConnect => {
-                info!("connection from {} closed before CONNECT: {}", conn.peer, why)
+            Close::ClientDisconnect { .. } => {
+                info!("client {client_id} disconnected from {}", conn.peer)
             }
-            _ => info!(
-                "client {client_id} from {} closed: {}",
-                conn.peer,
-                why
-            ),
+            _ if conn.phase == Phase::AwaitingConnect => {
+                info!(
+                    "connection from {} closed before CONNECT: {}",
+                    conn.peer, why
+                )
+            }
+            _ => info!("client {client_id} from {} closed: {}", conn.peer, why),
         }
 
         if let Some(sid) = conn.session {
             let persistent = state.config.persistent_client_expiration;
-            if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-                if session.conn == Some(id) {
-                    session.conn = None;
-                    if session.clean {
-                        state.discard_session(sid);
-                    } else {
-                        session.expires_at = persistent.map(|d| state.now + d);
-                    }
+            if let Some(session) = state.sessions.get_mut(sid.0 as usize)
+                && session.conn == Some(id)
+            {
+                session.conn = None;
+                if session.clean {
+                    state.discard_session(sid);
+                } else {
+                    session.expires_at = persistent.map(|d| state.now + d);
                 }
             }
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
-        if why.publishes_will() {
-            if let Some(will) = conn.will.take() {
-                route::publish(state, &will);
-            }
+        if why.publishes_will()
+            && let Some(will) = conn.will.take()
+        {
+            route::publish(state, &will);
         }
     }
 
     /// Publishes every will, delivers what it can, and closes every connection.
     fn shutdown(&mut self) {
-        info!("shutting down: closing {} connections", self.state.conns.len());
+        info!(
+            "shutting down: closing {} connections",
+            self.state.conns.len()
+        );
         self.listeners.clear();
         let ids: Vec<ConnId> = self.state.conns.iter().map(|(k, _)| ConnId(k)).collect();
         for &id in &ids {

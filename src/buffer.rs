@@ -201,18 +201,33 @@ mod tests {
         let mut pool = Pool::new(4, 4);
         let mut rx = RxBuf::default();
         let mut io = Chunks(vec![b"abcdefghij".to_vec()]);
-        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(4));
+        assert_eq!(
+            rx.read_from(&mut io, &mut pool, 8).unwrap(),
+            ReadOutcome::Data(4)
+        );
         rx.consume(2);
         // Full with a consumed front: compacts instead of growing.
-        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(2));
+        assert_eq!(
+            rx.read_from(&mut io, &mut pool, 8).unwrap(),
+            ReadOutcome::Data(2)
+        );
         assert_eq!(rx.front(), b"cdef");
-        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Data(4));
+        assert_eq!(
+            rx.read_from(&mut io, &mut pool, 8).unwrap(),
+            ReadOutcome::Data(4)
+        );
         assert_eq!(rx.front(), b"cdefghij");
-        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::Full);
+        assert_eq!(
+            rx.read_from(&mut io, &mut pool, 8).unwrap(),
+            ReadOutcome::Full
+        );
         rx.consume(8);
         rx.release_if_empty(&mut pool);
         assert_eq!(pool.free_count(), 1, "an emptied buffer goes back");
-        assert_eq!(rx.read_from(&mut io, &mut pool, 8).unwrap(), ReadOutcome::WouldBlock);
+        assert_eq!(
+            rx.read_from(&mut io, &mut pool, 8).unwrap(),
+            ReadOutcome::WouldBlock
+        );
         assert_eq!(pool.free_count(), 0);
         rx.release_if_empty(&mut pool);
         assert_eq!(pool.free_count(), 1);
@@ -223,7 +238,10 @@ mod tests {
         let mut pool = Pool::new(8, 4);
         let mut tx = TxBuf::default();
         tx.frames(&mut pool).extend_from_slice(b"hello world");
-        let mut io = Limited { got: Vec::new(), room: 5 };
+        let mut io = Limited {
+            got: Vec::new(),
+            room: 5,
+        };
         assert!(!tx.write_to(&mut io, &mut pool).unwrap());
         assert_eq!(tx.len(), 6);
         io.room = 100;

@@ -1,1 +1,130 @@
-fn main() {}
+//! The `pipit` binary: command-line flags to `Config`, logging, run the broker.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use log::error;
+use pipit::config::ListenerConfig;
+use pipit::{Broker, Config};
+
+const HELP: &str = "\
+pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1)
+
+USAGE:
+    pipit [OPTIONS]
+
+OPTIONS:
+    -c, --config FILE    read a mosquitto.conf-style configuration file
+    -p, --port PORT      listen on PORT (default 1883) on every --bind address
+        --bind ADDR      listen on ADDR (IPv4 or IPv6; repeatable; default 127.0.0.1)
+    -v, --verbose        more logging (-v debug, -vv trace); RUST_LOG overrides
+    -h, --help           print this help
+    -V, --version        print the version
+
+Without a configuration file pipit listens on 127.0.0.1:1883 and allows anonymous clients
+(loopback only), like Mosquitto 2 started without one.
+";
+
+struct Args {
+    config: Option<std::path::PathBuf>,
+    port: Option<u16>,
+    binds: Vec<IpAddr>,
+    verbosity: usize,
+}
+
+fn parse_args() -> Result<Option<Args>, pico_args::Error> {
+    let mut args = pico_args::Arguments::from_env();
+    if args.contains(["-h", "--help"]) {
+        print!("{HELP}");
+        return Ok(None);
+    }
+    if args.contains(["-V", "--version"]) {
+        println!("pipit {}", env!("CARGO_PKG_VERSION"));
+        return Ok(None);
+    }
+    let mut verbosity = 0;
+    while args.contains(["-v", "--verbose"]) {
+        verbosity += 1;
+    }
+    let parsed = Args {
+        config: args.opt_value_from_os_str(["-c", "--config"], |s| {
+            Ok::<_, std::convert::Infallible>(std::path::PathBuf::from(s))
+        })?,
+        port: args.opt_value_from_str(["-p", "--port"])?,
+        binds: args.values_from_str("--bind")?,
+        verbosity,
+    };
+    let rest = args.finish();
+    if !rest.is_empty() {
+        return Err(pico_args::Error::ArgumentParsingFailed {
+            cause: format!("unexpected arguments: {rest:?}"),
+        });
+    }
+    Ok(Some(parsed))
+}
+
+fn init_logging(verbosity: usize) {
+    let level = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+}
+
+fn build_config(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => {
+            return Err(format!(
+                "{}: configuration files are not supported yet",
+                path.display()
+            ));
+        }
+        None => Config::default(),
+    };
+    if !args.binds.is_empty() || args.port.is_some() {
+        let port = args.port.unwrap_or(1883);
+        let binds = if args.binds.is_empty() {
+            vec![IpAddr::from([127, 0, 0, 1])]
+        } else {
+            args.binds.clone()
+        };
+        config.listeners = binds
+            .into_iter()
+            .map(|ip| ListenerConfig {
+                addr: SocketAddr::new(ip, port),
+            })
+            .collect();
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipit: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(args.verbosity);
+    let config = match build_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = Broker::bind(config).and_then(|mut broker| {
+        broker.handle_signals()?;
+        broker.run()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

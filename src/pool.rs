@@ -48,6 +48,7 @@ impl Pool {
     }
 
     /// Buffers currently waiting for reuse.
+    #[cfg(test)]
     pub fn free_count(&self) -> usize {
         self.free.len()
     }

@@ -44,11 +44,13 @@ impl RetainedStore {
     }
 
     /// Number of retained messages.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether no message is retained.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -60,7 +62,9 @@ impl RetainedStore {
             self.clear(&message.topic);
             return;
         }
-        if self.max_retained != 0 && self.count >= self.max_retained && !self.contains(&message.topic)
+        if self.max_retained != 0
+            && self.count >= self.max_retained
+            && !self.contains(&message.topic)
         {
             self.dropped += 1;
             return;
@@ -71,7 +75,9 @@ impl RetainedStore {
                 Some(&child) => child,
                 None => {
                     let child = self.alloc();
-                    self.nodes[node as usize].children.insert(level.into(), child);
+                    self.nodes[node as usize]
+                        .children
+                        .insert(level.into(), child);
                     child
                 }
             };

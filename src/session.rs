@@ -168,6 +168,7 @@ impl Session {
     }
 
     /// Number of messages queued and not yet sent.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
@@ -269,12 +270,8 @@ impl Session {
         }
     }
 
-    /// Number of inbound QoS 2 messages awaiting PUBREL.
-    pub fn inbound_qos2_len(&self) -> usize {
-        self.inbound_qos2.len()
-    }
-
     /// Number of outbound messages awaiting acknowledgement.
+    #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
@@ -385,7 +382,10 @@ mod tests {
     fn window_limits_qos1_and_acks_free_slots() {
         let mut s = online();
         for p in ["a", "b", "c"] {
-            assert_eq!(s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Queued);
+            assert_eq!(
+                s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+                Enqueued::Queued
+            );
         }
         let mut out = Vec::new();
         s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
@@ -402,11 +402,20 @@ mod tests {
     #[test]
     fn queue_bound_and_offline_qos0() {
         let mut s = Session::new("c", false);
-        assert_eq!(s.enqueue(msg("0", QoS::AtMostOnce), QoS::AtMostOnce, false, LIMITS), Enqueued::Dropped);
+        assert_eq!(
+            s.enqueue(msg("0", QoS::AtMostOnce), QoS::AtMostOnce, false, LIMITS),
+            Enqueued::Dropped
+        );
         for _ in 0..3 {
-            assert_eq!(s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Queued);
+            assert_eq!(
+                s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+                Enqueued::Queued
+            );
         }
-        assert_eq!(s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS), Enqueued::Dropped);
+        assert_eq!(
+            s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+            Enqueued::Dropped
+        );
         assert_eq!(s.dropped, 2);
         assert_eq!(s.queued(), 3);
     }
@@ -418,7 +427,11 @@ mod tests {
         s.enqueue(msg("y", QoS::ExactlyOnce), QoS::ExactlyOnce, false, LIMITS);
         let mut out = Vec::new();
         s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
-        assert_eq!(s.on_pubcomp(1), AckOutcome::UnknownPacketId, "PUBCOMP before PUBREC");
+        assert_eq!(
+            s.on_pubcomp(1),
+            AckOutcome::UnknownPacketId,
+            "PUBCOMP before PUBREC"
+        );
         assert_eq!(s.on_pubrec(1), AckOutcome::Done);
         out.clear();
         s.resend_inflight(&mut out, Version::V311);
@@ -443,7 +456,10 @@ mod tests {
     fn packet_ids_wrap_and_skip_zero_and_in_use() {
         let mut s = online();
         s.next_packet_id = u16::MAX;
-        let limits = QueueLimits { max_inflight: 10, ..LIMITS };
+        let limits = QueueLimits {
+            max_inflight: 10,
+            ..LIMITS
+        };
         for p in ["a", "b"] {
             s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, limits);
         }

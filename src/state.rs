@@ -155,11 +155,11 @@ impl State {
 
     /// Puts a connection on the list whose output is produced and written this turn.
     pub fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id.0) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(id);
-            }
+        if let Some(conn) = self.conns.get_mut(id.0)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
         }
     }
 

@@ -149,9 +149,18 @@ mod tests {
         assert_eq!(validate_name("a/b", LIMITS), Ok(()));
         assert_eq!(validate_name("/", LIMITS), Ok(()));
         assert_eq!(validate_name("", LIMITS), Err(TopicError::Empty));
-        assert_eq!(validate_name("a/+", LIMITS), Err(TopicError::WildcardInName));
-        assert_eq!(validate_name("a/#", LIMITS), Err(TopicError::WildcardInName));
-        assert_eq!(validate_name("a/b/c/d/e/f/g/h/i", LIMITS), Err(TopicError::TooLong));
+        assert_eq!(
+            validate_name("a/+", LIMITS),
+            Err(TopicError::WildcardInName)
+        );
+        assert_eq!(
+            validate_name("a/#", LIMITS),
+            Err(TopicError::WildcardInName)
+        );
+        assert_eq!(
+            validate_name("a/b/c/d/e/f/g/h/i", LIMITS),
+            Err(TopicError::TooLong)
+        );
     }
 
     #[test]
@@ -160,7 +169,11 @@ mod tests {
             assert_eq!(validate_filter(ok, LIMITS), Ok(()), "{ok}");
         }
         for bad in ["a/#/b", "a#", "a/b+", "+a", "##", "#/"] {
-            assert_eq!(validate_filter(bad, LIMITS), Err(TopicError::BadWildcard), "{bad}");
+            assert_eq!(
+                validate_filter(bad, LIMITS),
+                Err(TopicError::BadWildcard),
+                "{bad}"
+            );
         }
         assert_eq!(validate_filter("", LIMITS), Err(TopicError::Empty));
     }
@@ -173,7 +186,10 @@ mod tests {
         assert_eq!(split_shared("a/b", LIMITS).unwrap().share_group, None);
         assert_eq!(split_shared("$share/g", LIMITS), Err(TopicError::BadShare));
         assert_eq!(split_shared("$share//a", LIMITS), Err(TopicError::BadShare));
-        assert_eq!(split_shared("$share/g+/a", LIMITS), Err(TopicError::BadShare));
+        assert_eq!(
+            split_shared("$share/g+/a", LIMITS),
+            Err(TopicError::BadShare)
+        );
     }
 
     #[test]

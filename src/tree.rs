@@ -81,11 +81,13 @@ impl Default for SubscriptionTree {
 
 impl SubscriptionTree {
     /// Number of subscriptions (shared members included).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether the tree holds no subscription.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -126,7 +128,12 @@ impl SubscriptionTree {
     }
 
     /// Removes `session`'s subscription to `filter`; returns whether there was one.
-    pub fn unsubscribe(&mut self, filter: &str, share_group: Option<&str>, session: SessionId) -> bool {
+    pub fn unsubscribe(
+        &mut self,
+        filter: &str,
+        share_group: Option<&str>,
+        session: SessionId,
+    ) -> bool {
         let mut path = vec![ROOT];
         let mut node = ROOT;
         for level in levels(filter) {

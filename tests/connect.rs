@@ -136,7 +136,10 @@ fn keepalive_timeout_closes() {
     let mut c = Raw::connect_with(broker.addr, &Connect::v311("sleepy").keep_alive(1));
     let started = std::time::Instant::now();
     assert!(c.expect_closed().is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(1400), "closed too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "closed too early"
+    );
 }
 
 #[test]

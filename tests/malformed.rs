@@ -11,7 +11,10 @@ fn closes_after_connect(bytes: &[u8]) {
     bystander.subscribe("ok", 0);
     let mut c = Raw::connect(broker.addr, "bad", true);
     c.send(bytes);
-    assert!(c.expect_closed().is_empty(), "closed without reply for {bytes:02x?}");
+    assert!(
+        c.expect_closed().is_empty(),
+        "closed without reply for {bytes:02x?}"
+    );
     // Other clients are unaffected.
     let mut p = Raw::connect(broker.addr, "p", true);
     p.send(&publish("ok", b"still", 0, false, 0));
@@ -180,7 +183,9 @@ fn garbage_does_not_disturb_others() {
     good.subscribe("g", 0);
     for seed in 0..50u32 {
         let mut c = Raw::open(broker.addr);
-        let junk: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) as u8).collect();
+        let junk: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) as u8)
+            .collect();
         c.send(&junk);
     }
     let mut p = Raw::connect(broker.addr, "p", true);

@@ -12,7 +12,10 @@ fn qos0_round_trip() {
     let mut publ = Raw::connect(broker.addr, "pub", true);
     publ.send(&publish("a/b", b"hello", 0, false, 0));
     let p = sub.recv_publish();
-    assert_eq!((p.topic.as_str(), p.payload.as_slice(), p.qos, p.retain), ("a/b", &b"hello"[..], 0, false));
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_slice(), p.qos, p.retain),
+        ("a/b", &b"hello"[..], 0, false)
+    );
 }
 
 #[test]
@@ -22,7 +25,11 @@ fn qos1_flow_both_ways() {
     assert_eq!(sub.subscribe("q1", 1), 1);
     let mut publ = Raw::connect(broker.addr, "pub1", true);
     publ.send(&publish("q1", b"m", 1, false, 42));
-    assert_eq!(publ.recv_kind(4).body, [0, 42], "PUBACK for the publisher's id");
+    assert_eq!(
+        publ.recv_kind(4).body,
+        [0, 42],
+        "PUBACK for the publisher's id"
+    );
     let p = sub.recv_publish();
     assert_eq!(p.qos, 1);
     assert_ne!(p.packet_id, 0);

@@ -15,7 +15,11 @@ fn retained_is_delivered_on_subscribe_with_retain_flag() {
     let mut sub = Raw::connect(broker.addr, "s", true);
     assert_eq!(sub.subscribe("r/+", 1), 1);
     let p = sub.recv_publish();
-    assert_eq!((p.payload.as_slice(), p.retain, p.qos), (&b"second"[..], true, 1), "replaced");
+    assert_eq!(
+        (p.payload.as_slice(), p.retain, p.qos),
+        (&b"second"[..], true, 1),
+        "replaced"
+    );
     sub.send(&ack(0x40, p.packet_id));
     // Live messages carry retain = 0 even when published retained [MQTT-3.3.1-9].
     publ.send(&publish("r/a", b"live", 0, true, 0));
@@ -62,7 +66,10 @@ fn resubscribe_resends_retained() {
     assert!(sub.recv_publish().retain);
     sub.send(&subscribe(2, &[("again", 0)]));
     sub.recv_kind(9);
-    assert!(sub.recv_publish().retain, "replacing a subscription resends retained");
+    assert!(
+        sub.recv_publish().retain,
+        "replacing a subscription resends retained"
+    );
 }
 
 #[test]

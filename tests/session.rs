@@ -32,7 +32,11 @@ fn offline_qos1_is_queued_and_delivered_with_session_present() {
     let a = s.recv_publish();
     let b = s.recv_publish();
     assert_eq!((a.payload.as_slice(), a.qos), (&b"one"[..], 1));
-    assert_eq!((b.payload.as_slice(), b.qos), (&b"two"[..], 1), "downgraded to the granted QoS 1");
+    assert_eq!(
+        (b.payload.as_slice(), b.qos),
+        (&b"two"[..], 1),
+        "downgraded to the granted QoS 1"
+    );
     s.send(&ack(0x40, a.packet_id));
     s.send(&ack(0x40, b.packet_id));
     s.expect_silence(300); // QoS 0 is not queued for offline sessions
@@ -75,9 +79,16 @@ fn unacknowledged_messages_are_redelivered_with_dup() {
     let (mut s, present) = connack_session_present(broker.addr, "forgetful", false);
     assert_eq!(present, 1);
     let again = s.recv_publish();
-    assert_eq!((again.payload.as_slice(), again.dup, again.packet_id), (&b"q1"[..], true, first.packet_id));
+    assert_eq!(
+        (again.payload.as_slice(), again.dup, again.packet_id),
+        (&b"q1"[..], true, first.packet_id)
+    );
     let rel = s.recv().unwrap();
-    assert_eq!((rel.header, rel.body.clone()), (0x62, second.packet_id.to_be_bytes().to_vec()), "PUBREL re-sent");
+    assert_eq!(
+        (rel.header, rel.body.clone()),
+        (0x62, second.packet_id.to_be_bytes().to_vec()),
+        "PUBREL re-sent"
+    );
     s.send(&ack(0x40, again.packet_id));
     s.send(&ack(0x70, second.packet_id));
     s.expect_silence(300);

@@ -14,17 +14,26 @@ fn watcher(addr: std::net::SocketAddr) -> Raw {
 fn will_on_socket_close() {
     let broker = start();
     let mut w = watcher(broker.addr);
-    let c = Raw::connect_with(broker.addr, &Connect::v311("dies").will("will/dies", b"gone", 1, false));
+    let c = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("dies").will("will/dies", b"gone", 1, false),
+    );
     drop(c);
     let p = w.recv_publish();
-    assert_eq!((p.topic.as_str(), p.payload.as_slice(), p.qos), ("will/dies", &b"gone"[..], 1));
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_slice(), p.qos),
+        ("will/dies", &b"gone"[..], 1)
+    );
 }
 
 #[test]
 fn no_will_on_disconnect() {
     let broker = start();
     let mut w = watcher(broker.addr);
-    let c = Raw::connect_with(broker.addr, &Connect::v311("polite").will("will/polite", b"x", 0, false));
+    let c = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("polite").will("will/polite", b"x", 0, false),
+    );
     c.disconnect();
     w.expect_silence(400);
 }
@@ -35,7 +44,9 @@ fn will_on_keepalive_timeout() {
     let mut w = watcher(broker.addr);
     let _c = Raw::connect_with(
         broker.addr,
-        &Connect::v311("silent").keep_alive(1).will("will/silent", b"timeout", 0, false),
+        &Connect::v311("silent")
+            .keep_alive(1)
+            .will("will/silent", b"timeout", 0, false),
     );
     let p = w.recv_publish();
     assert_eq!(p.payload, b"timeout");
@@ -45,7 +56,10 @@ fn will_on_keepalive_timeout() {
 fn will_on_protocol_error() {
     let broker = start();
     let mut w = watcher(broker.addr);
-    let mut c = Raw::connect_with(broker.addr, &Connect::v311("rude").will("will/rude", b"bad", 0, false));
+    let mut c = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("rude").will("will/rude", b"bad", 0, false),
+    );
     c.send(&[0x30, 0x01, 0x00]); // PUBLISH with a truncated topic length
     c.expect_closed();
     assert_eq!(w.recv_publish().payload, b"bad");
@@ -55,7 +69,10 @@ fn will_on_protocol_error() {
 fn will_on_takeover() {
     let broker = start();
     let mut w = watcher(broker.addr);
-    let _old = Raw::connect_with(broker.addr, &Connect::v311("twin").will("will/twin", b"old", 0, false));
+    let _old = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("twin").will("will/twin", b"old", 0, false),
+    );
     let _new = Raw::connect(broker.addr, "twin", true);
     assert_eq!(w.recv_publish().payload, b"old");
 }
@@ -63,7 +80,10 @@ fn will_on_takeover() {
 #[test]
 fn retained_will() {
     let broker = start();
-    let c = Raw::connect_with(broker.addr, &Connect::v311("ret").will("will/ret", b"last", 0, true));
+    let c = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("ret").will("will/ret", b"last", 0, true),
+    );
     drop(c);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut late = Raw::connect(broker.addr, "late", true);

@@ -67,9 +67,7 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
 }
 
 fn session_mut(state: &mut State, id: ConnId) -> Result<&mut crate::session::Session, Close> {
-    let sid = state
-        .session_of(id)
-        .ok_or(Close::Protocol("no session"))?;
+    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     state
         .sessions
         .get_mut(sid.0 as usize)

@@ -71,7 +71,11 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,
         connect.keep_alive,
-        if session_present { ", session resumed" } else { "" }
+        if session_present {
+            ", session resumed"
+        } else {
+            ""
+        }
     );
 
     // [MQTT-3.2.2-2] session present reflects a resumed session.
@@ -93,9 +97,18 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
 /// Attaches connection `id` to the session for `client_id`, closing any connection that
 /// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6]. Returns the session
 /// and whether an existing session was resumed.
-fn attach_session(state: &mut State, id: ConnId, client_id: &str, clean: bool) -> (SessionId, bool) {
+fn attach_session(
+    state: &mut State,
+    id: ConnId,
+    client_id: &str,
+    clean: bool,
+) -> (SessionId, bool) {
     if let Some(&old) = state.client_ids.get(client_id) {
-        if let Some(old_conn) = state.sessions.get_mut(old.0 as usize).and_then(|s| s.conn.take()) {
+        if let Some(old_conn) = state
+            .sessions
+            .get_mut(old.0 as usize)
+            .and_then(|s| s.conn.take())
+        {
             debug!("client {client_id} taken over by a new connection");
             if let Some(c) = state.conns.get_mut(old_conn.0) {
                 c.session = None;
@@ -135,7 +148,11 @@ fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
     let Some(version) = state.conns.get(id.0).map(|c| c.version) else {
         return Err(Close::Refused);
     };
-    let reason_code = if version == Version::V5 { code } else { reason::connack_v3(code) };
+    let reason_code = if version == Version::V5 {
+        code
+    } else {
+        reason::connack_v3(code)
+    };
     if let Some(out) = reply(state, id) {
         Connack {
             session_present: false,

@@ -35,7 +35,9 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(),
         (Phase::Connected, Packet::Unsubscribe(unsub)) => subscribe::unsubscribe(state, id, unsub),
         (Phase::Connected, Packet::Pingreq) => control::pingreq(state, id),
         (Phase::Connected, Packet::Disconnect(d)) => control::disconnect(state, id, d),
-        (Phase::Connected, Packet::Auth(_)) => Err(Close::Protocol("AUTH without an authentication method")),
+        (Phase::Connected, Packet::Auth(_)) => {
+            Err(Close::Protocol("AUTH without an authentication method"))
+        }
         // Packets only a server sends.
         (
             Phase::Connected,

@@ -31,14 +31,21 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
         _ => true,
     };
     if oversize {
-        debug!("dropping {}-byte PUBLISH over message_size_limit", publish.payload.len());
+        debug!(
+            "dropping {}-byte PUBLISH over message_size_limit",
+            publish.payload.len()
+        );
         state.stats.messages_dropped += 1;
     } else if first_delivery {
         let message = Message::shared(publish.topic, publish.payload, publish.qos, publish.retain);
         route::publish(state, &message);
     }
 
-    let code = if oversize { reason::PACKET_TOO_LARGE } else { reason::SUCCESS };
+    let code = if oversize {
+        reason::PACKET_TOO_LARGE
+    } else {
+        reason::SUCCESS
+    };
     match publish.qos {
         QoS::AtMostOnce => {}
         // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC.

@@ -9,7 +9,9 @@ use crate::session::{SessionId, Subscription};
 use crate::state::{Close, State};
 use crate::topic::split_shared;
 use crate::tree::Subscriber;
-use crate::wire::{Properties, QoS, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe, reason};
+use crate::wire::{
+    Properties, QoS, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe, reason,
+};
 
 /// Most filters one SUBSCRIBE or UNSUBSCRIBE may carry (the reply holds one code each).
 const MAX_FILTERS_PER_PACKET: usize = 1024;
@@ -18,7 +20,11 @@ const MAX_FILTERS_PER_PACKET: usize = 1024;
 /// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages.
 pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result<(), Close> {
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    let version = state.conns.get(id.0).map(|c| c.version).ok_or(Close::Protocol("no connection"))?;
+    let version = state
+        .conns
+        .get(id.0)
+        .map(|c| c.version)
+        .ok_or(Close::Protocol("no connection"))?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in SUBSCRIBE"));
     }
@@ -64,10 +70,13 @@ fn add(
     raw_filter: &str,
     options: SubscriptionOptions,
 ) -> Result<QoS, u8> {
-    let split = split_shared(raw_filter, state.topic_limits())
-        .map_err(|_| reason::TOPIC_FILTER_INVALID)?;
+    let split =
+        split_shared(raw_filter, state.topic_limits()).map_err(|_| reason::TOPIC_FILTER_INVALID)?;
     let granted = options.qos;
-    let options = SubscriptionOptions { qos: granted, ..options };
+    let options = SubscriptionOptions {
+        qos: granted,
+        ..options
+    };
     state.tree.subscribe(
         split.filter,
         split.share_group,
@@ -77,8 +86,15 @@ fn add(
             subscription_id: 0,
         },
     );
-    let session = state.sessions.get_mut(sid.0 as usize).ok_or(reason::UNSPECIFIED_ERROR)?;
-    match session.subscriptions.iter_mut().find(|s| &*s.raw_filter == raw_filter) {
+    let session = state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .ok_or(reason::UNSPECIFIED_ERROR)?;
+    match session
+        .subscriptions
+        .iter_mut()
+        .find(|s| &*s.raw_filter == raw_filter)
+    {
         Some(existing) => existing.options = options,
         None => session.subscriptions.push(Subscription {
             raw_filter: raw_filter.into(),
@@ -98,7 +114,9 @@ fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: Q
         return;
     }
     let mut matches = Vec::new();
-    state.retained.for_each_match(split.filter, |m| matches.push(m.clone()));
+    state
+        .retained
+        .for_each_match(split.filter, |m| matches.push(m.clone()));
     let limits = state.queue_limits();
     for message in matches {
         let qos = message.qos.min(granted);
@@ -109,7 +127,11 @@ fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: Q
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
 pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Result<(), Close> {
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    let version = state.conns.get(id.0).map(|c| c.version).ok_or(Close::Protocol("no connection"))?;
+    let version = state
+        .conns
+        .get(id.0)
+        .map(|c| c.version)
+        .ok_or(Close::Protocol("no connection"))?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in UNSUBSCRIBE"));
     }
@@ -121,7 +143,9 @@ pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Re
             Err(_) => false,
         };
         if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-            session.subscriptions.retain(|s| &*s.raw_filter != raw_filter);
+            session
+                .subscriptions
+                .retain(|s| &*s.raw_filter != raw_filter);
         }
         codes[i] = if removed {
             reason::SUCCESS

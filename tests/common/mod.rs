@@ -22,7 +22,9 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         self.handle.shutdown();
         if let Some(t) = self.thread.take() {
-            t.join().expect("broker thread panicked").expect("broker run failed");
+            t.join()
+                .expect("broker thread panicked")
+                .expect("broker run failed");
         }
     }
 }
@@ -87,7 +89,11 @@ impl Raw {
         c.send(&connect.bytes());
         let ack = c.recv().expect("CONNACK");
         assert_eq!(ack.kind(), 2, "expected CONNACK, got {ack:?}");
-        assert_eq!(ack.body.get(1).copied(), Some(0), "CONNACK refused: {ack:?}");
+        assert_eq!(
+            ack.body.get(1).copied(),
+            Some(0),
+            "CONNACK refused: {ack:?}"
+        );
         c
     }
 
@@ -132,7 +138,9 @@ impl Raw {
     /// Reads packets until one of type `kind` arrives (others are returned too).
     pub fn recv_kind(&mut self, kind: u8) -> Frame {
         loop {
-            let f = self.recv().unwrap_or_else(|| panic!("no packet of type {kind}"));
+            let f = self
+                .recv()
+                .unwrap_or_else(|| panic!("no packet of type {kind}"));
             if f.kind() == kind {
                 return f;
             }
@@ -156,7 +164,10 @@ impl Raw {
             Ok(0) => panic!("connection closed, expected silence"),
             Ok(_) => panic!("unexpected byte {:#04x}", b[0]),
             Err(e) => assert!(
-                matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
                 "unexpected error {e}"
             ),
         }
