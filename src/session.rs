@@ -91,8 +91,9 @@ pub enum AckOutcome {
 /// One client's session state.
 #[derive(Debug)]
 pub struct Session {
-    /// The client identifier, as the client sent it or as the broker assigned it.
-    pub client_id: Box<str>,
+    /// The client identifier, as the client sent it or as the broker assigned it; shared
+    /// with the broker's client-id index.
+    pub client_id: Rc<str>,
     /// The connection the session is attached to, if the client is online.
     pub conn: Option<ConnId>,
     /// Whether the session ends with its connection (3.1.1 clean session = 1).
@@ -103,35 +104,54 @@ pub struct Session {
     pub subscriptions: Vec<Subscription>,
     /// Messages dropped for this session at its queue bound.
     pub dropped: u64,
-    inflight: VecDeque<Inflight>,
-    queue: VecDeque<Queued>,
-    queued_bytes: usize,
-    inbound_qos2: Vec<u16>,
-    next_packet_id: u16,
+    /// Message flow state, allocated on first use so an idle session stays small.
+    flow: Option<Box<Flow>>,
     /// Routing scratch: the publish sequence number this session was last collected for.
     pub route_stamp: u64,
     /// Routing scratch: where in the scratch list this session's delivery sits.
     pub route_slot: u32,
 }
 
-impl Session {
-    /// A new, empty session for `client_id`.
-    pub fn new(client_id: &str, clean: bool) -> Session {
-        Session {
-            client_id: client_id.into(),
-            conn: None,
-            clean,
-            expires_at: None,
-            subscriptions: Vec::new(),
-            dropped: 0,
+/// The queues and windows of a session that has exchanged messages.
+#[derive(Debug)]
+struct Flow {
+    inflight: VecDeque<Inflight>,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    inbound_qos2: Vec<u16>,
+    next_packet_id: u16,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
+        }
+    }
+}
+
+impl Session {
+    /// A new, empty session for `client_id`.
+    pub fn new(client_id: Rc<str>, clean: bool) -> Session {
+        Session {
+            client_id,
+            conn: None,
+            clean,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            dropped: 0,
+            flow: None,
             route_stamp: 0,
             route_slot: 0,
         }
+    }
+
+    fn flow_mut(&mut self) -> &mut Flow {
+        self.flow.get_or_insert_with(Box::default)
     }
 
     /// Queues `message` for delivery at `qos` (already the minimum of published and granted
@@ -144,15 +164,20 @@ impl Session {
         limits: QueueLimits,
     ) -> Enqueued {
         let offline = self.conn.is_none();
-        let full = (limits.max_queued != 0 && self.queue.len() >= limits.max_queued)
-            || (limits.max_queued_bytes != 0
-                && self.queued_bytes + message.payload.len() > limits.max_queued_bytes);
-        if full || (offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline) {
+        if offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline {
             self.dropped += 1;
             return Enqueued::Dropped;
         }
-        self.queued_bytes += message.payload.len();
-        self.queue.push_back(Queued {
+        let flow = self.flow_mut();
+        let full = (limits.max_queued != 0 && flow.queue.len() >= limits.max_queued)
+            || (limits.max_queued_bytes != 0
+                && flow.queued_bytes + message.payload.len() > limits.max_queued_bytes);
+        if full {
+            self.dropped += 1;
+            return Enqueued::Dropped;
+        }
+        flow.queued_bytes += message.payload.len();
+        flow.queue.push_back(Queued {
             message,
             qos,
             retain,
@@ -162,15 +187,23 @@ impl Session {
 
     /// Whether anything waits to be written: queued messages that the window admits.
     pub fn has_pending(&self, limits: QueueLimits) -> bool {
-        self.queue.front().is_some_and(|q| {
-            q.qos == QoS::AtMostOnce || self.inflight.len() < usize::from(limits.max_inflight)
+        self.flow.as_ref().is_some_and(|f| {
+            f.queue.front().is_some_and(|q| {
+                q.qos == QoS::AtMostOnce || f.inflight.len() < usize::from(limits.max_inflight)
+            })
         })
     }
 
     /// Number of messages queued and not yet sent.
     #[cfg(test)]
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.flow.as_ref().map_or(0, |f| f.queue.len())
+    }
+
+    /// Number of outbound messages awaiting acknowledgement.
+    #[cfg(test)]
+    pub fn inflight_len(&self) -> usize {
+        self.flow.as_ref().map_or(0, |f| f.inflight.len())
     }
 
     /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
@@ -182,22 +215,25 @@ impl Session {
         version: Version,
         limits: QueueLimits,
     ) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
         while out.len() < out_limit {
-            let Some(front) = self.queue.front() else {
+            let Some(front) = flow.queue.front() else {
                 return;
             };
             let packet_id = if front.qos == QoS::AtMostOnce {
                 0
-            } else if self.inflight.len() < usize::from(limits.max_inflight) {
-                self.allocate_packet_id()
+            } else if flow.inflight.len() < usize::from(limits.max_inflight) {
+                flow.allocate_packet_id()
             } else {
                 return;
             };
-            let q = self.queue.pop_front().expect("front was just seen");
-            self.queued_bytes -= q.message.payload.len();
+            let q = flow.queue.pop_front().expect("front was just seen");
+            flow.queued_bytes -= q.message.payload.len();
             encode_publish(&q.message, q.qos, q.retain, packet_id, false, version, out);
             if q.qos != QoS::AtMostOnce {
-                self.inflight.push_back(Inflight {
+                flow.inflight.push_back(Inflight {
                     packet_id,
                     state: if q.qos == QoS::AtLeastOnce {
                         AckState::Puback
@@ -215,7 +251,10 @@ impl Session {
     /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
     /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1].
     pub fn resend_inflight(&self, out: &mut Vec<u8>, version: Version) {
-        for f in &self.inflight {
+        let Some(flow) = self.flow.as_deref() else {
+            return;
+        };
+        for f in &flow.inflight {
             match f.state {
                 AckState::Puback | AckState::Pubrec => {
                     // [MQTT-3.3.1-1] DUP is set when re-delivering.
@@ -233,9 +272,12 @@ impl Session {
 
     /// Handles PUBREC for an outbound QoS 2 message: the caller answers with PUBREL.
     pub fn on_pubrec(&mut self, packet_id: u16) -> AckOutcome {
-        match self.find(packet_id, AckState::Pubrec) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return AckOutcome::UnknownPacketId;
+        };
+        match flow.find(packet_id, AckState::Pubrec) {
             Some(i) => {
-                self.inflight[i].state = AckState::Pubcomp;
+                flow.inflight[i].state = AckState::Pubcomp;
                 AckOutcome::Done
             }
             None => AckOutcome::UnknownPacketId,
@@ -250,10 +292,11 @@ impl Session {
     /// Records an inbound QoS 2 PUBLISH; returns false if that packet id is already awaiting
     /// PUBREL, i.e. the message is a duplicate and must not be routed again [MQTT-4.3.3-9].
     pub fn receive_qos2(&mut self, packet_id: u16) -> bool {
-        match self.inbound_qos2.binary_search(&packet_id) {
+        let flow = self.flow_mut();
+        match flow.inbound_qos2.binary_search(&packet_id) {
             Ok(_) => false,
             Err(i) => {
-                self.inbound_qos2.insert(i, packet_id);
+                flow.inbound_qos2.insert(i, packet_id);
                 true
             }
         }
@@ -261,33 +304,35 @@ impl Session {
 
     /// Handles PUBREL: releases the inbound packet id; false if it was not awaiting PUBREL.
     pub fn release_qos2(&mut self, packet_id: u16) -> bool {
-        match self.inbound_qos2.binary_search(&packet_id) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return false;
+        };
+        match flow.inbound_qos2.binary_search(&packet_id) {
             Ok(i) => {
-                self.inbound_qos2.remove(i);
+                flow.inbound_qos2.remove(i);
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// Number of outbound messages awaiting acknowledgement.
-    #[cfg(test)]
-    pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
-    }
-
     fn finish(&mut self, packet_id: u16, state: AckState) -> AckOutcome {
-        match self.find(packet_id, state) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return AckOutcome::UnknownPacketId;
+        };
+        match flow.find(packet_id, state) {
             Some(i) => {
-                self.inflight.remove(i);
+                flow.inflight.remove(i);
                 AckOutcome::Done
             }
             None => AckOutcome::UnknownPacketId,
         }
     }
+}
 
+impl Flow {
     fn find(&self, packet_id: u16, state: AckState) -> Option<usize> {
-        // Acks usually come in order, so the front is checked first.
+        // Acks usually come in order, so the search starts at the front.
         self.inflight
             .iter()
             .position(|f| f.packet_id == packet_id && f.state == state)
@@ -356,7 +401,7 @@ mod tests {
     };
 
     fn online() -> Session {
-        let mut s = Session::new("c", false);
+        let mut s = Session::new("c".into(), false);
         s.conn = Some(ConnId(0));
         s
     }
@@ -401,7 +446,7 @@ mod tests {
 
     #[test]
     fn queue_bound_and_offline_qos0() {
-        let mut s = Session::new("c", false);
+        let mut s = Session::new("c".into(), false);
         assert_eq!(
             s.enqueue(msg("0", QoS::AtMostOnce), QoS::AtMostOnce, false, LIMITS),
             Enqueued::Dropped
@@ -455,7 +500,7 @@ mod tests {
     #[test]
     fn packet_ids_wrap_and_skip_zero_and_in_use() {
         let mut s = online();
-        s.next_packet_id = u16::MAX;
+        s.flow_mut().next_packet_id = u16::MAX;
         let limits = QueueLimits {
             max_inflight: 10,
             ..LIMITS

@@ -2,6 +2,7 @@
 //! `&mut State`. No globals, no interior mutability: one owner, one thread.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Instant;
 
 use slab::Slab;
@@ -94,7 +95,7 @@ pub struct State {
     /// Sessions, online or not, keyed by `SessionId`.
     pub sessions: Slab<Session>,
     /// Client id to session.
-    pub client_ids: HashMap<Box<str>, SessionId>,
+    pub client_ids: HashMap<Rc<str>, SessionId>,
     /// Every subscription.
     pub tree: SubscriptionTree,
     /// Retained messages.

@@ -32,7 +32,9 @@ fn collect(connection: &mut rumqttc::Connection, n: usize) -> Vec<(String, Vec<u
 fn wait_suback(connection: &mut rumqttc::Connection) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Ok(Ok(Event::Incoming(Packet::SubAck(_)))) = connection.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(Ok(Event::Incoming(Packet::SubAck(_)))) =
+            connection.recv_timeout(Duration::from_millis(200))
+        {
             return;
         }
     }
@@ -43,11 +45,15 @@ fn wait_suback(connection: &mut rumqttc::Connection) {
 fn qos_0_1_2_and_retained_with_rumqttc() {
     let broker = common::start();
     let (publisher, mut pub_conn) = Client::new(options("rumqttc-pub", broker.addr), 100);
-    publisher.publish("rt/retained", QoS::AtLeastOnce, true, b"kept".to_vec()).unwrap();
+    publisher
+        .publish("rt/retained", QoS::AtLeastOnce, true, b"kept".to_vec())
+        .unwrap();
     // Drive the publisher until its PUBACK so the retained message is stored.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) = pub_conn.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+            pub_conn.recv_timeout(Duration::from_millis(200))
+        {
             break;
         }
     }
@@ -56,11 +62,24 @@ fn qos_0_1_2_and_retained_with_rumqttc() {
     subscriber.subscribe("rt/#", QoS::ExactlyOnce).unwrap();
     wait_suback(&mut sub_conn);
     let retained = collect(&mut sub_conn, 1);
-    assert_eq!(retained, [("rt/retained".into(), b"kept".to_vec(), QoS::AtLeastOnce, true)]);
+    assert_eq!(
+        retained,
+        [(
+            "rt/retained".into(),
+            b"kept".to_vec(),
+            QoS::AtLeastOnce,
+            true
+        )]
+    );
 
     let pub_thread = std::thread::spawn(move || {
-        for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].into_iter().enumerate() {
-            publisher.publish(format!("rt/{i}"), qos, false, vec![i as u8; 10]).unwrap();
+        for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+            .into_iter()
+            .enumerate()
+        {
+            publisher
+                .publish(format!("rt/{i}"), qos, false, vec![i as u8; 10])
+                .unwrap();
         }
         // Drive the event loop so the publishes and their acks flow.
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -89,18 +108,28 @@ fn last_will_with_rumqttc() {
     wait_suback(&mut watch_conn);
 
     let mut o = options("rumqttc-dying", broker.addr);
-    o.set_last_will(LastWill::new("lw/dying", b"bye".to_vec(), QoS::AtLeastOnce, false));
+    o.set_last_will(LastWill::new(
+        "lw/dying",
+        b"bye".to_vec(),
+        QoS::AtLeastOnce,
+        false,
+    ));
     let (_dying, mut dying_conn) = Client::new(o, 10);
     // Connect, then drop the connection without DISCONNECT.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) = dying_conn.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) =
+            dying_conn.recv_timeout(Duration::from_millis(200))
+        {
             break;
         }
     }
     drop(dying_conn);
     let got = collect(&mut watch_conn, 1);
-    assert_eq!(got, [("lw/dying".into(), b"bye".to_vec(), QoS::AtLeastOnce, false)]);
+    assert_eq!(
+        got,
+        [("lw/dying".into(), b"bye".to_vec(), QoS::AtLeastOnce, false)]
+    );
 }
 
 #[test]
@@ -125,7 +154,9 @@ fn persistent_session_with_rumqttc() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && got.is_empty() {
         match conn.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) => session_present = Some(a.session_present),
+            Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) => {
+                session_present = Some(a.session_present)
+            }
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => got.push(p.payload.to_vec()),
             _ => {}
         }

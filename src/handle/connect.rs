@@ -123,10 +123,11 @@ fn attach_session(
             return (old, true);
         }
     }
-    let mut session = Session::new(client_id, clean);
+    let client_id: std::rc::Rc<str> = client_id.into();
+    let mut session = Session::new(std::rc::Rc::clone(&client_id), clean);
     session.conn = Some(id);
     let sid = SessionId(state.sessions.insert(session) as u32);
-    state.client_ids.insert(client_id.into(), sid);
+    state.client_ids.insert(client_id, sid);
     (sid, false)
 }
 
