@@ -1,4 +1,5 @@
 //! pipit: a small, fast MQTT broker for the edge.
 
+pub mod auth;
 pub mod config;
 pub mod wire;
