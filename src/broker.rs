@@ -22,6 +22,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::auth::{Access, Auth};
 use crate::buffer::ReadOutcome;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
@@ -82,6 +83,8 @@ pub struct Broker {
     read_again: Vec<ConnId>,
     /// Reused list of this turn's events.
     ready: Vec<(Token, bool, bool)>,
+    /// Open connections per listener, for each listener's `max_connections`.
+    per_listener: Vec<usize>,
 }
 
 impl Broker {
@@ -97,16 +100,21 @@ impl Broker {
             info!("listening on {}", socket.local_addr()?);
             listeners.push(socket);
         }
+        let auth = (0..config.listeners.len())
+            .map(|i| Auth::load(&config.security_for(i)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         Ok(Broker {
             poll,
             events: Events::with_capacity(1024),
-            listeners,
-            state: State::new(config, Instant::now()),
+            state: State::new(config, auth, Instant::now()),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
             read_again: Vec::new(),
             ready: Vec::new(),
+            per_listener: vec![0; listeners.len()],
+            listeners,
         })
     }
 
@@ -220,11 +228,44 @@ impl Broker {
         };
         for signal in signals.pending() {
             match signal {
-                SIGHUP => info!("SIGHUP received; nothing to reload"),
+                SIGHUP => self.reload_security(),
                 _ => {
                     info!("signal {signal} received, shutting down");
                     self.stop.store(true, Ordering::SeqCst);
                 }
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads password and ACL files and drops subscriptions no longer allowed.
+    fn reload_security(&mut self) {
+        let state = &mut self.state;
+        for (i, auth) in state.auth.iter_mut().enumerate() {
+            match auth.reload(&state.config.security_for(i)) {
+                Ok(()) => info!("SIGHUP: reloaded password and ACL files for listener {i}"),
+                Err(e) => warn!("SIGHUP: keeping the previous security settings: {e}"),
+            }
+        }
+        state.acl_active = state.auth.iter().any(Auth::has_acl);
+        let limits = state.topic_limits();
+        let mut revoked = Vec::new();
+        for (key, session) in &state.sessions {
+            let sid = crate::session::SessionId(key as u32);
+            for sub in &session.subscriptions {
+                if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {
+                    if !state.allowed(sid, split.filter, Access::Subscribe) {
+                        revoked.push((sid, sub.raw_filter.clone()));
+                    }
+                }
+            }
+        }
+        for (sid, raw_filter) in revoked {
+            info!("SIGHUP: subscription {raw_filter:?} is no longer allowed; removed");
+            if let Ok(split) = crate::topic::split_shared(&raw_filter, limits) {
+                state.tree.unsubscribe(split.filter, split.share_group, sid);
+            }
+            if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+                session.subscriptions.retain(|s| s.raw_filter != raw_filter);
             }
         }
     }
@@ -241,10 +282,14 @@ impl Broker {
                 }
             };
             let state = &mut self.state;
-            if state
-                .config
+            let listener_full = state.config.listeners[listener]
                 .max_connections
-                .is_some_and(|max| state.conns.len() >= max)
+                .is_some_and(|max| self.per_listener[listener] >= max);
+            if listener_full
+                || state
+                    .config
+                    .max_connections
+                    .is_some_and(|max| state.conns.len() >= max)
             {
                 state.stats.connections_refused += 1;
                 info!("refused connection from {peer}: max_connections reached");
@@ -265,6 +310,7 @@ impl Broker {
                 continue;
             }
             entry.insert(Conn::new(socket, peer, listener, state.now));
+            self.per_listener[listener] += 1;
             state.stats.connections_accepted += 1;
             debug!("accepted connection from {peer}");
         }
@@ -464,6 +510,7 @@ impl Broker {
         let Some(mut conn) = self.state.conns.try_remove(id.0) else {
             return;
         };
+        self.per_listener[conn.listener] -= 1;
         let state = &mut self.state;
         last_words(&mut conn, why, &mut state.pool);
         if !conn.tx.is_empty() {

@@ -1,17 +1,101 @@
 //! Broker configuration: the `Config` value every other module reads, with safe defaults.
 //!
 //! Defaults match Mosquitto 2 started without a config file: one listener on loopback port
-//! 1883, anonymous clients allowed (loopback only), nothing persisted.
+//! 1883, anonymous clients allowed (loopback only), nothing persisted. `Config::parse` and
+//! `Config::load` read Mosquitto's `mosquitto.conf` format (see `parse` for the rules); their
+//! errors and warnings carry `FILE:LINE`.
 
+mod line;
+mod parse;
+
+use log::LevelFilter;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Port of the default listener when the file does not set `port`.
+const DEFAULT_PORT: u16 = 1883;
+
+/// Transport spoken on a listener (`protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// MQTT straight over TCP (the default).
+    Mqtt,
+    /// MQTT over WebSockets.
+    Websockets,
+}
+
+/// Lowest TLS version a listener accepts (`tls_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and later (`tlsv1.2`; `tlsv1.1` is raised to this with a warning).
+    Tls12,
+    /// TLS 1.3 only (`tlsv1.3`).
+    Tls13,
+}
+
+/// Certificate-based TLS on one listener; exists only when both certfile and keyfile are set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    /// PEM server certificate chain.
+    pub certfile: PathBuf,
+    /// PEM private key of `certfile`.
+    pub keyfile: PathBuf,
+    /// PEM file of CA certificates that client certificates are checked against.
+    pub cafile: Option<PathBuf>,
+    /// Directory of PEM CA certificates that client certificates are checked against.
+    pub capath: Option<PathBuf>,
+    /// Whether a client must present a valid certificate (needs `cafile` or `capath`).
+    pub require_certificate: bool,
+    /// Whether the client certificate's CN replaces the MQTT username.
+    pub use_identity_as_username: bool,
+    /// Lowest version accepted; `None` accepts TLS 1.2 and 1.3.
+    pub min_version: Option<TlsVersion>,
+}
+
+/// Authentication and access-control settings that apply to a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecurityConfig {
+    /// Whether clients without a username may connect.
+    pub allow_anonymous: bool,
+    /// Mosquitto-format password file, if any.
+    pub password_file: Option<PathBuf>,
+    /// Mosquitto-format ACL file, if any.
+    pub acl_file: Option<PathBuf>,
+}
 
 /// One listening socket and the options that apply to connections accepted on it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListenerConfig {
     /// Address and port to bind; port 0 picks an ephemeral port (tests).
     pub addr: SocketAddr,
+    /// Transport spoken on this listener.
+    pub protocol: Protocol,
+    /// Most simultaneous connections on this listener; at the bound a new one is closed at
+    /// accept. `None` is unlimited (the broker-wide `Config::max_connections` still applies).
+    pub max_connections: Option<usize>,
+    /// Most topic aliases a v5 client may create on this listener; 0 disallows them.
+    pub max_topic_alias: u16,
+    /// TLS settings; `None` is plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// This listener's own security settings, set only with `per_listener_settings true`;
+    /// read them through `Config::security_for`.
+    pub security: Option<SecurityConfig>,
+}
+
+impl ListenerConfig {
+    /// A plain MQTT listener on `addr` with default options.
+    pub fn new(addr: SocketAddr) -> Self {
+        ListenerConfig {
+            addr,
+            protocol: Protocol::Mqtt,
+            max_connections: None,
+            max_topic_alias: 10,
+            tls: None,
+            security: None,
+        }
+    }
 }
 
 /// Everything the broker needs to know at start-up. Every bound says what happens at it.
@@ -60,14 +144,34 @@ pub struct Config {
     /// Most client bytes waiting in one connection's output buffer; at the bound QoS 0
     /// messages to that client are dropped (counted) and QoS 1/2 wait in the session queue.
     pub max_output_buffer: usize,
+    /// Whether each listener has its own security settings (`ListenerConfig::security`);
+    /// otherwise `allow_anonymous`, `password_file` and `acl_file` above apply to all.
+    pub per_listener_settings: bool,
+    /// Whether a client may connect with an empty client id (one is then assigned).
+    pub allow_zero_length_clientid: bool,
+    /// Deprecated Mosquitto option: when set, client ids must start with this prefix.
+    pub clientid_prefixes: Option<String>,
+    /// Whether client connects and disconnects are logged.
+    pub connection_messages: bool,
+    /// Log level from `log_type`/`log_dest`; `None` leaves it to the command line/environment.
+    pub log_level: Option<LevelFilter>,
+    /// Whether sessions and retained messages are saved to disk.
+    pub persistence: bool,
+    /// Directory of the persistence file; `None` is the working directory.
+    pub persistence_location: Option<PathBuf>,
+    /// Name of the persistence file inside `persistence_location`.
+    pub persistence_file: PathBuf,
+    /// Time between saves of the persistent state; zero saves only at exit.
+    pub autosave_interval: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listeners: vec![ListenerConfig {
-                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1883),
-            }],
+            listeners: vec![ListenerConfig::new(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                DEFAULT_PORT,
+            ))],
             max_connections: None,
             allow_anonymous: true,
             password_file: None,
@@ -86,6 +190,98 @@ impl Default for Config {
             max_topic_length: 65535,
             max_topic_levels: 128,
             max_output_buffer: 1024 * 1024,
+            per_listener_settings: false,
+            allow_zero_length_clientid: true,
+            clientid_prefixes: None,
+            connection_messages: true,
+            log_level: None,
+            persistence: false,
+            persistence_location: None,
+            persistence_file: PathBuf::from("mosquitto.db"),
+            autosave_interval: Duration::from_secs(1800),
         }
     }
+}
+
+impl Config {
+    /// Loads a config file, logging each warning with `log::warn!`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::load(path)?;
+        for warning in &warnings {
+            log::warn!("{warning}");
+        }
+        Ok(config)
+    }
+
+    /// Loads a config file and returns the warnings for the caller to report.
+    pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        Config::parse(&read_file(path)?, path)
+    }
+
+    /// Parses config text read from `origin` (named in errors; `include_dir` reads the disk).
+    pub fn parse(text: &str, origin: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        parse::parse(text, origin)
+    }
+
+    /// The security settings of connections accepted on listener `listener_index`: its own
+    /// with `per_listener_settings`, else (or for an unknown index) the global ones.
+    pub fn security_for(&self, listener_index: usize) -> SecurityConfig {
+        let own = self
+            .listeners
+            .get(listener_index)
+            .and_then(|l| l.security.as_ref());
+        own.cloned().unwrap_or_else(|| SecurityConfig {
+            allow_anonymous: self.allow_anonymous,
+            password_file: self.password_file.clone(),
+            acl_file: self.acl_file.clone(),
+        })
+    }
+}
+
+/// A configuration (or password/ACL file) problem that stops start-up: `FILE:LINE: message`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError {
+    /// File the problem is in.
+    pub file: PathBuf,
+    /// 1-based line number; `None` when the whole file is at fault (e.g. unreadable).
+    pub line: Option<usize>,
+    /// What is wrong, naming the option and value.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A recognised option that pipit ignores or adjusts: `FILE:LINE: message`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Warning {
+    /// File the option is in.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is ignored and why.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Reads a whole text file; the error names the file.
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })
 }

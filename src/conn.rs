@@ -55,8 +55,6 @@ pub struct Conn {
     pub last_packet_at: Instant,
     /// The will message to publish if the connection ends without a normal DISCONNECT.
     pub will: Option<Rc<Message>>,
-    /// The username the client authenticated with.
-    pub username: Option<Box<str>>,
     /// Bytes read and not yet parsed.
     pub rx: RxBuf,
     /// Frames not yet written.
@@ -82,7 +80,6 @@ impl Conn {
             keep_alive: 0,
             last_packet_at: now,
             will: None,
-            username: None,
             rx: RxBuf::default(),
             tx: TxBuf::default(),
             writable: true,

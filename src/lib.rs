@@ -27,12 +27,14 @@
 //! running.thread.join().unwrap().unwrap();
 //! ```
 
+pub mod auth;
 mod broker;
 mod buffer;
 pub mod config;
 mod conn;
 mod handle;
 mod message;
+pub mod passwd;
 mod pool;
 mod retain;
 mod route;

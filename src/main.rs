@@ -12,6 +12,7 @@ pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1)
 
 USAGE:
     pipit [OPTIONS]
+    pipit passwd [-c | -D] [-b] FILE USER [PASSWORD]   manage a Mosquitto-format password file
 
 OPTIONS:
     -c, --config FILE    read a mosquitto.conf-style configuration file
@@ -63,13 +64,18 @@ fn parse_args() -> Result<Option<Args>, pico_args::Error> {
     Ok(Some(parsed))
 }
 
-fn init_logging(verbosity: usize) {
-    let level = match verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
+/// Logging: `-v` flags win over the configuration's `log_type`/`log_dest`; `RUST_LOG` over both.
+fn init_logging(verbosity: usize, configured: Option<log::LevelFilter>) {
+    let level = match (verbosity, configured) {
+        (0, Some(level)) => level,
+        (0, None) => log::LevelFilter::Info,
+        (1, _) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env(env_logger::Env::default())
+        .init();
 }
 
 fn build_config(args: &Args) -> Result<Config, String> {
@@ -91,15 +97,23 @@ fn build_config(args: &Args) -> Result<Config, String> {
         };
         config.listeners = binds
             .into_iter()
-            .map(|ip| ListenerConfig {
-                addr: SocketAddr::new(ip, port),
-            })
+            .map(|ip| ListenerConfig::new(SocketAddr::new(ip, port)))
             .collect();
     }
     Ok(config)
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("passwd") {
+        return match pipit::passwd::run(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pipit passwd: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(Some(args)) => args,
         Ok(None) => return ExitCode::SUCCESS,
@@ -108,14 +122,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(args.verbosity);
     let config = match build_config(&args) {
         Ok(config) => config,
         Err(e) => {
+            init_logging(args.verbosity, None);
             error!("{e}");
             return ExitCode::from(2);
         }
     };
+    init_logging(args.verbosity, config.log_level);
     let result = Broker::bind(config).and_then(|mut broker| {
         broker.handle_signals()?;
         broker.run()

@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::auth::Access;
 use crate::message::Message;
 use crate::session::{Enqueued, SessionId};
 use crate::state::State;
@@ -75,7 +76,10 @@ fn route(state: &mut State, message: &Rc<Message>) {
     let limits = state.queue_limits();
     for i in 0..state.route.targets.len() {
         let Target { session, qos } = state.route.targets[i];
-        deliver(state, session, message, qos, false, limits);
+        // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
+        if state.allowed(session, &message.topic, Access::Read) {
+            deliver(state, session, message, qos, false, limits);
+        }
     }
 }
 

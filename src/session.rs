@@ -96,6 +96,10 @@ pub struct Session {
     pub client_id: Rc<str>,
     /// The connection the session is attached to, if the client is online.
     pub conn: Option<ConnId>,
+    /// The username its client authenticated with, for ACL checks.
+    pub username: Option<Box<str>>,
+    /// The listener its client connected through, whose security settings apply.
+    pub listener: usize,
     /// Whether the session ends with its connection (3.1.1 clean session = 1).
     pub clean: bool,
     /// When an offline session is discarded; `None` while online or when it never expires.
@@ -140,6 +144,8 @@ impl Session {
         Session {
             client_id,
             conn: None,
+            username: None,
+            listener: 0,
             clean,
             expires_at: None,
             subscriptions: Vec::new(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::auth::{Access, Auth};
 use crate::config::Config;
 use crate::conn::{Conn, ConnId};
 use crate::pool::Pool;
@@ -114,12 +115,18 @@ pub struct State {
     pub now: Instant,
     /// Sequence for broker-assigned client ids.
     pub assigned_ids: u64,
+    /// Security settings per listener (all alike without `per_listener_settings`).
+    pub auth: Vec<Auth>,
+    /// Whether any listener has an ACL file (if none, no per-message checks are made).
+    pub acl_active: bool,
 }
 
 impl State {
-    /// An empty state for `config`.
-    pub fn new(config: Config, now: Instant) -> State {
+    /// An empty state for `config`, with `auth` loaded for each listener.
+    pub fn new(config: Config, auth: Vec<Auth>, now: Instant) -> State {
         State {
+            acl_active: auth.iter().any(Auth::has_acl),
+            auth,
             retained: RetainedStore::new(0),
             pool: Pool::new(8 * 1024, 256),
             config,
@@ -167,6 +174,24 @@ impl State {
     /// The session attached to connection `id`; handlers call it only once connected.
     pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
         self.conns.get(id.0).and_then(|c| c.session)
+    }
+
+    /// Whether session `sid` may have `access` to `topic` under its listener's ACL.
+    pub fn allowed(&self, sid: SessionId, topic: &str, access: Access) -> bool {
+        if !self.acl_active {
+            return true;
+        }
+        let Some(session) = self.sessions.get(sid.0 as usize) else {
+            return false;
+        };
+        self.auth.get(session.listener).is_some_and(|auth| {
+            auth.allowed(
+                &session.client_id,
+                session.username.as_deref(),
+                topic,
+                access,
+            )
+        })
     }
 
     /// Removes a session and all its subscriptions.

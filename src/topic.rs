@@ -109,32 +109,6 @@ pub fn is_dollar(name: &str) -> bool {
     name.starts_with('$')
 }
 
-/// Whether `filter` matches `name`, by the rules of [MQTT-4.7]. Used where a tree would be
-/// overkill (ACL checks of single topics, tests); routing uses `tree.rs`.
-pub fn filter_matches(filter: &str, name: &str) -> bool {
-    if is_dollar(name) && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut names = levels(name);
-    for f in levels(filter) {
-        match f {
-            // `#` also matches the parent level: "a/#" matches "a" [MQTT-4.7.1-2].
-            "#" => return true,
-            "+" => {
-                if names.next().is_none() {
-                    return false;
-                }
-            }
-            _ => {
-                if names.next() != Some(f) {
-                    return false;
-                }
-            }
-        }
-    }
-    names.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,19 +164,5 @@ mod tests {
             split_shared("$share/g+/a", LIMITS),
             Err(TopicError::BadShare)
         );
-    }
-
-    #[test]
-    fn matching() {
-        assert!(filter_matches("a/+/c", "a/b/c"));
-        assert!(filter_matches("a/#", "a"));
-        assert!(filter_matches("a/#", "a/b/c"));
-        assert!(filter_matches("#", "a/b"));
-        assert!(filter_matches("+/+", "/b"));
-        assert!(!filter_matches("a/+", "a/b/c"));
-        assert!(!filter_matches("a/b", "a"));
-        assert!(!filter_matches("#", "$SYS/x"));
-        assert!(!filter_matches("+/x", "$SYS/x"));
-        assert!(filter_matches("$SYS/#", "$SYS/x"));
     }
 }

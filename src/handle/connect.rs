@@ -1,9 +1,10 @@
 //! CONNECT: validate the client id and will, attach or create the session (taking it over
 //! from an older connection), answer CONNACK, and re-send what a resumed session owes.
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::reply;
+use crate::auth::AuthResult;
 use crate::conn::{ConnId, Phase};
 use crate::message::Message;
 use crate::session::{Session, SessionId};
@@ -51,9 +52,27 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     };
 
     // Authenticate.
-    if connect.username.is_none() && !state.config.allow_anonymous {
-        info!("refused anonymous client {client_id}");
-        return refuse(state, id, reason::NOT_AUTHORIZED);
+    let (listener, peer) = state
+        .conns
+        .get(id.0)
+        .map(|c| (c.listener, c.peer))
+        .ok_or(Close::Protocol("connection vanished"))?;
+    let verdict = state
+        .auth
+        .get(listener)
+        .map_or(AuthResult::NotAuthorized, |auth| {
+            auth.authenticate(connect.username, connect.password)
+        });
+    match verdict {
+        AuthResult::Ok => {}
+        AuthResult::BadCredentials => {
+            warn!("client {client_id} from {peer}: bad username or password");
+            return refuse(state, id, reason::BAD_USER_NAME_OR_PASSWORD);
+        }
+        AuthResult::NotAuthorized => {
+            warn!("client {client_id} from {peer}: not authorised");
+            return refuse(state, id, reason::NOT_AUTHORIZED);
+        }
     }
 
     // Apply: take over or create the session.
@@ -65,8 +84,10 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     conn.session = Some(sid);
     conn.keep_alive = connect.keep_alive;
     conn.will = will;
-    conn.username = connect.username.map(Box::from);
-    let peer = conn.peer;
+    if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+        session.username = connect.username.map(Box::from);
+        session.listener = listener;
+    }
     info!(
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,

@@ -3,6 +3,7 @@
 use log::debug;
 
 use super::ack::send_ack;
+use crate::auth::Access;
 use crate::conn::ConnId;
 use crate::message::Message;
 use crate::route;
@@ -30,7 +31,11 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
             .is_some_and(|s| s.receive_qos2(publish.packet_id)),
         _ => true,
     };
-    if oversize {
+    let denied = !state.allowed(sid, publish.topic, Access::Write);
+    if denied {
+        // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto does.
+        debug!("PUBLISH to {:?} denied by ACL", publish.topic);
+    } else if oversize {
         debug!(
             "dropping {}-byte PUBLISH over message_size_limit",
             publish.payload.len()

@@ -3,6 +3,7 @@
 use log::debug;
 
 use super::reply;
+use crate::auth::Access;
 use crate::conn::ConnId;
 use crate::route::deliver;
 use crate::session::{SessionId, Subscription};
@@ -72,6 +73,9 @@ fn add(
 ) -> Result<QoS, u8> {
     let split =
         split_shared(raw_filter, state.topic_limits()).map_err(|_| reason::TOPIC_FILTER_INVALID)?;
+    if !state.allowed(sid, split.filter, Access::Subscribe) {
+        return Err(reason::NOT_AUTHORIZED);
+    }
     let granted = options.qos;
     let options = SubscriptionOptions {
         qos: granted,
@@ -119,6 +123,9 @@ fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: Q
         .for_each_match(split.filter, |m| matches.push(m.clone()));
     let limits = state.queue_limits();
     for message in matches {
+        if !state.allowed(sid, &message.topic, Access::Read) {
+            continue;
+        }
         let qos = message.qos.min(granted);
         deliver(state, sid, &message, qos, true, limits);
     }

@@ -1,0 +1,217 @@
+//! Authentication and authorisation: who may connect (password file, anonymous access) and
+//! what they may do (ACL file), as Mosquitto 2's built-in security does it.
+//!
+//! One `Auth` serves the connections of one listener with `per_listener_settings`, or all of
+//! them otherwise (`Config::security_for` gives the settings). Invariant: an `Auth` always holds
+//! files that parsed completely; `reload` swaps in new ones only when they all load.
+
+pub mod acl;
+pub mod password;
+
+pub use acl::{Access, AclFile};
+pub use password::PasswordFile;
+
+use crate::config::{ConfigError, SecurityConfig};
+
+/// The outcome of checking a CONNECT's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthResult {
+    /// The client may connect.
+    Ok,
+    /// Unknown username or wrong password: CONNACK 0x04 (v3) / 0x86 (v5).
+    BadCredentials,
+    /// The client may not connect at all (e.g. anonymous when not allowed):
+    /// CONNACK 0x05 (v3) / 0x87 (v5).
+    NotAuthorized,
+}
+
+/// The loaded security state of one listener (or of the broker).
+pub struct Auth {
+    passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
+    allow_anonymous: bool,
+}
+
+impl Auth {
+    /// Loads the password and ACL files `security` names; errors carry `FILE:LINE`.
+    pub fn load(security: &SecurityConfig) -> Result<Auth, ConfigError> {
+        let passwords = security
+            .password_file
+            .as_deref()
+            .map(PasswordFile::load)
+            .transpose()?;
+        let acl = security
+            .acl_file
+            .as_deref()
+            .map(AclFile::load)
+            .transpose()?;
+        Ok(Auth {
+            passwords,
+            acl,
+            allow_anonymous: security.allow_anonymous,
+        })
+    }
+
+    /// Reloads from `security` (SIGHUP); on error the current state is kept unchanged.
+    pub fn reload(&mut self, security: &SecurityConfig) -> Result<(), ConfigError> {
+        *self = Auth::load(security)?;
+        Ok(())
+    }
+
+    /// Checks a CONNECT's username and password.
+    ///
+    /// Without a username: allowed only with `allow_anonymous`. With one: checked against the
+    /// password file if there is one (a missing password never matches); without a password
+    /// file the username is not checked, and the client is refused unless `allow_anonymous`
+    /// (Mosquitto 2: no password file and no anonymous access refuses every client).
+    pub fn authenticate(&self, username: Option<&str>, password: Option<&[u8]>) -> AuthResult {
+        match (username, &self.passwords) {
+            (None, _) | (Some(_), None) if self.allow_anonymous => AuthResult::Ok,
+            (None, _) | (Some(_), None) => AuthResult::NotAuthorized,
+            (Some(username), Some(passwords)) => {
+                match password.is_some_and(|p| passwords.check(username, p)) {
+                    true => AuthResult::Ok,
+                    false => AuthResult::BadCredentials,
+                }
+            }
+        }
+    }
+
+    /// Whether an ACL file restricts topics (if not, `allowed` is always true).
+    pub fn has_acl(&self) -> bool {
+        self.acl.is_some()
+    }
+
+    /// Whether the client may have `access` to `topic` (a filter for `Subscribe`); always true
+    /// without an ACL file.
+    pub fn allowed(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        self.acl
+            .as_ref()
+            .is_none_or(|acl| acl.check(client_id, username, topic, access))
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Password hashes stay out of logs.
+        f.debug_struct("Auth")
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("password_file", &self.passwords.is_some())
+            .field("acl_file", &self.acl.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// A scratch file under the system temp directory, unique to this test process.
+    fn scratch(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipit-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn security(anonymous: bool, pw: Option<&Path>, acl: Option<&Path>) -> SecurityConfig {
+        SecurityConfig {
+            allow_anonymous: anonymous,
+            password_file: pw.map(Path::to_path_buf),
+            acl_file: acl.map(Path::to_path_buf),
+        }
+    }
+
+    fn password_file(name: &str) -> PathBuf {
+        let entry = password::hash_pbkdf2(b"secret", b"0123456789ab", 101);
+        scratch(name, &format!("alice:{entry}\n"))
+    }
+
+    #[test]
+    fn anonymous_access_follows_allow_anonymous() {
+        let open = Auth::load(&security(true, None, None)).unwrap();
+        assert_eq!(open.authenticate(None, None), AuthResult::Ok);
+        assert_eq!(
+            open.authenticate(Some("anyone"), Some(b"x")),
+            AuthResult::Ok
+        );
+        let closed = Auth::load(&security(false, None, None)).unwrap();
+        assert_eq!(closed.authenticate(None, None), AuthResult::NotAuthorized);
+        assert_eq!(
+            closed.authenticate(Some("anyone"), Some(b"x")),
+            AuthResult::NotAuthorized
+        );
+    }
+
+    #[test]
+    fn password_file_checks_usernames() {
+        let pw = password_file("check.pw");
+        for anonymous in [false, true] {
+            let auth = Auth::load(&security(anonymous, Some(&pw), None)).unwrap();
+            assert_eq!(
+                auth.authenticate(Some("alice"), Some(b"secret")),
+                AuthResult::Ok
+            );
+            assert_eq!(
+                auth.authenticate(Some("alice"), Some(b"nope")),
+                AuthResult::BadCredentials
+            );
+            assert_eq!(
+                auth.authenticate(Some("alice"), None),
+                AuthResult::BadCredentials
+            );
+            assert_eq!(
+                auth.authenticate(Some("bob"), Some(b"secret")),
+                AuthResult::BadCredentials
+            );
+        }
+        let auth = Auth::load(&security(false, Some(&pw), None)).unwrap();
+        assert_eq!(auth.authenticate(None, None), AuthResult::NotAuthorized);
+        let auth = Auth::load(&security(true, Some(&pw), None)).unwrap();
+        assert_eq!(auth.authenticate(None, None), AuthResult::Ok);
+    }
+
+    #[test]
+    fn acl_is_consulted_only_when_configured() {
+        let open = Auth::load(&security(true, None, None)).unwrap();
+        assert!(open.allowed("c", None, "any/topic", Access::Write));
+        let acl = scratch("check.acl", "topic read news/#\n");
+        let auth = Auth::load(&security(true, None, Some(&acl))).unwrap();
+        assert!(auth.allowed("c", None, "news/today", Access::Read));
+        assert!(!auth.allowed("c", None, "news/today", Access::Write));
+    }
+
+    #[test]
+    fn reload_keeps_the_old_state_on_error() {
+        let pw = password_file("reload.pw");
+        let mut auth = Auth::load(&security(false, Some(&pw), None)).unwrap();
+        let bad = scratch("reload-bad.acl", "topic read a/#/b\n");
+        let err = auth
+            .reload(&security(true, None, Some(&bad)))
+            .err()
+            .unwrap();
+        assert_eq!(err.line, Some(1));
+        assert_eq!(auth.authenticate(None, None), AuthResult::NotAuthorized);
+        assert_eq!(
+            auth.authenticate(Some("alice"), Some(b"secret")),
+            AuthResult::Ok
+        );
+        auth.reload(&security(true, None, None)).unwrap();
+        assert_eq!(auth.authenticate(None, None), AuthResult::Ok);
+    }
+
+    #[test]
+    fn missing_files_fail_to_load() {
+        let missing = Path::new("/nonexistent/pipit/pw");
+        assert!(Auth::load(&security(true, Some(missing), None)).is_err());
+        assert!(Auth::load(&security(true, None, Some(missing))).is_err());
+    }
+}

@@ -1,0 +1,873 @@
+//! The Mosquitto `mosquitto.conf` parser that builds a `Config`.
+//!
+//! File format: one `option value` per line; a line whose first non-blank character is `#` is
+//! a comment. `listener PORT [ADDRESS]` opens a listener block: the listener options after it
+//! (TLS, `protocol`, `max_connections`, `max_topic_alias` and, with `per_listener_settings
+//! true`, `allow_anonymous`/`password_file`/`acl_file`) apply to that listener. Before the first
+//! `listener` they apply to the default listener, which is opened by `port`/`bind_address`, or
+//! on loopback 1883 when the file opens no listener at all; `max_connections` there is the
+//! broker-wide bound. Every other option is global wherever it appears.
+//!
+//! Addresses: an IP (IPv6 with or without brackets) or a host name resolved at load, IPv4
+//! preferred; no address binds 0.0.0.0 (Mosquitto also binds `::`). `include_dir DIR` (main
+//! file only) reads DIR's `*.conf` files at that point in Mosquitto's order. Relative paths are
+//! relative to the working directory, as in Mosquitto.
+//!
+//! A file that opens a non-loopback listener without setting `allow_anonymous` refuses
+//! anonymous clients. An unknown option or a bad value is a `ConfigError` carrying
+//! `FILE:LINE`; an option Mosquitto has that pipit does not implement is a `Warning`.
+
+use super::line::{Line, Origin, resolve};
+use super::{
+    Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, TlsConfig,
+    TlsVersion, Warning, read_file,
+};
+use log::LevelFilter;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest MQTT packet: one header byte, four length bytes and the largest remaining length.
+const MQTT_MAX_PACKET: u32 = 268_435_460;
+/// Largest MQTT remaining length, hence the largest payload.
+const MQTT_MAX_REMAINING: i64 = 268_435_455;
+
+/// Mosquitto options pipit recognises but does not implement: each use is a `Warning` (a space-separated list).
+const UNSUPPORTED: &str = "\
+    accept_protocol_versions auth_plugin auth_plugin_deny_special_chars auto_id_prefix \
+    autosave_on_changes bind_interface check_retain_source ciphers ciphers_tls1.3 crlfile \
+    dhparamfile global_plugin http_dir log_facility log_timestamp log_timestamp_format \
+    max_inflight_bytes max_qos memory_limit mount_point pid_file plugin psk_file psk_hint \
+    set_tcp_nodelay socket_domain tls_engine tls_engine_kpass_sha1 tls_keyform \
+    upgrade_outgoing_qos use_subject_as_username use_username_as_clientid user \
+    websockets_headers_size websockets_log_level";
+/// Prefixes of plugin option families: each use is a `Warning`.
+const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
+/// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
+/// (a space-separated list).
+const BRIDGE: &str = "\
+    address addresses bridge_alpn bridge_attempt_unsubscribe bridge_bind_address \
+    bridge_cafile bridge_capath bridge_certfile bridge_identity bridge_insecure \
+    bridge_keyfile bridge_max_packet_size bridge_outgoing_retain bridge_protocol_version \
+    bridge_psk bridge_require_ocsp bridge_tls_version cleansession clientid idle_timeout \
+    keepalive_interval local_cleansession local_clientid local_password local_username \
+    notification_topic notifications notifications_local_only password remote_clientid \
+    remote_password remote_username restart_timeout round_robin start_type threshold topic \
+    try_private username";
+
+/// Parses config text read from `origin`, following its `include_dir` lines.
+pub(super) fn parse(text: &str, origin: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let mut parser = Parser::new();
+    parser.text(text, origin, true)?;
+    parser.finish()
+}
+
+/// Security options as written in one scope, before defaults are applied.
+#[derive(Default)]
+struct SecurityDraft {
+    allow_anonymous: Option<bool>,
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
+    first: Option<Origin>,
+}
+
+impl SecurityDraft {
+    fn finish(self, all_loopback: bool) -> SecurityConfig {
+        SecurityConfig {
+            allow_anonymous: self.allow_anonymous.unwrap_or(all_loopback),
+            password_file: self.password_file,
+            acl_file: self.acl_file,
+        }
+    }
+}
+
+/// TLS options as written in one listener block, checked when the file is finished.
+#[derive(Default)]
+struct TlsDraft {
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    cafile: Option<PathBuf>,
+    capath: Option<PathBuf>,
+    require_certificate: bool,
+    use_identity_as_username: bool,
+    min_version: Option<TlsVersion>,
+    first: Option<Origin>,
+}
+
+impl TlsDraft {
+    fn finish(self) -> Result<Option<TlsConfig>, ConfigError> {
+        let Some(origin) = self.first else {
+            return Ok(None);
+        };
+        let (Some(certfile), Some(keyfile)) = (self.certfile, self.keyfile) else {
+            return Err(origin.error("TLS needs both certfile and keyfile on this listener"));
+        };
+        if self.require_certificate && self.cafile.is_none() && self.capath.is_none() {
+            return Err(origin.error("require_certificate needs cafile or capath"));
+        }
+        Ok(Some(TlsConfig {
+            certfile,
+            keyfile,
+            cafile: self.cafile,
+            capath: self.capath,
+            require_certificate: self.require_certificate,
+            use_identity_as_username: self.use_identity_as_username,
+            min_version: self.min_version,
+        }))
+    }
+}
+
+/// The options of one listener block (or of the default listener, before any `listener`).
+struct Section {
+    listener: ListenerConfig,
+    tls: TlsDraft,
+    security: SecurityDraft,
+    /// First listener option in this block, for the "default listener not opened" warning.
+    first: Option<Origin>,
+}
+
+impl Section {
+    fn new(addr: SocketAddr) -> Self {
+        let listener = ListenerConfig::new(addr);
+        Section {
+            listener,
+            tls: TlsDraft::default(),
+            security: SecurityDraft::default(),
+            first: None,
+        }
+    }
+}
+
+/// Parse state across the main file and its includes.
+struct Parser {
+    config: Config,
+    warnings: Vec<Warning>,
+    default: Section,
+    listeners: Vec<Section>,
+    port: Option<u16>,
+    bind_address: Option<IpAddr>,
+    security: SecurityDraft,
+    /// `Some(false)` after `log_dest none` with no console destination after it.
+    console_log: Option<bool>,
+    in_bridge: bool,
+}
+
+impl Parser {
+    fn new() -> Self {
+        Parser {
+            config: Config::default(),
+            warnings: Vec::new(),
+            default: Section::new(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                DEFAULT_PORT,
+            )),
+            listeners: Vec::new(),
+            port: None,
+            bind_address: None,
+            security: SecurityDraft::default(),
+            console_log: None,
+            in_bridge: false,
+        }
+    }
+
+    fn text(&mut self, text: &str, file: &Path, main: bool) -> Result<(), ConfigError> {
+        for (index, raw) in text.lines().enumerate() {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let (name, value) = trimmed
+                .split_once(char::is_whitespace)
+                .unwrap_or((trimmed, ""));
+            let line = Line {
+                file,
+                no: index + 1,
+                name,
+                value: value.trim(),
+            };
+            self.option(&line, main)?;
+        }
+        Ok(())
+    }
+
+    /// The block the current line belongs to, marking it as having listener options.
+    fn section(&mut self, line: &Line) -> &mut Section {
+        let section = match self.listeners.last_mut() {
+            Some(section) => section,
+            None => &mut self.default,
+        };
+        section.first.get_or_insert_with(|| line.origin());
+        section
+    }
+
+    fn tls(&mut self, line: &Line) -> &mut TlsDraft {
+        let tls = &mut self.section(line).tls;
+        tls.first.get_or_insert_with(|| line.origin());
+        tls
+    }
+
+    /// Records a security option both globally and for the current block; `finish` picks one.
+    fn security(&mut self, line: &Line, set: impl Fn(&mut SecurityDraft)) {
+        set(&mut self.security);
+        let section = match self.listeners.last_mut() {
+            Some(section) => section,
+            None => &mut self.default,
+        };
+        set(&mut section.security);
+        section.security.first.get_or_insert_with(|| line.origin());
+    }
+
+    fn option(&mut self, l: &Line, main: bool) -> Result<(), ConfigError> {
+        let c = &mut self.config;
+        match l.name {
+            "listener" => self.listener(l)?,
+            "port" => self.port = Some(l.int(0, 65535)?),
+            "bind_address" => self.bind_address = Some(resolve(l, l.word()?, 0)?.ip()),
+            "include_dir" if main => self.include_dir(l)?,
+            "include_dir" => return Err(l.error("include_dir is only allowed in the main file")),
+            "max_connections" => {
+                let limit = match l.int::<i64>(-1, i64::from(i32::MAX))? {
+                    -1 => None,
+                    n => Some(
+                        usize::try_from(n).map_err(|_| l.error("max_connections: too large"))?,
+                    ),
+                };
+                match self.listeners.last_mut() {
+                    Some(section) => section.listener.max_connections = limit,
+                    None => self.config.max_connections = limit,
+                }
+            }
+            "protocol" => {
+                let protocol = match l.word()? {
+                    "mqtt" => Protocol::Mqtt,
+                    "websockets" => Protocol::Websockets,
+                    other => return Err(l.error(format!("protocol: unknown protocol \"{other}\""))),
+                };
+                self.section(l).listener.protocol = protocol;
+            }
+            "max_topic_alias" => self.section(l).listener.max_topic_alias = l.int(0, 65535)?,
+            "certfile" => self.tls(l).certfile = Some(l.path()?),
+            "keyfile" => self.tls(l).keyfile = Some(l.path()?),
+            "cafile" => self.tls(l).cafile = Some(l.path()?),
+            "capath" => self.tls(l).capath = Some(l.path()?),
+            "require_certificate" => self.tls(l).require_certificate = l.flag()?,
+            "use_identity_as_username" => self.tls(l).use_identity_as_username = l.flag()?,
+            "tls_version" => self.tls(l).min_version = Some(tls_version(l, &mut self.warnings)?),
+            "allow_anonymous" => {
+                let allow = l.flag()?;
+                self.security(l, |s| s.allow_anonymous = Some(allow));
+            }
+            "password_file" => {
+                let path = l.path()?;
+                self.security(l, |s| s.password_file = Some(path.clone()));
+            }
+            "acl_file" => {
+                let path = l.path()?;
+                self.security(l, |s| s.acl_file = Some(path.clone()));
+            }
+            "per_listener_settings" => c.per_listener_settings = l.flag()?,
+            "max_inflight_messages" => {
+                c.max_inflight_messages = match l.int(0, 65535)? {
+                    0 => u16::MAX,
+                    n => n,
+                }
+            }
+            "max_queued_messages" => c.max_queued_messages = l.int(0, i64::MAX)?,
+            "max_queued_bytes" => c.max_queued_bytes = l.int(0, i64::MAX)?,
+            "queue_qos0_messages" => c.queue_qos0_messages = l.flag()?,
+            "message_size_limit" => c.message_size_limit = l.int(0, MQTT_MAX_REMAINING)?,
+            "max_packet_size" => {
+                c.max_packet_size = match l.int(0, i64::from(MQTT_MAX_PACKET))? {
+                    0 => MQTT_MAX_PACKET,
+                    n if n < 20 => {
+                        return Err(l.error("max_packet_size: below 20 bytes is forbidden"));
+                    }
+                    n => n,
+                }
+            }
+            "max_keepalive" => c.max_keepalive = l.int(10, 65535)?,
+            "persistent_client_expiration" => c.persistent_client_expiration = Some(l.duration()?),
+            "retain_available" => c.retain_available = l.flag()?,
+            "sys_interval" => c.sys_interval = l.int(0, i64::from(u32::MAX))?,
+            "allow_zero_length_clientid" => c.allow_zero_length_clientid = l.flag()?,
+            "clientid_prefixes" => c.clientid_prefixes = Some(l.text()?.to_string()),
+            "connection_messages" => c.connection_messages = l.flag()?,
+            "persistence" => c.persistence = l.flag()?,
+            "persistence_location" => c.persistence_location = Some(l.path()?),
+            "persistence_file" => c.persistence_file = l.path()?,
+            "autosave_interval" => c.autosave_interval = Duration::from_secs(l.int(0, i64::MAX)?),
+            "log_type" => {
+                let level = log_type(l)?;
+                c.log_level = match level {
+                    LevelFilter::Off => Some(LevelFilter::Off),
+                    level => Some(c.log_level.map_or(level, |old| old.max(level))),
+                };
+            }
+            "log_dest" => self.log_dest(l)?,
+            "connection" => {
+                self.in_bridge = true;
+                let name = l.text()?;
+                self.warnings.push(l.warning(format!(
+                    "bridges are not supported: bridge \"{name}\" is ignored"
+                )));
+            }
+            name if BRIDGE.split_whitespace().any(|o| o == name) => {
+                if !self.in_bridge {
+                    self.warnings.push(l.warning(format!(
+                        "{name} is a bridge option and bridges are not supported"
+                    )));
+                }
+            }
+            name if UNSUPPORTED.split_whitespace().any(|o| o == name)
+                || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p)) =>
+            {
+                self.warnings
+                    .push(l.warning(format!("{name} is not supported and is ignored")));
+            }
+            name => return Err(l.error(format!("unknown option \"{name}\""))),
+        }
+        Ok(())
+    }
+
+    fn listener(&mut self, l: &Line) -> Result<(), ConfigError> {
+        self.in_bridge = false;
+        let mut words = l.text()?.split_whitespace();
+        let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
+        let addr = match (words.next(), words.next()) {
+            (None, _) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            (Some(host), None) => resolve(l, host, port)?,
+            (Some(_), Some(extra)) => {
+                return Err(l.error(format!("listener: unexpected \"{extra}\"")));
+            }
+        };
+        self.listeners.push(Section::new(addr));
+        Ok(())
+    }
+
+    fn include_dir(&mut self, l: &Line) -> Result<(), ConfigError> {
+        let dir = l.path()?;
+        let read_error = |e: std::io::Error| l.error(format!("include_dir {}: {e}", dir.display()));
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(read_error)? {
+            let path = entry.map_err(read_error)?.path();
+            if path.extension().is_some_and(|e| e == "conf") && path.is_file() {
+                files.push(path);
+            }
+        }
+        // Mosquitto's order: alphabetical, each upper-case letter before its lower case.
+        files.sort_by_cached_key(|path| {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            name.chars()
+                .map(|c| (c.to_ascii_lowercase(), c.is_ascii_lowercase()))
+                .collect::<Vec<_>>()
+        });
+        for file in files {
+            self.text(&read_file(&file)?, &file, false)?;
+        }
+        Ok(())
+    }
+
+    fn log_dest(&mut self, l: &Line) -> Result<(), ConfigError> {
+        match l.text()?.split_whitespace().next().unwrap_or_default() {
+            "none" => self.console_log = Some(false),
+            "stdout" | "stderr" => self.console_log = Some(true),
+            dest @ ("file" | "syslog" | "topic" | "dlt") => {
+                let message = format!("log_dest {dest} is not supported; logging goes to stderr");
+                self.warnings.push(l.warning(message));
+            }
+            other => return Err(l.error(format!("log_dest: unknown destination \"{other}\""))),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let mut config = self.config;
+        let open_default =
+            self.port.is_some() || self.bind_address.is_some() || self.listeners.is_empty();
+        if open_default {
+            let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            let ip = match (self.bind_address, self.port) {
+                (Some(ip), _) => ip,
+                (None, Some(_)) => unspecified,
+                (None, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            };
+            self.default.listener.addr = SocketAddr::new(ip, self.port.unwrap_or(DEFAULT_PORT));
+            self.listeners.insert(0, self.default);
+        } else {
+            let lost = self.default.first.or(match config.per_listener_settings {
+                true => self.default.security.first,
+                false => None,
+            });
+            if let Some(origin) = lost {
+                let message = "options before the first listener apply to the default listener, \
+                               which is not opened (no port or bind_address): ignored";
+                self.warnings.push(origin.warning(message));
+            }
+        }
+        let all_loopback = self
+            .listeners
+            .iter()
+            .all(|s| s.listener.addr.ip().is_loopback());
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        for mut section in self.listeners {
+            section.listener.tls = section.tls.finish()?;
+            if config.per_listener_settings {
+                let loopback = section.listener.addr.ip().is_loopback();
+                section.listener.security = Some(section.security.finish(loopback));
+            }
+            listeners.push(section.listener);
+        }
+        // With per_listener_settings the global fields describe the default listener, if open.
+        let default_own = listeners.first().filter(|_| open_default);
+        let global = default_own.and_then(|l| l.security.clone());
+        let global = global.unwrap_or_else(|| self.security.finish(all_loopback));
+        config.listeners = listeners;
+        config.allow_anonymous = global.allow_anonymous;
+        config.password_file = global.password_file;
+        config.acl_file = global.acl_file;
+        if self.console_log == Some(false) {
+            config.log_level = Some(LevelFilter::Off);
+        }
+        Ok((config, self.warnings))
+    }
+}
+
+fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
+    match l.word()? {
+        "tlsv1.3" => Ok(TlsVersion::Tls13),
+        "tlsv1.2" => Ok(TlsVersion::Tls12),
+        "tlsv1.1" => {
+            warnings.push(l.warning("tls_version tlsv1.1 is not supported; using tlsv1.2"));
+            Ok(TlsVersion::Tls12)
+        }
+        other => Err(l.error(format!("tls_version: unknown version \"{other}\""))),
+    }
+}
+
+/// The most verbose level one `log_type` asks for; `none` is `Off`.
+fn log_type(l: &Line) -> Result<LevelFilter, ConfigError> {
+    Ok(match l.word()? {
+        "none" => LevelFilter::Off,
+        "error" => LevelFilter::Error,
+        "warning" => LevelFilter::Warn,
+        "notice" | "information" | "subscribe" | "unsubscribe" | "websockets" => LevelFilter::Info,
+        "debug" | "all" => LevelFilter::Debug,
+        other => return Err(l.error(format!("log_type: unknown type \"{other}\""))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn parse(text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        Config::parse(text, Path::new("pipit.conf"))
+    }
+
+    fn config(text: &str) -> Config {
+        let (config, warnings) = parse(text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        config
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).err().unwrap().to_string()
+    }
+
+    /// A fresh directory under the system temp directory, unique to this process and test.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipit-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn v4(a: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), port)
+    }
+
+    #[test]
+    fn empty_file_keeps_the_defaults() {
+        assert_eq!(config("# nothing here\n\n   \n"), Config::default());
+    }
+
+    #[test]
+    fn every_supported_option_parses() {
+        let text = "\
+per_listener_settings false
+allow_anonymous true
+password_file /etc/pipit/pw
+acl_file /etc/pipit/acl
+max_connections 500
+max_inflight_messages 5
+max_queued_messages 200
+max_queued_bytes 1048576
+queue_qos0_messages true
+message_size_limit 65536
+max_packet_size 131072
+max_keepalive 120
+persistent_client_expiration 2d
+retain_available false
+sys_interval 0
+allow_zero_length_clientid false
+clientid_prefixes secure-
+connection_messages false
+persistence true
+persistence_location /var/lib/pipit/
+persistence_file pipit.db
+autosave_interval 60
+log_type warning
+log_type error
+log_dest stderr
+
+listener 8883 0.0.0.0
+protocol mqtt
+max_connections 100
+max_topic_alias 5
+certfile /etc/pipit/cert.pem
+keyfile /etc/pipit/key.pem
+cafile /etc/pipit/ca.pem
+capath /etc/pipit/certs
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.3
+
+listener 8080 ::1
+protocol websockets
+";
+        let c = config(text);
+        assert!(!c.per_listener_settings);
+        assert!(c.allow_anonymous);
+        assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
+        assert_eq!(c.acl_file, Some(PathBuf::from("/etc/pipit/acl")));
+        assert_eq!(c.max_connections, Some(500));
+        assert_eq!(c.max_inflight_messages, 5);
+        assert_eq!(c.max_queued_messages, 200);
+        assert_eq!(c.max_queued_bytes, 1_048_576);
+        assert!(c.queue_qos0_messages);
+        assert_eq!(c.message_size_limit, 65536);
+        assert_eq!(c.max_packet_size, 131_072);
+        assert_eq!(c.max_keepalive, 120);
+        assert_eq!(
+            c.persistent_client_expiration,
+            Some(Duration::from_secs(2 * 86_400))
+        );
+        assert!(!c.retain_available);
+        assert_eq!(c.sys_interval, 0);
+        assert!(!c.allow_zero_length_clientid);
+        assert_eq!(c.clientid_prefixes.as_deref(), Some("secure-"));
+        assert!(!c.connection_messages);
+        assert!(c.persistence);
+        assert_eq!(
+            c.persistence_location,
+            Some(PathBuf::from("/var/lib/pipit/"))
+        );
+        assert_eq!(c.persistence_file, PathBuf::from("pipit.db"));
+        assert_eq!(c.autosave_interval, Duration::from_secs(60));
+        assert_eq!(c.log_level, Some(LevelFilter::Warn));
+        assert_eq!(
+            c.listeners.len(),
+            2,
+            "explicit listeners replace the default one"
+        );
+        let tls = &c.listeners[0];
+        assert_eq!(tls.addr, v4([0, 0, 0, 0], 8883));
+        assert_eq!(tls.protocol, Protocol::Mqtt);
+        assert_eq!(tls.max_connections, Some(100));
+        assert_eq!(tls.max_topic_alias, 5);
+        assert_eq!(tls.security, None);
+        let expected = TlsConfig {
+            certfile: "/etc/pipit/cert.pem".into(),
+            keyfile: "/etc/pipit/key.pem".into(),
+            cafile: Some("/etc/pipit/ca.pem".into()),
+            capath: Some("/etc/pipit/certs".into()),
+            require_certificate: true,
+            use_identity_as_username: true,
+            min_version: Some(TlsVersion::Tls13),
+        };
+        assert_eq!(tls.tls, Some(expected));
+        let ws = &c.listeners[1];
+        assert_eq!(
+            ws.addr,
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 8080)
+        );
+        assert_eq!(ws.protocol, Protocol::Websockets);
+        assert_eq!(
+            (ws.max_connections, ws.max_topic_alias, &ws.tls),
+            (None, 10, &None)
+        );
+    }
+
+    #[test]
+    fn a_typo_names_file_and_line() {
+        let text = "# pipit\n\nallow_anonymous true\n\n\n\nmax_conections 10\n";
+        assert_eq!(
+            error(text),
+            "pipit.conf:7: unknown option \"max_conections\""
+        );
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_problem() {
+        let cases = [
+            (
+                "max_connections ten",
+                "pipit.conf:1: max_connections: \"ten\" is not a whole number",
+            ),
+            ("max_connections -2", "out of range"),
+            ("allow_anonymous yes", "\"yes\" is not true or false"),
+            ("allow_anonymous", "allow_anonymous needs a value"),
+            ("port 70000", "port: 70000 is out of range 0..=65535"),
+            ("max_inflight_messages 65536", "out of range"),
+            ("max_keepalive 5", "out of range 10..=65535"),
+            ("max_packet_size 10", "below 20 bytes"),
+            ("message_size_limit 268435456", "out of range"),
+            ("persistent_client_expiration 10", "needs a unit"),
+            ("persistent_client_expiration 0d", "out of range"),
+            ("persistent_client_expiration xd", "not a whole number"),
+            ("sys_interval 1 2", "expected one value"),
+            ("protocol http", "unknown protocol"),
+            ("log_type verbose", "unknown type"),
+            ("log_dest printer", "unknown destination"),
+            ("listener", "needs a value"),
+            ("listener abc", "not a whole number"),
+            ("listener 1883 127.0.0.1 extra", "unexpected \"extra\""),
+            ("listener 0 /run/pipit.sock", "unix socket"),
+            ("tls_version sslv3", "unknown version"),
+        ];
+        for (line, expected) in cases {
+            let message = error(&format!("{line}\n"));
+            assert!(message.starts_with("pipit.conf:1: "), "{line}: {message}");
+            assert!(message.contains(expected), "{line}: {message}");
+        }
+    }
+
+    #[test]
+    fn special_values() {
+        let c = config("max_connections -1\nmax_inflight_messages 0\nmax_packet_size 0\n");
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.max_inflight_messages, u16::MAX);
+        assert_eq!(c.max_packet_size, MQTT_MAX_PACKET);
+        for (text, seconds) in [
+            ("3h", 3 * 3600),
+            ("1w", 604_800),
+            ("1m", 2_592_000),
+            ("1y", 31_536_000),
+        ] {
+            let c = config(&format!("persistent_client_expiration {text}\n"));
+            assert_eq!(
+                c.persistent_client_expiration,
+                Some(Duration::from_secs(seconds))
+            );
+        }
+    }
+
+    #[test]
+    fn logging_options_map_to_a_level() {
+        let level = |text: &str| config(text).log_level;
+        assert_eq!(level("log_type error\n"), Some(LevelFilter::Error));
+        assert_eq!(
+            level("log_type error\nlog_type information\n"),
+            Some(LevelFilter::Info)
+        );
+        assert_eq!(level("log_type all\n"), Some(LevelFilter::Debug));
+        assert_eq!(
+            level("log_type debug\nlog_type none\n"),
+            Some(LevelFilter::Off)
+        );
+        assert_eq!(
+            level("log_type debug\nlog_dest none\n"),
+            Some(LevelFilter::Off)
+        );
+        assert_eq!(level("log_dest none\nlog_dest stdout\n"), None);
+        let (c, warnings) = parse("log_dest file /var/log/pipit.log\n").unwrap();
+        assert_eq!(c.log_level, None);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .to_string()
+                .starts_with("pipit.conf:1: log_dest file")
+        );
+    }
+
+    #[test]
+    fn non_loopback_listener_refuses_anonymous_by_default() {
+        assert!(config("listener 1883 127.0.0.1\n").allow_anonymous);
+        assert!(config("listener 1883 localhost\n").allow_anonymous);
+        assert!(!config("listener 1883\n").allow_anonymous);
+        assert!(!config("listener 1883 127.0.0.1\nlistener 1884 10.0.0.1\n").allow_anonymous);
+        assert!(!config("port 1883\n").allow_anonymous);
+        assert!(config("listener 1883\nallow_anonymous true\n").allow_anonymous);
+    }
+
+    #[test]
+    fn listener_addresses() {
+        let addr = |text: &str| config(text).listeners[0].addr;
+        assert_eq!(addr("listener 1884\n"), v4([0, 0, 0, 0], 1884));
+        assert_eq!(
+            addr("listener 1884 192.168.1.5\n"),
+            v4([192, 168, 1, 5], 1884)
+        );
+        assert_eq!(addr("listener 1884 localhost\n"), v4([127, 0, 0, 1], 1884));
+        let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 1884);
+        assert_eq!(addr("listener 1884 ::\n"), any6);
+        assert_eq!(addr("listener 1884 [::]\n"), any6);
+        assert_eq!(addr("port 1999\n"), v4([0, 0, 0, 0], 1999));
+        assert_eq!(addr("bind_address 127.0.0.1\n"), v4([127, 0, 0, 1], 1883));
+        assert_eq!(
+            addr("bind_address localhost\nport 1999\n"),
+            v4([127, 0, 0, 1], 1999)
+        );
+    }
+
+    #[test]
+    fn default_listener_comes_first_when_opened() {
+        let c = config("port 1883\nlistener 8883 127.0.0.1\n");
+        let addrs: Vec<_> = c.listeners.iter().map(|l| l.addr).collect();
+        assert_eq!(addrs, [v4([0, 0, 0, 0], 1883), v4([127, 0, 0, 1], 8883)]);
+        let (c, warnings) = parse("max_topic_alias 3\nlistener 8883 127.0.0.1\n").unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].max_topic_alias, 10);
+        assert!(
+            warnings[0]
+                .to_string()
+                .starts_with("pipit.conf:1: options before the first")
+        );
+    }
+
+    #[test]
+    fn tls_needs_certfile_and_keyfile() {
+        let message = error("listener 8883\ncertfile /c.pem\n\nlistener 1883\n");
+        assert_eq!(
+            message,
+            "pipit.conf:2: TLS needs both certfile and keyfile on this listener"
+        );
+        assert!(error("listener 8883\ncafile /ca.pem\n").contains("keyfile"));
+        let message = error("listener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n");
+        assert!(message.contains("cafile or capath"), "{message}");
+        let (c, warnings) =
+            parse("listener 8883\ncertfile /c\nkeyfile /k\ntls_version tlsv1.1\n").unwrap();
+        assert_eq!(
+            c.listeners[0].tls.as_ref().unwrap().min_version,
+            Some(TlsVersion::Tls12)
+        );
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn per_listener_settings_give_each_listener_its_security() {
+        let text = "\
+per_listener_settings true
+listener 1883 127.0.0.1
+listener 8883 10.0.0.1
+password_file /pw
+acl_file /acl
+listener 9883 10.0.0.1
+allow_anonymous true
+";
+        let c = config(text);
+        let local = c.security_for(0);
+        assert_eq!((local.allow_anonymous, &local.password_file), (true, &None));
+        let remote = c.security_for(1);
+        assert!(!remote.allow_anonymous);
+        assert_eq!(remote.password_file, Some(PathBuf::from("/pw")));
+        assert_eq!(remote.acl_file, Some(PathBuf::from("/acl")));
+        let open = c.security_for(2);
+        assert_eq!((open.allow_anonymous, &open.password_file), (true, &None));
+        assert!(c.listeners.iter().all(|l| l.security.is_some()));
+    }
+
+    #[test]
+    fn without_per_listener_settings_security_is_global() {
+        let c = config("listener 1883 127.0.0.1\nlistener 8883 10.0.0.1\npassword_file /pw\n");
+        assert!(c.listeners.iter().all(|l| l.security.is_none()));
+        for index in [0, 1, 7] {
+            let security = c.security_for(index);
+            assert_eq!(security.password_file, Some(PathBuf::from("/pw")));
+            assert!(!security.allow_anonymous);
+        }
+    }
+
+    #[test]
+    fn unsupported_options_are_warnings_with_lines() {
+        let text = "\
+user mosquitto
+pid_file /run/pipit.pid
+auth_opt_backend files
+connection bridge-01
+address 10.0.0.2:1883
+topic sensors/# out 1
+listener 1883 127.0.0.1
+bind_interface eth0
+websockets_log_level 255
+";
+        let (c, warnings) = parse(text).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(
+            lines,
+            [1, 2, 3, 4, 8, 9],
+            "bridge options after `connection` warn once"
+        );
+        assert_eq!(
+            warnings[0].to_string(),
+            "pipit.conf:1: user is not supported and is ignored"
+        );
+        assert!(warnings[3].message.contains("bridge-01"));
+        let (_, warnings) = parse("remote_username u\n").unwrap();
+        assert!(warnings[0].message.contains("bridge option"));
+    }
+
+    #[test]
+    fn include_dir_reads_conf_files_in_mosquitto_order() {
+        let dir = scratch_dir("include");
+        for (name, text) in [
+            ("b.conf", "max_queued_messages 2\n"),
+            ("A.conf", "max_queued_messages 9\nlistener 1884 127.0.0.1\n"),
+            ("a.conf", "max_queued_messages 1\n"),
+            ("00.conf", "max_queued_messages 0\nsys_interval 3\n"),
+            ("notes.txt", "this is not a config file\n"),
+        ] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let text = format!("max_queued_messages 7\ninclude_dir {}\n", dir.display());
+        let c = config(&text);
+        assert_eq!(c.max_queued_messages, 2, "b.conf is read last");
+        assert_eq!(c.sys_interval, 3);
+        assert_eq!(c.listeners[0].addr, v4([127, 0, 0, 1], 1884));
+        let main = dir.join("main.conf.main");
+        std::fs::write(&main, &text).unwrap();
+        assert_eq!(Config::load(&main).unwrap().0.max_queued_messages, 2);
+    }
+
+    #[test]
+    fn include_dir_errors_name_the_included_file() {
+        let dir = scratch_dir("include-bad");
+        std::fs::write(dir.join("10-good.conf"), "sys_interval 5\n").unwrap();
+        std::fs::write(dir.join("20-bad.conf"), "# c\nretain_available maybe\n").unwrap();
+        let message = error(&format!("include_dir {}\n", dir.display()));
+        let expected = format!("{}:2: retain_available", dir.join("20-bad.conf").display());
+        assert!(message.starts_with(&expected), "{message}");
+        std::fs::write(dir.join("20-bad.conf"), "include_dir /tmp\n").unwrap();
+        assert!(error(&format!("include_dir {}\n", dir.display())).contains("only allowed"));
+        let message = error("\ninclude_dir /nonexistent/pipit.d\n");
+        assert!(message.starts_with("pipit.conf:2: include_dir /nonexistent/pipit.d"));
+    }
+
+    #[test]
+    fn missing_file_is_an_error_without_a_line() {
+        let err = Config::from_file(Path::new("/nonexistent/pipit.conf"))
+            .err()
+            .unwrap();
+        assert_eq!(err.line, None);
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/pipit.conf: cannot read")
+        );
+    }
+}
