@@ -173,8 +173,10 @@ run() {
 }
 
 D=(--duration "$SECS")
-# conns first, so "idle" is a fresh broker and the per-connection delta is clean.
+# conns first, so "idle" is a fresh broker and the per-connection delta is clean; slow next,
+# before QoS 1/2 runs leave the broker's heap large enough to hide a backlog's growth.
 run conns conns --conns "$CONNS" --conn-rate "$CONN_RATE" --hold "$SECS"
+run slow slow --qos 0 --publishers 1 --subscribers 4 --size 64 "${D[@]}"
 run fanin0 fanin --qos 0 --publishers 16 --size 64 "${D[@]}"
 run fanin1 fanin --qos 1 --publishers 16 --size 64 "${D[@]}"
 run fanin2 fanin --qos 2 --publishers 16 --size 64 "${D[@]}"
@@ -182,7 +184,6 @@ run fanout0 fanout --qos 0 --publishers 1 --subscribers 100 --size 64 "${D[@]}"
 run p2p1 p2p --qos 1 --pairs 100 --size 64 "${D[@]}"
 run lat0 latency --qos 0 --rate 1000 --size 64 "${D[@]}"
 run lat1 latency --qos 1 --rate 1000 --size 64 "${D[@]}"
-run slow slow --qos 0 --publishers 1 --subscribers 4 --size 64 "${D[@]}"
 
 # --- table ------------------------------------------------------------------------------
 # field LABEL BROKER KEY: a number from that run's JSON (keys are unique), or empty.
