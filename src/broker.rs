@@ -252,10 +252,10 @@ impl Broker {
         for (key, session) in &state.sessions {
             let sid = crate::session::SessionId(key as u32);
             for sub in &session.subscriptions {
-                if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {
-                    if !state.allowed(sid, split.filter, Access::Subscribe) {
-                        revoked.push((sid, sub.raw_filter.clone()));
-                    }
+                if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits)
+                    && !state.allowed(sid, split.filter, Access::Subscribe)
+                {
+                    revoked.push((sid, sub.raw_filter.clone()));
                 }
             }
         }
