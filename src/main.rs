@@ -80,12 +80,7 @@ fn init_logging(verbosity: usize, configured: Option<log::LevelFilter>) {
 
 fn build_config(args: &Args) -> Result<Config, String> {
     let mut config = match &args.config {
-        Some(path) => {
-            return Err(format!(
-                "{}: configuration files are not supported yet",
-                path.display()
-            ));
-        }
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
     if !args.binds.is_empty() || args.port.is_some() {
