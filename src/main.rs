@@ -78,10 +78,11 @@ fn init_logging(verbosity: usize, configured: Option<log::LevelFilter>) {
         .init();
 }
 
-fn build_config(args: &Args) -> Result<Config, String> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+/// The configuration from `-c` (with its warnings, logged once logging is set up) and flags.
+fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), String> {
+    let (mut config, warnings) = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => (Config::default(), Vec::new()),
     };
     if !args.binds.is_empty() || args.port.is_some() {
         let port = args.port.unwrap_or(1883);
@@ -95,7 +96,7 @@ fn build_config(args: &Args) -> Result<Config, String> {
             .map(|ip| ListenerConfig::new(SocketAddr::new(ip, port)))
             .collect();
     }
-    Ok(config)
+    Ok((config, warnings))
 }
 
 fn main() -> ExitCode {
@@ -117,8 +118,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match build_config(&args) {
-        Ok(config) => config,
+    let (config, warnings) = match build_config(&args) {
+        Ok(loaded) => loaded,
         Err(e) => {
             init_logging(args.verbosity, None);
             error!("{e}");
@@ -126,6 +127,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(args.verbosity, config.log_level);
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
     let result = Broker::bind(config).and_then(|mut broker| {
         broker.handle_signals()?;
         broker.run()
