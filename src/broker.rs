@@ -341,12 +341,15 @@ impl Broker {
                 return;
             }
             match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
-                Ok(ReadOutcome::Data(_)) => {
+                Ok(ReadOutcome::Data { drained, .. }) => {
                     if let Err(why) = self.process_rx(id) {
                         self.close(id, why);
                         return;
                     }
                     self.pause_if_backed_up(id);
+                    if drained {
+                        return;
+                    }
                 }
                 Ok(ReadOutcome::WouldBlock) => {
                     conn.rx.release_if_empty(&mut state.pool);

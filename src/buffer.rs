@@ -15,8 +15,15 @@ use crate::pool::Pool;
 /// What one `RxBuf::read_from` call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// This many bytes were appended.
-    Data(usize),
+    /// Bytes were appended. `drained` when the read returned less than the free space: the
+    /// socket had nothing more, and with edge-triggered readiness any later data raises a
+    /// new event, so the caller need not spend a syscall to see `WouldBlock`.
+    Data {
+        /// How many bytes.
+        bytes: usize,
+        /// Whether the read came back short of the free space.
+        drained: bool,
+    },
     /// The peer closed its side.
     Eof,
     /// Nothing to read now.
@@ -62,9 +69,7 @@ impl RxBuf {
         limit: usize,
     ) -> io::Result<ReadOutcome> {
         if self.buf.is_empty() {
-            let mut fresh = pool.take();
-            fresh.resize(fresh.capacity().max(pool.buffer_size()), 0);
-            self.buf = fresh;
+            self.buf = pool.take_rx();
         }
         if self.end == self.buf.len() {
             if self.start > 0 {
@@ -78,11 +83,15 @@ impl RxBuf {
                 return Ok(ReadOutcome::Full);
             }
         }
+        let space = self.buf.len() - self.end;
         match io.read(&mut self.buf[self.end..]) {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => {
                 self.end += n;
-                Ok(ReadOutcome::Data(n))
+                Ok(ReadOutcome::Data {
+                    bytes: n,
+                    drained: n < space,
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(e),
@@ -92,7 +101,7 @@ impl RxBuf {
     /// Gives the buffer back to `pool` if nothing unparsed is held.
     pub fn release_if_empty(&mut self, pool: &mut Pool) {
         if self.is_empty() && !self.buf.is_empty() {
-            pool.give(std::mem::take(&mut self.buf));
+            pool.give_rx(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -117,7 +126,7 @@ impl TxBuf {
     /// The buffer to append frames to, taking one from `pool` if none is held.
     pub fn frames(&mut self, pool: &mut Pool) -> &mut Vec<u8> {
         if self.buf.capacity() == 0 {
-            self.buf = pool.take();
+            self.buf = pool.take_tx();
         }
         &mut self.buf
     }
@@ -140,7 +149,7 @@ impl TxBuf {
         };
         self.buf.drain(..written);
         if self.buf.is_empty() && self.buf.capacity() != 0 {
-            pool.give(std::mem::take(&mut self.buf));
+            pool.give_tx(std::mem::take(&mut self.buf));
         }
         result
     }
@@ -148,7 +157,7 @@ impl TxBuf {
     /// Gives any buffer back to `pool`, discarding unwritten bytes (the connection is gone).
     pub fn discard(&mut self, pool: &mut Pool) {
         if self.buf.capacity() != 0 {
-            pool.give(std::mem::take(&mut self.buf));
+            pool.give_tx(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -203,18 +212,27 @@ mod tests {
         let mut io = Chunks(vec![b"abcdefghij".to_vec()]);
         assert_eq!(
             rx.read_from(&mut io, &mut pool, 8).unwrap(),
-            ReadOutcome::Data(4)
+            ReadOutcome::Data {
+                bytes: 4,
+                drained: false
+            }
         );
         rx.consume(2);
         // Full with a consumed front: compacts instead of growing.
         assert_eq!(
             rx.read_from(&mut io, &mut pool, 8).unwrap(),
-            ReadOutcome::Data(2)
+            ReadOutcome::Data {
+                bytes: 2,
+                drained: false
+            }
         );
         assert_eq!(rx.front(), b"cdef");
         assert_eq!(
             rx.read_from(&mut io, &mut pool, 8).unwrap(),
-            ReadOutcome::Data(4)
+            ReadOutcome::Data {
+                bytes: 4,
+                drained: false
+            }
         );
         assert_eq!(rx.front(), b"cdefghij");
         assert_eq!(

@@ -33,6 +33,7 @@ mod buffer;
 pub mod config;
 mod conn;
 mod handle;
+mod hash;
 pub mod message;
 pub mod passwd;
 mod pool;

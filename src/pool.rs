@@ -3,54 +3,71 @@
 //! A connection takes a buffer when bytes arrive or must be sent and gives it back as soon
 //! as it is empty again. The pool keeps at most `max_free` buffers; more are freed, and a
 //! buffer that grew past `keep_capacity` (one large packet) is freed rather than kept.
+//! Receive buffers come back at full length (`give_rx`) so reusing one costs no zeroing;
+//! send buffers come back empty (`give`).
 
-/// A free list of byte buffers.
+/// Free lists of byte buffers: receive buffers (kept at full, initialised length) and send
+/// buffers (kept empty), so neither kind pays to be reshaped when reused.
 #[derive(Debug)]
 pub struct Pool {
-    free: Vec<Vec<u8>>,
+    rx_free: Vec<Vec<u8>>,
+    tx_free: Vec<Vec<u8>>,
     max_free: usize,
     buffer_size: usize,
     keep_capacity: usize,
 }
 
 impl Pool {
-    /// A pool handing out buffers of `buffer_size` bytes and keeping at most `max_free`.
+    /// A pool handing out buffers of `buffer_size` bytes and keeping at most `max_free` of
+    /// each kind.
     pub fn new(buffer_size: usize, max_free: usize) -> Pool {
         Pool {
-            free: Vec::new(),
+            rx_free: Vec::new(),
+            tx_free: Vec::new(),
             max_free,
             buffer_size,
             keep_capacity: buffer_size * 4,
         }
     }
 
-    /// The size of a fresh buffer.
-    pub fn buffer_size(&self) -> usize {
-        self.buffer_size
+    /// A receive buffer: at least `buffer_size` initialised bytes (stale contents).
+    pub fn take_rx(&mut self) -> Vec<u8> {
+        self.rx_free
+            .pop()
+            .unwrap_or_else(|| vec![0; self.buffer_size])
     }
 
-    /// An empty buffer with at least `buffer_size` bytes of capacity.
-    pub fn take(&mut self) -> Vec<u8> {
-        self.free
+    /// An empty send buffer with at least `buffer_size` bytes of capacity.
+    pub fn take_tx(&mut self) -> Vec<u8> {
+        self.tx_free
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(self.buffer_size))
     }
 
-    /// Returns a buffer; its contents are discarded.
-    pub fn give(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() >= self.buffer_size
-            && buf.capacity() <= self.keep_capacity
-            && self.free.len() < self.max_free
-        {
-            buf.clear();
-            self.free.push(buf);
+    /// Returns a receive buffer at its full length.
+    pub fn give_rx(&mut self, buf: Vec<u8>) {
+        if self.keeps(buf.capacity()) && self.rx_free.len() < self.max_free {
+            self.rx_free.push(buf);
         }
+    }
+
+    /// Returns a send buffer; its contents are discarded.
+    pub fn give_tx(&mut self, mut buf: Vec<u8>) {
+        if self.keeps(buf.capacity()) && self.tx_free.len() < self.max_free {
+            buf.clear();
+            self.tx_free.push(buf);
+        }
+    }
+
+    /// Whether a buffer of this capacity is worth keeping: not one grown for a large packet.
+    fn keeps(&self, capacity: usize) -> bool {
+        capacity >= self.buffer_size && capacity <= self.keep_capacity
     }
 
     /// Buffers currently waiting for reuse.
     #[cfg(test)]
     pub fn free_count(&self) -> usize {
-        self.free.len()
+        self.rx_free.len() + self.tx_free.len()
     }
 }
 
@@ -61,16 +78,27 @@ mod tests {
     #[test]
     fn reuses_and_bounds() {
         let mut pool = Pool::new(16, 1);
-        let a = pool.take();
-        let b = pool.take();
+        let a = pool.take_tx();
+        let b = pool.take_tx();
         assert!(a.capacity() >= 16);
-        pool.give(a);
-        pool.give(b);
+        pool.give_tx(a);
+        pool.give_tx(b);
         assert_eq!(pool.free_count(), 1, "at most max_free kept");
-        pool.give(Vec::with_capacity(1024));
-        assert_eq!(pool.free_count(), 1);
-        let again = pool.take();
-        assert!(again.is_empty());
-        assert_eq!(pool.free_count(), 0);
+        pool.give_tx(Vec::with_capacity(1024));
+        assert_eq!(pool.free_count(), 1, "an overgrown buffer is freed");
+        let mut again = pool.take_tx();
+        assert!(again.is_empty(), "send buffers come back empty");
+        again.extend_from_slice(b"x");
+        pool.give_tx(again);
+        assert!(pool.take_tx().is_empty());
+    }
+
+    #[test]
+    fn receive_buffers_keep_their_length() {
+        let mut pool = Pool::new(16, 4);
+        let fresh = pool.take_rx();
+        assert_eq!(fresh.len(), 16);
+        pool.give_rx(vec![7; 32]);
+        assert_eq!(pool.take_rx(), vec![7; 32], "no zeroing on reuse");
     }
 }

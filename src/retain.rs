@@ -6,15 +6,15 @@
 //! `max_retained` messages: at the bound, a retained PUBLISH to a new topic is still delivered
 //! but not stored (counted in `dropped`).
 
-use std::collections::HashMap;
+use crate::hash::LevelMap;
 use std::rc::Rc;
 
 use crate::message::Message;
-use crate::topic::levels;
+use crate::topic::{Levels, levels};
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, u32>,
+    children: LevelMap<u32>,
     message: Option<Rc<Message>>,
 }
 
@@ -148,7 +148,7 @@ impl RetainedStore {
     fn walk(
         &self,
         node: u32,
-        mut rest: std::str::Split<'_, char>,
+        mut rest: Levels<'_>,
         at_root: bool,
         visit: &mut impl FnMut(&Rc<Message>),
     ) {

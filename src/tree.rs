@@ -7,10 +7,10 @@
 //! still collect messages. Nodes left with no subscribers and no children are freed at once,
 //! so the tree's size follows the live subscriptions, not every filter ever seen.
 
-use std::collections::HashMap;
+use crate::hash::LevelMap;
 
 use crate::session::SessionId;
-use crate::topic::{is_dollar, levels};
+use crate::topic::{Levels, is_dollar, levels};
 use crate::wire::SubscriptionOptions;
 
 /// One session's subscription at a node.
@@ -42,7 +42,7 @@ pub struct GroupRef {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, u32>,
+    children: LevelMap<u32>,
     plus: Option<u32>,
     hash: Option<u32>,
     subscribers: Vec<Subscriber>,
@@ -200,7 +200,7 @@ impl SubscriptionTree {
     fn walk(
         &self,
         node: u32,
-        mut rest: std::str::Split<'_, char>,
+        mut rest: Levels<'_>,
         skip_wildcards: bool,
         subs: &mut Vec<Subscriber>,
         groups: &mut Vec<GroupRef>,
