@@ -313,7 +313,7 @@ mod tests {
             username: Some("u"),
             password: Some(b"pw"),
         };
-        check(&bytes, Version::V311, &Packet::Connect(expected));
+        check(&bytes, Version::V311, &Packet::Connect(Box::new(expected)));
     }
 
     #[test]
@@ -335,7 +335,7 @@ mod tests {
             password: None,
         };
         // The connection's version does not matter: CONNECT carries its own.
-        check(&bytes, Version::V311, &Packet::Connect(expected));
+        check(&bytes, Version::V311, &Packet::Connect(Box::new(expected)));
     }
 
     #[test]
@@ -376,7 +376,7 @@ mod tests {
             username: None,
             password: Some(b"x"),
         };
-        check(&bytes, Version::V5, &Packet::Connect(expected));
+        check(&bytes, Version::V5, &Packet::Connect(Box::new(expected)));
     }
 
     #[test]
