@@ -29,6 +29,7 @@ use crate::conn::{Conn, ConnId, Expiry, Phase};
 use crate::handle;
 use crate::route;
 use crate::state::{Close, State};
+use crate::sys::SysClock;
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
 
 const WAKER: Token = Token(usize::MAX);
@@ -85,6 +86,8 @@ pub struct Broker {
     ready: Vec<(Token, bool, bool)>,
     /// Open connections per listener, for each listener's `max_connections`.
     per_listener: Vec<usize>,
+    /// Schedule of `$SYS` updates.
+    sys: SysClock,
 }
 
 impl Broker {
@@ -114,6 +117,7 @@ impl Broker {
             read_again: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listeners.len()],
+            sys: SysClock::new(Instant::now()),
             listeners,
         })
     }
@@ -216,6 +220,7 @@ impl Broker {
             }
             if self.state.now >= next_sweep {
                 self.sweep();
+                self.sys.tick(&mut self.state);
                 self.finish_turn();
                 next_sweep = self.state.now + SWEEP_INTERVAL;
             }

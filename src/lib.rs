@@ -41,6 +41,7 @@ pub mod retain;
 mod route;
 pub mod session;
 mod state;
+mod sys;
 pub mod topic;
 pub mod tree;
 pub mod wire;

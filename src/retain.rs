@@ -44,13 +44,11 @@ impl RetainedStore {
     }
 
     /// Number of retained messages.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether no message is retained.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

@@ -81,13 +81,11 @@ impl Default for SubscriptionTree {
 
 impl SubscriptionTree {
     /// Number of subscriptions (shared members included).
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether the tree holds no subscription.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
