@@ -574,7 +574,8 @@ impl Broker {
         let ids: Vec<ConnId> = self.state.conns.iter().map(|(k, _)| ConnId(k)).collect();
         for &id in &ids {
             if let Some(will) = self.state.conns.get_mut(id.0).and_then(|c| c.will.take()) {
-                route::publish(&mut self.state, &will, None);
+                let message = will.into_message(self.state.now);
+                route::publish(&mut self.state, &message, None);
             }
         }
         crate::will::publish_all(&mut self.state);

@@ -146,8 +146,6 @@ pub struct Session {
     /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
     /// `persistent_client_expiration`).
     pub expiry_interval: u32,
-    /// The Will Delay Interval of the current connection's will, in seconds (v5 only).
-    pub will_delay: u32,
     /// The current connection's MQTT 5 limits and alias maps.
     pub link: Option<Box<Link>>,
     /// When an offline session is discarded; `None` while online or when it never expires.
@@ -195,7 +193,6 @@ impl Session {
             username: None,
             listener: 0,
             expiry_interval,
-            will_delay: 0,
             link: None,
             expires_at: None,
             subscriptions: Vec::new(),

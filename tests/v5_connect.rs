@@ -223,6 +223,7 @@ fn will_client(id: &str, session_expiry: u32, will_delay: u32) -> Connect {
         .will_props(
             Props::new()
                 .u32(0x18, will_delay)
+                .u32(0x02, 1)
                 .bin(0x03, b"text/plain")
                 .user("k", "v"),
         )
@@ -247,6 +248,8 @@ fn delayed_will_is_published_after_the_delay_with_its_properties() {
         Some(common::Prop::Bytes(b"text/plain".to_vec()))
     );
     assert_eq!(p.user_properties(), [("k".to_string(), "v".to_string())]);
+    // Its expiry counts from publication, not from CONNECT.
+    assert_eq!(prop_int(&p.props, 0x02), Some(1));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::message::Message;
 use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
 use crate::topic::validate_name;
+use crate::will::Will;
 use crate::wire::{Connack, Connect, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
@@ -50,7 +51,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     };
 
     // Validate the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
-    let (will, will_delay) = match &connect.will {
+    let will = match &connect.will {
         Some(w) => {
             let limits = state.topic_limits();
             if validate_name(w.topic, limits).is_err() {
@@ -73,9 +74,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
             } else {
                 Message::shared(w.topic, w.payload, w.qos, w.retain)
             };
-            (Some(message), wp.will_delay_interval.unwrap_or(0))
+            Some(Will {
+                message,
+                delay: wp.will_delay_interval.unwrap_or(0),
+                message_expiry_interval: wp.message_expiry_interval,
+            })
         }
-        None => (None, 0),
+        None => None,
     };
 
     // Authenticate.
@@ -131,7 +136,6 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         session.username = connect.username.map(Box::from);
         session.listener = listener;
         session.expiry_interval = expiry_interval;
-        session.will_delay = will_delay;
         session.link = v5.then(|| {
             Box::new(Link {
                 receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
