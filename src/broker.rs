@@ -447,6 +447,7 @@ impl Broker {
             pool,
             config,
             to_close,
+            now,
             ..
         } = &mut self.state;
         for &id in &dirty {
@@ -459,7 +460,7 @@ impl Broker {
                 && conn.tx.len() < config.max_output_buffer
             {
                 let out = conn.tx.frames(pool);
-                session.write_pending(out, config.max_output_buffer, conn.version, limits);
+                session.write_pending(out, config.max_output_buffer, conn.version, limits, *now);
             }
             if !conn.writable || conn.tx.is_empty() {
                 continue;
@@ -509,8 +510,9 @@ impl Broker {
             .collect();
         for sid in gone {
             debug!("session expired");
-            self.state.discard_session(sid);
+            self.state.expire_session(sid);
         }
+        crate::will::publish_due(&mut self.state);
     }
 
     /// The one close path: last words to the client, log, will, session, slab slot.
@@ -555,10 +557,10 @@ impl Broker {
                 && session.conn == Some(id)
             {
                 session.conn = None;
-                if session.clean {
+                if session.ends_with_connection() {
                     state.discard_session(sid);
                 } else {
-                    session.expires_at = persistent.map(|d| state.now + d);
+                    session.expires_at = session.expiry_deadline(state.now, persistent);
                 }
             }
         }
@@ -566,7 +568,7 @@ impl Broker {
         if why.publishes_will()
             && let Some(will) = conn.will.take()
         {
-            route::publish(state, &will);
+            crate::will::on_close(state, conn.session, will);
         }
     }
 
@@ -580,9 +582,11 @@ impl Broker {
         let ids: Vec<ConnId> = self.state.conns.iter().map(|(k, _)| ConnId(k)).collect();
         for &id in &ids {
             if let Some(will) = self.state.conns.get_mut(id.0).and_then(|c| c.will.take()) {
-                route::publish(&mut self.state, &will);
+                let message = will.into_message(self.state.now);
+                route::publish(&mut self.state, &message, None);
             }
         }
+        crate::will::publish_all(&mut self.state);
         self.finish_turn();
         for id in ids {
             self.close(id, Close::Shutdown);
@@ -603,6 +607,17 @@ fn last_words(conn: &mut Conn, why: Close, pool: &mut crate::pool::Pool) {
             }
             .encode(Version::V311, conn.tx.frames(pool));
         }
+        // A v5 CONNECT that cannot be decoded: CONNACK with the reason [MQTT-3.1.4-1].
+        (Phase::AwaitingConnect, Close::Decode(e))
+            if wire::connect_version(conn.rx.front()) == Some(Version::V5) =>
+        {
+            Connack {
+                session_present: false,
+                reason_code: reason::for_error(e),
+                properties: Properties::default(),
+            }
+            .encode(Version::V5, conn.tx.frames(pool));
+        }
         (Phase::Connected, _) if conn.version == Version::V5 => {
             let reason_code = match why {
                 Close::Decode(e) => reason::for_error(e),
@@ -610,6 +625,7 @@ fn last_words(conn: &mut Conn, why: Close, pool: &mut crate::pool::Pool) {
                 Close::KeepAliveTimeout => reason::KEEP_ALIVE_TIMEOUT,
                 Close::TakenOver => reason::SESSION_TAKEN_OVER,
                 Close::Shutdown => reason::SERVER_SHUTTING_DOWN,
+                Close::Reason(code, _) => code,
                 // The client closed, or cannot be reached: nothing to say.
                 _ => return,
             };

@@ -2,14 +2,13 @@
 //! the session it is attached to once CONNECT succeeds.
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use crate::buffer::{RxBuf, TxBuf};
-use crate::message::Message;
 use crate::session::SessionId;
+use crate::will::Will;
 use crate::wire::Version;
 
 /// Index of a connection in the broker's connection slab (its mio token).
@@ -53,8 +52,8 @@ pub struct Conn {
     pub keep_alive: u16,
     /// When the last packet arrived (or the connection was accepted).
     pub last_packet_at: Instant,
-    /// The will message to publish if the connection ends without a normal DISCONNECT.
-    pub will: Option<Rc<Message>>,
+    /// The will to publish if the connection ends without a normal DISCONNECT.
+    pub will: Option<Will>,
     /// Bytes read and not yet parsed.
     pub rx: RxBuf,
     /// Frames not yet written.

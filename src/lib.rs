@@ -1,4 +1,4 @@
-//! pipit: a small, fast MQTT broker for the edge (MQTT 3.1 and 3.1.1).
+//! pipit: a small, fast MQTT broker for the edge (MQTT 3.1, 3.1.1 and 5.0).
 //!
 //! # A tour
 //!
@@ -27,6 +27,7 @@
 //! running.thread.join().unwrap().unwrap();
 //! ```
 
+mod alias;
 pub mod auth;
 mod broker;
 mod buffer;
@@ -44,6 +45,7 @@ mod state;
 mod sys;
 pub mod topic;
 pub mod tree;
+mod will;
 pub mod wire;
 
 pub use broker::{Broker, Handle, Spawned};

@@ -1,9 +1,15 @@
 //! `Message`: one published application message, stored once and shared by every queue
-//! that holds it (`Rc<Message>`): subscribers' queues, inflight windows and the retained store.
+//! that holds it (`Rc<Message>`): subscribers' queues, inflight windows, pending wills and
+//! the retained store.
+//!
+//! The MQTT 5 properties a message carries to its subscribers (v5 3.3.2.3) are kept once in
+//! an optional box, so a v3 message or a v5 message without properties costs one pointer.
+//! Its expiry is an absolute deadline; the remaining interval is computed when it is sent.
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use crate::wire::QoS;
+use crate::wire::{Properties, QoS, UserProperties};
 
 /// One application message as the broker keeps it, after the publisher's PUBLISH is parsed.
 #[derive(Debug, PartialEq)]
@@ -16,6 +22,26 @@ pub struct Message {
     pub qos: QoS,
     /// The RETAIN flag as published.
     pub retain: bool,
+    /// The MQTT 5 properties forwarded unchanged to subscribers, if any.
+    pub properties: Option<Box<MessageProperties>>,
+    /// When the message expires (v5 Message Expiry Interval); `None` never.
+    pub expires_at: Option<Instant>,
+}
+
+/// The PUBLISH properties a message is forwarded with [MQTT-3.3.2-4] [MQTT-3.3.2-15]
+/// [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18].
+#[derive(Debug, Default, PartialEq)]
+pub struct MessageProperties {
+    /// Payload Format Indicator (0 bytes, 1 UTF-8).
+    pub payload_format_indicator: Option<u8>,
+    /// Content Type.
+    pub content_type: Option<Box<str>>,
+    /// Response Topic of a request.
+    pub response_topic: Option<Box<str>>,
+    /// Correlation Data of a request.
+    pub correlation_data: Option<Box<[u8]>>,
+    /// The encoded User Property (0x26) entries, in the order they arrived.
+    pub user_properties: Box<[u8]>,
 }
 
 impl Message {
@@ -26,6 +52,72 @@ impl Message {
             payload: payload.into(),
             qos,
             retain,
+            properties: None,
+            expires_at: None,
         })
+    }
+
+    /// Builds a shared message that keeps the forwardable properties of a v5 PUBLISH (or
+    /// will) and its expiry, counted from `now`.
+    pub fn with_properties(
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: &Properties<'_>,
+        now: Instant,
+    ) -> Rc<Message> {
+        let forwarded = props.payload_format_indicator.is_some()
+            || props.content_type.is_some()
+            || props.response_topic.is_some()
+            || props.correlation_data.is_some()
+            || !props.user_properties.is_empty();
+        let properties = forwarded.then(|| {
+            let mut user_properties = Vec::with_capacity(props.user_properties.encoded_len());
+            props.user_properties.encode_entries(&mut user_properties);
+            Box::new(MessageProperties {
+                payload_format_indicator: props.payload_format_indicator,
+                content_type: props.content_type.map(Box::from),
+                response_topic: props.response_topic.map(Box::from),
+                correlation_data: props.correlation_data.map(Box::from),
+                user_properties: user_properties.into_boxed_slice(),
+            })
+        });
+        Rc::new(Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+            properties,
+            expires_at: props
+                .message_expiry_interval
+                .map(|secs| now + Duration::from_secs(u64::from(secs))),
+        })
+    }
+
+    /// Whether the message has expired at `now` and must not be delivered [MQTT-3.3.2-5].
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The PUBLISH properties to send it with at `now`: the stored properties and the
+    /// remaining expiry interval, rounded up [MQTT-3.3.2-6].
+    pub fn publish_properties(&self, now: Instant) -> Properties<'_> {
+        let mut out = Properties {
+            message_expiry_interval: self.expires_at.map(|at| {
+                let left = at.saturating_duration_since(now);
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                u32::try_from(secs).unwrap_or(u32::MAX)
+            }),
+            ..Properties::default()
+        };
+        if let Some(p) = &self.properties {
+            out.payload_format_indicator = p.payload_format_indicator;
+            out.content_type = p.content_type.as_deref();
+            out.response_topic = p.response_topic.as_deref();
+            out.correlation_data = p.correlation_data.as_deref();
+            out.user_properties = UserProperties::new(&p.user_properties);
+        }
+        out
     }
 }

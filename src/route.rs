@@ -17,6 +17,8 @@ use crate::wire::QoS;
 struct Target {
     session: SessionId,
     qos: QoS,
+    /// Keep the RETAIN flag: a matching subscription has Retain As Published.
+    retain: bool,
 }
 
 /// Scratch lists reused for every routed message.
@@ -25,19 +27,25 @@ pub struct RouteScratch {
     subs: Vec<Subscriber>,
     groups: Vec<GroupRef>,
     targets: Vec<Target>,
+    /// (target slot, subscription identifier) of every matching subscription that has one.
+    ids: Vec<(u32, u32)>,
+    /// The identifiers of the target being delivered.
+    target_ids: Vec<u32>,
     stamp: u64,
 }
 
-/// Publishes `message`: stores it if retained [MQTT-3.3.1-5], then routes it.
-pub fn publish(state: &mut State, message: &Rc<Message>) {
+/// Publishes `message` from session `origin` (`None` for the broker itself, e.g. a will):
+/// stores it if retained [MQTT-3.3.1-5], then routes it. Returns how many sessions it was
+/// queued to.
+pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) -> usize {
     if message.retain && state.config.retain_available {
         state.retained.set(Rc::clone(message));
     }
-    route(state, message);
+    route(state, message, origin)
 }
 
-/// Delivers `message` to every matching subscription.
-fn route(state: &mut State, message: &Rc<Message>) {
+/// Delivers `message` to every matching subscription; returns the number of sessions.
+fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) -> usize {
     let State {
         tree,
         sessions,
@@ -47,6 +55,7 @@ fn route(state: &mut State, message: &Rc<Message>) {
     route.subs.clear();
     route.groups.clear();
     route.targets.clear();
+    route.ids.clear();
     route.stamp += 1;
     tree.collect(&message.topic, &mut route.subs, &mut route.groups);
     for &group in &route.groups {
@@ -56,34 +65,65 @@ fn route(state: &mut State, message: &Rc<Message>) {
         }
     }
     for sub in &route.subs {
+        // [MQTT-3.8.3-3] No Local: not sent back to the session that published it.
+        if sub.options.no_local && origin == Some(sub.session) {
+            continue;
+        }
         let Some(session) = sessions.get_mut(sub.session.0 as usize) else {
             continue;
         };
         // [MQTT-3.3.5-1] overlapping subscriptions: one delivery at the highest QoS.
         let qos = sub.options.qos.min(message.qos);
-        if session.route_stamp == route.stamp {
-            let target = &mut route.targets[session.route_slot as usize];
-            target.qos = target.qos.max(qos);
-        } else {
+        // [MQTT-3.3.1-12] [MQTT-3.3.1-13] Retain As Published keeps the RETAIN flag.
+        let retain = sub.options.retain_as_published && message.retain;
+        if session.route_stamp != route.stamp {
             session.route_stamp = route.stamp;
             session.route_slot = route.targets.len() as u32;
             route.targets.push(Target {
                 session: sub.session,
                 qos,
+                retain,
             });
+        } else {
+            let target = &mut route.targets[session.route_slot as usize];
+            target.qos = target.qos.max(qos);
+            target.retain |= retain;
+        }
+        // [MQTT-3.3.4-3] every matching subscription's identifier goes with the one delivery.
+        if sub.subscription_id != 0 {
+            route.ids.push((session.route_slot, sub.subscription_id));
         }
     }
+    route.ids.sort_unstable();
     let limits = state.queue_limits();
+    let mut next_id = 0;
+    let mut delivered = 0;
     for i in 0..state.route.targets.len() {
-        let Target { session, qos } = state.route.targets[i];
+        let Target {
+            session,
+            qos,
+            retain,
+        } = state.route.targets[i];
+        let mut ids = std::mem::take(&mut state.route.target_ids);
+        ids.clear();
+        while let Some(&(slot, id)) = state.route.ids.get(next_id)
+            && slot as usize == i
+        {
+            ids.push(id);
+            next_id += 1;
+        }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
         if state.allowed(session, &message.topic, Access::Read) {
-            deliver(state, session, message, qos, false, limits);
+            deliver(state, session, message, qos, retain, &ids, limits);
+            delivered += 1;
         }
+        state.route.target_ids = ids;
     }
+    delivered
 }
 
-/// Queues `message` to one session at `qos` with the RETAIN flag to send, and marks its
+/// Queues `message` to one session at `qos` with the RETAIN flag and subscription
+/// identifiers to send, and marks its
 /// connection for writing if it is online.
 pub fn deliver(
     state: &mut State,
@@ -91,6 +131,7 @@ pub fn deliver(
     message: &Rc<Message>,
     qos: QoS,
     retain: bool,
+    subscription_ids: &[u32],
     limits: crate::session::QueueLimits,
 ) {
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
@@ -108,7 +149,7 @@ pub fn deliver(
             return;
         }
     }
-    match session.enqueue(Rc::clone(message), qos, retain, limits) {
+    match session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits) {
         Enqueued::Queued => {
             state.stats.messages_sent += 1;
             if let Some(conn_id) = conn {

@@ -8,14 +8,22 @@
 //!
 //! Invariants: every inflight entry has a distinct non-zero packet id; the queue never holds
 //! more than `max_queued_messages` (when non-zero) messages.
+//!
+//! MQTT 5 adds limits that belong to the current connection (the client's Receive Maximum,
+//! Maximum Packet Size and Topic Alias Maximum, and the topic alias maps): they live in a
+//! [`Link`] that each CONNECT replaces, so they never outlive the connection they came with.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::alias::{InboundAliases, OutboundAliases, OutboundTopic};
 use crate::conn::ConnId;
 use crate::message::Message;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
+
+/// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
+pub const NEVER_EXPIRES: u32 = u32::MAX;
 
 /// Index of a session in the broker's session slab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +55,7 @@ struct Inflight {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
+    subscription_ids: Option<Box<[u32]>>,
     state: AckState,
 }
 
@@ -55,6 +64,39 @@ struct Queued {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
+    /// MQTT 5 subscription identifiers of the matching subscriptions; `None` when none.
+    subscription_ids: Option<Box<[u32]>>,
+}
+
+/// What the current connection of an MQTT 5 client asked for in CONNECT, and its topic
+/// alias maps. Replaced by every CONNECT; `None` for MQTT 3 clients (no limits, no aliases).
+#[derive(Debug)]
+pub struct Link {
+    /// The client's Receive Maximum: most unacknowledged QoS 1/2 PUBLISHes sent to it.
+    pub receive_maximum: u16,
+    /// The client's Maximum Packet Size; larger PUBLISHes are dropped for it [MQTT-3.1.2-25].
+    pub maximum_packet_size: u32,
+    /// The client's Topic Alias Maximum: how many aliases the broker may assign.
+    pub topic_alias_maximum: u16,
+    /// Whether reason strings and user properties may be sent on acks [MQTT-3.1.2-29].
+    pub problem_information: bool,
+    /// Aliases the client set, bounded by our Topic Alias Maximum.
+    pub inbound_aliases: InboundAliases,
+    /// Aliases the broker assigned, bounded by the client's Topic Alias Maximum.
+    pub outbound_aliases: OutboundAliases,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            receive_maximum: u16::MAX,
+            maximum_packet_size: u32::MAX,
+            topic_alias_maximum: 0,
+            problem_information: true,
+            inbound_aliases: InboundAliases::default(),
+            outbound_aliases: OutboundAliases::default(),
+        }
+    }
 }
 
 /// Bounds a session applies to its queue and window, from `Config`.
@@ -100,8 +142,12 @@ pub struct Session {
     pub username: Option<Box<str>>,
     /// The listener its client connected through, whose security settings apply.
     pub listener: usize,
-    /// Whether the session ends with its connection (3.1.1 clean session = 1).
-    pub clean: bool,
+    /// Session Expiry Interval in seconds: 0 ends the session with its connection (3.1.1
+    /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
+    /// `persistent_client_expiration`).
+    pub expiry_interval: u32,
+    /// The current connection's MQTT 5 limits and alias maps.
+    pub link: Option<Box<Link>>,
     /// When an offline session is discarded; `None` while online or when it never expires.
     pub expires_at: Option<Instant>,
     /// The session's subscriptions.
@@ -139,14 +185,15 @@ impl Default for Flow {
 }
 
 impl Session {
-    /// A new, empty session for `client_id`.
-    pub fn new(client_id: Rc<str>, clean: bool) -> Session {
+    /// A new, empty session for `client_id` with a Session Expiry Interval in seconds.
+    pub fn new(client_id: Rc<str>, expiry_interval: u32) -> Session {
         Session {
             client_id,
             conn: None,
             username: None,
             listener: 0,
-            clean,
+            expiry_interval,
+            link: None,
             expires_at: None,
             subscriptions: Vec::new(),
             dropped: 0,
@@ -160,13 +207,40 @@ impl Session {
         self.flow.get_or_insert_with(Box::default)
     }
 
+    /// Whether the session ends when its connection does (Session Expiry Interval 0).
+    pub fn ends_with_connection(&self) -> bool {
+        self.expiry_interval == 0
+    }
+
+    /// When this session, just gone offline at `now`, is to be discarded; `None` never.
+    /// `persistent` (`persistent_client_expiration`) bounds sessions that never expire.
+    pub fn expiry_deadline(
+        &self,
+        now: Instant,
+        persistent: Option<std::time::Duration>,
+    ) -> Option<Instant> {
+        match self.expiry_interval {
+            NEVER_EXPIRES => persistent.map(|d| now + d),
+            secs => Some(now + std::time::Duration::from_secs(u64::from(secs))),
+        }
+    }
+
+    /// Most unacknowledged QoS 1/2 messages in flight to the client: the configured window,
+    /// or less if the client's Receive Maximum is lower [MQTT-3.3.4-9].
+    fn max_inflight(&self, limits: QueueLimits) -> usize {
+        let receive_maximum = self.link.as_ref().map_or(u16::MAX, |l| l.receive_maximum);
+        usize::from(limits.max_inflight.min(receive_maximum))
+    }
+
     /// Queues `message` for delivery at `qos` (already the minimum of published and granted
-    /// QoS) with the RETAIN flag to send. At the bound the message is dropped and counted.
+    /// QoS) with the RETAIN flag to send and the subscription identifiers of the matching
+    /// subscriptions. At the bound the message is dropped and counted.
     pub fn enqueue(
         &mut self,
         message: Rc<Message>,
         qos: QoS,
         retain: bool,
+        subscription_ids: &[u32],
         limits: QueueLimits,
     ) -> Enqueued {
         let offline = self.conn.is_none();
@@ -187,17 +261,24 @@ impl Session {
             message,
             qos,
             retain,
+            subscription_ids: (!subscription_ids.is_empty()).then(|| subscription_ids.into()),
         });
         Enqueued::Queued
     }
 
     /// Whether anything waits to be written: queued messages that the window admits.
     pub fn has_pending(&self, limits: QueueLimits) -> bool {
+        let max_inflight = self.max_inflight(limits);
         self.flow.as_ref().is_some_and(|f| {
-            f.queue.front().is_some_and(|q| {
-                q.qos == QoS::AtMostOnce || f.inflight.len() < usize::from(limits.max_inflight)
-            })
+            f.queue
+                .front()
+                .is_some_and(|q| q.qos == QoS::AtMostOnce || f.inflight.len() < max_inflight)
         })
+    }
+
+    /// Number of inbound QoS 2 messages awaiting PUBREL (counted against our Receive Maximum).
+    pub fn inbound_qos2_len(&self) -> usize {
+        self.flow.as_ref().map_or(0, |f| f.inbound_qos2.len())
     }
 
     /// Number of messages queued and not yet sent.
@@ -214,33 +295,62 @@ impl Session {
 
     /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
     /// bytes and the inflight window has room, in queue order (so per-topic order holds).
+    /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
+    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; both are counted in `dropped`.
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
         out_limit: usize,
         version: Version,
         limits: QueueLimits,
+        now: Instant,
     ) {
-        let Some(flow) = self.flow.as_deref_mut() else {
+        let max_inflight = self.max_inflight(limits);
+        let Session {
+            flow,
+            link,
+            dropped,
+            ..
+        } = self;
+        let Some(flow) = flow.as_deref_mut() else {
             return;
         };
         while out.len() < out_limit {
             let Some(front) = flow.queue.front() else {
                 return;
             };
-            let packet_id = if front.qos == QoS::AtMostOnce {
-                0
-            } else if flow.inflight.len() < usize::from(limits.max_inflight) {
-                flow.allocate_packet_id()
-            } else {
+            let expired = front.message.expired(now);
+            if !expired && front.qos != QoS::AtMostOnce && flow.inflight.len() >= max_inflight {
                 return;
-            };
+            }
             let q = flow.queue.pop_front().expect("front was just seen");
             flow.queued_bytes -= q.message.payload.len();
-            encode_publish(&q.message, q.qos, q.retain, packet_id, false, version, out);
+            let ids = q.subscription_ids.as_deref().unwrap_or(&[]);
+            let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
+            if expired || !fits(&mut publish, link.as_deref(), ids, version) {
+                *dropped += 1;
+                continue;
+            }
+            if q.qos != QoS::AtMostOnce {
+                publish.packet_id = flow.allocate_packet_id();
+            }
+            if let Some(link) = link.as_deref_mut() {
+                match link
+                    .outbound_aliases
+                    .choose(&q.message.topic, link.topic_alias_maximum)
+                {
+                    OutboundTopic::Plain => publish.properties.topic_alias = None,
+                    OutboundTopic::Assign(alias) => publish.properties.topic_alias = Some(alias),
+                    OutboundTopic::Known(alias) => {
+                        publish.properties.topic_alias = Some(alias);
+                        publish.topic = "";
+                    }
+                }
+            }
+            publish.encode(version, ids, out);
             if q.qos != QoS::AtMostOnce {
                 flow.inflight.push_back(Inflight {
-                    packet_id,
+                    packet_id: publish.packet_id,
                     state: if q.qos == QoS::AtLeastOnce {
                         AckState::Puback
                     } else {
@@ -249,26 +359,44 @@ impl Session {
                     message: q.message,
                     qos: q.qos,
                     retain: q.retain,
+                    subscription_ids: q.subscription_ids,
                 });
             }
         }
     }
 
     /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
-    /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1].
-    pub fn resend_inflight(&self, out: &mut Vec<u8>, version: Version) {
-        let Some(flow) = self.flow.as_deref() else {
+    /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
+    /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25].
+    pub fn resend_inflight(&mut self, out: &mut Vec<u8>, version: Version, now: Instant) {
+        let Session {
+            flow,
+            link,
+            dropped,
+            ..
+        } = self;
+        let Some(flow) = flow.as_deref_mut() else {
             return;
         };
-        for f in &flow.inflight {
-            match f.state {
-                AckState::Puback | AckState::Pubrec => {
-                    // [MQTT-3.3.1-1] DUP is set when re-delivering.
-                    encode_publish(&f.message, f.qos, f.retain, f.packet_id, true, version, out);
+        flow.inflight.retain(|f| match f.state {
+            AckState::Puback | AckState::Pubrec => {
+                let ids = f.subscription_ids.as_deref().unwrap_or(&[]);
+                // [MQTT-3.3.1-1] DUP is set when re-delivering.
+                let mut publish =
+                    publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
+                if !fits(&mut publish, link.as_deref(), ids, version) {
+                    *dropped += 1;
+                    return false;
                 }
-                AckState::Pubcomp => encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out),
+                publish.properties.topic_alias = None;
+                publish.encode(version, ids, out);
+                true
             }
-        }
+            AckState::Pubcomp => {
+                encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out);
+                true
+            }
+        });
     }
 
     /// Handles PUBACK for an outbound QoS 1 message.
@@ -356,26 +484,43 @@ impl Flow {
     }
 }
 
-/// Appends the PUBLISH frame delivering `message` to one subscriber.
-fn encode_publish(
+/// The PUBLISH delivering `message` to one subscriber (v5 properties as of `now`).
+fn publish_frame(
     message: &Message,
     qos: QoS,
     retain: bool,
     packet_id: u16,
     dup: bool,
     version: Version,
-    out: &mut Vec<u8>,
-) {
-    let publish = Publish {
+    now: Instant,
+) -> Publish<'_> {
+    Publish {
         dup,
         qos,
         retain,
         topic: &message.topic,
         packet_id,
-        properties: Properties::default(),
+        properties: if version == Version::V5 {
+            message.publish_properties(now)
+        } else {
+            Properties::default()
+        },
         payload: &message.payload,
+    }
+}
+
+/// Whether `publish` fits the client's Maximum Packet Size. It is measured with its full
+/// topic and, if the client accepts aliases, the largest alias: an upper bound of what is
+/// sent. Leaves a placeholder alias set; the caller decides the real one.
+fn fits(publish: &mut Publish<'_>, link: Option<&Link>, ids: &[u32], version: Version) -> bool {
+    let Some(link) = link else {
+        return true;
     };
-    publish.encode(version, &[], out);
+    if link.topic_alias_maximum > 0 {
+        publish.properties.topic_alias = Some(u16::MAX);
+    }
+    let len = publish.encoded_len(version, ids);
+    u32::try_from(len).is_ok_and(|len| len <= link.maximum_packet_size)
 }
 
 /// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP frame.
@@ -407,7 +552,7 @@ mod tests {
     };
 
     fn online() -> Session {
-        let mut s = Session::new("c".into(), false);
+        let mut s = Session::new("c".into(), NEVER_EXPIRES);
         s.conn = Some(ConnId(0));
         s
     }
@@ -434,37 +579,61 @@ mod tests {
         let mut s = online();
         for p in ["a", "b", "c"] {
             assert_eq!(
-                s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+                s.enqueue(
+                    msg(p, QoS::AtLeastOnce),
+                    QoS::AtLeastOnce,
+                    false,
+                    &[],
+                    LIMITS
+                ),
                 Enqueued::Queued
             );
         }
         let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
         let sent = publishes(&out);
         assert_eq!(sent.len(), 2, "window of 2");
         assert_eq!(sent[0], (1, false, b"a".to_vec()));
         assert_eq!(s.on_puback(1), AckOutcome::Done);
         assert_eq!(s.on_puback(1), AckOutcome::UnknownPacketId);
         out.clear();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
         assert_eq!(publishes(&out), [(3, false, b"c".to_vec())]);
     }
 
     #[test]
     fn queue_bound_and_offline_qos0() {
-        let mut s = Session::new("c".into(), false);
+        let mut s = Session::new("c".into(), NEVER_EXPIRES);
         assert_eq!(
-            s.enqueue(msg("0", QoS::AtMostOnce), QoS::AtMostOnce, false, LIMITS),
+            s.enqueue(
+                msg("0", QoS::AtMostOnce),
+                QoS::AtMostOnce,
+                false,
+                &[],
+                LIMITS
+            ),
             Enqueued::Dropped
         );
         for _ in 0..3 {
             assert_eq!(
-                s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+                s.enqueue(
+                    msg("1", QoS::AtLeastOnce),
+                    QoS::AtLeastOnce,
+                    false,
+                    &[],
+                    LIMITS
+                ),
                 Enqueued::Queued
             );
         }
         assert_eq!(
-            s.enqueue(msg("1", QoS::AtLeastOnce), QoS::AtLeastOnce, false, LIMITS),
+            s.enqueue(
+                msg("1", QoS::AtLeastOnce),
+                QoS::AtLeastOnce,
+                false,
+                &[],
+                LIMITS
+            ),
             Enqueued::Dropped
         );
         assert_eq!(s.dropped, 2);
@@ -474,10 +643,22 @@ mod tests {
     #[test]
     fn qos2_flow_and_resend() {
         let mut s = online();
-        s.enqueue(msg("x", QoS::ExactlyOnce), QoS::ExactlyOnce, false, LIMITS);
-        s.enqueue(msg("y", QoS::ExactlyOnce), QoS::ExactlyOnce, false, LIMITS);
+        s.enqueue(
+            msg("x", QoS::ExactlyOnce),
+            QoS::ExactlyOnce,
+            false,
+            &[],
+            LIMITS,
+        );
+        s.enqueue(
+            msg("y", QoS::ExactlyOnce),
+            QoS::ExactlyOnce,
+            false,
+            &[],
+            LIMITS,
+        );
         let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS);
+        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
         assert_eq!(
             s.on_pubcomp(1),
             AckOutcome::UnknownPacketId,
@@ -485,7 +666,7 @@ mod tests {
         );
         assert_eq!(s.on_pubrec(1), AckOutcome::Done);
         out.clear();
-        s.resend_inflight(&mut out, Version::V311);
+        s.resend_inflight(&mut out, Version::V311, Instant::now());
         // Message 1 awaits PUBCOMP: PUBREL (0x62) goes first; message 2 is re-sent with DUP.
         assert_eq!(&out[..4], &[0x62, 0x02, 0x00, 0x01]);
         assert_eq!(publishes(&out[4..]), [(2, true, b"y".to_vec())]);
@@ -512,10 +693,16 @@ mod tests {
             ..LIMITS
         };
         for p in ["a", "b"] {
-            s.enqueue(msg(p, QoS::AtLeastOnce), QoS::AtLeastOnce, false, limits);
+            s.enqueue(
+                msg(p, QoS::AtLeastOnce),
+                QoS::AtLeastOnce,
+                false,
+                &[],
+                limits,
+            );
         }
         let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, limits);
+        s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
         let ids: Vec<u16> = publishes(&out).iter().map(|p| p.0).collect();
         assert_eq!(ids, [u16::MAX, 1]);
     }

@@ -16,6 +16,7 @@ use crate::route::RouteScratch;
 use crate::session::{QueueLimits, Session, SessionId};
 use crate::topic::TopicLimits;
 use crate::tree::SubscriptionTree;
+use crate::will::PendingWill;
 
 /// Why the broker closes a connection; decides the log line, the v5 DISCONNECT reason and
 /// whether the will is published.
@@ -44,6 +45,9 @@ pub enum Close {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// An MQTT 5 rule with its own DISCONNECT reason code (e.g. 0x93, 0x94, 0x99); the text
+    /// is for the log.
+    Reason(u8, &'static str),
 }
 
 impl Close {
@@ -67,6 +71,7 @@ impl std::fmt::Display for Close {
             Close::ConnectTimeout => f.write_str("no CONNECT in time"),
             Close::TakenOver => f.write_str("session taken over"),
             Close::Shutdown => f.write_str("broker shutting down"),
+            Close::Reason(code, why) => write!(f, "{why} (reason {code:#04x})"),
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct State {
     pub auth: Vec<Auth>,
     /// Whether any listener has an ACL file (if none, no per-message checks are made).
     pub acl_active: bool,
+    /// Wills waiting for their Will Delay Interval; at most one per session.
+    pub pending_wills: Vec<PendingWill>,
 }
 
 impl State {
@@ -140,6 +147,7 @@ impl State {
             stats: Stats::default(),
             now,
             assigned_ids: 0,
+            pending_wills: Vec::new(),
         }
     }
 
@@ -192,6 +200,13 @@ impl State {
                 access,
             )
         })
+    }
+
+    /// Ends an offline session whose expiry interval passed: its delayed will, if any, is
+    /// published first [MQTT-3.1.3-9], then the session is discarded.
+    pub fn expire_session(&mut self, sid: SessionId) {
+        crate::will::publish_for(self, sid);
+        self.discard_session(sid);
     }
 
     /// Removes a session and all its subscriptions.

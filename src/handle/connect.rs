@@ -7,9 +7,10 @@ use super::reply;
 use crate::auth::AuthResult;
 use crate::conn::{ConnId, Phase};
 use crate::message::Message;
-use crate::session::{Session, SessionId};
+use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
 use crate::topic::validate_name;
+use crate::will::Will;
 use crate::wire::{Connack, Connect, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
@@ -18,11 +19,20 @@ const MAX_CLIENT_ID_V31: usize = 23;
 /// Handles CONNECT on a new connection.
 pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(), Close> {
     let version = connect.version;
+    let v5 = version == Version::V5;
     if let Some(conn) = state.conns.get_mut(id.0) {
         conn.version = version;
     }
+    let props = &connect.properties;
+
+    // Enhanced authentication: no method is built in [MQTT-4.12.0-1].
+    if let Some(method) = props.authentication_method {
+        let verdict = super::auth::start(method, props.authentication_data);
+        return refuse(state, id, super::auth::connack_code(verdict));
+    }
 
     // Validate the client id.
+    let assigned = v5 && connect.client_id.is_empty();
     let client_id = match (version, connect.client_id.is_empty()) {
         (Version::V31, _) if connect.client_id.chars().count() > MAX_CLIENT_ID_V31 => {
             return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
@@ -32,7 +42,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
             return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
         }
         (Version::V31, true) => return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID),
-        // [MQTT-3.1.3-6] zero-length id with clean session: the server assigns one.
+        // [MQTT-3.1.3-6] [MQTT-3.2.2-16] zero-length id: the server assigns one.
         (_, true) => {
             state.assigned_ids += 1;
             format!("pipit-{}", state.assigned_ids)
@@ -43,10 +53,32 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     // Validate the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
     let will = match &connect.will {
         Some(w) => {
-            if validate_name(w.topic, state.topic_limits()).is_err() {
+            let limits = state.topic_limits();
+            if validate_name(w.topic, limits).is_err() {
                 return Err(Close::Protocol("invalid will topic"));
             }
-            Some(Message::shared(w.topic, w.payload, w.qos, w.retain))
+            let wp = &w.properties;
+            // [MQTT-3.3.2-13] a response topic is a topic name.
+            if wp
+                .response_topic
+                .is_some_and(|t| validate_name(t, limits).is_err())
+            {
+                return Err(Close::Protocol("invalid will response topic"));
+            }
+            // v5 3.1.3.2.3: a will declared UTF-8 must be UTF-8.
+            if wp.payload_format_indicator == Some(1) && std::str::from_utf8(w.payload).is_err() {
+                return refuse(state, id, reason::PAYLOAD_FORMAT_INVALID);
+            }
+            let message = if v5 {
+                Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
+            } else {
+                Message::shared(w.topic, w.payload, w.qos, w.retain)
+            };
+            Some(Will {
+                message,
+                delay: wp.will_delay_interval.unwrap_or(0),
+                message_expiry_interval: wp.message_expiry_interval,
+            })
         }
         None => None,
     };
@@ -75,23 +107,49 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         }
     }
 
-    // Apply: take over or create the session.
+    // v5 3.1.2.11.2: the Session Expiry Interval; 3.1.1 clean session ends with the connection.
+    let expiry_interval = match (v5, connect.clean_start) {
+        (true, _) => props.session_expiry_interval.unwrap_or(0),
+        (false, true) => 0,
+        (false, false) => NEVER_EXPIRES,
+    };
+    // [MQTT-3.2.2-21] a keepalive above ours, or none, is replaced by Server Keep Alive.
+    let max_keepalive = state.config.max_keepalive;
+    let server_keep_alive = (v5 && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
+        .then_some(max_keepalive);
+    let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
+
+    // Apply: a new connection cancels a delayed will [MQTT-3.1.3-9]; take over or create
+    // the session.
+    if let Some(&old) = state.client_ids.get(client_id.as_str()) {
+        crate::will::cancel(state, old);
+    }
     let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
     let Some(conn) = state.conns.get_mut(id.0) else {
         return Err(Close::Protocol("connection vanished"));
     };
     conn.phase = Phase::Connected;
     conn.session = Some(sid);
-    conn.keep_alive = connect.keep_alive;
+    conn.keep_alive = keep_alive;
     conn.will = will;
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.username = connect.username.map(Box::from);
         session.listener = listener;
+        session.expiry_interval = expiry_interval;
+        session.link = v5.then(|| {
+            Box::new(Link {
+                receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
+                maximum_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
+                topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
+                problem_information: props.request_problem_information != Some(0),
+                ..Link::default()
+            })
+        });
     }
     info!(
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,
-        connect.keep_alive,
+        keep_alive,
         if session_present {
             ", session resumed"
         } else {
@@ -100,13 +158,31 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     );
 
     // [MQTT-3.2.2-2] session present reflects a resumed session.
-    if let Some(out) = reply(state, id) {
+    let mut properties = Properties::default();
+    if v5 {
+        let config = &state.config;
+        properties = Properties {
+            // [MQTT-3.2.2-16] the identifier the broker assigned.
+            assigned_client_identifier: assigned.then_some(client_id.as_str()),
+            server_keep_alive,
+            receive_maximum: Some(config.max_inflight_messages.max(1)),
+            maximum_packet_size: Some(config.max_packet_size),
+            topic_alias_maximum: config.listeners.get(listener).map(|l| l.max_topic_alias),
+            retain_available: Some(u8::from(config.retain_available)),
+            wildcard_subscription_available: Some(1),
+            subscription_identifier_available: Some(1),
+            shared_subscription_available: Some(1),
+            ..Properties::default()
+        };
+    }
+    let State { conns, pool, .. } = state;
+    if let Some(conn) = conns.get_mut(id.0) {
         Connack {
             session_present,
             reason_code: reason::SUCCESS,
-            properties: Properties::default(),
+            properties,
         }
-        .encode(version, out);
+        .encode(version, conn.tx.frames(pool));
     }
     if session_present {
         resend(state, id, sid, version);
@@ -116,8 +192,8 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
 }
 
 /// Attaches connection `id` to the session for `client_id`, closing any connection that
-/// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6]. Returns the session
-/// and whether an existing session was resumed.
+/// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6] [MQTT-3.1.2-4]. Returns
+/// the session and whether an existing session was resumed.
 fn attach_session(
     state: &mut State,
     id: ConnId,
@@ -145,7 +221,7 @@ fn attach_session(
         }
     }
     let client_id: std::rc::Rc<str> = client_id.into();
-    let mut session = Session::new(std::rc::Rc::clone(&client_id), clean);
+    let mut session = Session::new(std::rc::Rc::clone(&client_id), 0);
     session.conn = Some(id);
     let sid = SessionId(state.sessions.insert(session) as u32);
     state.client_ids.insert(client_id, sid);
@@ -158,10 +234,11 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
         conns,
         sessions,
         pool,
+        now,
         ..
     } = state;
-    if let (Some(conn), Some(session)) = (conns.get_mut(id.0), sessions.get(sid.0 as usize)) {
-        session.resend_inflight(conn.tx.frames(pool), version);
+    if let (Some(conn), Some(session)) = (conns.get_mut(id.0), sessions.get_mut(sid.0 as usize)) {
+        session.resend_inflight(conn.tx.frames(pool), version, *now);
     }
 }
 

@@ -15,7 +15,21 @@ pub fn pingreq(state: &mut State, id: ConnId) -> Result<(), Close> {
 }
 
 /// DISCONNECT: a normal close discards the will [MQTT-3.14.4-3]; v5 reason 0x04 keeps it.
-pub fn disconnect(_state: &mut State, _id: ConnId, d: Disconnect<'_>) -> Result<(), Close> {
+/// A v5 DISCONNECT may change the Session Expiry Interval, but not from 0 [MQTT-3.14.2-2].
+pub fn disconnect(state: &mut State, id: ConnId, d: Disconnect<'_>) -> Result<(), Close> {
+    if let Some(expiry) = d.properties.session_expiry_interval
+        && let Some(session) = state
+            .session_of(id)
+            .and_then(|sid| state.sessions.get_mut(sid.0 as usize))
+    {
+        if session.expiry_interval == 0 && expiry != 0 {
+            return Err(Close::Protocol("session expiry interval changed from 0"));
+        }
+        session.expiry_interval = expiry;
+    }
+    if d.reason_code >= reason::UNSPECIFIED_ERROR {
+        log::debug!("{id:?} disconnected with reason {:#04x}", d.reason_code);
+    }
     Err(Close::ClientDisconnect {
         with_will: d.reason_code == reason::DISCONNECT_WITH_WILL_MESSAGE,
     })

@@ -4,6 +4,7 @@
 //! `dispatch` is the one table from (connection phase, packet) to handler.
 
 mod ack;
+mod auth;
 mod connect;
 mod control;
 mod publish;
@@ -35,9 +36,7 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(),
         (Phase::Connected, Packet::Unsubscribe(unsub)) => subscribe::unsubscribe(state, id, unsub),
         (Phase::Connected, Packet::Pingreq) => control::pingreq(state, id),
         (Phase::Connected, Packet::Disconnect(d)) => control::disconnect(state, id, d),
-        (Phase::Connected, Packet::Auth(_)) => {
-            Err(Close::Protocol("AUTH without an authentication method"))
-        }
+        (Phase::Connected, Packet::Auth(packet)) => auth::auth(packet),
         // Packets only a server sends.
         (
             Phase::Connected,

@@ -1,61 +1,161 @@
-//! PUBLISH from a client: validate, store if retained, route, acknowledge.
+//! PUBLISH from a client: resolve its topic alias, validate, store if retained, route,
+//! acknowledge.
+
+use std::rc::Rc;
 
 use log::debug;
 
-use super::ack::send_ack;
+use super::ack::{send_ack, send_failure};
+use crate::alias::AliasError;
 use crate::auth::Access;
 use crate::conn::ConnId;
 use crate::message::Message;
 use crate::route;
 use crate::state::{Close, State};
 use crate::topic::validate_name;
-use crate::wire::{PacketType, Publish, QoS, reason};
+use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
 pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(), Close> {
-    // Validate.
+    // Parse: the topic, through the connection's topic aliases (v5).
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    if validate_name(publish.topic, state.topic_limits()).is_err() {
+    let (version, listener) = state
+        .conns
+        .get(id.0)
+        .map(|c| (c.version, c.listener))
+        .ok_or(Close::Protocol("no connection"))?;
+    let v5 = version == Version::V5;
+    let props = &publish.properties;
+    let alias_maximum = state
+        .config
+        .listeners
+        .get(listener)
+        .map_or(0, |l| l.max_topic_alias);
+    let aliased: Option<Rc<str>> = match state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .and_then(|s| s.link.as_deref_mut())
+    {
+        Some(link) => link
+            .inbound_aliases
+            .resolve(publish.topic, props.topic_alias, alias_maximum)
+            .map_err(|e| match e {
+                AliasError::Invalid => {
+                    Close::Reason(reason::TOPIC_ALIAS_INVALID, "topic alias invalid")
+                }
+                // An empty topic needs an alias the client set before (v5 3.3.4).
+                AliasError::Unknown => Close::Protocol("unknown topic alias"),
+            })?,
+        None => None,
+    };
+    let topic = aliased.as_deref().unwrap_or(publish.topic);
+
+    // Validate.
+    let limits = state.topic_limits();
+    if validate_name(topic, limits).is_err() {
         debug!("invalid topic name in PUBLISH from {:?}", id);
         return Err(Close::Protocol("invalid topic name"));
     }
+    // [MQTT-3.3.2-13] [MQTT-3.3.2-14] a response topic is a topic name, without wildcards.
+    if props
+        .response_topic
+        .is_some_and(|t| validate_name(t, limits).is_err())
+    {
+        return Err(Close::Protocol("invalid response topic"));
+    }
+    // v5 3.3.2.3.2: a payload declared UTF-8 must be UTF-8; QoS 0 has no ack to say so.
+    let bad_format =
+        props.payload_format_indicator == Some(1) && std::str::from_utf8(publish.payload).is_err();
+    if bad_format && publish.qos == QoS::AtMostOnce {
+        return Err(Close::Reason(
+            reason::PAYLOAD_FORMAT_INVALID,
+            "payload is not UTF-8",
+        ));
+    }
+    // [MQTT-3.2.2-14] RETAIN when retain is not available.
+    if v5 && publish.retain && !state.config.retain_available {
+        return Err(Close::Reason(
+            reason::RETAIN_NOT_SUPPORTED,
+            "retain not supported",
+        ));
+    }
+    let session = state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .ok_or(Close::Protocol("no session"))?;
+    // [MQTT-3.3.4-7] [MQTT-3.3.4-8] more unacknowledged QoS 2 than our Receive Maximum.
+    if v5
+        && publish.qos == QoS::ExactlyOnce
+        && session.inbound_qos2_len() >= usize::from(state.config.max_inflight_messages.max(1))
+        && !publish.dup
+    {
+        return Err(Close::Reason(
+            reason::RECEIVE_MAXIMUM_EXCEEDED,
+            "receive maximum exceeded",
+        ));
+    }
     state.stats.messages_received += 1;
-    let limit = state.config.message_size_limit;
-    let oversize = limit != 0 && publish.payload.len() > limit as usize;
+    let size_limit = state.config.message_size_limit;
+    let oversize = size_limit != 0 && publish.payload.len() > size_limit as usize;
 
     // Apply: QoS 2 is routed once per packet id until PUBREL [MQTT-4.3.3-9].
     let first_delivery = match publish.qos {
-        QoS::ExactlyOnce => state
-            .sessions
-            .get_mut(sid.0 as usize)
-            .is_some_and(|s| s.receive_qos2(publish.packet_id)),
+        QoS::ExactlyOnce => session.receive_qos2(publish.packet_id),
         _ => true,
     };
-    let denied = !state.allowed(sid, publish.topic, Access::Write);
+    let denied = !state.allowed(sid, topic, Access::Write);
+    let mut code = reason::SUCCESS;
     if denied {
-        // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto does.
-        debug!("PUBLISH to {:?} denied by ACL", publish.topic);
+        // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
+        // does; v5 says 0x87.
+        debug!("PUBLISH to {topic:?} denied by ACL");
+        if v5 {
+            code = reason::NOT_AUTHORIZED;
+        }
     } else if oversize {
         debug!(
             "dropping {}-byte PUBLISH over message_size_limit",
             publish.payload.len()
         );
         state.stats.messages_dropped += 1;
+        code = reason::PACKET_TOO_LARGE;
+    } else if bad_format {
+        debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
+        code = reason::PAYLOAD_FORMAT_INVALID;
     } else if first_delivery {
-        let message = Message::shared(publish.topic, publish.payload, publish.qos, publish.retain);
-        route::publish(state, &message);
+        let message = if v5 {
+            Message::with_properties(
+                topic,
+                publish.payload,
+                publish.qos,
+                publish.retain,
+                props,
+                state.now,
+            )
+        } else {
+            Message::shared(topic, publish.payload, publish.qos, publish.retain)
+        };
+        if route::publish(state, &message, Some(sid)) == 0 {
+            code = reason::NO_MATCHING_SUBSCRIBERS;
+        }
     }
 
-    let code = if oversize {
-        reason::PACKET_TOO_LARGE
-    } else {
-        reason::SUCCESS
-    };
-    match publish.qos {
-        QoS::AtMostOnce => {}
+    let kind = match publish.qos {
+        QoS::AtMostOnce => return Ok(()),
         // [MQTT-4.3.2-2] PUBACK; [MQTT-4.3.3-2] PUBREC.
-        QoS::AtLeastOnce => send_ack(state, id, PacketType::Puback, publish.packet_id, code),
-        QoS::ExactlyOnce => send_ack(state, id, PacketType::Pubrec, publish.packet_id, code),
+        QoS::AtLeastOnce => PacketType::Puback,
+        QoS::ExactlyOnce => PacketType::Pubrec,
+    };
+    if code >= reason::UNSPECIFIED_ERROR {
+        // A failed QoS 2 PUBREC ends the exchange: no PUBREL follows [MQTT-4.3.3-4].
+        if let Some(session) = state.sessions.get_mut(sid.0 as usize)
+            && publish.qos == QoS::ExactlyOnce
+        {
+            session.release_qos2(publish.packet_id);
+        }
+        send_failure(state, id, kind, publish.packet_id, code);
+    } else {
+        send_ack(state, id, kind, publish.packet_id, code);
     }
     Ok(())
 }

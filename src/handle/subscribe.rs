@@ -11,14 +11,16 @@ use crate::state::{Close, State};
 use crate::topic::split_shared;
 use crate::tree::Subscriber;
 use crate::wire::{
-    Properties, QoS, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe, reason,
+    Properties, QoS, RetainHandling, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
+    reason,
 };
 
 /// Most filters one SUBSCRIBE or UNSUBSCRIBE may carry (the reply holds one code each).
 const MAX_FILTERS_PER_PACKET: usize = 1024;
 
 /// Handles SUBSCRIBE: add each valid filter, answer SUBACK with one code per filter in order
-/// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages.
+/// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages as each filter's
+/// Retain Handling says.
 pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result<(), Close> {
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let version = state
@@ -29,12 +31,30 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in SUBSCRIBE"));
     }
+    // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
+    if packet
+        .filters
+        .iter()
+        .any(|(f, o)| o.no_local && f.starts_with("$share/"))
+    {
+        return Err(Close::Protocol("no local on a shared subscription"));
+    }
+    // v5 3.8.2.1.2: the Subscription Identifier applies to every filter of the packet.
+    let subscription_id = packet.properties.subscription_identifier.unwrap_or(0);
     let mut codes = [0u8; MAX_FILTERS_PER_PACKET];
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
     for (i, (raw_filter, options)) in packet.filters.iter().enumerate() {
-        codes[i] = match add(state, sid, raw_filter, options) {
-            Ok(granted) => {
-                accepted.push((raw_filter, granted));
+        codes[i] = match add(state, sid, raw_filter, options, subscription_id) {
+            Ok((granted, existed)) => {
+                // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
+                let send = match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DontSend => false,
+                };
+                if send {
+                    accepted.push((raw_filter, granted));
+                }
                 granted as u8
             }
             Err(code) => {
@@ -59,18 +79,20 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result
     }
     state.mark_dirty(id);
     for (raw_filter, granted) in accepted {
-        send_retained(state, sid, raw_filter, granted);
+        send_retained(state, sid, raw_filter, granted, subscription_id);
     }
     Ok(())
 }
 
-/// Adds or replaces one subscription; returns the granted QoS or a failure reason code.
+/// Adds or replaces one subscription; returns the granted QoS and whether it replaced an
+/// existing subscription, or a failure reason code.
 fn add(
     state: &mut State,
     sid: SessionId,
     raw_filter: &str,
     options: SubscriptionOptions,
-) -> Result<QoS, u8> {
+    subscription_id: u32,
+) -> Result<(QoS, bool), u8> {
     let split =
         split_shared(raw_filter, state.topic_limits()).map_err(|_| reason::TOPIC_FILTER_INVALID)?;
     if !state.allowed(sid, split.filter, Access::Subscribe) {
@@ -81,13 +103,13 @@ fn add(
         qos: granted,
         ..options
     };
-    state.tree.subscribe(
+    let existed = state.tree.subscribe(
         split.filter,
         split.share_group,
         Subscriber {
             session: sid,
             options,
-            subscription_id: 0,
+            subscription_id,
         },
     );
     let session = state
@@ -105,12 +127,18 @@ fn add(
             options,
         }),
     }
-    Ok(granted)
+    Ok((granted, existed))
 }
 
 /// Queues the retained messages matching a new (or replaced) subscription, with RETAIN set
 /// [MQTT-3.3.1-6] [MQTT-3.8.4-3]; shared subscriptions get none (MQTT 5, 4.8.2).
-fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: QoS) {
+fn send_retained(
+    state: &mut State,
+    sid: SessionId,
+    raw_filter: &str,
+    granted: QoS,
+    subscription_id: u32,
+) {
     let Ok(split) = split_shared(raw_filter, state.topic_limits()) else {
         return;
     };
@@ -122,12 +150,17 @@ fn send_retained(state: &mut State, sid: SessionId, raw_filter: &str, granted: Q
         .retained
         .for_each_match(split.filter, |m| matches.push(m.clone()));
     let limits = state.queue_limits();
+    let ids: &[u32] = if subscription_id == 0 {
+        &[]
+    } else {
+        &[subscription_id]
+    };
     for message in matches {
         if !state.allowed(sid, &message.topic, Access::Read) {
             continue;
         }
         let qos = message.qos.min(granted);
-        deliver(state, sid, &message, qos, true, limits);
+        deliver(state, sid, &message, qos, true, ids, limits);
     }
 }
 

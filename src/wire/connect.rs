@@ -3,8 +3,26 @@
 //! codec checks grammar and flag consistency; client identifier rules are the broker's.
 
 use super::property::{Kind, Properties};
-use super::reader::Reader;
+use super::reader::{Reader, varint_prefix};
 use super::{Error, QoS, Version, writer};
+
+/// The protocol version a CONNECT frame at the start of `buf` asks for, read from its
+/// protocol name and level alone, so a CONNECT that fails to decode further can still be
+/// answered in its own version. `None` if `buf` does not start that way.
+pub fn connect_version(buf: &[u8]) -> Option<Version> {
+    let (&byte1, rest) = buf.split_first()?;
+    if byte1 >> 4 != 1 {
+        return None;
+    }
+    let (_, varint_len) = varint_prefix(rest, "remaining length").ok()??;
+    let mut r = Reader::new(rest.get(varint_len..)?);
+    match (r.bin("protocol name").ok()?, r.u8("protocol level").ok()?) {
+        (b"MQIsdp", 3) => Some(Version::V31),
+        (b"MQTT", 4) => Some(Version::V311),
+        (b"MQTT", 5) => Some(Version::V5),
+        _ => None,
+    }
+}
 
 /// A CONNECT packet.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -274,6 +292,17 @@ impl<'a> Connack<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_version_reads_name_and_level_only() {
+        // v5 CONNECT header with a truncated, broken rest.
+        let v5 = [0x10, 0x0a, 0, 4, b'M', b'Q', b'T', b'T', 5, 0xff];
+        assert_eq!(connect_version(&v5), Some(Version::V5));
+        assert_eq!(connect_version(&v5[..8]), None);
+        let v311 = [0x10, 0x0a, 0, 4, b'M', b'Q', b'T', b'T', 4];
+        assert_eq!(connect_version(&v311), Some(Version::V311));
+        assert_eq!(connect_version(&[0x30, 0x00]), None);
+    }
     use crate::wire::fixture::{check, error, frame};
     use crate::wire::{Packet, UserProperties};
 

@@ -22,7 +22,7 @@ pub mod reason;
 mod subscribe;
 mod writer;
 
-pub use connect::{Connack, Connect, Will};
+pub use connect::{Connack, Connect, Will, connect_version};
 pub use control::{Ack, Auth, Disconnect, encode_pingreq, encode_pingresp};
 pub use header::{Frame, PacketType, check_frame};
 pub use property::{Properties, UserProperties};

@@ -277,6 +277,10 @@ pub struct Connect {
     pub will: Option<(String, Vec<u8>, u8, bool)>,
     pub username: Option<String>,
     pub password: Option<Vec<u8>>,
+    /// v5 CONNECT properties (encoded entries, without the length).
+    pub properties: Vec<u8>,
+    /// v5 will properties (encoded entries, without the length).
+    pub will_properties: Vec<u8>,
 }
 
 impl Connect {
@@ -291,7 +295,24 @@ impl Connect {
             will: None,
             username: None,
             password: None,
+            properties: Vec::new(),
+            will_properties: Vec::new(),
         }
+    }
+
+    /// A 5.0 CONNECT with clean start, keepalive 60 and `properties`.
+    pub fn v5(client_id: &str, properties: Props) -> Connect {
+        Connect {
+            level: 5,
+            properties: properties.0,
+            ..Connect::v311(client_id)
+        }
+    }
+
+    /// Sets v5 will properties.
+    pub fn will_props(mut self, properties: Props) -> Connect {
+        self.will_properties = properties.0;
+        self
     }
 
     /// A 3.1 CONNECT (`MQIsdp`, level 3).
@@ -351,8 +372,16 @@ impl Connect {
         }
         body.push(flags);
         body.extend_from_slice(&self.keep_alive.to_be_bytes());
+        if self.level == 5 {
+            varint(self.properties.len(), &mut body);
+            body.extend_from_slice(&self.properties);
+        }
         string(&self.client_id, &mut body);
         if let Some((topic, payload, _, _)) = &self.will {
+            if self.level == 5 {
+                varint(self.will_properties.len(), &mut body);
+                body.extend_from_slice(&self.will_properties);
+            }
             string(topic.as_bytes(), &mut body);
             string(payload, &mut body);
         }
@@ -399,4 +428,312 @@ pub fn unsubscribe(packet_id: u16, filters: &[&str]) -> Vec<u8> {
 /// A PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) packet.
 pub fn ack(header: u8, packet_id: u16) -> Vec<u8> {
     frame(header, &packet_id.to_be_bytes())
+}
+
+// ---- MQTT 5 helpers ----
+
+/// Encoded MQTT 5 property entries, built by hand (ids and types from v5 table 2-4).
+#[derive(Clone, Debug, Default)]
+pub struct Props(pub Vec<u8>);
+
+impl Props {
+    /// No properties.
+    pub fn new() -> Props {
+        Props(Vec::new())
+    }
+    /// A one-byte property.
+    pub fn byte(mut self, id: u8, v: u8) -> Props {
+        self.0.extend_from_slice(&[id, v]);
+        self
+    }
+    /// A two-byte integer property.
+    pub fn u16(mut self, id: u8, v: u16) -> Props {
+        self.0.push(id);
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// A four-byte integer property.
+    pub fn u32(mut self, id: u8, v: u32) -> Props {
+        self.0.push(id);
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// A variable byte integer property.
+    pub fn varint(mut self, id: u8, v: usize) -> Props {
+        self.0.push(id);
+        varint(v, &mut self.0);
+        self
+    }
+    /// A UTF-8 string or binary data property.
+    pub fn bin(mut self, id: u8, v: &[u8]) -> Props {
+        self.0.push(id);
+        string(v, &mut self.0);
+        self
+    }
+    /// A user property.
+    pub fn user(mut self, k: &str, v: &str) -> Props {
+        self.0.push(0x26);
+        string(k.as_bytes(), &mut self.0);
+        string(v.as_bytes(), &mut self.0);
+        self
+    }
+}
+
+/// A decoded property value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prop {
+    /// Byte, two-byte, four-byte or variable byte integer.
+    Int(u32),
+    /// UTF-8 string or binary data.
+    Bytes(Vec<u8>),
+    /// User property.
+    Pair(String, String),
+}
+
+/// Decodes a property block (without its length) into (id, value) pairs in order.
+pub fn parse_props(mut b: &[u8]) -> Vec<(u8, Prop)> {
+    let mut out = Vec::new();
+    while let Some((&id, rest)) = b.split_first() {
+        b = rest;
+        let take_str = |b: &mut &[u8]| {
+            let n = u16::from_be_bytes([b[0], b[1]]) as usize;
+            let v = b[2..2 + n].to_vec();
+            *b = &b[2 + n..];
+            v
+        };
+        let v = match id {
+            0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2a => {
+                let v = b[0] as u32;
+                b = &b[1..];
+                Prop::Int(v)
+            }
+            0x13 | 0x21 | 0x22 | 0x23 => {
+                let v = u16::from_be_bytes([b[0], b[1]]) as u32;
+                b = &b[2..];
+                Prop::Int(v)
+            }
+            0x02 | 0x11 | 0x18 | 0x27 => {
+                let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                b = &b[4..];
+                Prop::Int(v)
+            }
+            0x0b => {
+                let (v, n) = read_varint(b);
+                b = &b[n..];
+                Prop::Int(v as u32)
+            }
+            0x26 => {
+                let k = take_str(&mut b);
+                let v = take_str(&mut b);
+                Prop::Pair(String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())
+            }
+            _ => Prop::Bytes(take_str(&mut b)),
+        };
+        out.push((id, v));
+    }
+    out
+}
+
+/// Reads a variable byte integer; returns (value, bytes used).
+pub fn read_varint(b: &[u8]) -> (usize, usize) {
+    let mut v = 0usize;
+    for (i, byte) in b.iter().enumerate() {
+        v |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (v, i + 1);
+        }
+    }
+    panic!("truncated varint")
+}
+
+/// Reads a length-prefixed property block at the start of `b`; returns it and the rest.
+pub fn split_props(b: &[u8]) -> (Vec<(u8, Prop)>, &[u8]) {
+    let (len, n) = read_varint(b);
+    (parse_props(&b[n..n + len]), &b[n + len..])
+}
+
+/// The first value of property `id`, if present.
+pub fn prop(props: &[(u8, Prop)], id: u8) -> Option<Prop> {
+    props.iter().find(|(i, _)| *i == id).map(|(_, v)| v.clone())
+}
+
+/// The integer value of property `id`, if present.
+pub fn prop_int(props: &[(u8, Prop)], id: u8) -> Option<u32> {
+    match prop(props, id)? {
+        Prop::Int(v) => Some(v),
+        other => panic!("property {id:#04x} is not an integer: {other:?}"),
+    }
+}
+
+/// A received v5 CONNACK.
+#[derive(Debug, Clone)]
+pub struct Connack5 {
+    pub session_present: bool,
+    pub code: u8,
+    pub props: Vec<(u8, Prop)>,
+}
+
+impl Connack5 {
+    /// Parses a v5 CONNACK frame.
+    pub fn parse(f: &Frame) -> Connack5 {
+        assert_eq!(f.kind(), 2, "expected CONNACK, got {f:?}");
+        let (props, rest) = split_props(&f.body[2..]);
+        assert!(rest.is_empty());
+        Connack5 {
+            session_present: f.body[0] & 1 == 1,
+            code: f.body[1],
+            props,
+        }
+    }
+}
+
+/// A received v5 PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish5 {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub dup: bool,
+    pub packet_id: u16,
+    pub props: Vec<(u8, Prop)>,
+}
+
+impl Publish5 {
+    /// Parses a v5 PUBLISH frame.
+    pub fn parse(f: &Frame) -> Publish5 {
+        assert_eq!(f.kind(), 3, "expected PUBLISH, got {f:?}");
+        let qos = (f.header >> 1) & 3;
+        let tlen = u16::from_be_bytes([f.body[0], f.body[1]]) as usize;
+        let topic = String::from_utf8(f.body[2..2 + tlen].to_vec()).unwrap();
+        let mut at = 2 + tlen;
+        let mut packet_id = 0;
+        if qos > 0 {
+            packet_id = u16::from_be_bytes([f.body[at], f.body[at + 1]]);
+            at += 2;
+        }
+        let (props, payload) = split_props(&f.body[at..]);
+        Publish5 {
+            topic,
+            payload: payload.to_vec(),
+            qos,
+            retain: f.header & 1 == 1,
+            dup: f.header & 8 == 8,
+            packet_id,
+            props,
+        }
+    }
+
+    /// Every subscription identifier it carries, in order.
+    pub fn subscription_ids(&self) -> Vec<u32> {
+        self.props
+            .iter()
+            .filter(|(id, _)| *id == 0x0b)
+            .map(|(_, v)| match v {
+                Prop::Int(v) => *v,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// Its user properties, in order.
+    pub fn user_properties(&self) -> Vec<(String, String)> {
+        self.props
+            .iter()
+            .filter_map(|(_, v)| match v {
+                Prop::Pair(k, v) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Raw {
+    /// Opens a connection, sends a v5 `connect` and returns the CONNACK (any reason).
+    pub fn connect_v5(addr: SocketAddr, connect: &Connect) -> (Raw, Connack5) {
+        let mut c = Raw::open(addr);
+        c.send(&connect.bytes());
+        let f = c.recv().expect("CONNACK");
+        let ack = Connack5::parse(&f);
+        (c, ack)
+    }
+
+    /// Opens a v5 connection with `properties` and expects success.
+    pub fn v5(addr: SocketAddr, client_id: &str, properties: Props) -> Raw {
+        let (c, ack) = Raw::connect_v5(addr, &Connect::v5(client_id, properties));
+        assert_eq!(ack.code, 0, "CONNACK refused: {ack:?}");
+        c
+    }
+
+    /// v5 SUBSCRIBE with properties and (filter, options byte) pairs; returns SUBACK codes.
+    pub fn subscribe_v5(&mut self, properties: Props, filters: &[(&str, u8)]) -> Vec<u8> {
+        self.send(&subscribe_v5(1, properties, filters));
+        let ack = self.recv_kind(9);
+        assert_eq!(&ack.body[..2], &[0, 1]);
+        let (_, codes) = split_props(&ack.body[2..]);
+        codes.to_vec()
+    }
+
+    /// Expects the next PUBLISH and parses it as v5.
+    pub fn recv_publish5(&mut self) -> Publish5 {
+        let f = self.recv().expect("expected a PUBLISH, got nothing");
+        Publish5::parse(&f)
+    }
+
+    /// Expects the broker to close with a v5 DISCONNECT; returns its reason code.
+    pub fn expect_disconnect(&mut self) -> u8 {
+        let frames = self.expect_closed();
+        let d = frames
+            .iter()
+            .find(|f| f.kind() == 14)
+            .unwrap_or_else(|| panic!("no DISCONNECT in {frames:?}"));
+        d.body.first().copied().unwrap_or(0)
+    }
+}
+
+/// A v5 PUBLISH packet.
+pub fn publish_v5(
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+    retain: bool,
+    packet_id: u16,
+    properties: Props,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(topic.as_bytes(), &mut body);
+    if qos > 0 {
+        body.extend_from_slice(&packet_id.to_be_bytes());
+    }
+    varint(properties.0.len(), &mut body);
+    body.extend_from_slice(&properties.0);
+    body.extend_from_slice(payload);
+    frame(0x30 | (qos << 1) | u8::from(retain), &body)
+}
+
+/// A v5 SUBSCRIBE packet: (filter, options byte) pairs.
+pub fn subscribe_v5(packet_id: u16, properties: Props, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    varint(properties.0.len(), &mut body);
+    body.extend_from_slice(&properties.0);
+    for (f, o) in filters {
+        string(f.as_bytes(), &mut body);
+        body.push(*o);
+    }
+    frame(0x82, &body)
+}
+
+/// A v5 DISCONNECT with a reason code and properties.
+pub fn disconnect_v5(code: u8, properties: Props) -> Vec<u8> {
+    let mut body = vec![code];
+    varint(properties.0.len(), &mut body);
+    body.extend_from_slice(&properties.0);
+    frame(0xe0, &body)
+}
+
+/// A v5 ack (PUBACK 0x40 etc.) with reason code 0 and no properties.
+pub fn ack_v5(header: u8, packet_id: u16) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    body.push(0);
+    frame(header, &body)
 }

@@ -1,0 +1,118 @@
+//! Will messages after the connection is gone: published at once, or delayed by the MQTT 5
+//! Will Delay Interval (v5 3.1.3.2.2).
+//!
+//! A delayed will waits in `State::pending_wills` (at most one per session, so the list is
+//! bounded by the number of sessions). It is published when its delay passes or when its
+//! session ends, whichever comes first [MQTT-3.1.3-9]; a new connection to the session
+//! cancels it. The broker's one-second sweep calls [`publish_due`]. A will's Message Expiry
+//! Interval counts from when it is published.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::message::Message;
+use crate::route;
+use crate::session::SessionId;
+use crate::state::State;
+
+/// A connection's will, from its CONNECT.
+#[derive(Debug)]
+pub struct Will {
+    /// The will message.
+    pub message: Rc<Message>,
+    /// Will Delay Interval in seconds (0 in 3.1.1).
+    pub delay: u32,
+    /// Message Expiry Interval, counted from when the will is published, not from CONNECT.
+    pub message_expiry_interval: Option<u32>,
+}
+
+impl Will {
+    /// The message to publish at `now`, its expiry counted from `now`.
+    pub fn into_message(mut self, now: Instant) -> Rc<Message> {
+        if let (Some(secs), Some(message)) =
+            (self.message_expiry_interval, Rc::get_mut(&mut self.message))
+        {
+            message.expires_at = Some(now + Duration::from_secs(u64::from(secs)));
+        }
+        self.message
+    }
+}
+
+/// A will waiting for its delay to pass.
+#[derive(Debug)]
+pub struct PendingWill {
+    /// When it is published.
+    pub at: Instant,
+    /// The session whose connection ended.
+    pub session: SessionId,
+    /// The will.
+    pub will: Will,
+}
+
+/// Handles the will of a connection that ended without a normal DISCONNECT. `session` is
+/// its session if it outlives the connection: then a Will Delay Interval postpones the
+/// will, to at most the session's end.
+pub fn on_close(state: &mut State, session: Option<SessionId>, will: Will) {
+    let Some((sid, s)) =
+        session.and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)))
+    else {
+        publish(state, will);
+        return;
+    };
+    if will.delay == 0 {
+        publish(state, will);
+        return;
+    }
+    if s.conn.is_some() {
+        // Taken over: the new connection arrived within the delay [MQTT-3.1.3-9].
+        debug!(
+            "client {}: delayed will cancelled by a new connection",
+            s.client_id
+        );
+        return;
+    }
+    let delay = will.delay.min(s.expiry_interval);
+    let at = state.now + Duration::from_secs(u64::from(delay));
+    cancel(state, sid);
+    state.pending_wills.push(PendingWill {
+        at,
+        session: sid,
+        will,
+    });
+}
+
+/// Drops session `sid`'s delayed will: its client connected again.
+pub fn cancel(state: &mut State, sid: SessionId) {
+    state.pending_wills.retain(|w| w.session != sid);
+}
+
+/// Publishes session `sid`'s delayed will now: the session is ending.
+pub fn publish_for(state: &mut State, sid: SessionId) {
+    if let Some(i) = state.pending_wills.iter().position(|w| w.session == sid) {
+        let pending = state.pending_wills.swap_remove(i);
+        publish(state, pending.will);
+    }
+}
+
+/// Publishes every delayed will whose time has come at `state.now`.
+pub fn publish_due(state: &mut State) {
+    let now = state.now;
+    while let Some(i) = state.pending_wills.iter().position(|w| w.at <= now) {
+        let pending = state.pending_wills.swap_remove(i);
+        publish(state, pending.will);
+    }
+}
+
+/// Publishes every delayed will: the broker is shutting down.
+pub fn publish_all(state: &mut State) {
+    for pending in std::mem::take(&mut state.pending_wills) {
+        publish(state, pending.will);
+    }
+}
+
+fn publish(state: &mut State, will: Will) {
+    let message = will.into_message(state.now);
+    route::publish(state, &message, None);
+}
