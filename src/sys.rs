@@ -76,7 +76,7 @@ impl SysClock {
         ];
         for (topic, value) in values {
             let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
-            route::publish(state, &message);
+            route::publish(state, &message, None);
         }
     }
 }
