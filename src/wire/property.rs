@@ -389,8 +389,16 @@ impl<'a> Properties<'a> {
         Ok(props)
     }
 
+    /// Whether no property is set (the common case, checked before walking the table).
+    pub fn is_empty(&self) -> bool {
+        *self == Properties::default()
+    }
+
     /// Bytes of the listed properties, with or without the subscription identifier field.
     fn entries_len(&self, with_subscription_identifier: bool) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
         let fields: usize = TABLE
             .iter()
             .filter(|d| with_subscription_identifier || d.id != SUBSCRIPTION_IDENTIFIER)
@@ -400,6 +408,9 @@ impl<'a> Properties<'a> {
     }
 
     fn encode_entries(&self, with_subscription_identifier: bool, out: &mut Vec<u8>) {
+        if self.is_empty() {
+            return;
+        }
         for d in &TABLE {
             if !with_subscription_identifier && d.id == SUBSCRIPTION_IDENTIFIER {
                 continue;
