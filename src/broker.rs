@@ -207,7 +207,7 @@ impl Broker {
                     Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
                         self.accept(LISTENER_TOP - t);
                     }
-                    Token(key) => self.on_conn_event(ConnId(key), readable, writable),
+                    Token(key) => self.on_conn_event(ConnId::new(key), readable, writable),
                 }
             }
             for id in std::mem::take(&mut self.read_again) {
@@ -323,7 +323,7 @@ impl Broker {
 
     fn on_conn_event(&mut self, id: ConnId, readable: bool, writable: bool) {
         if writable {
-            let Some(conn) = self.state.conns.get_mut(id.0) else {
+            let Some(conn) = self.state.conns.get_mut(id.index()) else {
                 return;
             };
             conn.writable = true;
@@ -339,7 +339,7 @@ impl Broker {
         let limit = self.state.config.max_packet_size as usize + 5;
         for _ in 0..READS_PER_TURN {
             let state = &mut self.state;
-            let Some(conn) = state.conns.get_mut(id.0) else {
+            let Some(conn) = state.conns.get_mut(id.index()) else {
                 return;
             };
             if conn.read_paused {
@@ -380,14 +380,14 @@ impl Broker {
 
     /// Parses and handles every complete packet in `id`'s receive buffer.
     fn process_rx(&mut self, id: ConnId) -> Result<(), Close> {
-        let Some(conn) = self.state.conns.get_mut(id.0) else {
+        let Some(conn) = self.state.conns.get_mut(id.index()) else {
             return Ok(());
         };
         let mut rx = std::mem::take(&mut conn.rx);
         let max_packet_size = self.state.config.max_packet_size;
         let mut handled_any = false;
         let result = loop {
-            let Some(version) = self.state.conns.get(id.0).map(|c| c.version) else {
+            let Some(version) = self.state.conns.get(id.index()).map(|c| c.version) else {
                 break Ok(());
             };
             match wire::decode(rx.front(), version, max_packet_size) {
@@ -405,7 +405,7 @@ impl Broker {
             }
         };
         let state = &mut self.state;
-        if let Some(conn) = state.conns.get_mut(id.0) {
+        if let Some(conn) = state.conns.get_mut(id.index()) {
             rx.release_if_empty(&mut state.pool);
             conn.rx = rx;
             if handled_any {
@@ -418,7 +418,7 @@ impl Broker {
     /// Stops reading from a client whose own replies are not being read.
     fn pause_if_backed_up(&mut self, id: ConnId) {
         let cap = self.state.config.max_output_buffer;
-        if let Some(conn) = self.state.conns.get_mut(id.0)
+        if let Some(conn) = self.state.conns.get_mut(id.index())
             && conn.tx.len() >= cap
         {
             conn.read_paused = true;
@@ -448,10 +448,11 @@ impl Broker {
             config,
             to_close,
             now,
+            stats,
             ..
         } = &mut self.state;
         for &id in &dirty {
-            let Some(conn) = conns.get_mut(id.0) else {
+            let Some(conn) = conns.get_mut(id.index()) else {
                 continue;
             };
             conn.dirty = false;
@@ -460,7 +461,13 @@ impl Broker {
                 && conn.tx.len() < config.max_output_buffer
             {
                 let out = conn.tx.frames(pool);
-                session.write_pending(out, config.max_output_buffer, conn.version, limits, *now);
+                stats.messages_dropped += session.write_pending(
+                    out,
+                    config.max_output_buffer,
+                    conn.version,
+                    limits,
+                    *now,
+                );
             }
             if !conn.writable || conn.tx.is_empty() {
                 continue;
@@ -496,7 +503,7 @@ impl Broker {
                         Expiry::ConnectTimeout => Close::ConnectTimeout,
                         Expiry::KeepAlive => Close::KeepAliveTimeout,
                     };
-                    (ConnId(key), why)
+                    (ConnId::new(key), why)
                 })
             })
             .collect();
@@ -517,10 +524,10 @@ impl Broker {
 
     /// The one close path: last words to the client, log, will, session, slab slot.
     fn close(&mut self, id: ConnId, why: Close) {
-        let Some(mut conn) = self.state.conns.try_remove(id.0) else {
+        let Some(mut conn) = self.state.conns.try_remove(id.index()) else {
             return;
         };
-        self.per_listener[conn.listener] -= 1;
+        self.per_listener[usize::from(conn.listener)] -= 1;
         let state = &mut self.state;
         last_words(&mut conn, why, &mut state.pool);
         if !conn.tx.is_empty() {
@@ -568,7 +575,7 @@ impl Broker {
         if why.publishes_will()
             && let Some(will) = conn.will.take()
         {
-            crate::will::on_close(state, conn.session, will);
+            crate::will::on_close(state, conn.session, *will);
         }
     }
 
@@ -579,10 +586,20 @@ impl Broker {
             self.state.conns.len()
         );
         self.listeners.clear();
-        let ids: Vec<ConnId> = self.state.conns.iter().map(|(k, _)| ConnId(k)).collect();
+        let ids: Vec<ConnId> = self
+            .state
+            .conns
+            .iter()
+            .map(|(k, _)| ConnId::new(k))
+            .collect();
         for &id in &ids {
-            if let Some(will) = self.state.conns.get_mut(id.0).and_then(|c| c.will.take()) {
-                let message = will.into_message(self.state.now);
+            if let Some(will) = self
+                .state
+                .conns
+                .get_mut(id.index())
+                .and_then(|c| c.will.take())
+            {
+                let message = (*will).into_message(self.state.now);
                 route::publish(&mut self.state, &message, None);
             }
         }

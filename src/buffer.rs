@@ -32,18 +32,19 @@ pub enum ReadOutcome {
     Full,
 }
 
-/// Received bytes not yet parsed. Invariant: `start <= end <= buf.len()`.
+/// Received bytes not yet parsed. Invariant: `start <= end <= buf.len()`, and `buf` is never
+/// longer than the maximum packet size plus a header (`u32` offsets keep a connection small).
 #[derive(Debug, Default)]
 pub struct RxBuf {
     buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl RxBuf {
     /// The unparsed bytes.
     pub fn front(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start as usize..self.end as usize]
     }
 
     /// Whether no unparsed byte is held.
@@ -53,7 +54,9 @@ impl RxBuf {
 
     /// Drops `n` parsed bytes from the front.
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = (self.start as usize)
+            .saturating_add(n)
+            .min(self.end as usize) as u32;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -71,9 +74,10 @@ impl RxBuf {
         if self.buf.is_empty() {
             self.buf = pool.take_rx();
         }
-        if self.end == self.buf.len() {
+        if self.end as usize == self.buf.len() {
             if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
+                self.buf
+                    .copy_within(self.start as usize..self.end as usize, 0);
                 self.end -= self.start;
                 self.start = 0;
             } else if self.buf.len() < limit {
@@ -83,11 +87,12 @@ impl RxBuf {
                 return Ok(ReadOutcome::Full);
             }
         }
-        let space = self.buf.len() - self.end;
-        match io.read(&mut self.buf[self.end..]) {
+        let end = self.end as usize;
+        let space = self.buf.len() - end;
+        match io.read(&mut self.buf[end..]) {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => {
-                self.end += n;
+                self.end += n as u32;
                 Ok(ReadOutcome::Data {
                     bytes: n,
                     drained: n < space,

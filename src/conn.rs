@@ -11,9 +11,22 @@ use crate::session::SessionId;
 use crate::will::Will;
 use crate::wire::Version;
 
-/// Index of a connection in the broker's connection slab (its mio token).
+/// Index of a connection in the broker's connection slab (its mio token). Stored as `u32`
+/// (connections are bounded by file descriptors) to keep sessions small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnId(pub usize);
+pub struct ConnId(u32);
+
+impl ConnId {
+    /// The id of slab slot `key`.
+    pub fn new(key: usize) -> ConnId {
+        ConnId(key as u32)
+    }
+
+    /// The slab slot.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +54,7 @@ pub struct Conn {
     /// The peer's address, for logs.
     pub peer: SocketAddr,
     /// Index of the listener it came in on.
-    pub listener: usize,
+    pub listener: u16,
     /// Where it is in its life.
     pub phase: Phase,
     /// Protocol version from CONNECT (3.1.1 until then).
@@ -52,8 +65,9 @@ pub struct Conn {
     pub keep_alive: u16,
     /// When the last packet arrived (or the connection was accepted).
     pub last_packet_at: Instant,
-    /// The will to publish if the connection ends without a normal DISCONNECT.
-    pub will: Option<Will>,
+    /// The will to publish if the connection ends without a normal DISCONNECT (boxed: most
+    /// connections have none, and an idle connection should stay small).
+    pub will: Option<Box<Will>>,
     /// Bytes read and not yet parsed.
     pub rx: RxBuf,
     /// Frames not yet written.
@@ -72,7 +86,8 @@ impl Conn {
         Conn {
             socket,
             peer,
-            listener,
+            // Listeners are few: the configuration cannot open 65536 sockets on one port set.
+            listener: listener as u16,
             phase: Phase::AwaitingConnect,
             version: Version::V311,
             session: None,

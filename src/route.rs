@@ -142,7 +142,7 @@ pub fn deliver(
         // At the output cap QoS 0 is dropped rather than queued behind a slow reader.
         let over_cap = state
             .conns
-            .get(conn_id.0)
+            .get(conn_id.index())
             .is_some_and(|c| c.tx.len() >= state.config.max_output_buffer);
         if over_cap && qos == QoS::AtMostOnce {
             state.stats.messages_dropped += 1;

@@ -141,7 +141,7 @@ pub struct Session {
     /// The username its client authenticated with, for ACL checks.
     pub username: Option<Box<str>>,
     /// The listener its client connected through, whose security settings apply.
-    pub listener: usize,
+    pub listener: u16,
     /// Session Expiry Interval in seconds: 0 ends the session with its connection (3.1.1
     /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
     /// `persistent_client_expiration`).
@@ -152,8 +152,6 @@ pub struct Session {
     pub expires_at: Option<Instant>,
     /// The session's subscriptions.
     pub subscriptions: Vec<Subscription>,
-    /// Messages dropped for this session at its queue bound.
-    pub dropped: u64,
     /// Message flow state, allocated on first use so an idle session stays small.
     flow: Option<Box<Flow>>,
     /// Routing scratch: the publish sequence number this session was last collected for.
@@ -196,7 +194,6 @@ impl Session {
             link: None,
             expires_at: None,
             subscriptions: Vec::new(),
-            dropped: 0,
             flow: None,
             route_stamp: 0,
             route_slot: 0,
@@ -245,7 +242,6 @@ impl Session {
     ) -> Enqueued {
         let offline = self.conn.is_none();
         if offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline {
-            self.dropped += 1;
             return Enqueued::Dropped;
         }
         let flow = self.flow_mut();
@@ -253,7 +249,6 @@ impl Session {
             || (limits.max_queued_bytes != 0
                 && flow.queued_bytes + message.payload.len() > limits.max_queued_bytes);
         if full {
-            self.dropped += 1;
             return Enqueued::Dropped;
         }
         flow.queued_bytes += message.payload.len();
@@ -296,7 +291,7 @@ impl Session {
     /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
     /// bytes and the inflight window has room, in queue order (so per-topic order holds).
     /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
-    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; both are counted in `dropped`.
+    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns how many were dropped.
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
@@ -304,31 +299,27 @@ impl Session {
         version: Version,
         limits: QueueLimits,
         now: Instant,
-    ) {
+    ) -> u64 {
         let max_inflight = self.max_inflight(limits);
-        let Session {
-            flow,
-            link,
-            dropped,
-            ..
-        } = self;
+        let Session { flow, link, .. } = self;
+        let mut dropped = 0;
         let Some(flow) = flow.as_deref_mut() else {
-            return;
+            return dropped;
         };
         while out.len() < out_limit {
             let Some(front) = flow.queue.front() else {
-                return;
+                return dropped;
             };
             let expired = front.message.expired(now);
             if !expired && front.qos != QoS::AtMostOnce && flow.inflight.len() >= max_inflight {
-                return;
+                return dropped;
             }
             let q = flow.queue.pop_front().expect("front was just seen");
             flow.queued_bytes -= q.message.payload.len();
             let ids = q.subscription_ids.as_deref().unwrap_or(&[]);
             let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
             if expired || !fits(&mut publish, link.as_deref(), ids, version) {
-                *dropped += 1;
+                dropped += 1;
                 continue;
             }
             if q.qos != QoS::AtMostOnce {
@@ -363,18 +354,14 @@ impl Session {
                 });
             }
         }
+        dropped
     }
 
     /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
     /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
     /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25].
     pub fn resend_inflight(&mut self, out: &mut Vec<u8>, version: Version, now: Instant) {
-        let Session {
-            flow,
-            link,
-            dropped,
-            ..
-        } = self;
+        let Session { flow, link, .. } = self;
         let Some(flow) = flow.as_deref_mut() else {
             return;
         };
@@ -385,7 +372,6 @@ impl Session {
                 let mut publish =
                     publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
                 if !fits(&mut publish, link.as_deref(), ids, version) {
-                    *dropped += 1;
                     return false;
                 }
                 publish.properties.topic_alias = None;
@@ -553,7 +539,7 @@ mod tests {
 
     fn online() -> Session {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
-        s.conn = Some(ConnId(0));
+        s.conn = Some(ConnId::new(0));
         s
     }
 
@@ -636,7 +622,6 @@ mod tests {
             ),
             Enqueued::Dropped
         );
-        assert_eq!(s.dropped, 2);
         assert_eq!(s.queued(), 3);
     }
 

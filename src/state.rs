@@ -91,6 +91,9 @@ pub struct Stats {
     pub connections_refused: u64,
 }
 
+/// Connection and session slots reserved (as address space, not memory) at start.
+const RESERVED_SLOTS: usize = 65536;
+
 /// The broker's whole state.
 #[derive(Debug)]
 pub struct State {
@@ -131,14 +134,20 @@ pub struct State {
 impl State {
     /// An empty state for `config`, with `auth` loaded for each listener.
     pub fn new(config: Config, auth: Vec<Auth>, now: Instant) -> State {
+        // Reserve the slabs' address space up front: pages are only backed once used, and a
+        // slab that never reallocates leaves no freed-but-resident copies behind as it grows.
+        let reserved = config
+            .max_connections
+            .unwrap_or(RESERVED_SLOTS)
+            .min(RESERVED_SLOTS);
         State {
             acl_active: auth.iter().any(Auth::has_acl),
             auth,
             retained: RetainedStore::new(0),
             pool: Pool::new(8 * 1024, 256),
             config,
-            conns: Slab::new(),
-            sessions: Slab::new(),
+            conns: Slab::with_capacity(reserved),
+            sessions: Slab::with_capacity(reserved),
             client_ids: HashMap::new(),
             tree: SubscriptionTree::default(),
             dirty: Vec::new(),
@@ -171,7 +180,7 @@ impl State {
 
     /// Puts a connection on the list whose output is produced and written this turn.
     pub fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id.0)
+        if let Some(conn) = self.conns.get_mut(id.index())
             && !conn.dirty
         {
             conn.dirty = true;
@@ -181,7 +190,7 @@ impl State {
 
     /// The session attached to connection `id`; handlers call it only once connected.
     pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
-        self.conns.get(id.0).and_then(|c| c.session)
+        self.conns.get(id.index()).and_then(|c| c.session)
     }
 
     /// Whether session `sid` may have `access` to `topic` under its listener's ACL.
@@ -192,14 +201,16 @@ impl State {
         let Some(session) = self.sessions.get(sid.0 as usize) else {
             return false;
         };
-        self.auth.get(session.listener).is_some_and(|auth| {
-            auth.allowed(
-                &session.client_id,
-                session.username.as_deref(),
-                topic,
-                access,
-            )
-        })
+        self.auth
+            .get(usize::from(session.listener))
+            .is_some_and(|auth| {
+                auth.allowed(
+                    &session.client_id,
+                    session.username.as_deref(),
+                    topic,
+                    access,
+                )
+            })
     }
 
     /// Ends an offline session whose expiry interval passed: its delayed will, if any, is

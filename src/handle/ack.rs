@@ -57,7 +57,7 @@ pub fn pubcomp(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close>
 
 /// Appends an acknowledgement to connection `id`'s output.
 pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16, code: u8) {
-    let Some(version) = state.conns.get(id.0).map(|c| c.version) else {
+    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
         return;
     };
     if let Some(out) = reply(state, id) {
@@ -69,7 +69,7 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
 /// Appends a failed PUBACK/PUBREC, with a reason string when the client accepts problem
 /// information [MQTT-3.1.2-29].
 pub fn send_failure(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16, code: u8) {
-    let Some(version) = state.conns.get(id.0).map(|c| c.version) else {
+    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
         return;
     };
     let problem_information = state

@@ -20,7 +20,7 @@ const MAX_CLIENT_ID_V31: usize = 23;
 pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(), Close> {
     let version = connect.version;
     let v5 = version == Version::V5;
-    if let Some(conn) = state.conns.get_mut(id.0) {
+    if let Some(conn) = state.conns.get_mut(id.index()) {
         conn.version = version;
     }
     let props = &connect.properties;
@@ -86,12 +86,12 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     // Authenticate.
     let (listener, peer) = state
         .conns
-        .get(id.0)
+        .get(id.index())
         .map(|c| (c.listener, c.peer))
         .ok_or(Close::Protocol("connection vanished"))?;
     let verdict = state
         .auth
-        .get(listener)
+        .get(usize::from(listener))
         .map_or(AuthResult::NotAuthorized, |auth| {
             auth.authenticate(connect.username, connect.password)
         });
@@ -125,13 +125,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         crate::will::cancel(state, old);
     }
     let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
-    let Some(conn) = state.conns.get_mut(id.0) else {
+    let Some(conn) = state.conns.get_mut(id.index()) else {
         return Err(Close::Protocol("connection vanished"));
     };
     conn.phase = Phase::Connected;
     conn.session = Some(sid);
     conn.keep_alive = keep_alive;
-    conn.will = will;
+    conn.will = will.map(Box::new);
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.username = connect.username.map(Box::from);
         session.listener = listener;
@@ -167,7 +167,10 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
             server_keep_alive,
             receive_maximum: Some(config.max_inflight_messages.max(1)),
             maximum_packet_size: Some(config.max_packet_size),
-            topic_alias_maximum: config.listeners.get(listener).map(|l| l.max_topic_alias),
+            topic_alias_maximum: config
+                .listeners
+                .get(usize::from(listener))
+                .map(|l| l.max_topic_alias),
             retain_available: Some(u8::from(config.retain_available)),
             wildcard_subscription_available: Some(1),
             subscription_identifier_available: Some(1),
@@ -176,7 +179,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         };
     }
     let State { conns, pool, .. } = state;
-    if let Some(conn) = conns.get_mut(id.0) {
+    if let Some(conn) = conns.get_mut(id.index()) {
         Connack {
             session_present,
             reason_code: reason::SUCCESS,
@@ -207,7 +210,7 @@ fn attach_session(
             .and_then(|s| s.conn.take())
         {
             debug!("client {client_id} taken over by a new connection");
-            if let Some(c) = state.conns.get_mut(old_conn.0) {
+            if let Some(c) = state.conns.get_mut(old_conn.index()) {
                 c.session = None;
             }
             state.to_close.push((old_conn, Close::TakenOver));
@@ -237,14 +240,16 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
         now,
         ..
     } = state;
-    if let (Some(conn), Some(session)) = (conns.get_mut(id.0), sessions.get_mut(sid.0 as usize)) {
+    if let (Some(conn), Some(session)) =
+        (conns.get_mut(id.index()), sessions.get_mut(sid.0 as usize))
+    {
         session.resend_inflight(conn.tx.frames(pool), version, *now);
     }
 }
 
 /// Answers CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]) and closes.
 fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
-    let Some(version) = state.conns.get(id.0).map(|c| c.version) else {
+    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
         return Err(Close::Refused);
     };
     let reason_code = if version == Version::V5 {

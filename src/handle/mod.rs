@@ -18,7 +18,7 @@ use crate::wire::Packet;
 pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(), Close> {
     let phase = state
         .conns
-        .get(id.0)
+        .get(id.index())
         .map(|c| c.phase)
         .ok_or(Close::Protocol("unknown connection"))?;
     match (phase, packet) {
@@ -48,6 +48,6 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(),
 /// The frames buffer of connection `id`, for a handler to append its reply.
 fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
     let State { conns, pool, .. } = state;
-    let conn = conns.get_mut(id.0)?;
+    let conn = conns.get_mut(id.index())?;
     Some(conn.tx.frames(pool))
 }

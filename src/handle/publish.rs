@@ -21,7 +21,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let (version, listener) = state
         .conns
-        .get(id.0)
+        .get(id.index())
         .map(|c| (c.version, c.listener))
         .ok_or(Close::Protocol("no connection"))?;
     let v5 = version == Version::V5;
@@ -29,7 +29,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
     let alias_maximum = state
         .config
         .listeners
-        .get(listener)
+        .get(usize::from(listener))
         .map_or(0, |l| l.max_topic_alias);
     let aliased: Option<Rc<str>> = match state
         .sessions

@@ -25,7 +25,7 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let version = state
         .conns
-        .get(id.0)
+        .get(id.index())
         .map(|c| c.version)
         .ok_or(Close::Protocol("no connection"))?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
@@ -169,7 +169,7 @@ pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Re
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let version = state
         .conns
-        .get(id.0)
+        .get(id.index())
         .map(|c| c.version)
         .ok_or(Close::Protocol("no connection"))?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
