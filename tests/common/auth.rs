@@ -88,6 +88,7 @@ impl Pipit {
         let stderr = File::create(log).expect("create log file");
         let child = Command::new(env!("CARGO_BIN_EXE_pipit"))
             .args(args)
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
