@@ -76,7 +76,7 @@ retain_available false
 sys_interval 0
 allow_zero_length_clientid false
 clientid_prefixes pipit-
-connection_messages false
+connection_messages true
 persistence false
 persistence_location {dir}/
 persistence_file pipit.db
@@ -104,9 +104,16 @@ max_topic_alias 5
     let pipit = serving(&dir, &config, local(main_port));
     let (main, second) = (local(main_port), local(second_port));
 
-    // Warnings about the file are logged before the listeners open.
+    // Warnings about the file are logged before the listeners open: only the options
+    // parsed but not acted on yet are warned about, each with its line.
     let log = pipit.log();
-    assert!(!log.contains("WARN"), "no option is warned about:\n{log}");
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    let file = config.display();
+    let expected = ["17: allow_zero_length_clientid", "18: clientid_prefixes"];
+    assert_eq!(warned.len(), expected.len(), "{log}");
+    for (line, what) in warned.iter().zip(expected) {
+        assert!(line.contains(&format!("{file}:{what}")), "{line}");
+    }
 
     // Both listeners serve MQTT and share one broker.
     let mut sub = Raw::connect(second, "pipit-sub", true);
