@@ -240,7 +240,11 @@ impl Parser {
             "protocol" => {
                 let protocol = match l.word()? {
                     "mqtt" => Protocol::Mqtt,
-                    "websockets" => Protocol::Websockets,
+                    "websockets" => {
+                        let why = "this listener speaks MQTT over plain TCP";
+                        self.warnings.push(not_yet(l, why));
+                        Protocol::Websockets
+                    }
                     other => return Err(l.error(format!("protocol: unknown protocol \"{other}\""))),
                 };
                 self.section(l).listener.protocol = protocol;
@@ -289,10 +293,31 @@ impl Parser {
             "persistent_client_expiration" => c.persistent_client_expiration = Some(l.duration()?),
             "retain_available" => c.retain_available = l.flag()?,
             "sys_interval" => c.sys_interval = l.int(0, i64::from(u32::MAX))?,
-            "allow_zero_length_clientid" => c.allow_zero_length_clientid = l.flag()?,
-            "clientid_prefixes" => c.clientid_prefixes = Some(l.text()?.to_string()),
-            "connection_messages" => c.connection_messages = l.flag()?,
-            "persistence" => c.persistence = l.flag()?,
+            "allow_zero_length_clientid" => {
+                c.allow_zero_length_clientid = l.flag()?;
+                if !c.allow_zero_length_clientid {
+                    self.warnings
+                        .push(not_yet(l, "empty client ids are still accepted"));
+                }
+            }
+            "clientid_prefixes" => {
+                c.clientid_prefixes = Some(l.text()?.to_string());
+                self.warnings.push(not_yet(l, "any client id may connect"));
+            }
+            "connection_messages" => {
+                c.connection_messages = l.flag()?;
+                if !c.connection_messages {
+                    self.warnings
+                        .push(not_yet(l, "connects and closes are still logged"));
+                }
+            }
+            "persistence" => {
+                c.persistence = l.flag()?;
+                if c.persistence {
+                    let why = "sessions and retained messages are kept in memory only";
+                    self.warnings.push(not_yet(l, why));
+                }
+            }
             "persistence_location" => c.persistence_location = Some(l.path()?),
             "persistence_file" => c.persistence_file = l.path()?,
             "autosave_interval" => c.autosave_interval = Duration::from_secs(l.int(0, i64::MAX)?),
@@ -436,6 +461,16 @@ impl Parser {
     }
 }
 
+/// The warning for an option pipit parses into `Config` but does not act on yet: the file
+/// loads, and the log says what happens instead (`why`).
+fn not_yet(l: &Line, why: &str) -> Warning {
+    let setting = match l.value {
+        "" => l.name.to_string(),
+        value => format!("{} {value}", l.name),
+    };
+    l.warning(format!("{setting} is not implemented yet: {why}"))
+}
+
 fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
     match l.word()? {
         "tlsv1.3" => Ok(TlsVersion::Tls13),
@@ -540,7 +575,13 @@ tls_version tlsv1.3
 listener 8080 ::1
 protocol websockets
 ";
-        let c = config(text);
+        let (c, warnings) = parse(text).unwrap();
+        let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(
+            warned,
+            [16, 17, 18, 19, 40],
+            "options parsed but not acted on yet"
+        );
         assert!(!c.per_listener_settings);
         assert!(c.allow_anonymous);
         assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
@@ -601,6 +642,35 @@ protocol websockets
             (ws.max_connections, ws.max_topic_alias, &ws.tls),
             (None, 10, &None)
         );
+    }
+
+    #[test]
+    fn options_without_effect_yet_warn_instead_of_passing_silently() {
+        let text = "\
+allow_zero_length_clientid false
+clientid_prefixes secure-
+connection_messages false
+persistence true
+listener 8080 127.0.0.1
+protocol websockets
+";
+        let (c, warnings) = parse(text).unwrap();
+        assert!(!c.allow_zero_length_clientid && c.persistence);
+        let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(messages.len(), 5, "{messages:?}");
+        for (message, line) in messages.iter().zip([1, 2, 3, 4, 6]) {
+            assert!(
+                message.starts_with(&format!("pipit.conf:{line}: ")),
+                "{message}"
+            );
+            assert!(message.contains("is not implemented yet"), "{message}");
+        }
+        assert!(messages[1].contains("clientid_prefixes secure-"));
+        assert!(messages[4].contains("protocol websockets"));
+        // The defaults, and settings that ask for what pipit already does, are silent.
+        let quiet = "allow_zero_length_clientid true\nconnection_messages true\n\
+                     persistence false\nprotocol mqtt\n";
+        assert!(parse(quiet).unwrap().1.is_empty());
     }
 
     #[test]

@@ -1,0 +1,417 @@
+//! The built binary with `-c FILE`: every supported option starts a working broker, errors
+//! exit non-zero naming `FILE:LINE` and the option, known-but-unsupported options warn,
+//! `include_dir`, anonymous access on non-loopback and per-listener settings; and the
+//! command-line flags `--help`, `--version`, `--bind`, `--port`.
+
+mod common;
+#[path = "common/auth.rs"]
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+
+use common::{Connect, Raw, publish};
+use support::{
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
+    connack_code, free_port, local, pipit_stdout, run_pipit,
+};
+
+/// Writes a password file with alice/secret into `dir` and returns its path.
+fn alice_password_file(dir: &Scratch) -> std::path::PathBuf {
+    let pw = dir.path("passwd");
+    let args: Vec<String> = ["-c", "-b", pw.to_str().unwrap(), "alice", "secret"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    pipit::passwd::run(&args).expect("pipit passwd");
+    pw
+}
+
+fn alice(client_id: &str) -> Connect {
+    Connect::v311(client_id).login("alice", b"secret")
+}
+
+/// Runs `pipit -c CONFIG`, which must fail: its stderr.
+fn failing_config(dir: &Scratch, config: &Path) -> String {
+    let args = ["-c", config.to_str().unwrap()];
+    let (status, log) = run_pipit(&args, &dir.path("pipit.log"));
+    assert!(!status.success(), "pipit accepted a bad config:\n{log}");
+    log
+}
+
+/// Starts `pipit -c CONFIG` and waits for `addr`.
+fn serving(dir: &Scratch, config: &Path, addr: SocketAddr) -> Pipit {
+    Pipit::with_config(config, addr, &dir.path("pipit.log"))
+}
+
+/// Every option the parser implements, except the TLS ones (`certfile`, `keyfile`, `cafile`,
+/// `capath`, `require_certificate`, `use_identity_as_username`, `tls_version`), which need
+/// PEM files and are covered by the TLS tests.
+#[test]
+fn every_supported_option_starts_a_working_broker() {
+    let dir = Scratch::new("conf-all");
+    let pw = alice_password_file(&dir);
+    let acl = dir.write(
+        "acl",
+        "topic readwrite pipit/#\nuser alice\ntopic readwrite pipit/#\n",
+    );
+    let (main_port, second_port) = (free_port(), free_port());
+    let text = format!(
+        "\
+# Every supported option.
+per_listener_settings false
+allow_anonymous true
+password_file {pw}
+acl_file {acl}
+max_connections 100
+max_inflight_messages 5
+max_queued_messages 200
+max_queued_bytes 1048576
+queue_qos0_messages true
+message_size_limit 1024
+max_packet_size 131072
+max_keepalive 120
+persistent_client_expiration 2d
+retain_available false
+sys_interval 0
+allow_zero_length_clientid false
+clientid_prefixes pipit-
+connection_messages true
+persistence false
+persistence_location {dir}/
+persistence_file pipit.db
+autosave_interval 60
+log_type warning
+log_type information
+log_dest stderr
+
+# The default listener.
+bind_address 127.0.0.1
+port {main_port}
+protocol mqtt
+max_topic_alias 3
+
+listener {second_port} 127.0.0.1
+protocol mqtt
+max_connections 5
+max_topic_alias 5
+",
+        pw = pw.display(),
+        acl = acl.display(),
+        dir = dir.dir.display(),
+    );
+    let config = dir.write("pipit.conf", &text);
+    let pipit = serving(&dir, &config, local(main_port));
+    let (main, second) = (local(main_port), local(second_port));
+
+    // Warnings about the file are logged before the listeners open: only the options
+    // parsed but not acted on yet are warned about, each with its line.
+    let log = pipit.log();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    let file = config.display();
+    let expected = ["17: allow_zero_length_clientid", "18: clientid_prefixes"];
+    assert_eq!(warned.len(), expected.len(), "{log}");
+    for (line, what) in warned.iter().zip(expected) {
+        assert!(line.contains(&format!("{file}:{what}")), "{line}");
+    }
+
+    // Both listeners serve MQTT and share one broker.
+    let mut sub = Raw::connect(second, "pipit-sub", true);
+    assert_eq!(sub.subscribe("pipit/#", 0), 0);
+    // The ACL is loaded: other topics are refused.
+    assert_eq!(sub.subscribe("other/#", 0), SUBACK_FAILURE);
+    let mut publisher = Raw::connect_with(main, &alice("pipit-pub"));
+    // message_size_limit 1024: a larger payload is dropped, a smaller one delivered.
+    publisher.send(&publish("pipit/big", &[0; 2000], 0, false, 0));
+    publisher.send(&publish("pipit/small", b"ok", 0, false, 0));
+    let got = sub.recv_publish();
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("pipit/small", &b"ok"[..])
+    );
+    // The password file is loaded.
+    let wrong = Connect::v311("pipit-x").login("alice", b"wrong");
+    assert_eq!(connack_code(main, &wrong), BAD_USERNAME_OR_PASSWORD);
+}
+
+#[test]
+fn a_typo_exits_naming_file_line_and_option() {
+    let dir = Scratch::new("conf-typo");
+    let config = dir.write(
+        "pipit.conf",
+        "# pipit\n\nallow_anonymous true\n    # indented comment\nmax_conections 10\n",
+    );
+    let log = failing_config(&dir, &config);
+    let at = format!("{}:5:", config.display());
+    assert!(log.contains(&at), "expected {at}:\n{log}");
+    assert!(log.contains("max_conections"), "{log}");
+}
+
+#[test]
+fn a_bad_value_exits_naming_file_line_option_and_value() {
+    let dir = Scratch::new("conf-bad-value");
+    let config = dir.write(
+        "pipit.conf",
+        "listener 1883 127.0.0.1\n\nmax_inflight_messages lots\n",
+    );
+    let log = failing_config(&dir, &config);
+    let at = format!("{}:3:", config.display());
+    assert!(log.contains(&at), "expected {at}:\n{log}");
+    assert!(log.contains("max_inflight_messages"), "{log}");
+    assert!(log.contains("lots"), "{log}");
+}
+
+#[test]
+fn a_missing_config_file_exits_naming_it() {
+    let dir = Scratch::new("conf-missing");
+    let config = dir.path("absent.conf");
+    let log = failing_config(&dir, &config);
+    assert!(log.contains(&config.display().to_string()), "{log}");
+}
+
+#[test]
+fn a_bad_acl_file_exits_naming_its_line() {
+    let dir = Scratch::new("conf-bad-acl");
+    let acl = dir.write("acl", "topic read ok/#\n# comment\ntopic read a/#/b\n");
+    let port = free_port();
+    let config = dir.write(
+        "pipit.conf",
+        &format!("listener {port} 127.0.0.1\nacl_file {}\n", acl.display()),
+    );
+    let log = failing_config(&dir, &config);
+    let at = format!("{}:3:", acl.display());
+    assert!(log.contains(&at), "expected {at}:\n{log}");
+}
+
+#[test]
+fn a_bad_password_file_exits_naming_its_line() {
+    let dir = Scratch::new("conf-bad-pw");
+    let pw = dir.write("passwd", "# users\nalice:plaintext\n");
+    let port = free_port();
+    let config = dir.write(
+        "pipit.conf",
+        &format!(
+            "listener {port} 127.0.0.1\npassword_file {}\n",
+            pw.display()
+        ),
+    );
+    let log = failing_config(&dir, &config);
+    let at = format!("{}:2:", pw.display());
+    assert!(log.contains(&at), "expected {at}:\n{log}");
+}
+
+#[test]
+fn unsupported_options_warn_and_the_broker_starts() {
+    let dir = Scratch::new("conf-unsupported");
+    let port = free_port();
+    let text = format!(
+        "\
+listener {port} 127.0.0.1
+pid_file /run/pipit.pid
+
+connection bridge1
+address 10.0.0.2:1883
+topic sensors/# out 1
+"
+    );
+    let config = dir.write("pipit.conf", &text);
+    let pipit = serving(&dir, &config, local(port));
+    assert_eq!(connack_code(local(port), &Connect::v311("c")), ACCEPTED);
+    let log = pipit.log();
+    let file = config.display();
+    assert!(log.contains(&format!("{file}:2: pid_file")), "{log}");
+    let bridge = format!("{file}:4:");
+    assert!(log.contains(&bridge) && log.contains("bridge1"), "{log}");
+    // Options of the ignored bridge are not warned about one by one.
+    assert!(!log.contains(&format!("{file}:5:")), "{log}");
+}
+
+#[test]
+fn include_dir_reads_its_conf_files() {
+    let dir = Scratch::new("conf-include");
+    let pw = alice_password_file(&dir);
+    let conf_d = dir.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    let port = free_port();
+    std::fs::write(
+        conf_d.join("10-listener.conf"),
+        format!("listener {port} 127.0.0.1\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        conf_d.join("20-security.conf"),
+        format!("allow_anonymous false\npassword_file {}\n", pw.display()),
+    )
+    .unwrap();
+    std::fs::write(conf_d.join("README.txt"), "not a config file\n").unwrap();
+    let config = dir.write(
+        "pipit.conf",
+        &format!("# main\ninclude_dir {}\n", conf_d.display()),
+    );
+    let _pipit = serving(&dir, &config, local(port));
+    let addr = local(port);
+    assert_eq!(connack_code(addr, &Connect::v311("anon")), NOT_AUTHORIZED);
+    assert_eq!(connack_code(addr, &alice("a")), ACCEPTED);
+}
+
+#[test]
+fn include_dir_errors_name_the_included_file() {
+    let dir = Scratch::new("conf-include-bad");
+    let conf_d = dir.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    let bad = conf_d.join("50-bad.conf");
+    std::fs::write(&bad, "# included\nretain_available maybe\n").unwrap();
+    let config = dir.write("pipit.conf", &format!("include_dir {}\n", conf_d.display()));
+    let log = failing_config(&dir, &config);
+    let at = format!("{}:2:", bad.display());
+    assert!(
+        log.contains(&at) && log.contains("retain_available"),
+        "{log}"
+    );
+}
+
+#[test]
+fn non_loopback_listener_refuses_anonymous_by_default() {
+    let dir = Scratch::new("conf-non-loopback");
+    let port = free_port();
+    let config = dir.write("pipit.conf", &format!("listener {port} 0.0.0.0\n"));
+    let pipit = serving(&dir, &config, local(port));
+    assert_eq!(
+        connack_code(local(port), &Connect::v311("anon")),
+        NOT_AUTHORIZED
+    );
+    drop(pipit);
+
+    // Saying allow_anonymous true opens it again.
+    let port = free_port();
+    let config = dir.write(
+        "open.conf",
+        &format!("listener {port} 0.0.0.0\nallow_anonymous true\n"),
+    );
+    let _pipit = serving(&dir, &config, local(port));
+    assert_eq!(connack_code(local(port), &Connect::v311("anon")), ACCEPTED);
+}
+
+#[test]
+fn loopback_listener_allows_anonymous_by_default() {
+    let dir = Scratch::new("conf-loopback");
+    let port = free_port();
+    let config = dir.write("pipit.conf", &format!("listener {port} 127.0.0.1\n"));
+    let _pipit = serving(&dir, &config, local(port));
+    assert_eq!(connack_code(local(port), &Connect::v311("anon")), ACCEPTED);
+}
+
+#[test]
+fn per_listener_settings_give_each_listener_its_own_security() {
+    let dir = Scratch::new("conf-per-listener");
+    let pw = alice_password_file(&dir);
+    let acl = dir.write("acl", "user alice\ntopic read public/#\n");
+    let (open_port, closed_port) = (free_port(), free_port());
+    let text = format!(
+        "\
+per_listener_settings true
+
+listener {open_port} 0.0.0.0
+allow_anonymous true
+
+listener {closed_port} 0.0.0.0
+password_file {pw}
+acl_file {acl}
+",
+        pw = pw.display(),
+        acl = acl.display()
+    );
+    let config = dir.write("pipit.conf", &text);
+    let _pipit = serving(&dir, &config, local(open_port));
+    let (open, closed) = (local(open_port), local(closed_port));
+
+    assert_eq!(connack_code(open, &Connect::v311("anon-1")), ACCEPTED);
+    assert_eq!(
+        connack_code(closed, &Connect::v311("anon-2")),
+        NOT_AUTHORIZED
+    );
+    let wrong = Connect::v311("a").login("alice", b"wrong");
+    assert_eq!(connack_code(closed, &wrong), BAD_USERNAME_OR_PASSWORD);
+
+    // The ACL binds only the second listener's clients.
+    let mut anon = Raw::connect(open, "anon-3", true);
+    assert_eq!(anon.subscribe("#", 0), 0);
+    let mut alice = Raw::connect_with(closed, &alice("alice-1"));
+    assert_eq!(alice.subscribe("#", 0), SUBACK_FAILURE);
+    assert_eq!(alice.subscribe("public/#", 0), 0);
+    anon.send(&publish("public/news", b"hi", 0, false, 0));
+    let got = alice.recv_publish();
+    assert_eq!(got.topic, "public/news");
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let (status, out) = pipit_stdout(&["--help"]);
+    assert!(status.success());
+    for flag in [
+        "--port",
+        "--bind",
+        "--config",
+        "--verbose",
+        "--version",
+        "--help",
+        "passwd",
+    ] {
+        assert!(out.contains(flag), "--help lacks {flag}:\n{out}");
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let expected = format!("pipit {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let (status, out) = pipit_stdout(&[flag]);
+        assert!(status.success());
+        assert_eq!(out, expected);
+    }
+}
+
+#[test]
+fn bind_ipv6_loopback() {
+    let port = match TcpListener::bind("[::1]:0") {
+        Ok(probe) => probe.local_addr().unwrap().port(),
+        Err(e) => {
+            eprintln!("skipped: no IPv6 loopback ({e})");
+            return;
+        }
+    };
+    let dir = Scratch::new("flags-ipv6");
+    let addr: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let args = ["--bind", "::1", "--port", &port.to_string()];
+    let mut pipit = Pipit::spawn(&args, &dir.path("pipit.log"));
+    pipit.wait_listening(addr);
+    assert_eq!(connack_code(addr, &Connect::v311("v6")), ACCEPTED);
+    assert!(
+        pipit.log().contains(&format!("[::1]:{port}")),
+        "{}",
+        pipit.log()
+    );
+}
+
+#[test]
+fn config_file_with_port_flag_listens_on_the_flag() {
+    let dir = Scratch::new("conf-and-port");
+    let pw = alice_password_file(&dir);
+    let config = dir.write(
+        "pipit.conf",
+        &format!(
+            "listener 1 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            pw.display()
+        ),
+    );
+    let port = free_port();
+    let args = ["-c", config.to_str().unwrap(), "--port", &port.to_string()];
+    let mut pipit = Pipit::spawn(&args, &dir.path("pipit.log"));
+    pipit.wait_listening(local(port));
+    // The file's security settings still apply on the flag's listener.
+    assert_eq!(
+        connack_code(local(port), &Connect::v311("anon")),
+        NOT_AUTHORIZED
+    );
+    assert_eq!(connack_code(local(port), &alice("a")), ACCEPTED);
+}
