@@ -545,17 +545,24 @@ impl Broker {
             .session
             .and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
         let client_id = session.map_or("", |(_, s)| &s.client_id);
+        let level = handle::connection_log_level(state.config.connection_messages);
         match why {
             Close::ClientDisconnect { .. } => {
-                info!("client {client_id} disconnected from {}", conn.peer)
+                log::log!(level, "client {client_id} disconnected from {}", conn.peer)
             }
-            _ if conn.phase == Phase::AwaitingConnect => {
-                info!(
-                    "connection from {} closed before CONNECT: {}",
-                    conn.peer, why
-                )
-            }
-            _ => info!("client {client_id} from {} closed: {}", conn.peer, why),
+            Close::Refused => log::log!(level, "connection from {} refused at CONNECT", conn.peer),
+            _ if conn.phase == Phase::AwaitingConnect => log::log!(
+                level,
+                "connection from {} closed before CONNECT: {}",
+                conn.peer,
+                why
+            ),
+            _ => log::log!(
+                level,
+                "client {client_id} from {} closed: {}",
+                conn.peer,
+                why
+            ),
         }
 
         if let Some(sid) = conn.session {

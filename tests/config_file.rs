@@ -109,11 +109,7 @@ max_topic_alias 5
     let log = pipit.log();
     let warned: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     let file = config.display();
-    let expected = ["17: allow_zero_length_clientid", "18: clientid_prefixes"];
-    assert_eq!(warned.len(), expected.len(), "{log}");
-    for (line, what) in warned.iter().zip(expected) {
-        assert!(line.contains(&format!("{file}:{what}")), "{line}");
-    }
+    assert!(warned.is_empty(), "{file}: unexpected warnings: {log}");
 
     // Both listeners serve MQTT and share one broker.
     let mut sub = Raw::connect(second, "pipit-sub", true);

@@ -152,3 +152,21 @@ fn pings_keep_a_client_alive() {
         assert_eq!(c.recv().expect("PINGRESP").header, 0xd0);
     }
 }
+
+#[test]
+fn zero_length_client_id_refused_when_not_allowed() {
+    let broker = start_with(|c| c.allow_zero_length_clientid = false);
+    let mut c = Raw::open(broker.addr);
+    c.send(&Connect::v311("").bytes());
+    assert_eq!(c.expect_closed()[0].body, [0, 2]);
+    let _named = Raw::connect(broker.addr, "named", true);
+}
+
+#[test]
+fn client_id_prefixes_are_enforced() {
+    let broker = start_with(|c| c.clientid_prefixes = Some("gw-".into()));
+    let mut c = Raw::open(broker.addr);
+    c.send(&Connect::v311("sensor-1").bytes());
+    assert_eq!(c.expect_closed()[0].body, [0, 5]);
+    let _ok = Raw::connect(broker.addr, "gw-1", true);
+}

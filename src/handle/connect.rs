@@ -1,7 +1,7 @@
 //! CONNECT: validate the client id and will, attach or create the session (taking it over
 //! from an older connection), answer CONNACK, and re-send what a resumed session owes.
 
-use log::{debug, info, warn};
+use log::{debug, warn};
 
 use super::reply;
 use crate::auth::AuthResult;
@@ -42,6 +42,10 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
             return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
         }
         (Version::V31, true) => return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID),
+        // Mosquitto's `allow_zero_length_clientid false`: no assigned ids.
+        (_, true) if !state.config.allow_zero_length_clientid => {
+            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
+        }
         // [MQTT-3.1.3-6] [MQTT-3.2.2-16] zero-length id: the server assigns one.
         (_, true) => {
             state.assigned_ids += 1;
@@ -49,6 +53,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         }
         (_, false) => connect.client_id.to_owned(),
     };
+    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect.
+    if let Some(prefix) = &state.config.clientid_prefixes
+        && !client_id.starts_with(prefix.as_str())
+    {
+        debug!("client id {client_id} lacks the required prefix {prefix}");
+        return refuse(state, id, reason::NOT_AUTHORIZED);
+    }
 
     // Validate the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
     let will = match &connect.will {
@@ -146,7 +157,10 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
             })
         });
     }
-    info!(
+    // `connection_messages false` moves connect/close lines from info to debug (Mosquitto).
+    let level = connection_log_level(state.config.connection_messages);
+    log::log!(
+        level,
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,
         keep_alive,
@@ -266,4 +280,13 @@ fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
         .encode(version, out);
     }
     Err(Close::Refused)
+}
+
+/// The level of the one-line connect and close log messages.
+pub fn connection_log_level(connection_messages: bool) -> log::Level {
+    if connection_messages {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    }
 }

@@ -10,6 +10,8 @@ mod control;
 mod publish;
 mod subscribe;
 
+pub use connect::connection_log_level;
+
 use crate::conn::{ConnId, Phase};
 use crate::state::{Close, State};
 use crate::wire::Packet;
