@@ -27,6 +27,7 @@ use crate::buffer::ReadOutcome;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
 use crate::handle;
+use crate::net::Transport;
 use crate::route;
 use crate::state::{Close, State};
 use crate::sys::SysClock;
@@ -76,6 +77,8 @@ pub struct Broker {
     poll: Poll,
     events: Events,
     listeners: Vec<TcpListener>,
+    /// How each listener wraps what it accepts (plain TCP or TLS), in listener order.
+    transports: Vec<Transport>,
     state: State,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -91,10 +94,16 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Binds every configured listener.
+    /// Binds every configured listener, loading TLS certificates and keys first: a file that
+    /// cannot be loaded is an error naming it.
     pub fn bind(config: Config) -> io::Result<Broker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let transports = config
+            .listeners
+            .iter()
+            .map(Transport::for_listener)
+            .collect::<io::Result<Vec<_>>>()?;
         let mut listeners = Vec::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let mut socket = TcpListener::bind(listener.addr)?;
@@ -119,6 +128,7 @@ impl Broker {
             per_listener: vec![0; listeners.len()],
             sys: SysClock::new(Instant::now()),
             listeners,
+            transports,
         })
     }
 
@@ -277,7 +287,7 @@ impl Broker {
 
     fn accept(&mut self, listener: usize) {
         loop {
-            let (mut socket, peer) = match self.listeners[listener].accept() {
+            let (socket, peer) = match self.listeners[listener].accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -304,6 +314,13 @@ impl Broker {
             if let Err(e) = socket.set_nodelay(true) {
                 debug!("TCP_NODELAY on {peer}: {e}");
             }
+            let mut socket = match self.transports[listener].wrap(socket) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    warn!("could not start TLS with {peer}: {e}");
+                    continue;
+                }
+            };
             let entry = state.conns.vacant_entry();
             let token = Token(entry.key());
             if let Err(e) = self.poll.registry().register(
@@ -370,7 +387,7 @@ impl Broker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.close(id, Close::Io(e.kind()));
+                    self.close(id, close_for(&e));
                     return;
                 }
             }
@@ -469,7 +486,16 @@ impl Broker {
                     *now,
                 );
             }
-            if !conn.writable || conn.tx.is_empty() {
+            if !conn.writable {
+                continue;
+            }
+            if conn.tx.is_empty() {
+                // TLS records (handshake replies, the rest of earlier writes) may still wait.
+                match conn.socket.flush_pending() {
+                    Ok(true) => {}
+                    Ok(false) => conn.writable = false,
+                    Err(e) => to_close.push((id, close_for(&e))),
+                }
                 continue;
             }
             match conn.tx.write_to(&mut conn.socket, pool) {
@@ -480,7 +506,7 @@ impl Broker {
                     }
                 }
                 Ok(false) => conn.writable = false,
-                Err(e) => to_close.push((id, Close::Io(e.kind()))),
+                Err(e) => to_close.push((id, close_for(&e))),
             }
         }
         dirty.clear();
@@ -534,6 +560,7 @@ impl Broker {
             // Best effort: the socket is closing either way.
             let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
         }
+        conn.socket.close();
         if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
             debug!("deregister: {e}");
         }
@@ -616,6 +643,15 @@ impl Broker {
             self.close(id, Close::Shutdown);
         }
         info!("stopped");
+    }
+}
+
+/// The close reason for a socket error: the TLS layer reports a failed handshake or a bad
+/// record as `InvalidData` (plain TCP never does), everything else is a socket error.
+fn close_for(e: &io::Error) -> Close {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Close::Tls,
+        kind => Close::Io(kind),
     }
 }
 

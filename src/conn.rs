@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use crate::buffer::{RxBuf, TxBuf};
+use crate::config::Config;
+use crate::net::Stream;
 use crate::session::SessionId;
 use crate::will::Will;
 use crate::wire::Version;
@@ -49,8 +49,8 @@ pub enum Expiry {
 /// One client connection.
 #[derive(Debug)]
 pub struct Conn {
-    /// The socket.
-    pub socket: TcpStream,
+    /// The socket, plain or TLS.
+    pub socket: Stream,
     /// The peer's address, for logs.
     pub peer: SocketAddr,
     /// Index of the listener it came in on.
@@ -82,7 +82,7 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(socket: TcpStream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
+    pub fn new(socket: Stream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
         Conn {
             socket,
             peer,
@@ -100,6 +100,18 @@ impl Conn {
             dirty: false,
             read_paused: false,
         }
+    }
+
+    /// With `use_identity_as_username` on its listener, the username that replaces CONNECT's
+    /// username and password: the client certificate's CN, `Some(None)` without one.
+    pub fn identity(&self, config: &Config) -> Option<Option<Box<str>>> {
+        let tls = config
+            .listeners
+            .get(usize::from(self.listener))?
+            .tls
+            .as_ref()?;
+        tls.use_identity_as_username
+            .then(|| self.socket.peer_common_name())
     }
 
     /// Whether a timer of this connection has run out at `now`.

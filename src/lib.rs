@@ -36,6 +36,7 @@ mod conn;
 mod handle;
 mod hash;
 pub mod message;
+mod net;
 pub mod passwd;
 mod pool;
 pub mod retain;
@@ -43,6 +44,8 @@ mod route;
 pub mod session;
 mod state;
 mod sys;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod topic;
 pub mod tree;
 mod will;

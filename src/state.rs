@@ -31,6 +31,8 @@ pub enum Close {
     PeerClosed,
     /// A socket error other than would-block.
     Io(std::io::ErrorKind),
+    /// The TLS handshake failed or a TLS record was bad (the TLS layer logged the detail).
+    Tls,
     /// The bytes could not be decoded.
     Decode(crate::wire::Error),
     /// A well-formed packet broke a rule of the protocol; names the rule.
@@ -64,6 +66,7 @@ impl std::fmt::Display for Close {
             Close::ClientDisconnect { .. } => f.write_str("client disconnected"),
             Close::PeerClosed => f.write_str("connection closed by peer"),
             Close::Io(kind) => write!(f, "socket error: {kind}"),
+            Close::Tls => f.write_str("TLS error"),
             Close::Decode(e) => e.fmt(f),
             Close::Protocol(rule) => write!(f, "protocol error: {rule}"),
             Close::Refused => f.write_str("connection refused"),

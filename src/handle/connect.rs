@@ -100,12 +100,18 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
         .get(id.index())
         .map(|c| (c.listener, c.peer))
         .ok_or(Close::Protocol("connection vanished"))?;
-    let verdict = state
-        .auth
-        .get(usize::from(listener))
-        .map_or(AuthResult::NotAuthorized, |auth| {
+    // use_identity_as_username: the client certificate's CN is the username, no password.
+    let identity = (state.conns.get(id.index())).and_then(|c| c.identity(&state.config));
+    let username = identity
+        .as_ref()
+        .map_or(connect.username, |cn| cn.as_deref());
+    let verdict = match &identity {
+        Some(Some(_)) => AuthResult::Ok,
+        Some(None) => AuthResult::NotAuthorized,
+        None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
             auth.authenticate(connect.username, connect.password)
-        });
+        }),
+    };
     match verdict {
         AuthResult::Ok => {}
         AuthResult::BadCredentials => {
@@ -144,7 +150,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     conn.keep_alive = keep_alive;
     conn.will = will.map(Box::new);
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-        session.username = connect.username.map(Box::from);
+        session.username = username.map(Box::from);
         session.listener = listener;
         session.expiry_interval = expiry_interval;
         session.link = v5.then(|| {

@@ -1,0 +1,160 @@
+//! The transport seam: `Stream` is what a connection reads MQTT bytes from and writes them
+//! to, plain TCP or TLS, and `Transport` is how a listener turns an accepted socket into one.
+//!
+//! Both variants keep mio's contract: `read` and `write` return `WouldBlock` only when the
+//! socket did, and the socket is registered once, edge-triggered, for reading and writing.
+//! TLS may hold encrypted output after a `read` (handshake replies) or a `write`;
+//! `flush_pending` sends it when the socket becomes writable. Without the `tls` feature only `Tcp` exists, and a listener configured for
+//! TLS is refused at start-up.
+
+use std::io::{self, Read, Write};
+
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::config::ListenerConfig;
+#[cfg(feature = "tls")]
+use crate::tls::{self, TlsStream};
+
+/// How one listener wraps the sockets it accepts.
+#[derive(Debug)]
+pub enum Transport {
+    /// MQTT straight over TCP.
+    Tcp,
+    /// MQTT over TLS with this listener's server configuration.
+    #[cfg(feature = "tls")]
+    Tls(std::sync::Arc<rustls::ServerConfig>),
+}
+
+impl Transport {
+    /// The transport `listener` asks for; TLS certificates and keys are loaded here, so a
+    /// missing or bad file stops start-up with an error naming it.
+    pub fn for_listener(listener: &ListenerConfig) -> io::Result<Transport> {
+        match &listener.tls {
+            None => Ok(Transport::Tcp),
+            #[cfg(feature = "tls")]
+            Some(config) => tls::server_config(config).map(Transport::Tls),
+            #[cfg(not(feature = "tls"))]
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "listener {}: certfile/keyfile set, but pipit was built without the \
+                     `tls` feature",
+                    listener.addr
+                ),
+            )),
+        }
+    }
+
+    /// Wraps an accepted socket.
+    pub fn wrap(&self, socket: TcpStream) -> io::Result<Stream> {
+        match self {
+            Transport::Tcp => Ok(Stream::Tcp(socket)),
+            #[cfg(feature = "tls")]
+            Transport::Tls(config) => TlsStream::new(socket, std::sync::Arc::clone(config))
+                .map(|s| Stream::Tls(Box::new(s))),
+        }
+    }
+}
+
+/// One client connection's byte stream.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP (boxed: the session state is large, the plain variant is 4 bytes).
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    /// Writes output the transport holds (TLS records); `true` once none is left, `false`
+    /// if the socket would block first.
+    pub fn flush_pending(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(_) => Ok(true),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.flush_pending(),
+        }
+    }
+
+    /// Last words of the transport before the socket is dropped (TLS close_notify), sent
+    /// only if the socket takes them now.
+    pub fn close(&mut self) {
+        match self {
+            Stream::Tcp(_) => {}
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.close_notify(),
+        }
+    }
+
+    /// The subject CN of the client's verified TLS certificate, if it sent one.
+    pub fn peer_common_name(&self) -> Option<Box<str>> {
+        match self {
+            Stream::Tcp(_) => None,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.peer_common_name(),
+        }
+    }
+
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Tcp(socket) => socket,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.socket_mut(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.read(out),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.read(out),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.write(data),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(socket) => socket.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.socket().register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.socket().reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.socket().deregister(registry)
+    }
+}
