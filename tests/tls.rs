@@ -1,0 +1,498 @@
+//! TLS listeners, spoken to by an independent client (`rumqttc` over rustls): QoS 1 through
+//! TLS, client certificates required or not, the certificate CN as username, a failed
+//! handshake that closes only its own connection, and start-up errors for bad PEM files.
+//! The CA and certificates are made at test time with the `openssl` command.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pipit::config::{TlsConfig, TlsVersion};
+use pipit::{Broker, Config};
+use rumqttc::{
+    Client, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions, Packet, QoS,
+    SubscribeReasonCode, Transport,
+};
+
+/// A test CA, a server certificate for 127.0.0.1 and two client certificates.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).expect("read PEM file")
+    }
+
+    /// Listener TLS settings with this PKI's server certificate and CA.
+    fn tls(&self, require_certificate: bool, use_identity_as_username: bool) -> TlsConfig {
+        TlsConfig {
+            certfile: self.path("server.crt"),
+            keyfile: self.path("server.key"),
+            cafile: Some(self.path("ca.crt")),
+            capath: None,
+            require_certificate,
+            use_identity_as_username,
+            min_version: None,
+        }
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command is needed for the TLS tests");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes (once per test binary) a CA, a server certificate and client certificates with
+/// CNs `sensor-7` and `intruder`, all with P-256 keys.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        // Under target/tmp, remade on each run, so nothing accumulates.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-pki");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key = |name: &str| {
+            openssl(
+                &dir,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    name,
+                ],
+            )
+        };
+        key("ca.key");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=pipit test CA",
+                "-days",
+                "2",
+                "-out",
+                "ca.crt",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, cn, ext) in [
+            ("server", "localhost", "server.ext"),
+            ("sensor", "sensor-7", "client.ext"),
+            ("intruder", "intruder", "client.ext"),
+        ] {
+            let (key_file, csr, crt) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+            );
+            key(&key_file);
+            let subj = format!("/CN={cn}");
+            openssl(
+                &dir,
+                &[
+                    "req", "-new", "-key", &key_file, "-subj", &subj, "-out", &csr,
+                ],
+            );
+            openssl(
+                &dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    ext,
+                    "-out",
+                    &crt,
+                ],
+            );
+        }
+        Pki { dir }
+    })
+}
+
+/// Client options for a TLS connection to `addr`, with the client certificate `cert` (a
+/// name in the PKI, e.g. `sensor`) or none.
+fn options(id: &str, addr: SocketAddr, cert: Option<&str>) -> MqttOptions {
+    let pki = pki();
+    let client_auth = cert.map(|name| {
+        (
+            pki.read(&format!("{name}.crt")),
+            pki.read(&format!("{name}.key")),
+        )
+    });
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_transport(Transport::tls(pki.read("ca.crt"), client_auth, None));
+    o
+}
+
+/// Drives `connection` until CONNACK: `Ok` if accepted, else the error that ended it.
+fn connack(connection: &mut Connection) -> Result<(), Box<ConnectionError>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match connection.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return Ok(()),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => return Err(Box::new(e)),
+        }
+    }
+    panic!("neither CONNACK nor an error within 5 s");
+}
+
+/// Drives `connection` until SUBACK and returns its return codes.
+fn suback(connection: &mut Connection) -> Vec<SubscribeReasonCode> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match connection.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => return ack.return_codes,
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("connection error: {e}"),
+        }
+    }
+    panic!("no SUBACK");
+}
+
+/// Drives `connection` until a PUBLISH arrives; returns its topic, payload and QoS.
+fn next_publish(connection: &mut Connection) -> (String, Vec<u8>, QoS) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match connection.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                return (p.topic.clone(), p.payload.to_vec(), p.qos);
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("connection error: {e}"),
+        }
+    }
+    panic!("no PUBLISH");
+}
+
+/// A connected subscriber to `filter` at QoS 1 and a connected publisher, both over TLS.
+fn pair(
+    addr: SocketAddr,
+    cert: Option<&str>,
+    filter: &str,
+) -> ((Client, Connection), (Client, Connection)) {
+    let (sub, mut sub_conn) = Client::new(options("tls-sub", addr, cert), 100);
+    connack(&mut sub_conn).expect("subscriber connects");
+    sub.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    assert_eq!(
+        suback(&mut sub_conn),
+        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
+    let (publisher, mut pub_conn) = Client::new(options("tls-pub", addr, cert), 100);
+    connack(&mut pub_conn).expect("publisher connects");
+    ((sub, sub_conn), (publisher, pub_conn))
+}
+
+/// Publishes at QoS 1 and checks the subscriber receives it (the publisher's connection is
+/// driven on a thread so its PUBACK flows).
+fn roundtrip(
+    publisher: &Client,
+    pub_conn: Connection,
+    sub_conn: &mut Connection,
+    topic: &str,
+    payload: Vec<u8>,
+) -> Connection {
+    let driver = std::thread::spawn(move || {
+        let mut pub_conn = pub_conn;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+                pub_conn.recv_timeout(Duration::from_millis(200))
+            {
+                return pub_conn;
+            }
+        }
+        panic!("no PUBACK");
+    });
+    publisher
+        .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+        .unwrap();
+    assert_eq!(
+        next_publish(sub_conn),
+        (topic.to_string(), payload, QoS::AtLeastOnce)
+    );
+    driver.join().expect("publisher thread")
+}
+
+#[test]
+fn qos1_publish_subscribe_over_tls_without_client_certificate() {
+    let broker = common::start_with(|c| {
+        c.listeners[0].tls = Some(TlsConfig {
+            cafile: None,
+            ..pki().tls(false, false)
+        })
+    });
+    let ((_sub, mut sub_conn), (publisher, pub_conn)) = pair(broker.addr, None, "tls/#");
+    let pub_conn = roundtrip(
+        &publisher,
+        pub_conn,
+        &mut sub_conn,
+        "tls/a",
+        b"hello".to_vec(),
+    );
+    // Larger than the TLS send buffer bound: goes out in partial writes.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    roundtrip(&publisher, pub_conn, &mut sub_conn, "tls/big", big);
+}
+
+#[test]
+fn required_client_certificate_is_checked_against_the_ca() {
+    let broker = common::start_with(|c| c.listeners[0].tls = Some(pki().tls(true, false)));
+    let ((_sub, mut sub_conn), (publisher, pub_conn)) =
+        pair(broker.addr, Some("sensor"), "certs/#");
+    let pub_conn = roundtrip(
+        &publisher,
+        pub_conn,
+        &mut sub_conn,
+        "certs/x",
+        b"ok".to_vec(),
+    );
+
+    let (_client, mut conn) = Client::new(options("no-cert", broker.addr, None), 10);
+    assert!(
+        connack(&mut conn).is_err(),
+        "a client without a certificate is refused"
+    );
+    // The clients with certificates are still served.
+    roundtrip(
+        &publisher,
+        pub_conn,
+        &mut sub_conn,
+        "certs/y",
+        b"still".to_vec(),
+    );
+}
+
+#[test]
+fn certificate_cn_is_the_username_for_acls() {
+    let dir = &pki().dir;
+    let acl = dir.join("identity.acl");
+    std::fs::write(&acl, "user sensor-7\ntopic readwrite sensors/#\n").unwrap();
+    let broker = common::start_with(|c| {
+        // Optional certificates, so the no-certificate case reaches CONNECT.
+        c.listeners[0].tls = Some(pki().tls(false, true));
+        c.allow_anonymous = false;
+        c.acl_file = Some(acl);
+    });
+
+    // The CONNECT username is ignored: the certificate's CN, sensor-7, is the username.
+    let mut opts = options("cn-sub", broker.addr, Some("sensor"));
+    opts.set_credentials("mallory", "wrong");
+    let (sub, mut sub_conn) = Client::new(opts, 10);
+    connack(&mut sub_conn).expect("sensor-7 connects without a password");
+    sub.subscribe("sensors/#", QoS::AtLeastOnce).unwrap();
+    assert_eq!(
+        suback(&mut sub_conn),
+        [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
+    sub.subscribe("secret/#", QoS::AtLeastOnce).unwrap();
+    assert_eq!(suback(&mut sub_conn), [SubscribeReasonCode::Failure]);
+    let (publisher, pub_conn) = Client::new(options("cn-pub", broker.addr, Some("sensor")), 10);
+    let mut pub_conn = pub_conn;
+    connack(&mut pub_conn).expect("publisher connects");
+    roundtrip(
+        &publisher,
+        pub_conn,
+        &mut sub_conn,
+        "sensors/t",
+        b"21.5".to_vec(),
+    );
+
+    // Another CN gets sensor-7's rights nowhere.
+    let (intruder, mut intruder_conn) =
+        Client::new(options("cn-intruder", broker.addr, Some("intruder")), 10);
+    connack(&mut intruder_conn).expect("a valid certificate connects");
+    intruder.subscribe("sensors/#", QoS::AtLeastOnce).unwrap();
+    assert_eq!(suback(&mut intruder_conn), [SubscribeReasonCode::Failure]);
+
+    // No certificate, no identity: not authorised, whatever the CONNECT username says.
+    let mut opts = options("cn-none", broker.addr, None);
+    opts.set_credentials("sensor-7", "x");
+    let (_none, mut none_conn) = Client::new(opts, 10);
+    match connack(&mut none_conn).map_err(|e| *e) {
+        Err(ConnectionError::ConnectionRefused(code)) => {
+            assert_eq!(code, ConnectReturnCode::NotAuthorized)
+        }
+        other => panic!("expected CONNACK not authorised, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_mqtt_on_a_tls_port_closes_only_that_connection() {
+    let broker = common::start_with(|c| {
+        c.listeners[0].tls = Some(TlsConfig {
+            cafile: None,
+            ..pki().tls(false, false)
+        })
+    });
+    let ((_sub, mut sub_conn), (publisher, pub_conn)) = pair(broker.addr, None, "mixed/#");
+
+    // A plain MQTT 3.1.1 CONNECT where a TLS ClientHello belongs.
+    let mut raw = std::net::TcpStream::connect(broker.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(&[
+        0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x04, b'p',
+        b'l', b'a', b'n',
+    ])
+    .unwrap();
+    let mut rest = Vec::new();
+    match raw.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the broker did not close the plain connection: {e}"),
+    }
+    assert!(
+        rest.first().is_none_or(|&b| b == 0x15),
+        "at most a TLS alert comes back, never a CONNACK: {rest:?}"
+    );
+
+    roundtrip(
+        &publisher,
+        pub_conn,
+        &mut sub_conn,
+        "mixed/a",
+        b"fine".to_vec(),
+    );
+}
+
+/// Client options for a TLS 1.2-only client with the `sensor` certificate (rumqttc's own
+/// rustls version, configured directly).
+fn tls12_options(id: &str, addr: SocketAddr) -> MqttOptions {
+    use rumqttc::tokio_rustls::rustls::pki_types::pem::PemObject;
+    use rumqttc::tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore, version};
+    let pki = pki();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.path("ca.crt")).unwrap())
+        .unwrap();
+    let chain = vec![CertificateDer::from_pem_file(pki.path("sensor.crt")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(pki.path("sensor.key")).unwrap();
+    let config = ClientConfig::builder_with_protocol_versions(&[&version::TLS12])
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_transport(Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)),
+    ));
+    o
+}
+
+#[test]
+fn tls_version_sets_the_lowest_version_accepted() {
+    let default = common::start_with(|c| c.listeners[0].tls = Some(pki().tls(true, false)));
+    let (_c, mut conn) = Client::new(tls12_options("tls12", default.addr), 10);
+    connack(&mut conn).expect("TLS 1.2 is accepted by default");
+
+    let strict = common::start_with(|c| {
+        c.listeners[0].tls = Some(TlsConfig {
+            min_version: Some(TlsVersion::Tls13),
+            ..pki().tls(true, false)
+        })
+    });
+    let (_c, mut conn) = Client::new(tls12_options("tls12", strict.addr), 10);
+    assert!(
+        connack(&mut conn).is_err(),
+        "tls_version tlsv1.3 refuses TLS 1.2"
+    );
+    let ((_sub, mut sub_conn), (publisher, pub_conn)) = pair(strict.addr, Some("sensor"), "v13");
+    roundtrip(&publisher, pub_conn, &mut sub_conn, "v13", b"ok".to_vec());
+}
+
+#[test]
+fn unreadable_certificate_or_key_fails_bind_naming_the_file() {
+    let pki = pki();
+    let bind = |tls: TlsConfig| {
+        let mut config = Config::default();
+        config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
+        config.listeners[0].tls = Some(tls);
+        match Broker::bind(config) {
+            Ok(_) => panic!("bind succeeded"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let missing = pki.path("missing.crt");
+    let err = bind(TlsConfig {
+        certfile: missing.clone(),
+        ..pki.tls(false, false)
+    });
+    assert!(err.contains(&*missing.to_string_lossy()), "{err}");
+
+    // A certificate where the key belongs.
+    let err = bind(TlsConfig {
+        keyfile: pki.path("ca.crt"),
+        ..pki.tls(false, false)
+    });
+    assert!(err.contains("ca.crt"), "{err}");
+
+    // A key that is not the certificate's.
+    let err = bind(TlsConfig {
+        keyfile: pki.path("sensor.key"),
+        ..pki.tls(false, false)
+    });
+    assert!(err.contains("server.crt"), "{err}");
+}
+
+#[test]
+fn capath_directory_of_ca_certificates_verifies_clients() {
+    let capath = pki().dir.join("capath");
+    std::fs::create_dir_all(&capath).unwrap();
+    std::fs::copy(pki().path("ca.crt"), capath.join("pipit-test-ca.pem")).unwrap();
+    let broker = common::start_with(|c| {
+        c.listeners[0].tls = Some(TlsConfig {
+            cafile: None,
+            capath: Some(capath),
+            ..pki().tls(true, false)
+        })
+    });
+    let ((_sub, mut sub_conn), (publisher, pub_conn)) = pair(broker.addr, Some("sensor"), "cp");
+    roundtrip(&publisher, pub_conn, &mut sub_conn, "cp", b"ok".to_vec());
+}
