@@ -2,8 +2,9 @@
 //! listener from PEM files, and `TlsStream`, one non-blocking TLS session over a mio socket.
 //!
 //! `TlsStream` runs the rustls state machine on the broker's own loop, with no thread of its
-//! own. Reading pulls ciphertext from the socket until plaintext comes out or the socket would
-//! block, and pushes out whatever the handshake wants to send right away; what the socket
+//! own. Reading pulls ciphertext from the socket until the caller's buffer is full of plaintext
+//! or the socket would block (so a short read means a drained socket, as with plain TCP), and
+//! pushes out whatever the handshake wants to send right away; what the socket
 //! will not take yet stays in rustls and goes out from `flush_pending` on a later writable
 //! event. Writing encrypts into a buffer bounded by `BUFFER_LIMIT`: at the bound a write
 //! accepts fewer bytes, or none (`WouldBlock`), instead of buffering without limit. So a
