@@ -34,7 +34,9 @@ impl Transport {
         match &listener.tls {
             None => Ok(Transport::Tcp),
             #[cfg(feature = "tls")]
-            Some(config) => tls::server_config(config).map(Transport::Tls),
+            Some(config) => tls::server_config(config)
+                .map(Transport::Tls)
+                .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", listener.addr))),
             #[cfg(not(feature = "tls"))]
             Some(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,

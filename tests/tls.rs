@@ -283,6 +283,44 @@ fn qos1_publish_subscribe_over_tls_without_client_certificate() {
 }
 
 #[test]
+fn pipelined_burst_arrives_whole_and_in_order() {
+    // Many records per read on both sides: a short plaintext read must mean a drained
+    // socket, or the edge-triggered loop would stall with ciphertext left unread.
+    let broker = common::start_with(|c| {
+        c.listeners[0].tls = Some(TlsConfig {
+            cafile: None,
+            ..pki().tls(false, false)
+        })
+    });
+    let ((_sub, mut sub_conn), (publisher, mut pub_conn)) = pair(broker.addr, None, "burst");
+    let count = 500u32;
+    let driver = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut acked = 0;
+        while acked < count && Instant::now() < deadline {
+            if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+                pub_conn.recv_timeout(Duration::from_millis(200))
+            {
+                acked += 1;
+            }
+        }
+        acked
+    });
+    for i in 0..count {
+        let mut payload = i.to_be_bytes().to_vec();
+        payload.resize(1500, b'x');
+        publisher
+            .publish("burst", QoS::AtLeastOnce, false, payload)
+            .unwrap();
+    }
+    for i in 0..count {
+        let (_, payload, _) = next_publish(&mut sub_conn);
+        assert_eq!(payload[..4], i.to_be_bytes(), "message {i}");
+    }
+    assert_eq!(driver.join().unwrap(), count, "every PUBACK arrived");
+}
+
+#[test]
 fn required_client_certificate_is_checked_against_the_ca() {
     let broker = common::start_with(|c| c.listeners[0].tls = Some(pki().tls(true, false)));
     let ((_sub, mut sub_conn), (publisher, pub_conn)) =
