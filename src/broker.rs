@@ -43,6 +43,16 @@ const READS_PER_TURN: usize = 16;
 /// How often keepalive, connect and session-expiry timers are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What one poll event reported for a token.
+#[derive(Clone, Copy, Debug)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// The peer shut down its side (or the socket errored): read through to EOF.
+    read_closed: bool,
+}
+
 /// Stops a running broker from another thread (the embedding API).
 #[derive(Clone, Debug)]
 pub struct Handle {
@@ -86,7 +96,7 @@ pub struct Broker {
     /// Connections that still had bytes to read when their per-turn budget ran out.
     read_again: Vec<ConnId>,
     /// Reused list of this turn's events.
-    ready: Vec<(Token, bool, bool)>,
+    ready: Vec<Ready>,
     /// Open connections per listener, for each listener's `max_connections`.
     per_listener: Vec<usize>,
     /// Schedule of `$SYS` updates.
@@ -202,26 +212,26 @@ impl Broker {
             }
             self.state.now = Instant::now();
             self.ready.clear();
-            self.ready.extend(self.events.iter().map(|e| {
-                (
-                    e.token(),
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
-                    e.is_writable(),
-                )
+            self.ready.extend(self.events.iter().map(|e| Ready {
+                token: e.token(),
+                readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+                writable: e.is_writable(),
+                read_closed: e.is_read_closed() || e.is_error(),
             }));
             for i in 0..self.ready.len() {
-                let (token, readable, writable) = self.ready[i];
-                match token {
+                let ready = self.ready[i];
+                match ready.token {
                     WAKER => {}
                     SIGNALS => self.on_signals(),
                     Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
                         self.accept(LISTENER_TOP - t);
                     }
-                    Token(key) => self.on_conn_event(ConnId::new(key), readable, writable),
+                    Token(key) => self.on_conn_event(ConnId::new(key), ready),
                 }
             }
             for id in std::mem::take(&mut self.read_again) {
-                self.on_readable(id);
+                // Read to WouldBlock or EOF: a close may be waiting behind the data.
+                self.on_readable(id, true);
             }
             self.finish_turn();
             if self.stop.load(Ordering::SeqCst) {
@@ -338,21 +348,23 @@ impl Broker {
         }
     }
 
-    fn on_conn_event(&mut self, id: ConnId, readable: bool, writable: bool) {
-        if writable {
+    fn on_conn_event(&mut self, id: ConnId, ready: Ready) {
+        if ready.writable {
             let Some(conn) = self.state.conns.get_mut(id.index()) else {
                 return;
             };
             conn.writable = true;
             self.state.mark_dirty(id);
         }
-        if readable {
-            self.on_readable(id);
+        if ready.readable {
+            self.on_readable(id, ready.read_closed);
         }
     }
 
-    /// Reads and handles everything available on `id`, within the per-turn budget.
-    fn on_readable(&mut self, id: ConnId) {
+    /// Reads and handles everything available on `id`, within the per-turn budget. A short
+    /// read ends the turn's reading early unless the peer has also closed its side: the EOF
+    /// behind the data raises no new edge, so it must be read now.
+    fn on_readable(&mut self, id: ConnId, peer_closed: bool) {
         let limit = self.state.config.max_packet_size as usize + 5;
         for _ in 0..READS_PER_TURN {
             let state = &mut self.state;
@@ -369,7 +381,7 @@ impl Broker {
                         return;
                     }
                     self.pause_if_backed_up(id);
-                    if drained {
+                    if drained && !peer_closed {
                         return;
                     }
                 }

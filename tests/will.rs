@@ -91,3 +91,20 @@ fn retained_will() {
     let p = late.recv_publish();
     assert_eq!((p.payload.as_slice(), p.retain), (&b"last"[..], true));
 }
+
+#[test]
+fn will_when_last_data_and_close_arrive_together() {
+    let broker = start();
+    let mut w = watcher(broker.addr);
+    let mut c = Raw::connect_with(
+        broker.addr,
+        &Connect::v311("abrupt")
+            .keep_alive(60)
+            .will("will/abrupt", b"eof", 0, false),
+    );
+    // A PINGREQ and the FIN in one go: the broker must still notice the close at once,
+    // not at the keepalive timeout a minute later.
+    c.send(&[0xc0, 0x00]);
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(w.recv_publish().payload, b"eof");
+}
