@@ -5,19 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-    apt-get install -y mosquitto-clients >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y mosquitto-clients >/dev/null; }
-fi
-
-cargo build --release --quiet
-work=$(mktemp -d)
-broker_pid=""
-cleanup() {
-    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+need_mosquitto_clients
+setup_run
 
 # Pick a free port, start the broker on it and wait until it accepts connections.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -28,7 +18,6 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-fail() { echo "FAIL: $*"; echo "--- broker log"; tail -20 "$work/broker.log"; exit 1; }
 count=200
 
 for qos in 0 1 2; do

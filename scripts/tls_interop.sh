@@ -10,21 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-    apt-get install -y mosquitto-clients >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y mosquitto-clients >/dev/null; }
-fi
+. scripts/lib.sh
+need_mosquitto_clients
+setup_run
 
-cargo build --release --quiet
-work=$(mktemp -d)
-broker_pid=""
-cleanup() {
-    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; echo "--- broker log"; tail -20 "$work/broker.log"; exit 1; }
 
 # A test CA, a server certificate valid for 127.0.0.1 and localhost, a client certificate.
 (

@@ -13,8 +13,9 @@ mod subscribe;
 pub use connect::connection_log_level;
 
 use crate::conn::{ConnId, Phase};
+use crate::session::SessionId;
 use crate::state::{Close, State};
-use crate::wire::Packet;
+use crate::wire::{Packet, Version};
 
 /// Handles one packet received on connection `id`.
 pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(), Close> {
@@ -52,4 +53,14 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
     let State { conns, pool, .. } = state;
     let conn = conns.get_mut(id.index())?;
     Some(conn.tx.frames(pool))
+}
+
+/// The session and protocol version of a connected client's connection.
+fn attached(state: &State, id: ConnId) -> Result<(SessionId, Version), Close> {
+    let conn = state
+        .conns
+        .get(id.index())
+        .ok_or(Close::Protocol("no connection"))?;
+    let sid = conn.session.ok_or(Close::Protocol("no session"))?;
+    Ok((sid, conn.version))
 }

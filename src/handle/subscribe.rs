@@ -22,12 +22,7 @@ const MAX_FILTERS_PER_PACKET: usize = 1024;
 /// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages as each filter's
 /// Retain Handling says.
 pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result<(), Close> {
-    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    let version = state
-        .conns
-        .get(id.index())
-        .map(|c| c.version)
-        .ok_or(Close::Protocol("no connection"))?;
+    let (sid, version) = super::attached(state, id)?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in SUBSCRIBE"));
     }
@@ -166,12 +161,7 @@ fn send_retained(
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
 pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Result<(), Close> {
-    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    let version = state
-        .conns
-        .get(id.index())
-        .map(|c| c.version)
-        .ok_or(Close::Protocol("no connection"))?;
+    let (sid, version) = super::attached(state, id)?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in UNSUBSCRIBE"));
     }
