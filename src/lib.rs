@@ -31,6 +31,7 @@ mod alias;
 pub mod auth;
 mod broker;
 mod buffer;
+mod clients;
 pub mod config;
 mod conn;
 mod handle;

@@ -133,9 +133,9 @@ pub enum AckOutcome {
 /// One client's session state.
 #[derive(Debug)]
 pub struct Session {
-    /// The client identifier, as the client sent it or as the broker assigned it; shared
-    /// with the broker's client-id index.
-    pub client_id: Rc<str>,
+    /// The client identifier, as the client sent it or as the broker assigned it (the
+    /// client-id index looks it up here rather than keeping a copy).
+    pub client_id: Box<str>,
     /// The connection the session is attached to, if the client is online.
     pub conn: Option<ConnId>,
     /// The username its client authenticated with, for ACL checks.
@@ -184,7 +184,7 @@ impl Default for Flow {
 
 impl Session {
     /// A new, empty session for `client_id` with a Session Expiry Interval in seconds.
-    pub fn new(client_id: Rc<str>, expiry_interval: u32) -> Session {
+    pub fn new(client_id: Box<str>, expiry_interval: u32) -> Session {
         Session {
             client_id,
             conn: None,

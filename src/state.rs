@@ -1,13 +1,12 @@
 //! `State`: everything the broker knows, owned by the event loop and lent to handlers as
 //! `&mut State`. No globals, no interior mutability: one owner, one thread.
 
-use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::Instant;
 
 use slab::Slab;
 
 use crate::auth::{Access, Auth};
+use crate::clients::ClientIndex;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId};
 use crate::pool::Pool;
@@ -107,7 +106,7 @@ pub struct State {
     /// Sessions, online or not, keyed by `SessionId`.
     pub sessions: Slab<Session>,
     /// Client id to session.
-    pub client_ids: HashMap<Rc<str>, SessionId>,
+    pub client_ids: ClientIndex,
     /// Every subscription.
     pub tree: SubscriptionTree,
     /// Retained messages.
@@ -151,7 +150,7 @@ impl State {
             config,
             conns: Slab::with_capacity(reserved),
             sessions: Slab::with_capacity(reserved),
-            client_ids: HashMap::new(),
+            client_ids: ClientIndex::default(),
             tree: SubscriptionTree::default(),
             dirty: Vec::new(),
             to_close: Vec::new(),
@@ -225,6 +224,11 @@ impl State {
 
     /// Removes a session and all its subscriptions.
     pub fn discard_session(&mut self, sid: SessionId) {
+        // Unindexed first: the index compares through the slab.
+        if let Some(session) = self.sessions.get(sid.0 as usize) {
+            self.client_ids
+                .remove(&session.client_id, sid, &self.sessions);
+        }
         let Some(session) = self.sessions.try_remove(sid.0 as usize) else {
             return;
         };
@@ -233,9 +237,6 @@ impl State {
             if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {
                 self.tree.unsubscribe(split.filter, split.share_group, sid);
             }
-        }
-        if self.client_ids.get(&session.client_id) == Some(&sid) {
-            self.client_ids.remove(&session.client_id);
         }
     }
 }

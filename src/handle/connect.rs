@@ -138,7 +138,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
 
     // Apply: a new connection cancels a delayed will [MQTT-3.1.3-9]; take over or create
     // the session.
-    if let Some(&old) = state.client_ids.get(client_id.as_str()) {
+    if let Some(old) = state.client_ids.get(&client_id, &state.sessions) {
         crate::will::cancel(state, old);
     }
     let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
@@ -223,7 +223,7 @@ fn attach_session(
     client_id: &str,
     clean: bool,
 ) -> (SessionId, bool) {
-    if let Some(&old) = state.client_ids.get(client_id) {
+    if let Some(old) = state.client_ids.get(client_id, &state.sessions) {
         if let Some(old_conn) = state
             .sessions
             .get_mut(old.0 as usize)
@@ -243,11 +243,10 @@ fn attach_session(
             return (old, true);
         }
     }
-    let client_id: std::rc::Rc<str> = client_id.into();
-    let mut session = Session::new(std::rc::Rc::clone(&client_id), 0);
+    let mut session = Session::new(client_id.into(), 0);
     session.conn = Some(id);
     let sid = SessionId(state.sessions.insert(session) as u32);
-    state.client_ids.insert(client_id, sid);
+    state.client_ids.insert(sid, &state.sessions);
     (sid, false)
 }
 
