@@ -331,6 +331,7 @@ impl Broker {
                     continue;
                 }
             };
+            let now = state.millis();
             let entry = state.conns.vacant_entry();
             let token = Token(entry.key());
             if let Err(e) = self.poll.registry().register(
@@ -341,7 +342,7 @@ impl Broker {
                 warn!("could not register connection from {peer}: {e}");
                 continue;
             }
-            entry.insert(Conn::new(socket, peer, listener, state.now));
+            entry.insert(Conn::new(socket, peer, listener, now));
             self.per_listener[listener] += 1;
             state.stats.connections_accepted += 1;
             debug!("accepted connection from {peer}");
@@ -434,11 +435,12 @@ impl Broker {
             }
         };
         let state = &mut self.state;
+        let now = state.millis();
         if let Some(conn) = state.conns.get_mut(id.index()) {
             rx.release_if_empty(&mut state.pool);
             conn.rx = rx;
             if handled_any {
-                conn.last_packet_at = state.now;
+                conn.last_packet_at = now;
             }
         }
         result
@@ -530,13 +532,14 @@ impl Broker {
     /// Closes connections whose timers ran out and discards expired offline sessions.
     fn sweep(&mut self) {
         let now = self.state.now;
+        let millis = self.state.millis();
         let timeout = self.state.config.connect_timeout;
         let expired: Vec<(ConnId, Close)> = self
             .state
             .conns
             .iter()
             .filter_map(|(key, conn)| {
-                conn.expired(now, timeout).map(|e| {
+                conn.expired(millis, timeout).map(|e| {
                     let why = match e {
                         Expiry::ConnectTimeout => Close::ConnectTimeout,
                         Expiry::KeepAlive => Close::KeepAliveTimeout,

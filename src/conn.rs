@@ -2,7 +2,7 @@
 //! the session it is attached to once CONNECT succeeds.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::buffer::{RxBuf, TxBuf};
 use crate::config::Config;
@@ -25,6 +25,18 @@ impl ConnId {
     /// The slab slot.
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+}
+
+/// Milliseconds since the broker started, wrapping every 49 days: enough to measure
+/// timeouts of at most 1.5 × 65535 s, at a quarter of an `Instant`'s size per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Millis(pub u32);
+
+impl Millis {
+    /// The time from `earlier` to `self` (correct across a wrap, for spans under 49 days).
+    pub fn since(self, earlier: Millis) -> Duration {
+        Duration::from_millis(u64::from(self.0.wrapping_sub(earlier.0)))
     }
 }
 
@@ -64,7 +76,7 @@ pub struct Conn {
     /// Keepalive in seconds from CONNECT; 0 disables the check.
     pub keep_alive: u16,
     /// When the last packet arrived (or the connection was accepted).
-    pub last_packet_at: Instant,
+    pub last_packet_at: Millis,
     /// The will to publish if the connection ends without a normal DISCONNECT (boxed: most
     /// connections have none, and an idle connection should stay small).
     pub will: Option<Box<Will>>,
@@ -82,7 +94,7 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(socket: Stream, peer: SocketAddr, listener: usize, now: Instant) -> Conn {
+    pub fn new(socket: Stream, peer: SocketAddr, listener: usize, now: Millis) -> Conn {
         Conn {
             socket,
             peer,
@@ -115,8 +127,8 @@ impl Conn {
     }
 
     /// Whether a timer of this connection has run out at `now`.
-    pub fn expired(&self, now: Instant, connect_timeout: Duration) -> Option<Expiry> {
-        let silent = now.saturating_duration_since(self.last_packet_at);
+    pub fn expired(&self, now: Millis, connect_timeout: Duration) -> Option<Expiry> {
+        let silent = now.since(self.last_packet_at);
         match self.phase {
             Phase::AwaitingConnect if silent > connect_timeout => Some(Expiry::ConnectTimeout),
             Phase::AwaitingConnect => None,
@@ -127,5 +139,18 @@ impl Conn {
                 (silent > limit).then_some(Expiry::KeepAlive)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_spans_survive_the_wrap() {
+        let before = Millis(u32::MAX - 500);
+        let after = Millis(499);
+        assert_eq!(after.since(before), Duration::from_millis(1000));
+        assert_eq!(Millis(2000).since(Millis(500)), Duration::from_millis(1500));
     }
 }

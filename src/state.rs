@@ -8,7 +8,7 @@ use slab::Slab;
 use crate::auth::{Access, Auth};
 use crate::clients::ClientIndex;
 use crate::config::Config;
-use crate::conn::{Conn, ConnId};
+use crate::conn::{Conn, ConnId, Millis};
 use crate::pool::Pool;
 use crate::retain::RetainedStore;
 use crate::route::RouteScratch;
@@ -123,6 +123,8 @@ pub struct State {
     pub stats: Stats,
     /// The time of this loop turn.
     pub now: Instant,
+    /// When the broker started, the origin of `Millis` stamps.
+    started: Instant,
     /// Sequence for broker-assigned client ids.
     pub assigned_ids: u64,
     /// Security settings per listener (all alike without `per_listener_settings`).
@@ -157,9 +159,16 @@ impl State {
             route: RouteScratch::default(),
             stats: Stats::default(),
             now,
+            started: now,
             assigned_ids: 0,
             pending_wills: Vec::new(),
         }
+    }
+
+    /// This loop turn's time as a compact `Millis` stamp.
+    pub fn millis(&self) -> Millis {
+        // Truncation is the intended wrap-around.
+        Millis(self.now.saturating_duration_since(self.started).as_millis() as u32)
     }
 
     /// Queue bounds from the configuration.
