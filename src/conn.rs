@@ -1,7 +1,7 @@
 //! `Conn`: one client network connection: socket, buffers, protocol version, keepalive and
 //! the session it is attached to once CONNECT succeeds.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::buffer::{RxBuf, TxBuf};
@@ -25,6 +25,29 @@ impl ConnId {
     /// The slab slot.
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+}
+
+/// A peer's address as logs need it: 20 bytes where a `SocketAddr` takes 32 (IPv6 flow
+/// info and scope id are not kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    ip: IpAddr,
+    port: u16,
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(addr: SocketAddr) -> PeerAddr {
+        PeerAddr {
+            ip: addr.ip(),
+            port: addr.port(),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        SocketAddr::new(self.ip, self.port).fmt(f)
     }
 }
 
@@ -64,7 +87,7 @@ pub struct Conn {
     /// The socket, plain or TLS.
     pub socket: Stream,
     /// The peer's address, for logs.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     /// Index of the listener it came in on.
     pub listener: u16,
     /// Where it is in its life.
@@ -97,7 +120,7 @@ impl Conn {
     pub fn new(socket: Stream, peer: SocketAddr, listener: usize, now: Millis) -> Conn {
         Conn {
             socket,
-            peer,
+            peer: peer.into(),
             // Listeners are few: the configuration cannot open 65536 sockets on one port set.
             listener: listener as u16,
             phase: Phase::AwaitingConnect,
@@ -145,6 +168,14 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_addresses_print_like_socket_addresses() {
+        for text in ["127.0.0.1:1883", "[::1]:8883"] {
+            let addr: SocketAddr = text.parse().unwrap();
+            assert_eq!(PeerAddr::from(addr).to_string(), text);
+        }
+    }
 
     #[test]
     fn millis_spans_survive_the_wrap() {

@@ -10,7 +10,7 @@
 /// buffers (kept empty), so neither kind pays to be reshaped when reused.
 #[derive(Debug)]
 pub struct Pool {
-    rx_free: Vec<Vec<u8>>,
+    rx_free: Vec<Box<[u8]>>,
     tx_free: Vec<Vec<u8>>,
     max_free: usize,
     buffer_size: usize,
@@ -31,10 +31,10 @@ impl Pool {
     }
 
     /// A receive buffer: at least `buffer_size` initialised bytes (stale contents).
-    pub fn take_rx(&mut self) -> Vec<u8> {
+    pub fn take_rx(&mut self) -> Box<[u8]> {
         self.rx_free
             .pop()
-            .unwrap_or_else(|| vec![0; self.buffer_size])
+            .unwrap_or_else(|| vec![0; self.buffer_size].into_boxed_slice())
     }
 
     /// An empty send buffer with at least `buffer_size` bytes of capacity.
@@ -45,8 +45,8 @@ impl Pool {
     }
 
     /// Returns a receive buffer at its full length.
-    pub fn give_rx(&mut self, buf: Vec<u8>) {
-        if self.keeps(buf.capacity()) && self.rx_free.len() < self.max_free {
+    pub fn give_rx(&mut self, buf: Box<[u8]>) {
+        if self.keeps(buf.len()) && self.rx_free.len() < self.max_free {
             self.rx_free.push(buf);
         }
     }
@@ -98,7 +98,7 @@ mod tests {
         let mut pool = Pool::new(16, 4);
         let fresh = pool.take_rx();
         assert_eq!(fresh.len(), 16);
-        pool.give_rx(vec![7; 32]);
-        assert_eq!(pool.take_rx(), vec![7; 32], "no zeroing on reuse");
+        pool.give_rx(vec![7; 32].into_boxed_slice());
+        assert_eq!(&*pool.take_rx(), &[7; 32][..], "no zeroing on reuse");
     }
 }
