@@ -266,6 +266,20 @@ fn delayed_will_is_cancelled_by_reconnecting() {
 }
 
 #[test]
+fn clean_start_ends_the_old_session_and_publishes_its_delayed_will() {
+    let broker = start();
+    let mut w = watcher(broker.addr);
+    let (c, _) = Raw::connect_v5(broker.addr, &will_client("restart", 60, 30));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    // A clean start is not a reconnection to the old session: that session ends now, and a
+    // session's end publishes its will without waiting for the delay.
+    let (_c, ack) = Raw::connect_v5(broker.addr, &will_client("restart", 60, 30).clean(true));
+    assert!(!ack.session_present);
+    assert_eq!(w.recv_publish5().topic, "will/restart");
+}
+
+#[test]
 fn will_is_published_at_session_end_when_sooner_than_the_delay() {
     let broker = start();
     let mut w = watcher(broker.addr);
