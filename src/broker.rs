@@ -570,7 +570,12 @@ impl Broker {
         };
         self.per_listener[usize::from(conn.listener)] -= 1;
         let state = &mut self.state;
-        last_words(&mut conn, why, &mut state.pool);
+        let client_max = conn
+            .session
+            .and_then(|sid| state.sessions.get(sid.0 as usize))
+            .and_then(|s| s.link.as_deref())
+            .map_or(u32::MAX, |link| link.maximum_packet_size);
+        last_words(&mut conn, why, client_max, &mut state.pool);
         if !conn.tx.is_empty() {
             // Best effort: the socket is closing either way.
             let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
@@ -670,8 +675,10 @@ fn close_for(e: &io::Error) -> Close {
     }
 }
 
-/// Queues the final CONNACK or DISCONNECT a closing connection is owed.
-fn last_words(conn: &mut Conn, why: Close, pool: &mut crate::pool::Pool) {
+/// Queues the final CONNACK or DISCONNECT a closing connection is owed. A v5 DISCONNECT
+/// carries the reason as a Reason String unless that would exceed the client's Maximum
+/// Packet Size (`client_max`) [MQTT-3.14.2-3].
+fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::pool::Pool) {
     match (conn.phase, why) {
         // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
         (Phase::AwaitingConnect, Close::Decode(wire::Error::UnsupportedProtocolVersion)) => {
@@ -704,11 +711,17 @@ fn last_words(conn: &mut Conn, why: Close, pool: &mut crate::pool::Pool) {
                 // The client closed, or cannot be reached: nothing to say.
                 _ => return,
             };
-            Disconnect {
+            let mut disconnect = Disconnect {
                 reason_code,
-                properties: Properties::default(),
+                properties: Properties {
+                    reason_string: Some(why.reason_string()),
+                    ..Properties::default()
+                },
+            };
+            if disconnect.encoded_len(Version::V5) > client_max as usize {
+                disconnect.properties.reason_string = None;
             }
-            .encode(Version::V5, conn.tx.frames(pool));
+            disconnect.encode(Version::V5, conn.tx.frames(pool));
         }
         _ => {}
     }

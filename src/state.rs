@@ -59,6 +59,29 @@ impl Close {
     }
 }
 
+impl Close {
+    /// A short human-readable reason, for a v5 DISCONNECT's Reason String.
+    pub fn reason_string(self) -> &'static str {
+        match self {
+            Close::ClientDisconnect { .. } => "client disconnected",
+            Close::PeerClosed => "connection closed by peer",
+            Close::Io(_) => "socket error",
+            Close::Decode(crate::wire::Error::Malformed(field)) => field,
+            Close::Decode(crate::wire::Error::Protocol(rule)) => rule,
+            Close::Decode(crate::wire::Error::TooLarge) => "packet too large",
+            Close::Decode(_) => "unsupported protocol",
+            Close::Protocol(rule) => rule,
+            Close::Refused => "connection refused",
+            Close::KeepAliveTimeout => "keepalive timeout",
+            Close::ConnectTimeout => "no CONNECT in time",
+            Close::TakenOver => "session taken over",
+            Close::Shutdown => "server shutting down",
+            Close::Reason(_, why) => why,
+            Close::Tls => "TLS error",
+        }
+    }
+}
+
 impl std::fmt::Display for Close {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -151,6 +151,29 @@ fn takeover_sends_0x8e() {
 }
 
 #[test]
+fn server_disconnect_carries_a_reason_string_that_fits() {
+    let broker = start();
+    let mut old = Raw::v5(broker.addr, "explained", Props::new());
+    let _new = Raw::v5(broker.addr, "explained", Props::new());
+    let frames = old.expect_closed();
+    let d = frames.iter().find(|f| f.kind() == 14).expect("DISCONNECT");
+    assert_eq!(d.body[0], 0x8e);
+    let (props, _) = common::split_props(&d.body[1..]);
+    assert_eq!(
+        prop(&props, 0x1f),
+        Some(common::Prop::Bytes(b"session taken over".to_vec()))
+    );
+    // A client whose Maximum Packet Size has no room for it gets the code alone.
+    let (mut tight, _) = Raw::connect_v5(
+        broker.addr,
+        &Connect::v5("tight", Props::new().u32(0x27, 8)).keep_alive(1),
+    );
+    let frames = tight.expect_closed();
+    let d = frames.iter().find(|f| f.kind() == 14).expect("DISCONNECT");
+    assert_eq!(d.body, [0x8d], "keepalive timeout, reason code only");
+}
+
+#[test]
 fn malformed_and_protocol_errors_are_reported() {
     let broker = start();
     // A PUBLISH whose property length runs past the packet: malformed.
