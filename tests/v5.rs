@@ -414,8 +414,23 @@ fn no_local_on_a_shared_subscription_is_a_protocol_error() {
 fn suback_and_unsuback_reason_codes() {
     let broker = start();
     let mut c = Raw::v5(broker.addr, "codes", Props::new());
-    let codes = c.subscribe_v5(Props::new(), &[("ok/#", 2), ("bad/#/x", 1), ("q1", 1)]);
+    c.send(&common::subscribe_v5(
+        1,
+        Props::new(),
+        &[("ok/#", 2), ("bad/#/x", 1), ("q1", 1)],
+    ));
+    let suback = c.recv_kind(9);
+    let (props, codes) = common::split_props(&suback.body[2..]);
     assert_eq!(codes, [2, 0x8f, 1]);
+    // A refused filter is explained in a Reason String.
+    assert!(matches!(
+        common::prop(&props, 0x1f),
+        Some(common::Prop::Bytes(_))
+    ));
+    // An all-granted SUBACK carries none.
+    c.send(&common::subscribe_v5(1, Props::new(), &[("fine", 0)]));
+    let suback = c.recv_kind(9);
+    assert_eq!(&suback.body, &[0, 1, 0, 0], "no properties, granted QoS 0");
     let mut body = vec![0, 2, 0];
     for f in ["ok/#", "never"] {
         common::string(f.as_bytes(), &mut body);

@@ -4,7 +4,7 @@ use super::reply;
 use crate::conn::ConnId;
 use crate::session::{AckOutcome, encode_ack};
 use crate::state::{Close, State};
-use crate::wire::{Ack, PacketType, Properties, Version, reason};
+use crate::wire::{Ack, PacketType, Properties, reason};
 
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
 pub fn puback(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> {
@@ -72,28 +72,26 @@ pub fn send_failure(state: &mut State, id: ConnId, kind: PacketType, packet_id: 
     let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
         return;
     };
-    let problem_information = state
-        .session_of(id)
-        .and_then(|sid| state.sessions.get(sid.0 as usize))
-        .and_then(|s| s.link.as_ref())
-        .is_some_and(|l| l.problem_information);
+    let report = super::problem_report(state, id);
     let reason_string = match code {
         reason::NOT_AUTHORIZED => "not authorized to publish to this topic",
         reason::PAYLOAD_FORMAT_INVALID => "payload is not valid UTF-8",
         reason::PACKET_TOO_LARGE => "payload over the broker's message size limit",
         _ => "refused",
     };
+    let mut ack = Ack {
+        packet_id,
+        reason_code: code,
+        properties: Properties {
+            reason_string: Some(reason_string),
+            ..Properties::default()
+        },
+    };
+    if report.is_none_or(|max| ack.encoded_len(version) > max as usize) {
+        ack.properties.reason_string = None;
+    }
     if let Some(out) = reply(state, id) {
-        Ack {
-            packet_id,
-            reason_code: code,
-            properties: Properties {
-                reason_string: (version == Version::V5 && problem_information)
-                    .then_some(reason_string),
-                ..Properties::default()
-            },
-        }
-        .encode(kind, version, out);
+        ack.encode(kind, version, out);
     }
     state.mark_dirty(id);
 }

@@ -64,3 +64,18 @@ fn attached(state: &State, id: ConnId) -> Result<(SessionId, Version), Close> {
     let sid = conn.session.ok_or(Close::Protocol("no session"))?;
     Ok((sid, conn.version))
 }
+
+/// The largest packet connection `id` accepts, if a Reason String may be sent to it at all:
+/// an MQTT 5 client that did not set Request Problem Information to 0 [MQTT-3.1.2-29].
+/// Callers drop the string when the packet would exceed that size [MQTT-3.4.2-2].
+fn problem_report(state: &State, id: ConnId) -> Option<u32> {
+    let conn = state.conns.get(id.index())?;
+    if conn.version != Version::V5 {
+        return None;
+    }
+    let link = conn
+        .session
+        .and_then(|sid| state.sessions.get(sid.0 as usize))
+        .and_then(|s| s.link.as_deref())?;
+    link.problem_information.then_some(link.maximum_packet_size)
+}

@@ -64,13 +64,23 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result
             *code = reason::suback_v3(*code);
         }
     }
+    let mut suback = Suback {
+        packet_id: packet.packet_id,
+        properties: Properties {
+            reason_string: Some("one or more topic filters were refused"),
+            ..Properties::default()
+        },
+        reason_codes: &codes[..count],
+    };
+    let refused = codes[..count]
+        .iter()
+        .any(|&c| c >= reason::UNSPECIFIED_ERROR);
+    let report = super::problem_report(state, id);
+    if !refused || report.is_none_or(|max| suback.encoded_len(version) > max as usize) {
+        suback.properties.reason_string = None;
+    }
     if let Some(out) = reply(state, id) {
-        Suback {
-            packet_id: packet.packet_id,
-            properties: Properties::default(),
-            reason_codes: &codes[..count],
-        }
-        .encode(version, out);
+        suback.encode(version, out);
     }
     state.mark_dirty(id);
     for (raw_filter, granted) in accepted {
