@@ -1,7 +1,7 @@
 //! TLS listeners, spoken to by an independent client (`rumqttc` over rustls): QoS 1 through
 //! TLS, client certificates required or not, the certificate CN as username, a failed
 //! handshake that closes only its own connection, and start-up errors for bad PEM files.
-//! The CA and certificates are made at test time with the `openssl` command.
+//! The CA and certificates are made at test time with `rcgen`.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -9,12 +9,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use pipit::config::{TlsConfig, TlsVersion};
 use pipit::{Broker, Config};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 use rumqttc::{
     Client, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions, Packet, QoS,
     SubscribeReasonCode, Transport,
@@ -48,21 +51,10 @@ impl Pki {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command is needed for the TLS tests");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Makes (once per test binary) a CA, a server certificate and client certificates with
-/// CNs `sensor-7` and `intruder`, all with P-256 keys.
+/// Makes (once per test binary) a CA, a server certificate for 127.0.0.1 and localhost, and
+/// client certificates with CNs `sensor-7` and `intruder`, all with P-256 keys, as PEM files
+/// the broker loads like any user's. Generated in-process (rcgen), so the tests need no
+/// `openssl` command.
 fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
     PKI.get_or_init(|| {
@@ -70,85 +62,34 @@ fn pki() -> &'static Pki {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-pki");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let key = |name: &str| {
-            openssl(
-                &dir,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    name,
-                ],
-            )
-        };
-        key("ca.key");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                "/CN=pipit test CA",
-                "-days",
-                "2",
-                "-out",
-                "ca.crt",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-        for (name, cn, ext) in [
-            ("server", "localhost", "server.ext"),
-            ("sensor", "sensor-7", "client.ext"),
-            ("intruder", "intruder", "client.ext"),
+        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).unwrap();
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, "pipit test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        write("ca.crt", ca_cert.pem());
+
+        for (name, cn, purpose) in [
+            ("server", "localhost", ExtendedKeyUsagePurpose::ServerAuth),
+            ("sensor", "sensor-7", ExtendedKeyUsagePurpose::ClientAuth),
+            ("intruder", "intruder", ExtendedKeyUsagePurpose::ClientAuth),
         ] {
-            let (key_file, csr, crt) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-            );
-            key(&key_file);
-            let subj = format!("/CN={cn}");
-            openssl(
-                &dir,
-                &[
-                    "req", "-new", "-key", &key_file, "-subj", &subj, "-out", &csr,
-                ],
-            );
-            openssl(
-                &dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "2",
-                    "-extfile",
-                    ext,
-                    "-out",
-                    &crt,
-                ],
-            );
+            let key = KeyPair::generate().unwrap();
+            let sans = if name == "server" {
+                vec!["localhost".to_string(), "127.0.0.1".to_string()]
+            } else {
+                Vec::new()
+            };
+            let mut params = CertificateParams::new(sans).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![purpose];
+            let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+            write(&format!("{name}.crt"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
         }
         Pki { dir }
     })
