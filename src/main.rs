@@ -8,7 +8,7 @@ use pipit::config::ListenerConfig;
 use pipit::{Broker, Config};
 
 const HELP: &str = "\
-pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1)
+pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1 and 5.0)
 
 USAGE:
     pipit [OPTIONS]
@@ -18,6 +18,9 @@ OPTIONS:
     -c, --config FILE    read a mosquitto.conf-style configuration file
     -p, --port PORT      listen on PORT (default 1883) on every --bind address
         --bind ADDR      listen on ADDR (IPv4 or IPv6; repeatable; default 127.0.0.1)
+        --max-keepalive SECS
+                         largest keepalive a client may use (MQTT 5 clients asking for
+                         more, or for 0, are told this value); overrides max_keepalive
     -v, --verbose        more logging (-v debug, -vv trace); RUST_LOG overrides
     -h, --help           print this help
     -V, --version        print the version
@@ -30,6 +33,7 @@ struct Args {
     config: Option<std::path::PathBuf>,
     port: Option<u16>,
     binds: Vec<IpAddr>,
+    max_keepalive: Option<u16>,
     verbosity: usize,
 }
 
@@ -53,6 +57,7 @@ fn parse_args() -> Result<Option<Args>, pico_args::Error> {
         })?,
         port: args.opt_value_from_str(["-p", "--port"])?,
         binds: args.values_from_str("--bind")?,
+        max_keepalive: args.opt_value_from_str("--max-keepalive")?,
         verbosity,
     };
     let rest = args.finish();
@@ -84,6 +89,9 @@ fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), St
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => (Config::default(), Vec::new()),
     };
+    if let Some(max_keepalive) = args.max_keepalive {
+        config.max_keepalive = max_keepalive;
+    }
     if !args.binds.is_empty() || args.port.is_some() {
         let port = args.port.unwrap_or(1883);
         let binds = if args.binds.is_empty() {

@@ -349,6 +349,7 @@ fn help_lists_every_flag() {
         "--bind",
         "--config",
         "--verbose",
+        "--max-keepalive",
         "--version",
         "--help",
         "passwd",
@@ -410,4 +411,22 @@ fn config_file_with_port_flag_listens_on_the_flag() {
         NOT_AUTHORIZED
     );
     assert_eq!(connack_code(local(port), &alice("a")), ACCEPTED);
+}
+
+#[test]
+fn max_keepalive_flag_bounds_client_keepalives() {
+    let dir = Scratch::new("flags-keepalive");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let args = ["--port", &port.to_string(), "--max-keepalive", "30"];
+    let mut pipit = Pipit::spawn(&args, &dir.path("pipit.log"));
+    pipit.wait_listening(addr);
+    assert_eq!(
+        connack_code(addr, &Connect::v311("within").keep_alive(30)),
+        ACCEPTED
+    );
+    assert_eq!(
+        connack_code(addr, &Connect::v311("over").keep_alive(31)),
+        0x02
+    );
 }

@@ -170,3 +170,12 @@ fn client_id_prefixes_are_enforced() {
     assert_eq!(c.expect_closed()[0].body, [0, 5]);
     let _ok = Raw::connect(broker.addr, "gw-1", true);
 }
+
+#[test]
+fn keepalive_over_max_keepalive_is_refused_for_mqtt3() {
+    let broker = start_with(|c| c.max_keepalive = 30);
+    let mut c = Raw::open(broker.addr);
+    c.send(&Connect::v311("greedy").keep_alive(60).bytes());
+    assert_eq!(c.expect_closed()[0].body, [0, 2]);
+    let _modest = Raw::connect_with(broker.addr, &Connect::v311("modest").keep_alive(30));
+}

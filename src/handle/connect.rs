@@ -135,6 +135,15 @@ pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(),
     let server_keep_alive = (v5 && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
         .then_some(max_keepalive);
     let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
+    // MQTT 3 has no way to tell a client the server's keepalive: as Mosquitto does, a client
+    // asking for more than `max_keepalive` is refused with "identifier rejected".
+    if !v5 && connect.keep_alive > max_keepalive {
+        debug!(
+            "client {client_id} asked for keepalive {}s, over max_keepalive",
+            connect.keep_alive
+        );
+        return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
+    }
 
     // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
     // start ends the old session instead, and a session's end publishes its will at once.
