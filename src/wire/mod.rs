@@ -15,6 +15,8 @@ mod control;
 #[cfg(test)]
 mod fixture;
 mod header;
+#[cfg(test)]
+mod hostile;
 mod property;
 mod publish;
 mod reader;
