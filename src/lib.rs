@@ -16,6 +16,12 @@
 //! window and the bounded queue. At the end of the loop turn every connection with output has
 //! its queued messages encoded into its send buffer and written with one `write` call.
 //!
+//! Around that path: `net.rs` is the transport seam (plain TCP or `tls.rs`'s rustls stream,
+//! both driven by the same loop); `config.rs` and `config/` read mosquitto.conf; `auth/`
+//! checks password and ACL files and `passwd.rs` writes password files; `will.rs` holds
+//! delayed wills, `alias.rs` MQTT 5 topic aliases, `clients.rs` the client-id index,
+//! `sys.rs` the `$SYS` topics; `hash.rs` is the topic trees' hasher.
+//!
 //! # Embedding
 //!
 //! ```no_run
