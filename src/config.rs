@@ -144,6 +144,13 @@ pub struct Config {
     /// Most client bytes waiting in one connection's output buffer; at the bound QoS 0
     /// messages to that client are dropped (counted) and QoS 1/2 wait in the session queue.
     pub max_output_buffer: usize,
+    /// Most subscriptions one session may hold (pipit's `max_subscriptions_per_client`); a
+    /// SUBSCRIBE for a new filter beyond it is refused (0x80 / v5 0x97 quota exceeded).
+    /// 0 is unlimited.
+    pub max_subscriptions_per_client: usize,
+    /// Most retained messages stored (pipit's `max_retained_messages`); at the bound a
+    /// retained PUBLISH to a new topic is delivered but not stored (counted). 0 is unlimited.
+    pub max_retained_messages: usize,
     /// Whether each listener has its own security settings (`ListenerConfig::security`);
     /// otherwise `allow_anonymous`, `password_file` and `acl_file` above apply to all.
     pub per_listener_settings: bool,
@@ -190,6 +197,8 @@ impl Default for Config {
             max_topic_length: 65535,
             max_topic_levels: 128,
             max_output_buffer: 1024 * 1024,
+            max_subscriptions_per_client: 10_000,
+            max_retained_messages: 100_000,
             per_listener_settings: false,
             allow_zero_length_clientid: true,
             clientid_prefixes: None,

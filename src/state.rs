@@ -170,7 +170,7 @@ impl State {
         State {
             acl_active: auth.iter().any(Auth::has_acl),
             auth,
-            retained: RetainedStore::new(0),
+            retained: RetainedStore::new(config.max_retained_messages),
             pool: Pool::new(8 * 1024, 256),
             config,
             conns: Slab::with_capacity(reserved),

@@ -176,3 +176,18 @@ fn large_payload_fan_out() {
         assert_eq!(s.recv_publish().payload, payload);
     }
 }
+
+#[test]
+fn subscriptions_per_client_are_bounded() {
+    let broker = common::start_with(|c| c.max_subscriptions_per_client = 2);
+    let mut sub = Raw::connect(broker.addr, "greedy", true);
+    sub.send(&subscribe(1, &[("a", 0), ("b", 1), ("c", 1)]));
+    assert_eq!(
+        sub.recv_kind(9).body,
+        [0, 1, 0, 1, 0x80],
+        "the third is refused"
+    );
+    // Replacing an existing subscription is still allowed at the bound.
+    sub.send(&subscribe(2, &[("a", 1)]));
+    assert_eq!(sub.recv_kind(9).body, [0, 2, 1]);
+}

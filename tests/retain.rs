@@ -88,3 +88,24 @@ fn wildcard_subscription_gets_every_retained_topic_but_dollar() {
     assert_eq!(topics, ["w/1", "w/2", "w/3/x"]);
     sub.expect_silence(300);
 }
+
+#[test]
+fn retained_store_is_bounded() {
+    let broker = common::start_with(|c| c.max_retained_messages = 2);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    for t in ["r/1", "r/2", "r/3"] {
+        publ.send(&publish(t, t.as_bytes(), 0, true, 0));
+    }
+    publ.send(&[0xc0, 0]);
+    publ.recv_kind(13);
+    let mut sub = Raw::connect(broker.addr, "s", true);
+    sub.subscribe("r/#", 0);
+    let mut topics: Vec<String> = (0..2).map(|_| sub.recv_publish().topic).collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        ["r/1", "r/2"],
+        "the third retained topic is not stored"
+    );
+    sub.expect_silence(300);
+}

@@ -293,6 +293,10 @@ impl Parser {
             "persistent_client_expiration" => c.persistent_client_expiration = Some(l.duration()?),
             "retain_available" => c.retain_available = l.flag()?,
             "sys_interval" => c.sys_interval = l.int(0, i64::from(u32::MAX))?,
+            "max_subscriptions_per_client" => {
+                c.max_subscriptions_per_client = l.int(0, i64::from(u32::MAX))?
+            }
+            "max_retained_messages" => c.max_retained_messages = l.int(0, i64::from(u32::MAX))?,
             "allow_zero_length_clientid" => c.allow_zero_length_clientid = l.flag()?,
             "clientid_prefixes" => c.clientid_prefixes = Some(l.text()?.to_string()),
             "connection_messages" => c.connection_messages = l.flag()?,
@@ -623,6 +627,18 @@ protocol websockets
             (ws.max_connections, ws.max_topic_alias, &ws.tls),
             (None, 10, &None)
         );
+    }
+
+    #[test]
+    fn pipit_bounds_parse() {
+        let (c, warnings) =
+            parse("max_subscriptions_per_client 50\nmax_retained_messages 0\n").unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(
+            (c.max_subscriptions_per_client, c.max_retained_messages),
+            (50, 0)
+        );
+        assert!(parse("max_retained_messages -1\n").is_err());
     }
 
     #[test]

@@ -103,6 +103,21 @@ fn add(
     if !state.allowed(sid, split.filter, Access::Subscribe) {
         return Err(reason::NOT_AUTHORIZED);
     }
+    // A session's subscriptions are bounded: a peer cannot grow the tree without limit.
+    let max = state.config.max_subscriptions_per_client;
+    let session = state
+        .sessions
+        .get(sid.0 as usize)
+        .ok_or(reason::UNSPECIFIED_ERROR)?;
+    if max != 0
+        && session.subscriptions.len() >= max
+        && !session
+            .subscriptions
+            .iter()
+            .any(|s| &*s.raw_filter == raw_filter)
+    {
+        return Err(reason::QUOTA_EXCEEDED);
+    }
     let granted = options.qos;
     let options = SubscriptionOptions {
         qos: granted,
