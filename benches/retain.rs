@@ -41,6 +41,7 @@ fn count_matches(store: &RetainedStore, filter: &str) -> u64 {
     store.for_each_match(filter, |m| {
         black_box(m);
         n += 1;
+        std::ops::ControlFlow::Continue(())
     });
     n
 }

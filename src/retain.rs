@@ -7,6 +7,7 @@
 //! but not stored (counted in `dropped`).
 
 use crate::hash::LevelMap;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use crate::message::Message;
@@ -85,9 +86,14 @@ impl RetainedStore {
         }
     }
 
-    /// Visits every retained message whose topic matches `filter`.
-    pub fn for_each_match(&self, filter: &str, mut visit: impl FnMut(&Rc<Message>)) {
-        self.walk(ROOT, levels(filter), true, &mut visit);
+    /// Visits the retained messages whose topic matches `filter`, until `visit` breaks, so a
+    /// caller that can take only so many stops the walk instead of paying for all of them.
+    pub fn for_each_match(
+        &self,
+        filter: &str,
+        mut visit: impl FnMut(&Rc<Message>) -> ControlFlow<()>,
+    ) {
+        let _ = self.walk(ROOT, levels(filter), true, &mut visit);
     }
 
     fn contains(&self, topic: &str) -> bool {
@@ -148,51 +154,57 @@ impl RetainedStore {
         node: u32,
         mut rest: Levels<'_>,
         at_root: bool,
-        visit: &mut impl FnMut(&Rc<Message>),
-    ) {
+        visit: &mut impl FnMut(&Rc<Message>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let n = &self.nodes[node as usize];
         let Some(level) = rest.next() else {
             if let Some(m) = &n.message {
-                visit(m);
+                visit(m)?;
             }
-            return;
+            return ControlFlow::Continue(());
         };
         match level {
             "#" => {
                 // "a/#" matches "a" itself too [MQTT-4.7.1-2].
                 if let Some(m) = &n.message {
-                    visit(m);
+                    visit(m)?;
                 }
                 for (name, &child) in &n.children {
                     // [MQTT-4.7.2-1] wildcards at the first level skip `$` topics.
                     if !(at_root && name.starts_with('$')) {
-                        self.subtree(child, visit);
+                        self.subtree(child, visit)?;
                     }
                 }
             }
             "+" => {
                 for (name, &child) in &n.children {
                     if !(at_root && name.starts_with('$')) {
-                        self.walk(child, rest.clone(), false, visit);
+                        self.walk(child, rest.clone(), false, visit)?;
                     }
                 }
             }
             _ => {
                 if let Some(&child) = n.children.get(level) {
-                    self.walk(child, rest, false, visit);
+                    self.walk(child, rest, false, visit)?;
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 
-    fn subtree(&self, node: u32, visit: &mut impl FnMut(&Rc<Message>)) {
+    fn subtree(
+        &self,
+        node: u32,
+        visit: &mut impl FnMut(&Rc<Message>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let n = &self.nodes[node as usize];
         if let Some(m) = &n.message {
-            visit(m);
+            visit(m)?;
         }
         for &child in n.children.values() {
-            self.subtree(child, visit);
+            self.subtree(child, visit)?;
         }
+        ControlFlow::Continue(())
     }
 }
 
@@ -207,7 +219,10 @@ mod tests {
 
     fn topics(store: &RetainedStore, filter: &str) -> Vec<String> {
         let mut out = Vec::new();
-        store.for_each_match(filter, |m| out.push(m.topic.to_string()));
+        store.for_each_match(filter, |m| {
+            out.push(m.topic.to_string());
+            ControlFlow::Continue(())
+        });
         out.sort();
         out
     }
@@ -219,7 +234,10 @@ mod tests {
         s.set(msg("a/b", "2"));
         assert_eq!(s.len(), 1);
         let mut payloads = Vec::new();
-        s.for_each_match("a/b", |m| payloads.push(m.payload.to_vec()));
+        s.for_each_match("a/b", |m| {
+            payloads.push(m.payload.to_vec());
+            ControlFlow::Continue(())
+        });
         assert_eq!(payloads, [b"2".to_vec()]);
         s.set(msg("a/b", ""));
         assert!(s.is_empty());
@@ -239,6 +257,24 @@ mod tests {
         assert_eq!(topics(&s, "$SYS/#"), ["$SYS/up"]);
         assert_eq!(topics(&s, "+/lead"), ["/lead"]);
         assert_eq!(topics(&s, "nope/#"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_walk_stops_when_the_visitor_breaks() {
+        let mut s = RetainedStore::new(0);
+        for i in 0..100 {
+            s.set(msg(&format!("t/{i}"), "p"));
+        }
+        let mut seen = 0;
+        s.for_each_match("#", |_| {
+            seen += 1;
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(seen, 3);
     }
 
     #[test]

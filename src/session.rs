@@ -261,6 +261,15 @@ impl Session {
         Enqueued::Queued
     }
 
+    /// How many more messages the queue takes before its bound (`usize::MAX` when unbounded).
+    pub fn queue_room(&self, limits: QueueLimits) -> usize {
+        if limits.max_queued == 0 {
+            return usize::MAX;
+        }
+        let queued = self.flow.as_ref().map_or(0, |f| f.queue.len());
+        limits.max_queued.saturating_sub(queued)
+    }
+
     /// Whether anything waits to be written: queued messages that the window admits.
     pub fn has_pending(&self, limits: QueueLimits) -> bool {
         let max_inflight = self.max_inflight(limits);

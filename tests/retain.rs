@@ -109,3 +109,20 @@ fn retained_store_is_bounded() {
     );
     sub.expect_silence(300);
 }
+
+#[test]
+fn retained_on_subscribe_stop_at_the_queue_bound() {
+    let broker = common::start_with(|c| c.max_queued_messages = 5);
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    for i in 0..50 {
+        publ.send(&publish(&format!("many/{i}"), b"x", 0, true, 0));
+    }
+    publ.send(&[0xc0, 0]);
+    publ.recv_kind(13);
+    let mut sub = Raw::connect(broker.addr, "s", true);
+    sub.subscribe("many/#", 1);
+    for _ in 0..5 {
+        assert!(sub.recv_publish().retain);
+    }
+    sub.expect_silence(300);
+}

@@ -1,5 +1,8 @@
 //! SUBSCRIBE and UNSUBSCRIBE.
 
+use std::ops::ControlFlow;
+use std::rc::Rc;
+
 use log::debug;
 
 use super::reply;
@@ -165,20 +168,29 @@ fn send_retained(
     if split.share_group.is_some() {
         return;
     }
-    let mut matches = Vec::new();
-    state
-        .retained
-        .for_each_match(split.filter, |m| matches.push(m.clone()));
+    // Take only what the session's queue can hold: the rest would be dropped anyway, and a
+    // client re-subscribing to `#` must not make the broker walk every retained message.
     let limits = state.queue_limits();
+    let room = state
+        .sessions
+        .get(sid.0 as usize)
+        .map_or(0, |s| s.queue_room(limits));
+    let mut matches = Vec::new();
+    state.retained.for_each_match(split.filter, |m| {
+        if matches.len() >= room {
+            return ControlFlow::Break(());
+        }
+        if state.allowed(sid, &m.topic, Access::Read) {
+            matches.push(Rc::clone(m));
+        }
+        ControlFlow::Continue(())
+    });
     let ids: &[u32] = if subscription_id == 0 {
         &[]
     } else {
         &[subscription_id]
     };
     for message in matches {
-        if !state.allowed(sid, &message.topic, Access::Read) {
-            continue;
-        }
         let qos = message.qos.min(granted);
         deliver(state, sid, &message, qos, true, ids, limits);
     }
