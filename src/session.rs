@@ -150,7 +150,8 @@ pub struct Session {
     pub link: Option<Box<Link>>,
     /// When an offline session is discarded; `None` while online or when it never expires.
     pub expires_at: Option<Instant>,
-    /// The session's subscriptions.
+    /// The session's subscriptions, sorted by `raw_filter` so a SUBSCRIBE or UNSUBSCRIBE
+    /// finds its filter by binary search however many the session holds.
     pub subscriptions: Vec<Subscription>,
     /// Message flow state, allocated on first use so an idle session stays small.
     flow: Option<Box<Flow>>,
@@ -259,6 +260,37 @@ impl Session {
             subscription_ids: (!subscription_ids.is_empty()).then(|| subscription_ids.into()),
         });
         Enqueued::Queued
+    }
+
+    /// Whether the session subscribes to `raw_filter` (as written, `$share/` prefix included).
+    pub fn has_subscription(&self, raw_filter: &str) -> bool {
+        self.subscription_slot(raw_filter).is_ok()
+    }
+
+    /// Adds a subscription, or replaces the options of an existing one.
+    pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions) {
+        match self.subscription_slot(raw_filter) {
+            Ok(i) => self.subscriptions[i].options = options,
+            Err(i) => self.subscriptions.insert(
+                i,
+                Subscription {
+                    raw_filter: raw_filter.into(),
+                    options,
+                },
+            ),
+        }
+    }
+
+    /// Forgets a subscription, if there is one.
+    pub fn remove_subscription(&mut self, raw_filter: &str) {
+        if let Ok(i) = self.subscription_slot(raw_filter) {
+            self.subscriptions.remove(i);
+        }
+    }
+
+    fn subscription_slot(&self, raw_filter: &str) -> Result<usize, usize> {
+        self.subscriptions
+            .binary_search_by(|s| (*s.raw_filter).cmp(raw_filter))
     }
 
     /// How many more messages the queue takes before its bound (`usize::MAX` when unbounded).
@@ -666,6 +698,33 @@ mod tests {
         assert_eq!(publishes(&out[4..]), [(2, true, b"y".to_vec())]);
         assert_eq!(s.on_pubcomp(1), AckOutcome::Done);
         assert_eq!(s.inflight_len(), 1);
+    }
+
+    #[test]
+    fn subscriptions_stay_sorted_and_unique() {
+        let mut s = online();
+        let options = |qos| SubscriptionOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: crate::wire::RetainHandling::SendAtSubscribe,
+        };
+        for f in ["b/#", "a", "$share/g/x", "b/#", "c/+"] {
+            s.set_subscription(f, options(QoS::AtMostOnce));
+        }
+        s.set_subscription("a", options(QoS::ExactlyOnce));
+        let filters: Vec<&str> = s.subscriptions.iter().map(|x| &*x.raw_filter).collect();
+        assert_eq!(filters, ["$share/g/x", "a", "b/#", "c/+"]);
+        assert_eq!(
+            s.subscriptions[1].options.qos,
+            QoS::ExactlyOnce,
+            "replaced in place"
+        );
+        assert!(s.has_subscription("c/+"));
+        s.remove_subscription("c/+");
+        s.remove_subscription("never");
+        assert!(!s.has_subscription("c/+"));
+        assert_eq!(s.subscriptions.len(), 3);
     }
 
     #[test]

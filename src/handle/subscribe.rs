@@ -9,7 +9,7 @@ use super::reply;
 use crate::auth::Access;
 use crate::conn::ConnId;
 use crate::route::deliver;
-use crate::session::{SessionId, Subscription};
+use crate::session::SessionId;
 use crate::state::{Close, State};
 use crate::topic::split_shared;
 use crate::tree::Subscriber;
@@ -112,13 +112,7 @@ fn add(
         .sessions
         .get(sid.0 as usize)
         .ok_or(reason::UNSPECIFIED_ERROR)?;
-    if max != 0
-        && session.subscriptions.len() >= max
-        && !session
-            .subscriptions
-            .iter()
-            .any(|s| &*s.raw_filter == raw_filter)
-    {
+    if max != 0 && session.subscriptions.len() >= max && !session.has_subscription(raw_filter) {
         return Err(reason::QUOTA_EXCEEDED);
     }
     let granted = options.qos;
@@ -139,17 +133,7 @@ fn add(
         .sessions
         .get_mut(sid.0 as usize)
         .ok_or(reason::UNSPECIFIED_ERROR)?;
-    match session
-        .subscriptions
-        .iter_mut()
-        .find(|s| &*s.raw_filter == raw_filter)
-    {
-        Some(existing) => existing.options = options,
-        None => session.subscriptions.push(Subscription {
-            raw_filter: raw_filter.into(),
-            options,
-        }),
-    }
+    session.set_subscription(raw_filter, options);
     Ok((granted, existed))
 }
 
@@ -210,9 +194,7 @@ pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Re
             Err(_) => false,
         };
         if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-            session
-                .subscriptions
-                .retain(|s| &*s.raw_filter != raw_filter);
+            session.remove_subscription(raw_filter);
         }
         codes[i] = if removed {
             reason::SUCCESS
