@@ -50,7 +50,10 @@ impl InboundAliases {
         if self.topics.len() <= slot {
             self.topics.resize(slot + 1, None);
         }
-        self.topics[slot] = Some(topic.into());
+        // Clients often repeat topic and alias on every PUBLISH: keep the stored copy then.
+        if self.topics[slot].as_deref() != Some(topic) {
+            self.topics[slot] = Some(topic.into());
+        }
         Ok(None)
     }
 }
@@ -104,6 +107,13 @@ mod tests {
         assert_eq!(a.resolve("", Some(2), 5), Err(AliasError::Unknown));
         assert_eq!(a.resolve("a/b", Some(2), 5), Ok(None));
         assert_eq!(a.resolve("", Some(2), 5), Ok(Some("a/b".into())));
+        let stored = a.resolve("", Some(2), 5).unwrap().unwrap();
+        assert_eq!(a.resolve("a/b", Some(2), 5), Ok(None));
+        let again = a.resolve("", Some(2), 5).unwrap().unwrap();
+        assert!(
+            Rc::ptr_eq(&stored, &again),
+            "re-setting the same topic keeps the copy"
+        );
         assert_eq!(a.resolve("c", Some(2), 5), Ok(None));
         assert_eq!(a.resolve("", Some(2), 5), Ok(Some("c".into())));
     }
