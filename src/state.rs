@@ -83,20 +83,14 @@ impl Close {
 }
 
 impl std::fmt::Display for Close {
+    /// The log form: the Reason String, with the detail a log line can afford.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Close::ClientDisconnect { .. } => f.write_str("client disconnected"),
-            Close::PeerClosed => f.write_str("connection closed by peer"),
             Close::Io(kind) => write!(f, "socket error: {kind}"),
-            Close::Tls => f.write_str("TLS error"),
             Close::Decode(e) => e.fmt(f),
             Close::Protocol(rule) => write!(f, "protocol error: {rule}"),
-            Close::Refused => f.write_str("connection refused"),
-            Close::KeepAliveTimeout => f.write_str("keepalive timeout"),
-            Close::ConnectTimeout => f.write_str("no CONNECT in time"),
-            Close::TakenOver => f.write_str("session taken over"),
-            Close::Shutdown => f.write_str("broker shutting down"),
             Close::Reason(code, why) => write!(f, "{why} (reason {code:#04x})"),
+            other => f.write_str(other.reason_string()),
         }
     }
 }
