@@ -26,7 +26,7 @@ fn build() -> RetainedStore {
         for device in 0..DEVICES {
             let payload = format!("{}.{}", 15 + device % 15, site % 10);
             store.set(Message::shared(
-                &topic(site, device),
+                topic(site, device),
                 payload.as_bytes(),
                 QoS::AtLeastOnce,
                 true,
@@ -69,7 +69,7 @@ fn bench_match(c: &mut Criterion) {
 
 fn bench_set(c: &mut Criterion) {
     let mut store = build();
-    let message = Message::shared(&topic(42, 420), b"22.5", QoS::AtLeastOnce, true);
+    let message = Message::shared(topic(42, 420), b"22.5", QoS::AtLeastOnce, true);
     let mut group = c.benchmark_group("retain_set_100k");
     group.bench_function("replace", |b| {
         b.iter(|| store.set(black_box(message.clone())))

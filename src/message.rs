@@ -14,8 +14,9 @@ use crate::wire::{Properties, QoS, UserProperties};
 /// One application message as the broker keeps it, after the publisher's PUBLISH is parsed.
 #[derive(Debug, PartialEq)]
 pub struct Message {
-    /// The topic name it was published to.
-    pub topic: Box<str>,
+    /// The topic name it was published to; shared with the publisher's session while it
+    /// keeps publishing to the same topic (see `Session::known_topic`).
+    pub topic: Rc<str>,
     /// The application payload, stored once whatever the number of subscribers.
     pub payload: Box<[u8]>,
     /// The QoS it was published with; each subscriber gets at most its granted QoS.
@@ -45,8 +46,14 @@ pub struct MessageProperties {
 }
 
 impl Message {
-    /// Builds a shared message, copying topic and payload out of the receive buffer.
-    pub fn shared(topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Rc<Message> {
+    /// Builds a shared message, copying the payload (and the topic, unless it is already
+    /// shared) out of the receive buffer.
+    pub fn shared(
+        topic: impl Into<Rc<str>>,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> Rc<Message> {
         Rc::new(Message {
             topic: topic.into(),
             payload: payload.into(),
@@ -60,7 +67,7 @@ impl Message {
     /// Builds a shared message that keeps the forwardable properties of a v5 PUBLISH (or
     /// will) and its expiry, counted from `now`.
     pub fn with_properties(
-        topic: &str,
+        topic: impl Into<Rc<str>>,
         payload: &[u8],
         qos: QoS,
         retain: bool,

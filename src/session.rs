@@ -169,6 +169,9 @@ struct Flow {
     queued_bytes: usize,
     inbound_qos2: Vec<u16>,
     next_packet_id: u16,
+    /// The topic this client last published to, already validated: a client publishing to
+    /// the same topic again reuses it instead of validating and copying the name anew.
+    last_published_topic: Option<Rc<str>>,
 }
 
 impl Default for Flow {
@@ -179,6 +182,7 @@ impl Default for Flow {
             queued_bytes: 0,
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
+            last_published_topic: None,
         }
     }
 }
@@ -310,6 +314,18 @@ impl Session {
                 .front()
                 .is_some_and(|q| q.qos == QoS::AtMostOnce || f.inflight.len() < max_inflight)
         })
+    }
+
+    /// The stored copy of `topic` if it is the topic this client last published to (so it
+    /// was validated then and need not be again).
+    pub fn known_topic(&self, topic: &str) -> Option<Rc<str>> {
+        let last = self.flow.as_ref()?.last_published_topic.as_ref()?;
+        (**last == *topic).then(|| Rc::clone(last))
+    }
+
+    /// Records the validated topic this client just published to, for `known_topic`.
+    pub fn remember_topic(&mut self, topic: Rc<str>) {
+        self.flow_mut().last_published_topic = Some(topic);
     }
 
     /// Number of inbound QoS 2 messages awaiting PUBREL (counted against our Receive Maximum).
@@ -500,15 +516,32 @@ impl Flow {
     }
 
     fn allocate_packet_id(&mut self) -> u16 {
-        // The window holds at most 65535 ids, so a free one exists whenever this is called.
+        // Ids are handed out in cyclic order and the window keeps allocation order, so every
+        // id in use lies on the cycle from the front entry's id to the back entry's id. A
+        // candidate past the back entry is free without a scan; only after the ids wrapped
+        // all the way round a message stuck in flight is the window searched. The window
+        // holds at most 65535 ids, so a free one exists whenever this is called.
         loop {
             let id = self.next_packet_id;
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            if !self.inflight.iter().any(|f| f.packet_id == id) {
+            let free = match (self.inflight.front(), self.inflight.back()) {
+                (Some(front), Some(back)) => {
+                    cycle_distance(front.packet_id, id)
+                        > cycle_distance(front.packet_id, back.packet_id)
+                        || !self.inflight.iter().any(|f| f.packet_id == id)
+                }
+                _ => true,
+            };
+            if free {
                 return id;
             }
         }
     }
+}
+
+/// Steps from packet id `from` forward to `to` on the cycle 1..=65535 (0 is not an id).
+fn cycle_distance(from: u16, to: u16) -> u32 {
+    (u32::from(to) + 65535 - u32::from(from)) % 65535
 }
 
 /// The PUBLISH delivering `message` to one subscriber (v5 properties as of `now`).
@@ -758,5 +791,37 @@ mod tests {
         s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
         let ids: Vec<u16> = publishes(&out).iter().map(|p| p.0).collect();
         assert_eq!(ids, [u16::MAX, 1]);
+    }
+
+    #[test]
+    fn packet_ids_skip_a_message_stuck_in_flight_after_a_full_wrap() {
+        let mut s = online();
+        let limits = QueueLimits {
+            max_inflight: 3,
+            ..LIMITS
+        };
+        let send = |s: &mut Session, n: usize| -> Vec<u16> {
+            for _ in 0..n {
+                s.enqueue(
+                    msg("m", QoS::AtLeastOnce),
+                    QoS::AtLeastOnce,
+                    false,
+                    &[],
+                    limits,
+                );
+            }
+            let mut out = Vec::new();
+            s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
+            publishes(&out).iter().map(|p| p.0).collect()
+        };
+        // Id 1 is never acknowledged; every later id is, until the ids come round again.
+        assert_eq!(send(&mut s, 1), [1]);
+        for id in 2..=u16::MAX {
+            assert_eq!(send(&mut s, 1), [id]);
+            assert_eq!(s.on_puback(id), AckOutcome::Done);
+        }
+        assert_eq!(send(&mut s, 2), [2, 3]);
+        assert_eq!(s.on_puback(1), AckOutcome::Done);
+        assert_eq!(send(&mut s, 1), [4]);
     }
 }

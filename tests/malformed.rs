@@ -47,6 +47,15 @@ fn wildcard_in_topic_name() {
 }
 
 #[test]
+fn wildcard_in_topic_name_after_valid_publishes() {
+    // The broker reuses a publisher's last validated topic; a new, invalid one is still caught.
+    let mut bytes = publish("a/b", b"x", 0, false, 0);
+    bytes.extend(publish("a/b", b"y", 0, false, 0));
+    bytes.extend(publish("a/#", b"z", 0, false, 0));
+    closes_after_connect(&bytes);
+}
+
+#[test]
 fn publish_qos3() {
     closes_after_connect(&frame(0x36, &[0x00, 0x01, b'a', 0x00, 0x01]));
 }

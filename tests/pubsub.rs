@@ -191,3 +191,26 @@ fn subscriptions_per_client_are_bounded() {
     sub.send(&subscribe(2, &[("a", 1)]));
     assert_eq!(sub.recv_kind(9).body, [0, 2, 1]);
 }
+
+#[test]
+fn a_publisher_switching_topics_delivers_each_under_its_own_topic() {
+    // The broker shares a publisher's repeated topic between its messages; switching topics
+    // (and coming back) must not deliver a message under the previous one.
+    let broker = start();
+    let mut sub = Raw::connect(broker.addr, "switch-sub", true);
+    sub.subscribe("t/#", 0);
+    let mut publ = Raw::connect(broker.addr, "switch-pub", true);
+    let topics = ["t/a", "t/a", "t/b", "t/a", "t/bb", "t/b"];
+    let mut batch = Vec::new();
+    for (i, topic) in topics.iter().enumerate() {
+        batch.extend(publish(topic, &[i as u8], 0, false, 0));
+    }
+    publ.send(&batch);
+    for (i, topic) in topics.iter().enumerate() {
+        let p = sub.recv_publish();
+        assert_eq!(
+            (p.topic.as_str(), p.payload.as_slice()),
+            (*topic, &[i as u8][..])
+        );
+    }
+}

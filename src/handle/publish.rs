@@ -49,10 +49,15 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
         None => None,
     };
     let topic = aliased.as_deref().unwrap_or(publish.topic);
+    // A client that keeps publishing to one topic reuses the copy validated the first time.
+    let known_topic = state
+        .sessions
+        .get(sid.0 as usize)
+        .and_then(|s| s.known_topic(topic));
 
     // Validate.
     let limits = state.topic_limits();
-    if validate_name(topic, limits).is_err() {
+    if known_topic.is_none() && validate_name(topic, limits).is_err() {
         debug!("invalid topic name in PUBLISH from {:?}", id);
         return Err(Close::Protocol("invalid topic name"));
     }
@@ -123,9 +128,19 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
         code = reason::PAYLOAD_FORMAT_INVALID;
     } else if first_delivery {
+        let shared_topic = match known_topic.or_else(|| aliased.clone()) {
+            Some(shared) => shared,
+            None => {
+                let copy: Rc<str> = Rc::from(topic);
+                if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+                    session.remember_topic(Rc::clone(&copy));
+                }
+                copy
+            }
+        };
         let message = if v5 {
             Message::with_properties(
-                topic,
+                shared_topic,
                 publish.payload,
                 publish.qos,
                 publish.retain,
@@ -133,7 +148,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(),
                 state.now,
             )
         } else {
-            Message::shared(topic, publish.payload, publish.qos, publish.retain)
+            Message::shared(shared_topic, publish.payload, publish.qos, publish.retain)
         };
         if route::publish(state, &message, Some(sid)) == 0 {
             code = reason::NO_MATCHING_SUBSCRIBERS;
