@@ -34,6 +34,30 @@ pub struct RouteScratch {
     stamp: u64,
 }
 
+/// What a session's last routed topic matched, kept while the subscription tree is
+/// unchanged: a client that publishes to one topic again (the usual sensor or gateway
+/// pattern) skips the tree walk. Only small results are kept, so the cache stays a few
+/// entries per publishing session however many clients subscribe.
+#[derive(Debug)]
+pub struct MatchCache {
+    topic: Rc<str>,
+    generation: u64,
+    subs: Vec<Subscriber>,
+    groups: Vec<GroupRef>,
+}
+
+/// Most subscriptions plus shared groups a `MatchCache` keeps; a larger fan-out costs more
+/// to deliver than to walk the tree for.
+const MATCH_CACHE_MAX: usize = 16;
+
+impl MatchCache {
+    /// Whether this is the match of exactly this topic (the same shared copy) in tree
+    /// `generation`.
+    fn holds(&self, topic: &Rc<str>, generation: u64) -> bool {
+        self.generation == generation && Rc::ptr_eq(&self.topic, topic)
+    }
+}
+
 /// Publishes `message` from session `origin` (`None` for the broker itself, e.g. a will):
 /// stores it if retained [MQTT-3.3.1-5], then routes it. Returns how many sessions it was
 /// queued to.
@@ -57,7 +81,19 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
     route.targets.clear();
     route.ids.clear();
     route.stamp += 1;
-    tree.collect(&message.topic, &mut route.subs, &mut route.groups);
+    let generation = tree.generation();
+    let origin_session = origin.and_then(|sid| sessions.get_mut(sid.0 as usize));
+    match origin_session.map(|s| s.match_cache_mut()) {
+        Some(Some(cache)) if cache.holds(&message.topic, generation) => {
+            route.subs.extend_from_slice(&cache.subs);
+            route.groups.extend_from_slice(&cache.groups);
+        }
+        Some(slot) => {
+            tree.collect(&message.topic, &mut route.subs, &mut route.groups);
+            remember_match(slot, message, generation, &route.subs, &route.groups);
+        }
+        None => tree.collect(&message.topic, &mut route.subs, &mut route.groups),
+    }
     for &group in &route.groups {
         let online = |s: SessionId| sessions.get(s.0 as usize).is_some_and(|s| s.conn.is_some());
         if let Some(member) = tree.pick_shared(group, online) {
@@ -120,6 +156,32 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
         state.route.target_ids = ids;
     }
     delivered
+}
+
+/// Keeps what `message`'s topic matched in a session's cache slot, reusing its lists.
+fn remember_match(
+    slot: &mut Option<MatchCache>,
+    message: &Message,
+    generation: u64,
+    subs: &[Subscriber],
+    groups: &[GroupRef],
+) {
+    if subs.len() + groups.len() > MATCH_CACHE_MAX {
+        *slot = None;
+        return;
+    }
+    let cache = slot.get_or_insert_with(|| MatchCache {
+        topic: Rc::clone(&message.topic),
+        generation,
+        subs: Vec::new(),
+        groups: Vec::new(),
+    });
+    cache.topic = Rc::clone(&message.topic);
+    cache.generation = generation;
+    cache.subs.clear();
+    cache.subs.extend_from_slice(subs);
+    cache.groups.clear();
+    cache.groups.extend_from_slice(groups);
 }
 
 /// Queues `message` to one session at `qos` with the RETAIN flag and subscription

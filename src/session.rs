@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::alias::{InboundAliases, OutboundAliases, OutboundTopic};
 use crate::conn::ConnId;
 use crate::message::Message;
+use crate::route::MatchCache;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
@@ -172,6 +173,8 @@ struct Flow {
     /// The topic this client last published to, already validated: a client publishing to
     /// the same topic again reuses it instead of validating and copying the name anew.
     last_published_topic: Option<Rc<str>>,
+    /// What the topic this client last published to matched (see `route::MatchCache`).
+    match_cache: Option<MatchCache>,
 }
 
 impl Default for Flow {
@@ -183,6 +186,7 @@ impl Default for Flow {
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
             last_published_topic: None,
+            match_cache: None,
         }
     }
 }
@@ -326,6 +330,11 @@ impl Session {
     /// Records the validated topic this client just published to, for `known_topic`.
     pub fn remember_topic(&mut self, topic: Rc<str>) {
         self.flow_mut().last_published_topic = Some(topic);
+    }
+
+    /// The slot where routing keeps what this client's last published topic matched.
+    pub fn match_cache_mut(&mut self) -> &mut Option<MatchCache> {
+        &mut self.flow_mut().match_cache
     }
 
     /// Number of inbound QoS 2 messages awaiting PUBREL (counted against our Receive Maximum).

@@ -65,6 +65,9 @@ pub struct SubscriptionTree {
     nodes: Vec<Node>,
     free: Vec<u32>,
     count: usize,
+    /// Bumped by every subscribe and unsubscribe, so a remembered match result can tell
+    /// whether it still holds.
+    generation: u64,
 }
 
 const ROOT: u32 = 0;
@@ -75,6 +78,7 @@ impl Default for SubscriptionTree {
             nodes: vec![Node::default()],
             free: Vec::new(),
             count: 0,
+            generation: 0,
         }
     }
 }
@@ -90,9 +94,16 @@ impl SubscriptionTree {
         self.count == 0
     }
 
+    /// Changes whenever a subscription is added, replaced or removed: `collect` gives the
+    /// same result for the same topic while this stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Adds or replaces `sub.session`'s subscription to `filter` (in `share_group`, if any).
     /// Returns true if it replaced an existing subscription [MQTT-3.8.4-3].
     pub fn subscribe(&mut self, filter: &str, share_group: Option<&str>, sub: Subscriber) -> bool {
+        self.generation += 1;
         let mut node = ROOT;
         for level in levels(filter) {
             node = self.child_or_insert(node, level);
@@ -132,6 +143,7 @@ impl SubscriptionTree {
         share_group: Option<&str>,
         session: SessionId,
     ) -> bool {
+        self.generation += 1;
         let mut path = vec![ROOT];
         let mut node = ROOT;
         for level in levels(filter) {

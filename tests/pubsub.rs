@@ -214,3 +214,39 @@ fn a_publisher_switching_topics_delivers_each_under_its_own_topic() {
         );
     }
 }
+
+#[test]
+fn subscriptions_made_between_a_publishers_messages_take_effect_at_once() {
+    // The broker remembers what a publisher's repeated topic matched; every subscribe and
+    // unsubscribe must invalidate that.
+    let broker = start();
+    let mut publ = Raw::connect(broker.addr, "repeat-pub", true);
+    publ.send(&publish("r/t", b"nobody", 1, false, 1));
+    publ.recv_kind(4);
+    let mut first = Raw::connect(broker.addr, "first", true);
+    first.subscribe("r/+", 0);
+    publ.send(&publish("r/t", b"one", 1, false, 2));
+    publ.recv_kind(4);
+    assert_eq!(first.recv_publish().payload, b"one");
+    let mut second = Raw::connect(broker.addr, "second", true);
+    second.subscribe("r/t", 0);
+    publ.send(&publish("r/t", b"two", 1, false, 3));
+    publ.recv_kind(4);
+    assert_eq!(first.recv_publish().payload, b"two");
+    assert_eq!(second.recv_publish().payload, b"two");
+    first.send(&unsubscribe(2, &["r/+"]));
+    first.recv_kind(11);
+    publ.send(&publish("r/t", b"three", 1, false, 4));
+    publ.recv_kind(4);
+    assert_eq!(second.recv_publish().payload, b"three");
+    first.expect_silence(200);
+    drop(second);
+    // The second subscriber's session ends with its connection; a new client (which may
+    // reuse its session slot) subscribed to nothing must not inherit its deliveries.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut third = Raw::connect(broker.addr, "third", true);
+    publ.send(&publish("r/t", b"four", 1, false, 5));
+    publ.recv_kind(4);
+    third.expect_silence(200);
+    first.expect_silence(50);
+}
