@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Compare pipit with Eclipse Mosquitto using the bundled load generator, pipit-load.
 #
-# Starts target/release/pipit (building it if needed) and Mosquitto (installing it with apt-get
-# if missing and possible), each on its own loopback port with the same settings, runs the
-# standard set against both in alternation (each scenario on pipit, then at once on Mosquitto)
-# and prints one markdown table, also saved under target/bench/. A broker that is missing or
-# does not start is reported as "n/a"; the other one is still measured.
+# Starts pipit (the static musl build of scripts/static.sh, building it) and Mosquitto
+# (installing it with apt-get if missing and possible), each on its own loopback port with the
+# same settings, runs the standard set against both in alternation (each scenario on pipit,
+# then at once on Mosquitto) and prints one markdown table, also saved under target/bench/. A
+# broker that is missing or does not start is reported as "n/a"; the other one is still
+# measured.
 #
 # Environment:
 #   BENCH_SECONDS    seconds per run (publishing time, conns hold time)        [5]
@@ -15,6 +16,7 @@
 #   MOSQ_PORT        port for Mosquitto                                         [18832]
 #   BENCH_PIN        1: load generator on CPU 0, brokers on CPU 1 (if >= 2 CPUs) [1]
 #   BENCH_BROKERS    which brokers to run: "pipit mosquitto", or just one       [pipit mosquitto]
+#   BENCH_GLIBC      1: measure the glibc build, not the static musl one          [0]
 #
 # Only processes this script started are stopped, by PID, on exit.
 set -euo pipefail
@@ -61,12 +63,23 @@ if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 fi
 
 # --- binaries ---------------------------------------------------------------------------
+# The broker is the static musl build (scripts/static.sh), the small one; the default glibc
+# build (`cargo build --release`) if that cannot be built here, or with BENCH_GLIBC=1.
 log "building (cargo build --release)"
 if ! cargo build --release >&2; then
     log "full build failed; building only the load generator"
     cargo build --release --bin pipit-load >&2
 fi
 LOAD=target/release/pipit-load
+PIPIT_BIN=$PWD/target/release/pipit
+if [ "${BENCH_GLIBC:-0}" != 1 ]; then
+    log "building the static musl broker (scripts/static.sh)"
+    if static_bin=$(scripts/static.sh); then
+        case $static_bin in /*) PIPIT_BIN=$static_bin ;; *) PIPIT_BIN=$PWD/$static_bin ;; esac
+    else
+        log "static musl build failed; measuring the glibc build"
+    fi
+fi
 
 MOSQ_BIN=$(command -v mosquitto || true)
 [ -z "$MOSQ_BIN" ] && [ -x /usr/sbin/mosquitto ] && MOSQ_BIN=/usr/sbin/mosquitto
@@ -130,7 +143,7 @@ start_broker() { # name binary port
 
 for b in $BROKERS; do
     case $b in
-        pipit) start_broker pipit "$PWD/target/release/pipit" "$PIPIT_PORT" ;;
+        pipit) start_broker pipit "$PIPIT_BIN" "$PIPIT_PORT" ;;
         mosquitto) start_broker mosquitto "$MOSQ_BIN" "$MOSQ_PORT" ;;
         *) log "unknown broker $b" ;;
     esac
