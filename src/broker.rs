@@ -420,12 +420,15 @@ impl Broker {
             let Some(version) = self.state.conns.get(id.index()).map(|c| c.version) else {
                 break Ok(());
             };
-            match wire::decode(rx.front(), version, max_packet_size) {
+            let state = &mut self.state;
+            let decoded = wire::decode_with(rx.front(), version, max_packet_size, |packet| {
+                trace!("{id:?} -> {packet:?}");
+                handle::dispatch(state, id, packet)
+            });
+            match decoded {
                 Ok(None) => break Ok(()),
-                Ok(Some((packet, len))) => {
-                    trace!("{id:?} -> {packet:?}");
+                Ok(Some((handled, len))) => {
                     handled_any = true;
-                    let handled = handle::dispatch(&mut self.state, id, packet);
                     rx.consume(len);
                     if let Err(why) = handled {
                         break Err(why);

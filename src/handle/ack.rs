@@ -7,7 +7,7 @@ use crate::state::{Close, State};
 use crate::wire::{Ack, PacketType, Properties, reason};
 
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
-pub fn puback(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> {
+pub fn puback(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
     if session.on_puback(ack.packet_id) == AckOutcome::Done {
         state.mark_dirty(id);
@@ -16,7 +16,7 @@ pub fn puback(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> 
 }
 
 /// PUBREC from the client: answer PUBREL [MQTT-4.3.3-4].
-pub fn pubrec(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> {
+pub fn pubrec(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
     // A PUBREC with a failure reason (v5) ends the flow without PUBREL [MQTT-4.3.3-4].
     if ack.reason_code >= reason::UNSPECIFIED_ERROR {
@@ -35,7 +35,7 @@ pub fn pubrec(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> 
 
 /// PUBREL from the client: release the inbound QoS 2 packet id and answer PUBCOMP
 /// [MQTT-4.3.3-11].
-pub fn pubrel(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> {
+pub fn pubrel(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
     let code = if session.release_qos2(ack.packet_id) {
         reason::SUCCESS
@@ -47,7 +47,7 @@ pub fn pubrel(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> 
 }
 
 /// PUBCOMP from the client: ends an outbound QoS 2 flow.
-pub fn pubcomp(state: &mut State, id: ConnId, ack: Ack<'_>) -> Result<(), Close> {
+pub fn pubcomp(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
     if session.on_pubcomp(ack.packet_id) == AckOutcome::Done {
         state.mark_dirty(id);

@@ -28,6 +28,6 @@ pub fn connack_code(verdict: Verdict) -> u8 {
 
 /// AUTH from a connected client: with no method in progress it is a protocol error
 /// [MQTT-4.12.0-2] (re-authentication needs a method the connection started with).
-pub fn auth(_packet: Auth<'_>) -> Result<(), Close> {
+pub fn auth(_packet: &Auth<'_>) -> Result<(), Close> {
     Err(Close::Protocol("AUTH without an authentication method"))
 }

@@ -17,7 +17,7 @@ use crate::wire::{Connack, Connect, Properties, Version, reason};
 const MAX_CLIENT_ID_V31: usize = 23;
 
 /// Handles CONNECT on a new connection.
-pub fn handle(state: &mut State, id: ConnId, connect: Connect<'_>) -> Result<(), Close> {
+pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<(), Close> {
     let version = connect.version;
     let v5 = version == Version::V5;
     if let Some(conn) = state.conns.get_mut(id.index()) {

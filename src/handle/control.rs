@@ -16,7 +16,7 @@ pub fn pingreq(state: &mut State, id: ConnId) -> Result<(), Close> {
 
 /// DISCONNECT: a normal close discards the will [MQTT-3.14.4-3]; v5 reason 0x04 keeps it.
 /// A v5 DISCONNECT may change the Session Expiry Interval, but not from 0 [MQTT-3.14.2-2].
-pub fn disconnect(state: &mut State, id: ConnId, d: Disconnect<'_>) -> Result<(), Close> {
+pub fn disconnect(state: &mut State, id: ConnId, d: &Disconnect<'_>) -> Result<(), Close> {
     if let Some(expiry) = d.properties.session_expiry_interval
         && let Some(session) = state
             .session_of(id)

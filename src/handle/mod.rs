@@ -18,14 +18,14 @@ use crate::state::{Close, State};
 use crate::wire::{Packet, Version};
 
 /// Handles one packet received on connection `id`.
-pub fn dispatch(state: &mut State, id: ConnId, packet: Packet<'_>) -> Result<(), Close> {
+pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<(), Close> {
     let phase = state
         .conns
         .get(id.index())
         .map(|c| c.phase)
         .ok_or(Close::Protocol("unknown connection"))?;
     match (phase, packet) {
-        (Phase::AwaitingConnect, Packet::Connect(connect)) => connect::handle(state, id, *connect),
+        (Phase::AwaitingConnect, Packet::Connect(connect)) => connect::handle(state, id, connect),
         // [MQTT-3.1.0-1] the first packet must be CONNECT.
         (Phase::AwaitingConnect, _) => Err(Close::Protocol("first packet must be CONNECT")),
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.

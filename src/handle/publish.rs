@@ -16,7 +16,7 @@ use crate::topic::validate_name;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
-pub fn handle(state: &mut State, id: ConnId, publish: Publish<'_>) -> Result<(), Close> {
+pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<(), Close> {
     // Parse: the topic, through the connection's topic aliases (v5).
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let (version, listener) = state

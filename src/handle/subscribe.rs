@@ -24,7 +24,7 @@ const MAX_FILTERS_PER_PACKET: usize = 1024;
 /// Handles SUBSCRIBE: add each valid filter, answer SUBACK with one code per filter in order
 /// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages as each filter's
 /// Retain Handling says.
-pub fn subscribe(state: &mut State, id: ConnId, packet: Subscribe<'_>) -> Result<(), Close> {
+pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Result<(), Close> {
     let (sid, version) = super::attached(state, id)?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in SUBSCRIBE"));
@@ -181,7 +181,7 @@ fn send_retained(
 }
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
-pub fn unsubscribe(state: &mut State, id: ConnId, packet: Unsubscribe<'_>) -> Result<(), Close> {
+pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> Result<(), Close> {
     let (sid, version) = super::attached(state, id)?;
     if packet.filters.len() > MAX_FILTERS_PER_PACKET {
         return Err(Close::Protocol("too many filters in UNSUBSCRIBE"));

@@ -164,8 +164,31 @@ pub fn decode(
     let Some(frame) = check_frame(buf, max_packet_size)? else {
         return Ok(None);
     };
-    let body = &buf[frame.header_len..frame.total_len];
-    let packet = match frame.packet_type {
+    let packet = parse_frame(&frame, &buf[frame.header_len..frame.total_len], version)?;
+    Ok(Some((packet, frame.total_len)))
+}
+
+/// Like [`decode`], but lends the packet to `handle` instead of returning it, and returns
+/// what `handle` returned. The broker's receive path uses this: a packet is a few hundred
+/// bytes (PUBLISH and the acks carry MQTT 5 properties), and handing it back through
+/// `Result` and `Option` copied it at each step.
+pub fn decode_with<R>(
+    buf: &[u8],
+    version: Version,
+    max_packet_size: u32,
+    handle: impl FnOnce(&Packet<'_>) -> R,
+) -> Result<Option<(R, usize)>, Error> {
+    let Some(frame) = check_frame(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    let packet = parse_frame(&frame, &buf[frame.header_len..frame.total_len], version)?;
+    Ok(Some((handle(&packet), frame.total_len)))
+}
+
+/// Parses the body of one whole frame.
+#[inline(always)]
+fn parse_frame<'a>(frame: &Frame, body: &'a [u8], version: Version) -> Result<Packet<'a>, Error> {
+    Ok(match frame.packet_type {
         PacketType::Connect => Packet::Connect(Box::new(Connect::parse(frame.flags, body)?)),
         PacketType::Connack => Packet::Connack(Connack::parse(frame.flags, body, version)?),
         PacketType::Publish => Packet::Publish(Publish::parse(frame.flags, body, version)?),
@@ -199,6 +222,5 @@ pub fn decode(
             Packet::Disconnect(Disconnect::parse(frame.flags, body, version)?)
         }
         PacketType::Auth => Packet::Auth(Auth::parse(frame.flags, body, version)?),
-    };
-    Ok(Some((packet, frame.total_len)))
+    })
 }
