@@ -161,66 +161,49 @@ pub fn decode(
     version: Version,
     max_packet_size: u32,
 ) -> Result<Option<(Packet<'_>, usize)>, Error> {
-    let Some(frame) = check_frame(buf, max_packet_size)? else {
-        return Ok(None);
-    };
-    let packet = parse_frame(&frame, &buf[frame.header_len..frame.total_len], version)?;
-    Ok(Some((packet, frame.total_len)))
+    decode_with(buf, version, max_packet_size, Packet::clone)
 }
 
 /// Like [`decode`], but lends the packet to `handle` instead of returning it, and returns
 /// what `handle` returned. The broker's receive path uses this: a packet is a few hundred
 /// bytes (PUBLISH and the acks carry MQTT 5 properties), and handing it back through
-/// `Result` and `Option` copied it at each step.
-pub fn decode_with<R>(
-    buf: &[u8],
+/// `Result` and `Option` copied it at each step; here each packet type is built right where
+/// it is lent.
+pub fn decode_with<'a, R>(
+    buf: &'a [u8],
     version: Version,
     max_packet_size: u32,
-    handle: impl FnOnce(&Packet<'_>) -> R,
+    handle: impl FnOnce(&Packet<'a>) -> R,
 ) -> Result<Option<(R, usize)>, Error> {
     let Some(frame) = check_frame(buf, max_packet_size)? else {
         return Ok(None);
     };
-    let packet = parse_frame(&frame, &buf[frame.header_len..frame.total_len], version)?;
-    Ok(Some((handle(&packet), frame.total_len)))
-}
-
-/// Parses the body of one whole frame.
-#[inline(always)]
-fn parse_frame<'a>(frame: &Frame, body: &'a [u8], version: Version) -> Result<Packet<'a>, Error> {
-    Ok(match frame.packet_type {
-        PacketType::Connect => Packet::Connect(Box::new(Connect::parse(frame.flags, body)?)),
-        PacketType::Connack => Packet::Connack(Connack::parse(frame.flags, body, version)?),
-        PacketType::Publish => Packet::Publish(Publish::parse(frame.flags, body, version)?),
-        PacketType::Puback => {
-            Packet::Puback(Ack::parse(frame.packet_type, frame.flags, body, version)?)
-        }
-        PacketType::Pubrec => {
-            Packet::Pubrec(Ack::parse(frame.packet_type, frame.flags, body, version)?)
-        }
-        PacketType::Pubrel => {
-            Packet::Pubrel(Ack::parse(frame.packet_type, frame.flags, body, version)?)
-        }
-        PacketType::Pubcomp => {
-            Packet::Pubcomp(Ack::parse(frame.packet_type, frame.flags, body, version)?)
-        }
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::parse(frame.flags, body, version)?),
-        PacketType::Suback => Packet::Suback(Suback::parse(frame.flags, body, version)?),
+    let (kind, flags, v) = (frame.packet_type, frame.flags, version);
+    let body = &buf[frame.header_len..frame.total_len];
+    let handled = match kind {
+        PacketType::Connect => handle(&Packet::Connect(Box::new(Connect::parse(flags, body)?))),
+        PacketType::Connack => handle(&Packet::Connack(Connack::parse(flags, body, v)?)),
+        PacketType::Publish => handle(&Packet::Publish(Publish::parse(flags, body, v)?)),
+        PacketType::Puback => handle(&Packet::Puback(Ack::parse(kind, flags, body, v)?)),
+        PacketType::Pubrec => handle(&Packet::Pubrec(Ack::parse(kind, flags, body, v)?)),
+        PacketType::Pubrel => handle(&Packet::Pubrel(Ack::parse(kind, flags, body, v)?)),
+        PacketType::Pubcomp => handle(&Packet::Pubcomp(Ack::parse(kind, flags, body, v)?)),
+        PacketType::Subscribe => handle(&Packet::Subscribe(Subscribe::parse(flags, body, v)?)),
+        PacketType::Suback => handle(&Packet::Suback(Suback::parse(flags, body, v)?)),
         PacketType::Unsubscribe => {
-            Packet::Unsubscribe(Unsubscribe::parse(frame.flags, body, version)?)
+            handle(&Packet::Unsubscribe(Unsubscribe::parse(flags, body, v)?))
         }
-        PacketType::Unsuback => Packet::Unsuback(Unsuback::parse(frame.flags, body, version)?),
+        PacketType::Unsuback => handle(&Packet::Unsuback(Unsuback::parse(flags, body, v)?)),
         PacketType::Pingreq => {
-            control::parse_empty(frame.flags, body, "PINGREQ")?;
-            Packet::Pingreq
+            control::parse_empty(flags, body, "PINGREQ")?;
+            handle(&Packet::Pingreq)
         }
         PacketType::Pingresp => {
-            control::parse_empty(frame.flags, body, "PINGRESP")?;
-            Packet::Pingresp
+            control::parse_empty(flags, body, "PINGRESP")?;
+            handle(&Packet::Pingresp)
         }
-        PacketType::Disconnect => {
-            Packet::Disconnect(Disconnect::parse(frame.flags, body, version)?)
-        }
-        PacketType::Auth => Packet::Auth(Auth::parse(frame.flags, body, version)?),
-    })
+        PacketType::Disconnect => handle(&Packet::Disconnect(Disconnect::parse(flags, body, v)?)),
+        PacketType::Auth => handle(&Packet::Auth(Auth::parse(flags, body, v)?)),
+    };
+    Ok(Some((handled, frame.total_len)))
 }
