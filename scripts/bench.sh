@@ -190,6 +190,8 @@ D=(--duration "$SECS")
 # before QoS 1/2 runs leave the broker's heap large enough to hide a backlog's growth.
 run conns conns --conns "$CONNS" --conn-rate "$CONN_RATE" --hold "$SECS"
 run slow slow --qos 0 --publishers 1 --subscribers 4 --size 64 "${D[@]}"
+# The same three readers with nobody stalled: what "the others' throughput" is compared to.
+run slowbase fanout --qos 0 --publishers 1 --subscribers 3 --size 64 "${D[@]}"
 run fanin0 fanin --qos 0 --publishers 16 --size 64 "${D[@]}"
 run fanin1 fanin --qos 1 --publishers 16 --size 64 "${D[@]}"
 run fanin2 fanin --qos 2 --publishers 16 --size 64 "${D[@]}"
@@ -275,6 +277,7 @@ for spec in "lat0|latency QoS 0, 1,000 msg/s" "lat1|latency QoS 1, 1,000 msg/s";
     done
 done
 both "slow subscriber, 1->3+1 stalled" "others' delivered msg/s" slow delivered_per_s
+both "slow subscriber, 1->3+1 stalled" "same 3 readers, none stalled, msg/s" slowbase delivered_per_s
 both "slow subscriber, 1->3+1 stalled" "broker RSS at start, KiB" slow rss_start
 both "slow subscriber, 1->3+1 stalled" "broker RSS at end, KiB" slow rss_end
 row "slow subscriber, 1->3+1 stalled" "broker RSS max (0.5 s samples), KiB" "$(sampled_max slow pipit)" "$(sampled_max slow mosquitto)"
