@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Checks the small static build (scripts/static.sh): it builds, needs no shared library, and
+# passes a QoS 1 message between mosquitto_sub and mosquitto_pub. Prints its size and idle RSS
+# (figures, not pass/fail: scripts/bench.sh is where they are compared). Installs
+# mosquitto-clients if missing (static.sh installs musl-tools and the rustup target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+need_mosquitto_clients
+work=$(mktemp -d)
+broker_pid=""
+trap 'cleanup_run' EXIT
+
+bin=$(scripts/static.sh)
+echo "built $bin: $(stat -c %s "$bin") bytes"
+linkage=$(ldd "$bin" 2>&1 || true) # ldd exits 1 for a static binary
+if ! grep -q 'not a dynamic executable' <<<"$linkage"; then
+    echo "FAIL: $bin is dynamically linked: $(head -3 <<<"$linkage")"
+    exit 1
+fi
+echo "ok: statically linked (ldd: not a dynamic executable)"
+
+# Port 0: the kernel picks a free port and the broker logs it.
+RUST_LOG=info "$bin" --port 0 2>"$work/broker.log" &
+broker_pid=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$work/broker.log" | head -1)
+    [ -n "$port" ] && break
+    kill -0 "$broker_pid" 2>/dev/null || fail "broker exited at startup"
+    sleep 0.1
+done
+[ -n "$port" ] || fail "broker did not report a listening port within 10 s"
+sleep 0.5
+echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB"
+
+# -d prints the SUBACK (line-buffered by stdbuf, since stdout is a file), so the publish is
+# sent only once the subscription is in.
+payload="hello from the static build"
+stdbuf -oL mosquitto_sub -d -p "$port" -t static/smoke -q 1 -C 1 -W 10 >"$work/sub.out" 2>&1 &
+sub_pid=$!
+for _ in $(seq 100); do
+    grep -q 'received SUBACK' "$work/sub.out" && break
+    kill -0 "$sub_pid" 2>/dev/null || break
+    sleep 0.1
+done
+grep -q 'received SUBACK' "$work/sub.out" || fail "no SUBACK: $(cat "$work/sub.out")"
+mosquitto_pub -p "$port" -t static/smoke -q 1 -m "$payload" || fail "mosquitto_pub failed"
+wait "$sub_pid" || fail "subscriber got nothing: $(cat "$work/sub.out")"
+grep -q 'received PUBLISH (d0, q1' "$work/sub.out" || fail "message not delivered at QoS 1"
+grep -qxF "$payload" "$work/sub.out" || fail "payload differs: $(cat "$work/sub.out")"
+echo "ok: QoS 1 message published and received through the static broker"
