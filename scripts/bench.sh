@@ -110,7 +110,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 declare -A BPID BPORT IDLE_RSS
 start_broker() { # name binary port
-    local name=$1 bin=$2 port=$3 conf="$WORK/$1.conf" pid i
+    local name=$1 bin=$2 port=$3 conf="$WORK/$1.conf" pid
     if [ -z "$bin" ] || [ ! -x "$bin" ]; then
         log "$name: not available"
         return
@@ -123,7 +123,7 @@ start_broker() { # name binary port
     "${BROKER_PIN[@]}" "$bin" -c "$conf" >"$WORK/$name.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if ! kill -0 "$pid" 2>/dev/null; then
             log "$name: exited at startup: $(tail -c 300 "$WORK/$name.log" | tr '\n' ' ')"
             return

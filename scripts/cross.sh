@@ -17,6 +17,8 @@
 #   CARGO_TARGET_DIR  honoured, as by cargo [target]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # qos1_round_trip; this script has its own fail (it names the target)
 
 read -r -a targets <<<"${CROSS_TARGETS:-aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf}"
 conns=${CROSS_CONNS:-1000}
@@ -78,9 +80,7 @@ done
 
 work=$(mktemp -d)
 broker_pid=""
-sub_pid=""
 cleanup() {
-    [ -n "$sub_pid" ] && kill "$sub_pid" 2>/dev/null && wait "$sub_pid" 2>/dev/null
     [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
     rm -rf "$work"
 }
@@ -198,23 +198,9 @@ for t in "${targets[@]}"; do
     echo "idle guest RSS $(thousands "$total") KiB = pipit $(thousands "$kbin") + libc $(thousands "$klibc")" \
         "+ ld.so $kld + other libs $kother + anon $kanon (qemu process VmRSS $(thousands "$(vmrss_kib "$broker_pid")") KiB)"
 
-    # Subscribe at QoS 1; -d prints the SUBACK (line-buffered by stdbuf, since stdout is a
-    # file), so the publish is sent only once the subscription is in.
     payload="hello from $t"
-    stdbuf -oL mosquitto_sub -d -p "$port" -t cross/smoke -q 1 -C 1 -W 10 >"$work/sub.out" 2>&1 &
-    sub_pid=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$work/sub.out" && break
-        kill -0 "$sub_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q 'received SUBACK' "$work/sub.out" || fail "$t" "no SUBACK: $(cat "$work/sub.out")"
-    mosquitto_pub -p "$port" -t cross/smoke -q 1 -m "$payload" || fail "$t" "mosquitto_pub failed"
-    wait "$sub_pid" || { sub_pid=""; fail "$t" "subscriber got nothing: $(cat "$work/sub.out")"; }
-    sub_pid=""
+    why=$(qos1_round_trip "$port" cross/smoke "$payload" "$work/sub.out") || fail "$t" "$why"
     grep 'received PUBLISH' "$work/sub.out"
-    grep -q 'received PUBLISH (d0, q1' "$work/sub.out" || fail "$t" "message not delivered at QoS 1"
-    grep -qxF "$payload" "$work/sub.out" || fail "$t" "payload differs: $(cat "$work/sub.out")"
     echo "ok: QoS 1 message published and received through the $t broker"
 
     # The broker runs inside the qemu process: its VmRSS adds qemu itself, its translated

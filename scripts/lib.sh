@@ -1,6 +1,7 @@
+# shellcheck shell=bash
 # Shared by the interop scripts (sourced, not run): installs the Mosquitto command-line
-# clients if missing, builds the release binaries, and gives each script a scratch
-# directory and a broker PID that are cleaned up on exit.
+# clients if missing, builds the release binaries, gives each script a scratch directory and
+# a broker PID that are cleaned up on exit, and passes a QoS 1 message through a broker.
 
 # Installs Debian mosquitto-clients unless mosquitto_pub and mosquitto_sub are present.
 need_mosquitto_clients() {
@@ -31,4 +32,29 @@ fail() {
     echo "--- broker log"
     tail -20 "$work/broker.log"
     exit 1
+}
+
+# Passes one QoS 1 message from mosquitto_pub to mosquitto_sub through the broker listening
+# on 127.0.0.1:PORT; mosquitto_sub's debug output goes to OUT. On failure prints why (for the
+# caller's own failure message) and returns 1.
+qos1_round_trip() { # port topic payload out
+    local port=$1 topic=$2 payload=$3 out=$4 sub_pid
+    # -d prints the SUBACK (line-buffered by stdbuf, since stdout is a file), so the publish
+    # is sent only once the subscription is in.
+    stdbuf -oL mosquitto_sub -d -p "$port" -t "$topic" -q 1 -C 1 -W 10 >"$out" 2>&1 &
+    sub_pid=$!
+    for _ in $(seq 100); do
+        grep -q 'received SUBACK' "$out" && break
+        kill -0 "$sub_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q 'received SUBACK' "$out" || ! mosquitto_pub -p "$port" -t "$topic" -q 1 -m "$payload"; then
+        kill "$sub_pid" 2>/dev/null || true
+        wait "$sub_pid" 2>/dev/null || true
+        echo "no SUBACK, or mosquitto_pub failed: $(cat "$out")"
+        return 1
+    fi
+    wait "$sub_pid" || { echo "subscriber got nothing: $(cat "$out")"; return 1; }
+    grep -q 'received PUBLISH (d0, q1' "$out" || { echo "message not delivered at QoS 1"; return 1; }
+    grep -qxF "$payload" "$out" || { echo "payload differs: $(cat "$out")"; return 1; }
 }

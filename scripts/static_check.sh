@@ -35,19 +35,6 @@ done
 sleep 0.5
 echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB"
 
-# -d prints the SUBACK (line-buffered by stdbuf, since stdout is a file), so the publish is
-# sent only once the subscription is in.
 payload="hello from the static build"
-stdbuf -oL mosquitto_sub -d -p "$port" -t static/smoke -q 1 -C 1 -W 10 >"$work/sub.out" 2>&1 &
-sub_pid=$!
-for _ in $(seq 100); do
-    grep -q 'received SUBACK' "$work/sub.out" && break
-    kill -0 "$sub_pid" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q 'received SUBACK' "$work/sub.out" || fail "no SUBACK: $(cat "$work/sub.out")"
-mosquitto_pub -p "$port" -t static/smoke -q 1 -m "$payload" || fail "mosquitto_pub failed"
-wait "$sub_pid" || fail "subscriber got nothing: $(cat "$work/sub.out")"
-grep -q 'received PUBLISH (d0, q1' "$work/sub.out" || fail "message not delivered at QoS 1"
-grep -qxF "$payload" "$work/sub.out" || fail "payload differs: $(cat "$work/sub.out")"
+why=$(qos1_round_trip "$port" static/smoke "$payload" "$work/sub.out") || fail "$why"
 echo "ok: QoS 1 message published and received through the static broker"
