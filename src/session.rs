@@ -630,6 +630,18 @@ mod tests {
         Message::shared("t", payload.as_bytes(), qos, false)
     }
 
+    /// Queues a message with `payload` at `qos` (no RETAIN, no subscription identifiers).
+    fn queue(s: &mut Session, payload: &str, qos: QoS, limits: QueueLimits) -> Enqueued {
+        s.enqueue(msg(payload, qos), qos, false, &[], limits)
+    }
+
+    /// What one `write_pending` turn sends, as 3.1.1 frames.
+    fn write(s: &mut Session, limits: QueueLimits) -> Vec<u8> {
+        let mut out = Vec::new();
+        s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
+        out
+    }
+
     /// Decodes every frame in `out` into (packet id, dup, payload) triples.
     fn publishes(out: &[u8]) -> Vec<(u16, bool, Vec<u8>)> {
         let mut rest = out;
@@ -647,62 +659,34 @@ mod tests {
     fn window_limits_qos1_and_acks_free_slots() {
         let mut s = online();
         for p in ["a", "b", "c"] {
-            assert_eq!(
-                s.enqueue(
-                    msg(p, QoS::AtLeastOnce),
-                    QoS::AtLeastOnce,
-                    false,
-                    &[],
-                    LIMITS
-                ),
-                Enqueued::Queued
-            );
+            assert_eq!(queue(&mut s, p, QoS::AtLeastOnce, LIMITS), Enqueued::Queued);
         }
-        let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
-        let sent = publishes(&out);
+        let sent = publishes(&write(&mut s, LIMITS));
         assert_eq!(sent.len(), 2, "window of 2");
         assert_eq!(sent[0], (1, false, b"a".to_vec()));
         assert_eq!(s.on_puback(1), AckOutcome::Done);
         assert_eq!(s.on_puback(1), AckOutcome::UnknownPacketId);
-        out.clear();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
-        assert_eq!(publishes(&out), [(3, false, b"c".to_vec())]);
+        assert_eq!(
+            publishes(&write(&mut s, LIMITS)),
+            [(3, false, b"c".to_vec())]
+        );
     }
 
     #[test]
     fn queue_bound_and_offline_qos0() {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         assert_eq!(
-            s.enqueue(
-                msg("0", QoS::AtMostOnce),
-                QoS::AtMostOnce,
-                false,
-                &[],
-                LIMITS
-            ),
+            queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
             Enqueued::Dropped
         );
         for _ in 0..3 {
             assert_eq!(
-                s.enqueue(
-                    msg("1", QoS::AtLeastOnce),
-                    QoS::AtLeastOnce,
-                    false,
-                    &[],
-                    LIMITS
-                ),
+                queue(&mut s, "1", QoS::AtLeastOnce, LIMITS),
                 Enqueued::Queued
             );
         }
         assert_eq!(
-            s.enqueue(
-                msg("1", QoS::AtLeastOnce),
-                QoS::AtLeastOnce,
-                false,
-                &[],
-                LIMITS
-            ),
+            queue(&mut s, "1", QoS::AtLeastOnce, LIMITS),
             Enqueued::Dropped
         );
         assert_eq!(s.queued(), 3);
@@ -711,29 +695,16 @@ mod tests {
     #[test]
     fn qos2_flow_and_resend() {
         let mut s = online();
-        s.enqueue(
-            msg("x", QoS::ExactlyOnce),
-            QoS::ExactlyOnce,
-            false,
-            &[],
-            LIMITS,
-        );
-        s.enqueue(
-            msg("y", QoS::ExactlyOnce),
-            QoS::ExactlyOnce,
-            false,
-            &[],
-            LIMITS,
-        );
-        let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, Instant::now());
+        queue(&mut s, "x", QoS::ExactlyOnce, LIMITS);
+        queue(&mut s, "y", QoS::ExactlyOnce, LIMITS);
+        write(&mut s, LIMITS);
         assert_eq!(
             s.on_pubcomp(1),
             AckOutcome::UnknownPacketId,
             "PUBCOMP before PUBREC"
         );
         assert_eq!(s.on_pubrec(1), AckOutcome::Done);
-        out.clear();
+        let mut out = Vec::new();
         s.resend_inflight(&mut out, Version::V311, Instant::now());
         // Message 1 awaits PUBCOMP: PUBREL (0x62) goes first; message 2 is re-sent with DUP.
         assert_eq!(&out[..4], &[0x62, 0x02, 0x00, 0x01]);
@@ -788,17 +759,12 @@ mod tests {
             ..LIMITS
         };
         for p in ["a", "b"] {
-            s.enqueue(
-                msg(p, QoS::AtLeastOnce),
-                QoS::AtLeastOnce,
-                false,
-                &[],
-                limits,
-            );
+            queue(&mut s, p, QoS::AtLeastOnce, limits);
         }
-        let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
-        let ids: Vec<u16> = publishes(&out).iter().map(|p| p.0).collect();
+        let ids: Vec<u16> = publishes(&write(&mut s, limits))
+            .iter()
+            .map(|p| p.0)
+            .collect();
         assert_eq!(ids, [u16::MAX, 1]);
     }
 
@@ -811,17 +777,9 @@ mod tests {
         };
         let send = |s: &mut Session, n: usize| -> Vec<u16> {
             for _ in 0..n {
-                s.enqueue(
-                    msg("m", QoS::AtLeastOnce),
-                    QoS::AtLeastOnce,
-                    false,
-                    &[],
-                    limits,
-                );
+                queue(s, "m", QoS::AtLeastOnce, limits);
             }
-            let mut out = Vec::new();
-            s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
-            publishes(&out).iter().map(|p| p.0).collect()
+            publishes(&write(s, limits)).iter().map(|p| p.0).collect()
         };
         // Id 1 is never acknowledged; every later id is, until the ids come round again.
         assert_eq!(send(&mut s, 1), [1]);
