@@ -240,10 +240,10 @@ fn subscriptions_made_between_a_publishers_messages_take_effect_at_once() {
     publ.recv_kind(4);
     assert_eq!(second.recv_publish().payload, b"three");
     first.expect_silence(200);
-    drop(second);
-    // The second subscriber's session ends with its connection; a new client (which may
-    // reuse its session slot) subscribed to nothing must not inherit its deliveries.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The second subscriber's session ends with its connection (disconnect waits for the
+    // broker to close it); a new client, which reuses its session slot, subscribed to
+    // nothing must not inherit its deliveries.
+    second.disconnect();
     let mut third = Raw::connect(broker.addr, "third", true);
     publ.send(&publish("r/t", b"four", 1, false, 5));
     publ.recv_kind(4);

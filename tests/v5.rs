@@ -274,12 +274,7 @@ fn request_response_round_trip() {
         1,
         Props::new().bin(0x09, &corr),
     ));
-    let resp = loop {
-        let f = requester.recv().expect("response");
-        if f.kind() == 3 {
-            break common::Publish5::parse(&f);
-        }
-    };
+    let resp = common::Publish5::parse(&requester.recv_kind(3));
     assert_eq!(resp.payload, b"pong");
     assert_eq!(
         prop(&resp.props, 0x09),
@@ -350,9 +345,10 @@ fn retain_as_published_keeps_the_flag_on_live_delivery() {
 fn retain_handling_0_1_2() {
     let broker = start();
     let mut p = Raw::connect(broker.addr, "rh-pub", true);
-    p.send(&publish("rh/t", b"kept", 0, true, 0));
+    // QoS 1: the PUBACK says the retained message is stored before anyone subscribes.
+    p.send(&publish("rh/t", b"kept", 1, true, 1));
+    p.recv_kind(4);
     let mut c = Raw::v5(broker.addr, "rh", Props::new());
-    // Make sure the retained message is stored before subscribing.
     c.subscribe_v5(Props::new(), &[("rh/t", opts(0, false, false, 0))]);
     let m = c.recv_publish5();
     assert!(m.retain && m.payload == b"kept", "0: sent at subscribe");
@@ -378,7 +374,9 @@ fn retain_handling_0_1_2() {
 fn shared_subscriptions_round_robin_and_get_no_retained() {
     let broker = start();
     let mut p = Raw::connect(broker.addr, "sh-pub", true);
-    p.send(&publish("sh/t", b"retained", 0, true, 0));
+    // QoS 1: the PUBACK says the retained message is stored before the groups subscribe.
+    p.send(&publish("sh/t", b"retained", 1, true, 1));
+    p.recv_kind(4);
     let mut a = Raw::v5(broker.addr, "sh-a", Props::new());
     let mut b = Raw::v5(broker.addr, "sh-b", Props::new());
     a.subscribe_v5(Props::new(), &[("$share/g/sh/t", 0)]);

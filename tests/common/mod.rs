@@ -603,24 +603,17 @@ impl Publish5 {
     /// Parses a v5 PUBLISH frame.
     pub fn parse(f: &Frame) -> Publish5 {
         assert_eq!(f.kind(), 3, "expected PUBLISH, got {f:?}");
-        let qos = (f.header >> 1) & 3;
-        let tlen = u16::from_be_bytes([f.body[0], f.body[1]]) as usize;
-        let topic = String::from_utf8(f.body[2..2 + tlen].to_vec()).unwrap();
-        let mut at = 2 + tlen;
-        let mut packet_id = 0;
-        if qos > 0 {
-            packet_id = u16::from_be_bytes([f.body[at], f.body[at + 1]]);
-            at += 2;
-        }
-        let (props, payload) = split_props(&f.body[at..]);
+        // The 3.1.1 layout, with the properties in front of what 3.1.1 calls the payload.
+        let p = Publish::parse(f);
+        let (props, payload) = split_props(&p.payload);
         Publish5 {
-            topic,
             payload: payload.to_vec(),
-            qos,
-            retain: f.header & 1 == 1,
-            dup: f.header & 8 == 8,
-            packet_id,
             props,
+            topic: p.topic,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            packet_id: p.packet_id,
         }
     }
 
