@@ -5,8 +5,9 @@
 //! topics it sends, up to the client's Topic Alias Maximum, and then stops assigning (fill then
 //! stop): later topics go out in full. Both maps die with the connection [MQTT-3.3.2-7].
 
-use std::collections::HashMap;
 use std::rc::Rc;
+
+use crate::hash::LevelMap;
 
 /// Why an inbound alias could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +63,7 @@ impl InboundAliases {
 /// Topic Alias Maximum; once full, no more are assigned.
 #[derive(Debug, Default)]
 pub struct OutboundAliases {
-    assigned: HashMap<Box<str>, u16>,
+    assigned: LevelMap<u16>,
 }
 
 /// How to send a topic to a client that accepts aliases.

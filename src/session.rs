@@ -425,12 +425,14 @@ impl Session {
 
     /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
     /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
-    /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25].
-    pub fn resend_inflight(&mut self, out: &mut Vec<u8>, version: Version, now: Instant) {
+    /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25]; returns how
+    /// many were dropped.
+    pub fn resend_inflight(&mut self, out: &mut Vec<u8>, version: Version, now: Instant) -> u64 {
         let Session { flow, link, .. } = self;
         let Some(flow) = flow.as_deref_mut() else {
-            return;
+            return 0;
         };
+        let before = flow.inflight.len();
         flow.inflight.retain(|f| match f.state {
             AckState::Puback | AckState::Pubrec => {
                 let ids = f.subscription_ids.as_deref().unwrap_or(&[]);
@@ -449,6 +451,7 @@ impl Session {
                 true
             }
         });
+        (before - flow.inflight.len()) as u64
     }
 
     /// Handles PUBACK for an outbound QoS 1 message.
@@ -486,6 +489,13 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// Whether inbound QoS 2 `packet_id` is awaiting PUBREL (a PUBLISH with it is a resend).
+    pub fn holds_qos2(&self, packet_id: u16) -> bool {
+        self.flow
+            .as_ref()
+            .is_some_and(|f| f.inbound_qos2.binary_search(&packet_id).is_ok())
     }
 
     /// Handles PUBREL: releases the inbound packet id; false if it was not awaiting PUBREL.

@@ -48,6 +48,27 @@ fn receive_maximum_exceeded_by_client_is_0x93() {
 }
 
 #[test]
+fn receive_maximum_is_not_bypassed_by_the_dup_flag() {
+    // A resend of an id the broker holds is allowed; a new id flagged DUP is not.
+    let broker = start_with(|c| c.max_inflight_messages = 2);
+    let mut c = Raw::v5(broker.addr, "rm-dup", Props::new());
+    for id in 1..=2u16 {
+        c.send(&publish_v5("t", b"x", 2, false, id, Props::new()));
+    }
+    let mut resend = publish_v5("t", b"x", 2, false, 2, Props::new());
+    resend[0] |= 0x08;
+    c.send(&resend);
+    let mut new_id = publish_v5("t", b"x", 2, false, 3, Props::new());
+    new_id[0] |= 0x08;
+    c.send(&new_id);
+    let frames = c.expect_closed();
+    let rec: Vec<_> = frames.iter().filter(|f| f.kind() == 5).collect();
+    assert_eq!(rec.len(), 3, "PUBRECs for ids 1, 2 and the resend of 2");
+    let d = frames.iter().find(|f| f.kind() == 14).expect("DISCONNECT");
+    assert_eq!(d.body[0], 0x93);
+}
+
+#[test]
 fn maximum_packet_size_drops_larger_messages_for_that_client() {
     let broker = start();
     let mut small = Raw::v5(broker.addr, "mps", Props::new().u32(0x27, 100));

@@ -270,12 +270,13 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
         sessions,
         pool,
         now,
+        stats,
         ..
     } = state;
     if let (Some(conn), Some(session)) =
         (conns.get_mut(id.index()), sessions.get_mut(sid.0 as usize))
     {
-        session.resend_inflight(conn.tx.frames(pool), version, *now);
+        stats.messages_dropped += session.resend_inflight(conn.tx.frames(pool), version, *now);
     }
 }
 

@@ -92,7 +92,9 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     if v5
         && publish.qos == QoS::ExactlyOnce
         && session.inbound_qos2_len() >= usize::from(state.config.max_inflight_messages.max(1))
-        && !publish.dup
+        // A retransmission of a packet id we already hold is not a new message; the DUP
+        // flag alone proves nothing, so it does not exempt a PUBLISH.
+        && !session.holds_qos2(publish.packet_id)
     {
         return Err(Close::Reason(
             reason::RECEIVE_MAXIMUM_EXCEEDED,

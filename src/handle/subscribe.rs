@@ -164,7 +164,8 @@ fn send_retained(
         if matches.len() >= room {
             return ControlFlow::Break(());
         }
-        if state.allowed(sid, &m.topic, Access::Read) {
+        // An expired retained message is not sent [MQTT-3.3.2-5] and takes no queue room.
+        if !m.expired(state.now) && state.allowed(sid, &m.topic, Access::Read) {
             matches.push(Rc::clone(m));
         }
         ControlFlow::Continue(())
