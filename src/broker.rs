@@ -561,7 +561,7 @@ impl Broker {
             .collect();
         for sid in gone {
             debug!("session expired");
-            self.state.expire_session(sid);
+            self.state.discard_session(sid);
         }
         crate::will::publish_due(&mut self.state);
     }

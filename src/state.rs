@@ -1,6 +1,7 @@
 //! `State`: everything the broker knows, owned by the event loop and lent to handlers as
 //! `&mut State`. No globals, no interior mutability: one owner, one thread.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use slab::Slab;
@@ -149,7 +150,7 @@ pub struct State {
     /// Whether any listener has an ACL file (if none, no per-message checks are made).
     pub acl_active: bool,
     /// Wills waiting for their Will Delay Interval; at most one per session.
-    pub pending_wills: Vec<PendingWill>,
+    pub pending_wills: HashMap<SessionId, PendingWill>,
 }
 
 impl State {
@@ -178,7 +179,7 @@ impl State {
             now,
             started: now,
             assigned_ids: 0,
-            pending_wills: Vec::new(),
+            pending_wills: HashMap::new(),
         }
     }
 
@@ -241,15 +242,11 @@ impl State {
             })
     }
 
-    /// Ends an offline session whose expiry interval passed: its delayed will, if any, is
-    /// published first [MQTT-3.1.3-9], then the session is discarded.
-    pub fn expire_session(&mut self, sid: SessionId) {
-        crate::will::publish_for(self, sid);
-        self.discard_session(sid);
-    }
-
-    /// Removes a session and all its subscriptions.
+    /// Ends a session: its delayed will, if any, is published first [MQTT-3.1.3-9], then the
+    /// session and all its subscriptions are removed. Every way a session ends comes here,
+    /// so no will outlives its session (whose slot a new session may reuse).
     pub fn discard_session(&mut self, sid: SessionId) {
+        crate::will::publish_for(self, sid);
         // Unindexed first: the index compares through the slab.
         if let Some(session) = self.sessions.get(sid.0 as usize) {
             self.client_ids

@@ -1,10 +1,11 @@
 //! Will messages after the connection is gone: published at once, or delayed by the MQTT 5
 //! Will Delay Interval (v5 3.1.3.2.2).
 //!
-//! A delayed will waits in `State::pending_wills` (at most one per session, so the list is
-//! bounded by the number of sessions). It is published when its delay passes or when its
-//! session ends, whichever comes first [MQTT-3.1.3-9]; a new connection to the session
-//! cancels it. The broker's one-second sweep calls [`publish_due`]. A will's Message Expiry
+//! A delayed will waits in `State::pending_wills`, keyed by its session (at most one per
+//! session, so the map is bounded by the number of sessions, and cancelling or publishing
+//! one is O(1)). It is published when its delay passes or when its session ends
+//! (`State::discard_session`), whichever comes first [MQTT-3.1.3-9]; a new connection to
+//! the session cancels it. The broker's one-second sweep calls [`publish_due`]. A will's Message Expiry
 //! Interval counts from when it is published.
 
 use std::rc::Rc;
@@ -45,8 +46,6 @@ impl Will {
 pub struct PendingWill {
     /// When it is published.
     pub at: Instant,
-    /// The session whose connection ended.
-    pub session: SessionId,
     /// The will.
     pub will: Will,
 }
@@ -75,23 +74,17 @@ pub fn on_close(state: &mut State, session: Option<SessionId>, will: Will) {
     }
     let delay = will.delay.min(s.expiry_interval);
     let at = state.now + Duration::from_secs(u64::from(delay));
-    cancel(state, sid);
-    state.pending_wills.push(PendingWill {
-        at,
-        session: sid,
-        will,
-    });
+    state.pending_wills.insert(sid, PendingWill { at, will });
 }
 
 /// Drops session `sid`'s delayed will: its client connected again.
 pub fn cancel(state: &mut State, sid: SessionId) {
-    state.pending_wills.retain(|w| w.session != sid);
+    state.pending_wills.remove(&sid);
 }
 
 /// Publishes session `sid`'s delayed will now: the session is ending.
 pub fn publish_for(state: &mut State, sid: SessionId) {
-    if let Some(i) = state.pending_wills.iter().position(|w| w.session == sid) {
-        let pending = state.pending_wills.swap_remove(i);
+    if let Some(pending) = state.pending_wills.remove(&sid) {
         publish(state, pending.will);
     }
 }
@@ -99,15 +92,21 @@ pub fn publish_for(state: &mut State, sid: SessionId) {
 /// Publishes every delayed will whose time has come at `state.now`.
 pub fn publish_due(state: &mut State) {
     let now = state.now;
-    while let Some(i) = state.pending_wills.iter().position(|w| w.at <= now) {
-        let pending = state.pending_wills.swap_remove(i);
+    // One pass over the map, then in due order; nothing is collected when none is due.
+    let mut due: Vec<PendingWill> = state
+        .pending_wills
+        .extract_if(|_, w| w.at <= now)
+        .map(|(_, w)| w)
+        .collect();
+    due.sort_by_key(|w| w.at);
+    for pending in due {
         publish(state, pending.will);
     }
 }
 
 /// Publishes every delayed will: the broker is shutting down.
 pub fn publish_all(state: &mut State) {
-    for pending in std::mem::take(&mut state.pending_wills) {
+    for (_, pending) in std::mem::take(&mut state.pending_wills) {
         publish(state, pending.will);
     }
 }

@@ -146,13 +146,11 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     }
 
     // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
-    // start ends the old session instead, and a session's end publishes its will at once.
-    if let Some(old) = state.client_ids.get(&client_id, &state.sessions) {
-        if connect.clean_start {
-            crate::will::publish_for(state, old);
-        } else {
-            crate::will::cancel(state, old);
-        }
+    // start ends the old session instead (`attach_session`), which publishes its will at once.
+    if let Some(old) = state.client_ids.get(&client_id, &state.sessions)
+        && !connect.clean_start
+    {
+        crate::will::cancel(state, old);
     }
     let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
     let Some(conn) = state.conns.get_mut(id.index()) else {
