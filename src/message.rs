@@ -15,7 +15,7 @@ use crate::wire::{Properties, QoS, UserProperties};
 #[derive(Debug, PartialEq)]
 pub struct Message {
     /// The topic name it was published to; shared with the publisher's session while it
-    /// keeps publishing to the same topic (see `Session::known_topic`).
+    /// keeps publishing to the same topic (see `route::LastTopic`).
     pub topic: Rc<str>,
     /// The application payload, stored once whatever the number of subscribers.
     pub payload: Box<[u8]>,

@@ -34,27 +34,34 @@ pub struct RouteScratch {
     stamp: u64,
 }
 
-/// What a session's last routed topic matched, kept while the subscription tree is
-/// unchanged: a client that publishes to one topic again (the usual sensor or gateway
-/// pattern) skips the tree walk. Only small results are kept, so the cache stays a few
-/// entries per publishing session however many clients subscribe.
+/// The topic a session last published to (validated, and shared with the messages sent on
+/// it) and what it matched, kept while the subscription tree is unchanged: a client that
+/// publishes to one topic again (the usual sensor or gateway pattern) skips validating,
+/// copying and matching it. Only small match results are kept, so this stays a few entries
+/// per publishing session however many clients subscribe.
 #[derive(Debug)]
-pub struct MatchCache {
+pub struct LastTopic {
     topic: Rc<str>,
-    generation: u64,
+    /// The tree generation `subs` and `groups` were collected in; `None` when not kept.
+    generation: Option<u64>,
     subs: Vec<Subscriber>,
     groups: Vec<GroupRef>,
 }
 
-/// Most subscriptions plus shared groups a `MatchCache` keeps; a larger fan-out costs more
+/// Most subscriptions plus shared groups a `LastTopic` keeps; a larger fan-out costs more
 /// to deliver than to walk the tree for.
-const MATCH_CACHE_MAX: usize = 16;
+const LAST_TOPIC_MAX_MATCHES: usize = 16;
 
-impl MatchCache {
-    /// Whether this is the match of exactly this topic (the same shared copy) in tree
+impl LastTopic {
+    /// The shared copy of `topic`, if it is this one.
+    pub fn shared(&self, topic: &str) -> Option<Rc<str>> {
+        (*self.topic == *topic).then(|| Rc::clone(&self.topic))
+    }
+
+    /// Whether this holds the match of exactly this topic (the same shared copy) in tree
     /// `generation`.
-    fn holds(&self, topic: &Rc<str>, generation: u64) -> bool {
-        self.generation == generation && Rc::ptr_eq(&self.topic, topic)
+    fn matched(&self, topic: &Rc<str>, generation: u64) -> bool {
+        self.generation == Some(generation) && Rc::ptr_eq(&self.topic, topic)
     }
 }
 
@@ -83,10 +90,10 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
     route.stamp += 1;
     let generation = tree.generation();
     let origin_session = origin.and_then(|sid| sessions.get_mut(sid.0 as usize));
-    match origin_session.map(|s| s.match_cache_mut()) {
-        Some(Some(cache)) if cache.holds(&message.topic, generation) => {
-            route.subs.extend_from_slice(&cache.subs);
-            route.groups.extend_from_slice(&cache.groups);
+    match origin_session.map(|s| s.last_topic_mut()) {
+        Some(Some(last)) if last.matched(&message.topic, generation) => {
+            route.subs.extend_from_slice(&last.subs);
+            route.groups.extend_from_slice(&last.groups);
         }
         Some(slot) => {
             tree.collect(&message.topic, &mut route.subs, &mut route.groups);
@@ -158,30 +165,31 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
     delivered
 }
 
-/// Keeps what `message`'s topic matched in a session's cache slot, reusing its lists.
+/// Makes `message`'s topic the session's last topic, with what it matched if that is small;
+/// reuses the slot's lists.
 fn remember_match(
-    slot: &mut Option<MatchCache>,
+    slot: &mut Option<LastTopic>,
     message: &Message,
     generation: u64,
     subs: &[Subscriber],
     groups: &[GroupRef],
 ) {
-    if subs.len() + groups.len() > MATCH_CACHE_MAX {
-        *slot = None;
-        return;
-    }
-    let cache = slot.get_or_insert_with(|| MatchCache {
+    let last = slot.get_or_insert_with(|| LastTopic {
         topic: Rc::clone(&message.topic),
-        generation,
+        generation: None,
         subs: Vec::new(),
         groups: Vec::new(),
     });
-    cache.topic = Rc::clone(&message.topic);
-    cache.generation = generation;
-    cache.subs.clear();
-    cache.subs.extend_from_slice(subs);
-    cache.groups.clear();
-    cache.groups.extend_from_slice(groups);
+    last.topic = Rc::clone(&message.topic);
+    last.subs.clear();
+    last.groups.clear();
+    if subs.len() + groups.len() > LAST_TOPIC_MAX_MATCHES {
+        last.generation = None;
+        return;
+    }
+    last.generation = Some(generation);
+    last.subs.extend_from_slice(subs);
+    last.groups.extend_from_slice(groups);
 }
 
 /// Queues `message` to one session at `qos` with the RETAIN flag and subscription

@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::alias::{InboundAliases, OutboundAliases, OutboundTopic};
 use crate::conn::ConnId;
 use crate::message::Message;
-use crate::route::MatchCache;
+use crate::route::LastTopic;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
@@ -170,11 +170,8 @@ struct Flow {
     queued_bytes: usize,
     inbound_qos2: Vec<u16>,
     next_packet_id: u16,
-    /// The topic this client last published to, already validated: a client publishing to
-    /// the same topic again reuses it instead of validating and copying the name anew.
-    last_published_topic: Option<Rc<str>>,
-    /// What the topic this client last published to matched (see `route::MatchCache`).
-    match_cache: Option<MatchCache>,
+    /// The topic this client last published to and what it matched (`route::LastTopic`).
+    last_topic: Option<LastTopic>,
 }
 
 impl Default for Flow {
@@ -185,8 +182,7 @@ impl Default for Flow {
             queued_bytes: 0,
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
-            last_published_topic: None,
-            match_cache: None,
+            last_topic: None,
         }
     }
 }
@@ -323,18 +319,12 @@ impl Session {
     /// The stored copy of `topic` if it is the topic this client last published to (so it
     /// was validated then and need not be again).
     pub fn known_topic(&self, topic: &str) -> Option<Rc<str>> {
-        let last = self.flow.as_ref()?.last_published_topic.as_ref()?;
-        (**last == *topic).then(|| Rc::clone(last))
+        self.flow.as_ref()?.last_topic.as_ref()?.shared(topic)
     }
 
-    /// Records the validated topic this client just published to, for `known_topic`.
-    pub fn remember_topic(&mut self, topic: Rc<str>) {
-        self.flow_mut().last_published_topic = Some(topic);
-    }
-
-    /// The slot where routing keeps what this client's last published topic matched.
-    pub fn match_cache_mut(&mut self) -> &mut Option<MatchCache> {
-        &mut self.flow_mut().match_cache
+    /// The slot where routing keeps this client's last published topic and its match.
+    pub fn last_topic_mut(&mut self) -> &mut Option<LastTopic> {
+        &mut self.flow_mut().last_topic
     }
 
     /// Number of inbound QoS 2 messages awaiting PUBREL (counted against our Receive Maximum).

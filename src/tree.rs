@@ -65,8 +65,8 @@ pub struct SubscriptionTree {
     nodes: Vec<Node>,
     free: Vec<u32>,
     count: usize,
-    /// Bumped by every subscribe and unsubscribe, so a remembered match result can tell
-    /// whether it still holds.
+    /// Bumped by every subscribe and by every unsubscribe that removed something, so a
+    /// remembered match result can tell whether it still holds.
     generation: u64,
 }
 
@@ -143,7 +143,6 @@ impl SubscriptionTree {
         share_group: Option<&str>,
         session: SessionId,
     ) -> bool {
-        self.generation += 1;
         let mut path = vec![ROOT];
         let mut node = ROOT;
         for level in levels(filter) {
@@ -168,6 +167,7 @@ impl SubscriptionTree {
             },
         };
         if removed {
+            self.generation += 1;
             self.count -= 1;
             self.prune(filter, &path);
         }

@@ -130,16 +130,10 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
         code = reason::PAYLOAD_FORMAT_INVALID;
     } else if first_delivery {
-        let shared_topic = match known_topic.or_else(|| aliased.clone()) {
-            Some(shared) => shared,
-            None => {
-                let copy: Rc<str> = Rc::from(topic);
-                if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-                    session.remember_topic(Rc::clone(&copy));
-                }
-                copy
-            }
-        };
+        // Routing remembers the topic as the session's last one (`route::LastTopic`).
+        let shared_topic = known_topic
+            .or_else(|| aliased.clone())
+            .unwrap_or_else(|| Rc::from(topic));
         let message = if v5 {
             Message::with_properties(
                 shared_topic,
