@@ -93,8 +93,10 @@ pub struct Broker {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     signals: Option<Signals>,
-    /// Connections that still had bytes to read when their per-turn budget ran out.
-    read_again: Vec<ConnId>,
+    /// Connections to read again at the end of the turn (their per-turn read budget ran
+    /// out, or their reads were paused and resumed), each with whether the peer may have
+    /// closed its side, which makes a short read not the end of it.
+    read_again: Vec<(ConnId, bool)>,
     /// Reused list of this turn's events.
     ready: Vec<Ready>,
     /// Open connections per listener, for each listener's `max_connections`.
@@ -229,9 +231,8 @@ impl Broker {
                     Token(key) => self.on_conn_event(ConnId::new(key), ready),
                 }
             }
-            for id in std::mem::take(&mut self.read_again) {
-                // Read to WouldBlock or EOF: a close may be waiting behind the data.
-                self.on_readable(id, true);
+            for (id, peer_closed) in std::mem::take(&mut self.read_again) {
+                self.on_readable(id, peer_closed);
             }
             self.finish_turn();
             if self.stop.load(Ordering::SeqCst) {
@@ -405,7 +406,9 @@ impl Broker {
                 }
             }
         }
-        self.read_again.push(id);
+        // The read budget ran out: read the rest after the other connections, with what the
+        // event said about the peer's side.
+        self.read_again.push((id, peer_closed));
     }
 
     /// Parses and handles every complete packet in `id`'s receive buffer.
@@ -519,7 +522,9 @@ impl Broker {
                 Ok(true) => {
                     if conn.read_paused {
                         conn.read_paused = false;
-                        self.read_again.push(id);
+                        // Its read events were passed over while paused, so nothing says
+                        // whether an EOF waits behind the data: read to WouldBlock or EOF.
+                        self.read_again.push((id, true));
                     }
                 }
                 Ok(false) => conn.writable = false,
