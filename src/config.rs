@@ -14,6 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The smallest `max_keepalive` accepted (from the file or `--max-keepalive`), as in
+/// Mosquitto: below it, clients would be told to ping more often than is sensible, and 0
+/// would turn keepalive checking off.
+pub const MIN_MAX_KEEPALIVE: u16 = 10;
+
 /// Port of the default listener when the file does not set `port`.
 const DEFAULT_PORT: u16 = 1883;
 
@@ -133,6 +138,7 @@ pub struct Config {
     /// closes the connection before its body is read.
     pub max_packet_size: u32,
     /// Largest keepalive a client may ask for; a larger (or zero, in v5) request is told this.
+    /// At least [`MIN_MAX_KEEPALIVE`].
     pub max_keepalive: u16,
     /// How long a disconnected persistent v3 session is kept; `None` keeps it forever.
     pub persistent_client_expiration: Option<Duration>,

@@ -95,6 +95,12 @@ fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), St
         None => (Config::default(), Vec::new()),
     };
     if let Some(max_keepalive) = args.max_keepalive {
+        if max_keepalive < pipit::config::MIN_MAX_KEEPALIVE {
+            return Err(format!(
+                "--max-keepalive: {max_keepalive} is out of range {}..=65535",
+                pipit::config::MIN_MAX_KEEPALIVE
+            ));
+        }
         config.max_keepalive = max_keepalive;
     }
     if !args.binds.is_empty() || args.port.is_some() {

@@ -359,6 +359,15 @@ fn help_lists_every_flag() {
 }
 
 #[test]
+fn max_keepalive_flag_is_range_checked_like_the_option() {
+    // 0 would turn keepalive checking off for every MQTT 5 client.
+    for value in ["0", "9"] {
+        let (status, _) = pipit_stdout(&["--port", "0", "--max-keepalive", value]);
+        assert_eq!(status.code(), Some(2), "--max-keepalive {value}");
+    }
+}
+
+#[test]
 fn version_prints_the_crate_version() {
     let expected = format!("pipit {}\n", env!("CARGO_PKG_VERSION"));
     for flag in ["--version", "-V"] {

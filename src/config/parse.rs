@@ -289,7 +289,9 @@ impl Parser {
                     n => n,
                 }
             }
-            "max_keepalive" => c.max_keepalive = l.int(10, 65535)?,
+            "max_keepalive" => {
+                c.max_keepalive = l.int(i64::from(super::MIN_MAX_KEEPALIVE), 65535)?;
+            }
             "persistent_client_expiration" => c.persistent_client_expiration = Some(l.duration()?),
             "retain_available" => c.retain_available = l.flag()?,
             "sys_interval" => c.sys_interval = l.int(0, i64::from(u32::MAX))?,
