@@ -28,7 +28,6 @@ use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
 use crate::handle;
 use crate::net::Transport;
-use crate::route;
 use crate::state::{Close, State};
 use crate::sys::SysClock;
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
@@ -661,8 +660,7 @@ impl Broker {
                 .get_mut(id.index())
                 .and_then(|c| c.will.take())
             {
-                let message = (*will).into_message(self.state.now);
-                route::publish(&mut self.state, &message, None);
+                crate::will::publish(&mut self.state, *will);
             }
         }
         crate::will::publish_all(&mut self.state);

@@ -111,7 +111,8 @@ pub fn publish_all(state: &mut State) {
     }
 }
 
-fn publish(state: &mut State, will: Will) {
+/// Publishes `will` now (its Message Expiry Interval counts from now).
+pub fn publish(state: &mut State, will: Will) {
     let message = will.into_message(state.now);
     route::publish(state, &message, None);
 }

@@ -209,14 +209,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
             ..Properties::default()
         };
     }
-    let State { conns, pool, .. } = state;
-    if let Some(conn) = conns.get_mut(id.index()) {
+    if let Some(out) = super::reply(state, id) {
         Connack {
             session_present,
             reason_code: reason::SUCCESS,
             properties,
         }
-        .encode(version, conn.tx.frames(pool));
+        .encode(version, out);
     }
     if session_present {
         resend(state, id, sid, version);
