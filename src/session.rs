@@ -215,16 +215,18 @@ impl Session {
     }
 
     /// When this session, just gone offline at `now`, is to be discarded; `None` never.
-    /// `persistent` (`persistent_client_expiration`) bounds sessions that never expire.
+    /// `persistent` (`persistent_client_expiration`) bounds every session: one that never
+    /// expires, and a long MQTT 5 Session Expiry Interval (0xFFFFFFFE is 136 years), so the
+    /// offline sessions, and the delayed wills they hold, cannot outlive it.
     pub fn expiry_deadline(
         &self,
         now: Instant,
         persistent: Option<std::time::Duration>,
     ) -> Option<Instant> {
-        match self.expiry_interval {
-            NEVER_EXPIRES => persistent.map(|d| now + d),
-            secs => Some(now + std::time::Duration::from_secs(u64::from(secs))),
-        }
+        let asked = (self.expiry_interval != NEVER_EXPIRES)
+            .then(|| std::time::Duration::from_secs(u64::from(self.expiry_interval)));
+        let keep = [asked, persistent].into_iter().flatten().min()?;
+        Some(now + keep)
     }
 
     /// Most unacknowledged QoS 1/2 messages in flight to the client: the configured window,
@@ -738,6 +740,21 @@ mod tests {
         s.remove_subscription("never");
         assert!(!s.has_subscription("c/+"));
         assert_eq!(s.subscriptions.len(), 3);
+    }
+
+    #[test]
+    fn persistent_client_expiration_bounds_every_session() {
+        let now = Instant::now();
+        let day = std::time::Duration::from_secs(86_400);
+        let mut s = Session::new("c".into(), NEVER_EXPIRES);
+        assert_eq!(s.expiry_deadline(now, None), None);
+        assert_eq!(s.expiry_deadline(now, Some(day)), Some(now + day));
+        s.expiry_interval = u32::MAX - 1;
+        assert_eq!(s.expiry_deadline(now, Some(day)), Some(now + day));
+        s.expiry_interval = 60;
+        let minute = std::time::Duration::from_secs(60);
+        assert_eq!(s.expiry_deadline(now, Some(day)), Some(now + minute));
+        assert_eq!(s.expiry_deadline(now, None), Some(now + minute));
     }
 
     #[test]
