@@ -595,7 +595,7 @@ fn fits(publish: &mut Publish<'_>, link: Option<&Link>, ids: &[u32], version: Ve
 }
 
 /// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP frame.
-pub fn encode_ack(
+fn encode_ack(
     packet_type: PacketType,
     packet_id: u16,
     reason_code: u8,

@@ -2,7 +2,7 @@
 
 use super::reply;
 use crate::conn::ConnId;
-use crate::session::{AckOutcome, encode_ack};
+use crate::session::AckOutcome;
 use crate::state::{Close, State};
 use crate::wire::{Ack, PacketType, Properties, reason};
 
@@ -55,40 +55,31 @@ pub fn pubcomp(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close
     Ok(())
 }
 
-/// Appends an acknowledgement to connection `id`'s output.
+/// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP to connection `id`'s output. A failure carries a
+/// reason string when the client accepts problem information and it fits the client's
+/// Maximum Packet Size [MQTT-3.1.2-29] [MQTT-3.4.2-2].
 pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16, code: u8) {
     let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
         return;
     };
-    if let Some(out) = reply(state, id) {
-        encode_ack(kind, packet_id, code, version, out);
-    }
-    state.mark_dirty(id);
-}
-
-/// Appends a failed PUBACK/PUBREC, with a reason string when the client accepts problem
-/// information [MQTT-3.1.2-29].
-pub fn send_failure(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16, code: u8) {
-    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
-        return;
-    };
-    let report = super::problem_report(state, id);
-    let reason_string = match code {
-        reason::NOT_AUTHORIZED => "not authorized to publish to this topic",
-        reason::PAYLOAD_FORMAT_INVALID => "payload is not valid UTF-8",
-        reason::PACKET_TOO_LARGE => "payload over the broker's message size limit",
-        _ => "refused",
-    };
     let mut ack = Ack {
         packet_id,
         reason_code: code,
-        properties: Properties {
-            reason_string: Some(reason_string),
-            ..Properties::default()
-        },
+        properties: Properties::default(),
     };
-    if report.is_none_or(|max| ack.encoded_len(version) > max as usize) {
-        ack.properties.reason_string = None;
+    if code >= reason::UNSPECIFIED_ERROR
+        && let Some(max) = super::problem_report(state, id)
+    {
+        ack.properties.reason_string = Some(match code {
+            reason::NOT_AUTHORIZED => "not authorized to publish to this topic",
+            reason::PAYLOAD_FORMAT_INVALID => "payload is not valid UTF-8",
+            reason::PACKET_TOO_LARGE => "payload over the broker's message size limit",
+            reason::PACKET_IDENTIFIER_NOT_FOUND => "packet identifier not found",
+            _ => "refused",
+        });
+        if ack.encoded_len(version) > max as usize {
+            ack.properties.reason_string = None;
+        }
     }
     if let Some(out) = reply(state, id) {
         ack.encode(kind, version, out);

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use log::debug;
 
-use super::ack::{send_ack, send_failure};
+use super::ack::send_ack;
 use crate::alias::AliasError;
 use crate::auth::Access;
 use crate::conn::ConnId;
@@ -157,16 +157,13 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
         QoS::AtLeastOnce => PacketType::Puback,
         QoS::ExactlyOnce => PacketType::Pubrec,
     };
-    if code >= reason::UNSPECIFIED_ERROR {
-        // A failed QoS 2 PUBREC ends the exchange: no PUBREL follows [MQTT-4.3.3-4].
-        if let Some(session) = state.sessions.get_mut(sid.0 as usize)
-            && publish.qos == QoS::ExactlyOnce
-        {
-            session.release_qos2(publish.packet_id);
-        }
-        send_failure(state, id, kind, publish.packet_id, code);
-    } else {
-        send_ack(state, id, kind, publish.packet_id, code);
+    // A failed QoS 2 PUBREC ends the exchange: no PUBREL follows [MQTT-4.3.3-4].
+    if code >= reason::UNSPECIFIED_ERROR
+        && publish.qos == QoS::ExactlyOnce
+        && let Some(session) = state.sessions.get_mut(sid.0 as usize)
+    {
+        session.release_qos2(publish.packet_id);
     }
+    send_ack(state, id, kind, publish.packet_id, code);
     Ok(())
 }
