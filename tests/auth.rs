@@ -9,10 +9,10 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use common::{Connect, Raw, TestBroker, publish, start_with};
+use common::{Connect, Raw, TestBroker, connack_code, publish, start_with};
 use support::{
-    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
-    connack_code, free_port, local, ping, suback_codes,
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
+    local, ping, suback_codes,
 };
 
 /// Lines written by `mosquitto_passwd` 2.0.11: `mosquitto_passwd -c -b FILE bob pw` (`$7$`,
@@ -487,7 +487,7 @@ fn sighup_reloads_passwords_and_acls() {
         "user alice\ntopic readwrite other/#\n\
          user carol\ntopic readwrite feed/#\ntopic readwrite other/#\n",
     );
-    pipit.hangup();
+    pipit.signal("-HUP");
     let carol_login = login("carol-1", "carol", "three");
     wait_accepted(addr, &carol_login, &pipit);
 
@@ -524,7 +524,7 @@ fn sighup_with_a_broken_file_keeps_the_previous_settings() {
     assert_eq!(alice.subscribe("feed/#", 0), 0);
 
     dir.replace("passwd", "alice:plaintext\n");
-    pipit.hangup();
+    pipit.signal("-HUP");
     let log = pipit.wait_log("keeping the previous security settings");
     assert!(log.contains(":1:"), "the error names the line:\n{log}");
 
@@ -551,7 +551,7 @@ fn sighup_keeps_allowed_subscriptions() {
         "acl",
         "user alice\ntopic readwrite feed/#\ntopic read extra/#\n",
     );
-    pipit.hangup();
+    pipit.signal("-HUP");
     wait_accepted(addr, &login("probe", "probe", "p"), &pipit);
     alice.send(&publish("feed/y", b"kept", 0, false, 0));
     expect_message(&mut alice, "feed/y", b"kept");

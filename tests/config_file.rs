@@ -10,10 +10,10 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
-use common::{Connect, Raw, publish};
+use common::{Connect, Raw, connack_code, publish};
 use support::{
-    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
-    connack_code, free_port, local, pipit_stdout, run_pipit,
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
+    local, pipit_stdout, run_pipit,
 };
 
 /// Writes a password file with alice/secret into `dir` and returns its path.

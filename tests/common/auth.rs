@@ -1,7 +1,7 @@
-//! Helpers for the security and configuration tests (`tests/auth.rs`, `tests/config_file.rs`):
-//! scratch directories, the built `pipit` binary as a guarded child process, and CONNACK /
-//! SUBACK probes spoken in raw bytes. Included with `#[path = "common/auth.rs"]` beside
-//! `mod common;`, whose `Raw` and `Connect` it uses.
+//! Helpers for the tests that run the built binary (`tests/auth.rs`, `tests/config_file.rs`,
+//! `tests/shutdown.rs`): scratch directories, the built `pipit` binary as a guarded child
+//! process, and SUBACK / PINGREQ probes spoken in raw bytes. Included with
+//! `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
 
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Connect, Raw, subscribe};
+use crate::common::{Raw, subscribe};
 
 /// How long a spawned broker may take to listen, or to exit when it should.
 const PROCESS_DEADLINE: Duration = Duration::from_secs(15);
@@ -131,13 +131,13 @@ impl Pipit {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// Sends SIGHUP (`kill -HUP PID`).
-    pub fn hangup(&self) {
+    /// Sends a signal: `name` as `kill` takes it (`-HUP`, `-TERM`, `-INT`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([name, &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -HUP failed");
+        assert!(status.success(), "kill {name} failed");
     }
 
     /// Waits for pipit to exit on its own; panics (and kills it on drop) if it does not.
@@ -215,26 +215,6 @@ pub fn pipit_stdout(args: &[&str]) -> (ExitStatus, String) {
         .read_to_string(&mut out)
         .expect("read stdout");
     (status, out)
-}
-
-/// Sends `connect` on a new connection and returns the CONNACK return code; the connection
-/// is returned too, still open when the code is 0.
-pub fn try_connect(addr: SocketAddr, connect: &Connect) -> (u8, Raw) {
-    let mut c = Raw::open(addr);
-    c.send(&connect.bytes());
-    let ack = c.recv().expect("no CONNACK");
-    assert_eq!(ack.kind(), 2, "expected CONNACK, got {ack:?}");
-    assert_eq!(ack.body.len(), 2, "3.1.1 CONNACK is 2 bytes: {ack:?}");
-    (ack.body[1], c)
-}
-
-/// The CONNACK return code for `connect`; a refused connection must then be closed.
-pub fn connack_code(addr: SocketAddr, connect: &Connect) -> u8 {
-    let (code, mut c) = try_connect(addr, connect);
-    if code != 0 {
-        c.expect_closed();
-    }
-    code
 }
 
 /// 3.1.1 CONNACK return codes [MQTT-3.2.2.3].

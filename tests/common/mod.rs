@@ -85,16 +85,20 @@ impl Raw {
 
     /// Opens a connection, sends `connect` and expects CONNACK accepted.
     pub fn connect_with(addr: SocketAddr, connect: &Connect) -> Raw {
+        let (code, c) = Raw::try_connect(addr, connect);
+        assert_eq!(code, 0, "CONNACK refused with {code:#04x}");
+        c
+    }
+
+    /// Sends 3.1.1 `connect` on a new connection and returns the CONNACK return code and
+    /// the connection (still open when the code is 0).
+    pub fn try_connect(addr: SocketAddr, connect: &Connect) -> (u8, Raw) {
         let mut c = Raw::open(addr);
         c.send(&connect.bytes());
-        let ack = c.recv().expect("CONNACK");
+        let ack = c.recv().expect("no CONNACK");
         assert_eq!(ack.kind(), 2, "expected CONNACK, got {ack:?}");
-        assert_eq!(
-            ack.body.get(1).copied(),
-            Some(0),
-            "CONNACK refused: {ack:?}"
-        );
-        c
+        assert_eq!(ack.body.len(), 2, "3.1.1 CONNACK is 2 bytes: {ack:?}");
+        (ack.body[1], c)
     }
 
     /// Writes bytes.
@@ -201,6 +205,15 @@ impl Raw {
         self.send(&[0xe0, 0x00]);
         self.expect_closed();
     }
+}
+
+/// The 3.1.1 CONNACK return code for `connect`; a refused connection must then be closed.
+pub fn connack_code(addr: SocketAddr, connect: &Connect) -> u8 {
+    let (code, mut c) = Raw::try_connect(addr, connect);
+    if code != 0 {
+        c.expect_closed();
+    }
+    code
 }
 
 /// A received PUBLISH.
