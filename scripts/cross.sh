@@ -178,14 +178,7 @@ for t in "${targets[@]}"; do
     RUST_LOG=info "$(qemu_binary "$t")" "${qemu_args[@]}" "$tdir/$t/release/pipit" --port 0 \
         2>"$work/broker.log" &
     broker_pid=$!
-    port=""
-    for _ in $(seq 200); do
-        port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$work/broker.log" | head -1)
-        [ -n "$port" ] && break
-        kill -0 "$broker_pid" 2>/dev/null || fail "$t" "broker exited at startup"
-        sleep 0.1
-    done
-    [ -n "$port" ] || fail "$t" "broker did not report a listening port within 20 s"
+    port=$(logged_port "$work/broker.log" "$broker_pid" 20) || fail "$t" "$port"
     echo "broker pid $broker_pid listening on port $port"
 
     # Idle RSS: nothing connected yet, ~0.5 s after the broker listens.

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by the interop scripts (sourced, not run): installs the Mosquitto command-line
 # clients if missing, builds the release binaries, gives each script a scratch directory and
-# a broker PID that are cleaned up on exit, and passes a QoS 1 message through a broker.
+# a broker PID that are cleaned up on exit, reads the port a broker logged, and passes a QoS 1
+# message through a broker.
 
 # Installs Debian mosquitto-clients unless mosquitto_pub and mosquitto_sub are present.
 need_mosquitto_clients() {
@@ -57,4 +58,21 @@ qos1_round_trip() { # port topic payload out
     wait "$sub_pid" || { echo "subscriber got nothing: $(cat "$out")"; return 1; }
     grep -q 'received PUBLISH (d0, q1' "$out" || { echo "message not delivered at QoS 1"; return 1; }
     grep -qxF "$payload" "$out" || { echo "payload differs: $(cat "$out")"; return 1; }
+}
+
+# Prints the port a broker started with `--port 0` logged ("listening on ADDR:PORT" in LOG),
+# waiting up to SECS seconds. On failure prints why and returns 1.
+logged_port() { # log pid secs
+    local log=$1 pid=$2 secs=$3 port
+    for _ in $(seq $((secs * 10))); do
+        port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
+        if [ -n "$port" ]; then
+            echo "$port"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { echo "broker exited at startup"; return 1; }
+        sleep 0.1
+    done
+    echo "broker did not report a listening port within $secs s"
+    return 1
 }

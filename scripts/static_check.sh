@@ -24,14 +24,7 @@ echo "ok: statically linked (ldd: not a dynamic executable)"
 # Port 0: the kernel picks a free port and the broker logs it.
 RUST_LOG=info "$bin" --port 0 2>"$work/broker.log" &
 broker_pid=$!
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\)$/\1/p' "$work/broker.log" | head -1)
-    [ -n "$port" ] && break
-    kill -0 "$broker_pid" 2>/dev/null || fail "broker exited at startup"
-    sleep 0.1
-done
-[ -n "$port" ] || fail "broker did not report a listening port within 10 s"
+port=$(logged_port "$work/broker.log" "$broker_pid" 10) || fail "$port"
 sleep 0.5
 echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB"
 
