@@ -7,6 +7,9 @@ use super::Error;
 use super::reader::Reader;
 use super::writer;
 
+/// The Topic Alias property's name, which is also its decode error's field: a Topic Alias
+/// of 0 gets its own reason code (`reason::for_error`), found by this name.
+pub(crate) const TOPIC_ALIAS_NAME: &str = "topic alias";
 /// Which property block is being decoded: selects the table's "allowed in" column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -129,7 +132,7 @@ const TABLE: [Def; 27] = [
     def(0x21, "receive maximum", Type::TwoByte, Rule::NonZero, CONNECT | CONNACK),
     def(0x22, "topic alias maximum", Type::TwoByte, Rule::Any, CONNECT | CONNACK),
     // v5 3.3.2.3.4: a Topic Alias of 0 is a protocol error.
-    def(0x23, "topic alias", Type::TwoByte, Rule::NonZero, PUBLISH),
+    def(0x23, TOPIC_ALIAS_NAME, Type::TwoByte, Rule::NonZero, PUBLISH),
     // v5 3.2.2.3.4: a Maximum QoS other than 0 or 1 is a protocol error.
     def(0x24, "maximum qos", Type::Byte, Rule::Bool, CONNACK),
     def(0x25, "retain available", Type::Byte, Rule::Bool, CONNACK),

@@ -118,7 +118,7 @@ pub fn for_error(e: Error) -> u8 {
     match e {
         Error::Malformed(_) => MALFORMED_PACKET,
         // [MQTT-3.3.2-8] a Topic Alias of 0 is its own reason.
-        Error::Protocol("topic alias") => TOPIC_ALIAS_INVALID,
+        Error::Protocol(super::property::TOPIC_ALIAS_NAME) => TOPIC_ALIAS_INVALID,
         Error::Protocol(_) => PROTOCOL_ERROR,
         Error::TooLarge => PACKET_TOO_LARGE,
         // [MQTT-3.1.2-2]: CONNACK 0x84 then close.
