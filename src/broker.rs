@@ -496,7 +496,7 @@ impl Broker {
                 && session.has_pending(limits)
                 && conn.tx.len() < config.max_output_buffer
             {
-                let out = conn.tx.frames(pool);
+                let out = conn.tx.frames_up_to(config.max_output_buffer, pool);
                 stats.messages_dropped += session.write_pending(
                     out,
                     config.max_output_buffer,

@@ -140,6 +140,21 @@ impl TxBuf {
         &mut self.buf
     }
 
+    /// The buffer to append frames to when up to `limit` bytes may wait. Once a backlog
+    /// builds (the client is not keeping up), the buffer is grown to `limit` in one step
+    /// rather than by doubling: each doubling frees the smaller buffer, and allocators keep
+    /// freed memory mapped, so doubling to the limit would leave the broker's RSS about three
+    /// times the limit higher for each backed-up client instead of once.
+    pub fn frames_up_to(&mut self, limit: usize, pool: &mut Pool) -> &mut Vec<u8> {
+        const BACKLOG: usize = 32 * 1024;
+        let buf = self.frames(pool);
+        if buf.len() >= BACKLOG && buf.capacity() < limit {
+            // Room for the frame that crosses the limit too.
+            buf.reserve_exact(limit - buf.len() + BACKLOG);
+        }
+        buf
+    }
+
     /// Writes until everything is written (buffer returned to `pool`) or the socket would
     /// block. Returns whether everything was written.
     pub fn write_to(&mut self, io: &mut impl Write, pool: &mut Pool) -> io::Result<bool> {
@@ -276,5 +291,28 @@ mod tests {
         assert_eq!(io.got, b"hello world");
         assert!(tx.is_empty());
         assert_eq!(pool.free_count(), 1, "drained buffer goes back");
+    }
+
+    #[test]
+    fn tx_backlog_grows_to_the_limit_in_one_step() {
+        let mut pool = Pool::new(8, 4);
+        let mut tx = TxBuf::default();
+        let limit = 1024 * 1024;
+        tx.frames_up_to(limit, &mut pool)
+            .extend_from_slice(&[0; 1024]);
+        assert!(
+            tx.frames_up_to(limit, &mut pool).capacity() < limit,
+            "no backlog, no reservation"
+        );
+        tx.frames(&mut pool).resize(40 * 1024, 0);
+        let out = tx.frames_up_to(limit, &mut pool);
+        let reserved = out.capacity();
+        assert!(reserved >= limit, "reserved {reserved}");
+        out.resize(limit, 0);
+        assert_eq!(
+            out.capacity(),
+            reserved,
+            "filling to the limit reallocates nothing"
+        );
     }
 }
