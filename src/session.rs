@@ -56,7 +56,7 @@ struct Inflight {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
-    subscription_ids: Option<Box<[u32]>>,
+    subscription_ids: SubscriptionIds,
     state: AckState,
 }
 
@@ -65,8 +65,37 @@ struct Queued {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
-    /// MQTT 5 subscription identifiers of the matching subscriptions; `None` when none.
-    subscription_ids: Option<Box<[u32]>>,
+    /// MQTT 5 subscription identifiers of the matching subscriptions.
+    subscription_ids: SubscriptionIds,
+}
+
+/// The MQTT 5 subscription identifiers one delivery carries [MQTT-3.3.4-3]. None or one is
+/// the usual case and is held inline, so queuing a message to a subscriber allocates
+/// nothing; several (overlapping subscriptions with identifiers) are boxed, behind a thin
+/// pointer so the whole stays 16 bytes.
+#[derive(Debug)]
+enum SubscriptionIds {
+    None,
+    One(u32),
+    Many(Box<Box<[u32]>>),
+}
+
+impl SubscriptionIds {
+    fn new(ids: &[u32]) -> SubscriptionIds {
+        match ids {
+            [] => SubscriptionIds::None,
+            [id] => SubscriptionIds::One(*id),
+            _ => SubscriptionIds::Many(Box::new(ids.into())),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            SubscriptionIds::None => &[],
+            SubscriptionIds::One(id) => std::slice::from_ref(id),
+            SubscriptionIds::Many(ids) => ids,
+        }
+    }
 }
 
 /// What the current connection of an MQTT 5 client asked for in CONNECT, and its topic
@@ -263,7 +292,7 @@ impl Session {
             message,
             qos,
             retain,
-            subscription_ids: (!subscription_ids.is_empty()).then(|| subscription_ids.into()),
+            subscription_ids: SubscriptionIds::new(subscription_ids),
         });
         Enqueued::Queued
     }
@@ -374,7 +403,7 @@ impl Session {
             }
             let q = flow.queue.pop_front().expect("front was just seen");
             flow.queued_bytes -= q.message.payload.len();
-            let ids = q.subscription_ids.as_deref().unwrap_or(&[]);
+            let ids = q.subscription_ids.as_slice();
             let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
             if expired || !fits(&mut publish, link.as_deref(), ids, version) {
                 dropped += 1;
@@ -427,7 +456,7 @@ impl Session {
         let before = flow.inflight.len();
         flow.inflight.retain(|f| match f.state {
             AckState::Puback | AckState::Pubrec => {
-                let ids = f.subscription_ids.as_deref().unwrap_or(&[]);
+                let ids = f.subscription_ids.as_slice();
                 // [MQTT-3.3.1-1] DUP is set when re-delivering.
                 let mut publish =
                     publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
@@ -635,6 +664,20 @@ mod tests {
     /// Queues a message with `payload` at `qos` (no RETAIN, no subscription identifiers).
     fn queue(s: &mut Session, payload: &str, qos: QoS, limits: QueueLimits) -> Enqueued {
         s.enqueue(msg(payload, qos), qos, false, &[], limits)
+    }
+
+    #[test]
+    fn subscription_ids_stay_inline_and_small() {
+        for ids in [&[][..], &[7], &[7, 9, 11]] {
+            assert_eq!(SubscriptionIds::new(ids).as_slice(), ids);
+        }
+        assert!(matches!(
+            SubscriptionIds::new(&[7]),
+            SubscriptionIds::One(7)
+        ));
+        // A queued delivery is a pointer, the identifiers and two flags.
+        assert_eq!(std::mem::size_of::<SubscriptionIds>(), 16);
+        assert_eq!(std::mem::size_of::<Queued>(), 32);
     }
 
     /// What one `write_pending` turn sends, as 3.1.1 frames.
