@@ -9,24 +9,22 @@ cd "$(dirname "$0")/.."
 need_mosquitto_clients
 setup_run
 
-# Pick a free port, start the broker on it and wait until it accepts connections.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=info target/release/pipit --port "$port" 2>"$work/broker.log" &
+# Port 0: the kernel picks a free port and the broker logs it once it listens.
+RUST_LOG=info target/release/pipit --port 0 2>"$work/broker.log" &
 broker_pid=$!
-for _ in $(seq 50); do
-    mosquitto_pub -p "$port" -t ping -m x 2>/dev/null && break
-    sleep 0.1
-done
+port=$(logged_port "$work/broker.log" "$broker_pid" 10) || fail "$port"
 
 count=200
 
 for qos in 0 1 2; do
-    mosquitto_sub -p "$port" -t "interop/q$qos" -q "$qos" -C "$count" -W 20 >"$work/sub$qos" &
-    sub=$!
-    sleep 0.3
+    sub_until_suback "$work/sub$qos" -p "$port" -t "interop/q$qos" -q "$qos" -C "$count" -W 20 \
+        || fail "QoS $qos subscriber got no SUBACK"
     seq 1 "$count" | mosquitto_pub -p "$port" -t "interop/q$qos" -q "$qos" -l
-    wait "$sub" || fail "QoS $qos subscriber did not get $count messages ($(wc -l <"$work/sub$qos"))"
-    seq 1 "$count" | diff -q - "$work/sub$qos" >/dev/null || fail "QoS $qos messages differ or out of order"
+    wait "$sub_pid" || fail "QoS $qos subscriber did not get $count messages ($(payloads "$work/sub$qos" | wc -l))"
+    seq 1 "$count" | diff -q - <(payloads "$work/sub$qos") >/dev/null \
+        || fail "QoS $qos messages differ or out of order"
+    [ "$(grep -c "received PUBLISH (d0, q$qos" "$work/sub$qos")" = "$count" ] \
+        || fail "QoS $qos messages not all delivered at QoS $qos"
     echo "ok: QoS $qos, $count messages in order"
 done
 
@@ -39,16 +37,15 @@ if mosquitto_sub -p "$port" -t interop/retained -C 1 -W 1 >/dev/null 2>&1; then
 fi
 echo "ok: retained set, received, cleared"
 
-mosquitto_sub -p "$port" -t interop/will -C 1 -W 10 >"$work/will" &
-sub=$!
-sleep 0.3
+sub_until_suback "$work/will" -p "$port" -t interop/will -C 1 -W 10 || fail "will subscriber got no SUBACK"
+will_sub=$sub_pid
 # A client with a will that is killed without DISCONNECT: its socket closes unannounced.
-mosquitto_sub -p "$port" -t interop/idle --will-topic interop/will --will-payload "gone" --will-qos 1 &
-victim=$!
-sleep 0.5
-kill -9 "$victim"
-wait "$sub" || fail "will not received"
-[ "$(cat "$work/will")" = "gone" ] || fail "will payload: $(cat "$work/will")"
+sub_until_suback "$work/victim" -p "$port" -t interop/idle --will-topic interop/will \
+    --will-payload "gone" --will-qos 1 || fail "will client got no SUBACK"
+kill -9 "$sub_pid"
+wait "$sub_pid" 2>/dev/null || true
+wait "$will_sub" || fail "will not received"
+[ "$(payloads "$work/will")" = "gone" ] || fail "will payload: $(cat "$work/will")"
 echo "ok: will published when a client dies"
 
 echo "interop: all passed"

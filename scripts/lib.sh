@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Shared by the interop scripts (sourced, not run): installs the Mosquitto command-line
 # clients if missing, builds the release binaries, gives each script a scratch directory and
-# a broker PID that are cleaned up on exit, reads the port a broker logged, and passes a QoS 1
-# message through a broker.
+# a broker PID that are cleaned up on exit, reads the port a broker logged, starts
+# subscribers that are known to be subscribed, and passes a QoS 1 message through a broker.
 
 # Installs Debian mosquitto-clients unless mosquitto_pub and mosquitto_sub are present.
 need_mosquitto_clients() {
@@ -35,21 +35,35 @@ fail() {
     exit 1
 }
 
+# Starts `mosquitto_sub -d ARGS...` in the background (its PID in $sub_pid), writing its
+# debug lines and messages to OUT, and returns once it has its SUBACK, so that what is
+# published next reaches it; returns 1 if no SUBACK came within 10 s.
+sub_until_suback() { # out args...
+    local out=$1
+    shift
+    # stdbuf: line-buffered, since stdout is a file and the SUBACK line is waited for.
+    stdbuf -oL mosquitto_sub -d "$@" >"$out" 2>&1 &
+    sub_pid=$!
+    for _ in $(seq 100); do
+        grep -q 'received SUBACK' "$out" && return 0
+        kill -0 "$sub_pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Prints the messages in a `mosquitto_sub -d` output file (its debug lines left out).
+payloads() { # out
+    grep -Ev '^(Client |Subscribed \(mid)' "$1" || true
+}
+
 # Passes one QoS 1 message from mosquitto_pub to mosquitto_sub through the broker listening
 # on 127.0.0.1:PORT; mosquitto_sub's debug output goes to OUT. On failure prints why (for the
 # caller's own failure message) and returns 1.
 qos1_round_trip() { # port topic payload out
-    local port=$1 topic=$2 payload=$3 out=$4 sub_pid
-    # -d prints the SUBACK (line-buffered by stdbuf, since stdout is a file), so the publish
-    # is sent only once the subscription is in.
-    stdbuf -oL mosquitto_sub -d -p "$port" -t "$topic" -q 1 -C 1 -W 10 >"$out" 2>&1 &
-    sub_pid=$!
-    for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && break
-        kill -0 "$sub_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if ! grep -q 'received SUBACK' "$out" || ! mosquitto_pub -p "$port" -t "$topic" -q 1 -m "$payload"; then
+    local port=$1 topic=$2 payload=$3 out=$4
+    if ! sub_until_suback "$out" -p "$port" -t "$topic" -q 1 -C 1 -W 10 \
+        || ! mosquitto_pub -p "$port" -t "$topic" -q 1 -m "$payload"; then
         kill "$sub_pid" 2>/dev/null || true
         wait "$sub_pid" 2>/dev/null || true
         echo "no SUBACK, or mosquitto_pub failed: $(cat "$out")"
@@ -57,7 +71,7 @@ qos1_round_trip() { # port topic payload out
     fi
     wait "$sub_pid" || { echo "subscriber got nothing: $(cat "$out")"; return 1; }
     grep -q 'received PUBLISH (d0, q1' "$out" || { echo "message not delivered at QoS 1"; return 1; }
-    grep -qxF "$payload" "$out" || { echo "payload differs: $(cat "$out")"; return 1; }
+    [ "$(payloads "$out")" = "$payload" ] || { echo "payload differs: $(cat "$out")"; return 1; }
 }
 
 # Prints the port a broker started with `--port 0` logged ("listening on ADDR:PORT" in LOG),

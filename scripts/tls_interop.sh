@@ -82,13 +82,13 @@ count=200
 pubsub() {
     local name=$1 port=$2 topic=$3
     shift 3
-    mosquitto_sub "${tls[@]}" "$@" -p "$port" -t "$topic" -q 1 -C "$count" -W 20 >"$work/$name" &
-    local sub=$!
-    sleep 0.3
+    local out="$work/sub.out"
+    sub_until_suback "$out" "${tls[@]}" "$@" -p "$port" -t "$topic" -q 1 -C "$count" -W 20 \
+        || fail "$name: subscriber got no SUBACK: $(cat "$out")"
     seq 1 "$count" | mosquitto_pub "${tls[@]}" "$@" -p "$port" -t "$topic" -q 1 -l \
         || fail "$name: publisher failed"
-    wait "$sub" || fail "$name: subscriber did not get $count messages ($(wc -l <"$work/$name"))"
-    seq 1 "$count" | diff -q - "$work/$name" >/dev/null || fail "$name: messages differ"
+    wait "$sub_pid" || fail "$name: subscriber did not get $count messages ($(payloads "$out" | wc -l))"
+    seq 1 "$count" | diff -q - <(payloads "$out") >/dev/null || fail "$name: messages differ"
     echo "ok: $name, $count QoS 1 messages in order"
 }
 
