@@ -600,6 +600,10 @@ impl Broker {
             .and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
         let client_id = session.map_or("", |(_, s)| &s.client_id);
         let level = handle::connection_log_level(state.config.connection_messages);
+        let why_line = CloseLine {
+            why,
+            tls_failure: conn.socket.tls_failure(),
+        };
         match why {
             Close::ClientDisconnect { .. } => {
                 log::log!(level, "client {client_id} disconnected from {}", conn.peer)
@@ -607,15 +611,13 @@ impl Broker {
             Close::Refused => log::log!(level, "connection from {} refused at CONNECT", conn.peer),
             _ if conn.phase == Phase::AwaitingConnect => log::log!(
                 level,
-                "connection from {} closed before CONNECT: {}",
+                "connection from {} closed before CONNECT: {why_line}",
                 conn.peer,
-                why
             ),
             _ => log::log!(
                 level,
-                "client {client_id} from {} closed: {}",
+                "client {client_id} from {} closed: {why_line}",
                 conn.peer,
-                why
             ),
         }
 
@@ -669,6 +671,22 @@ impl Broker {
             self.close(id, Close::Shutdown);
         }
         info!("stopped");
+    }
+}
+
+/// A close reason as the log shows it: with what the TLS layer said when TLS failed, so a
+/// failed handshake is one line naming its cause.
+struct CloseLine<'a> {
+    why: Close,
+    tls_failure: Option<&'a dyn std::fmt::Display>,
+}
+
+impl std::fmt::Display for CloseLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.why, self.tls_failure) {
+            (Close::Tls, Some(detail)) => write!(f, "{}: {detail}", self.why),
+            _ => self.why.fmt(f),
+        }
     }
 }
 

@@ -91,6 +91,15 @@ impl Stream {
         }
     }
 
+    /// Why the TLS session failed, if it did (for the log line that closes the connection).
+    pub fn tls_failure(&self) -> Option<&dyn std::fmt::Display> {
+        match self {
+            Stream::Tcp(_) => None,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.failure().map(|e| e as &dyn std::fmt::Display),
+        }
+    }
+
     /// The subject CN of the client's verified TLS certificate, if it sent one.
     pub fn peer_common_name(&self) -> Option<Box<str>> {
         match self {

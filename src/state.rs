@@ -31,7 +31,7 @@ pub enum Close {
     PeerClosed,
     /// A socket error other than would-block.
     Io(std::io::ErrorKind),
-    /// The TLS handshake failed or a TLS record was bad (the TLS layer logged the detail).
+    /// The TLS handshake failed or a TLS record was bad (`Stream::tls_failure` says why).
     Tls,
     /// The bytes could not be decoded.
     Decode(crate::wire::Error),

@@ -19,7 +19,6 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use log::info;
 use mio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -117,6 +116,8 @@ fn file_error(path: &Path, message: String) -> io::Error {
 pub struct TlsStream {
     socket: TcpStream,
     session: ServerConnection,
+    /// Why the session failed, kept for the connection's one close line in the log.
+    failure: Option<rustls::Error>,
 }
 
 impl TlsStream {
@@ -124,7 +125,11 @@ impl TlsStream {
     pub fn new(socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
         let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
         session.set_buffer_limit(Some(BUFFER_LIMIT));
-        Ok(TlsStream { socket, session })
+        Ok(TlsStream {
+            socket,
+            session,
+            failure: None,
+        })
     }
 
     /// The socket, for registering with mio.
@@ -154,6 +159,11 @@ impl TlsStream {
         let _ = self.flush_pending();
     }
 
+    /// Why the TLS session failed (a bad handshake or record), once it has.
+    pub fn failure(&self) -> Option<&rustls::Error> {
+        self.failure.as_ref()
+    }
+
     /// The subject CN of the client's verified certificate, if it sent one.
     pub fn peer_common_name(&self) -> Option<Box<str>> {
         let leaf = self.session.peer_certificates()?.first()?;
@@ -172,8 +182,7 @@ impl TlsStream {
         if let Err(e) = self.session.process_new_packets() {
             // rustls queued an alert saying why; send it if the socket takes it.
             let _ = self.flush_pending();
-            let peer = self.socket.peer_addr().map(|a| a.to_string());
-            info!("TLS with {}: {e}", peer.as_deref().unwrap_or("?"));
+            self.failure = Some(e.clone());
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         // Handshake replies go out now; what the socket will not take waits for writable.
