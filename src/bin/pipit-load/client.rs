@@ -400,18 +400,9 @@ impl World {
     /// Queues as many PUBLISHes for publisher `p` as its limits allow; true if it stopped
     /// only at the byte budget (so it can go on once the buffer is written).
     pub fn fill(&mut self, p: usize, conn: &mut Conn, now_ns: u64) -> bool {
-        let slowest = self.pubs[p]
-            .streams
-            .iter()
-            .map(|&s| &self.streams[s])
-            .filter(|s| s.counted)
-            .map(|s| s.track.distinct)
-            .min();
+        let mut room = self.delivery_room(p);
         let limits = &self.limits;
         let publisher = &mut self.pubs[p];
-        let mut room = slowest.map_or(u64::MAX, |d| {
-            (d + limits.window).saturating_sub(publisher.sent)
-        });
         if let Some(count) = limits.count {
             room = room.min(count.saturating_sub(publisher.sent));
         }
@@ -419,9 +410,6 @@ impl World {
             let elapsed_s = now_ns.saturating_sub(self.start_ns) as f64 / 1e9;
             let due = (elapsed_s * rate) as u64 + 1;
             room = room.min(due.saturating_sub(publisher.sent));
-        }
-        if limits.qos > 0 {
-            room = room.min((publisher.inflight.max - publisher.inflight.count) as u64);
         }
         // Without a rate, wait until a worthwhile batch fits: fewer, larger writes.
         let last = limits.count.is_some_and(|c| publisher.sent + room >= c);
@@ -461,6 +449,26 @@ impl World {
     }
 
     /// Whether publisher `p` has sent its `--count`.
+    /// How many more messages publisher `p` may send before delivery catches up: its window
+    /// ahead of the slowest counted stream, and for QoS 1/2 its free inflight slots.
+    pub fn delivery_room(&self, p: usize) -> u64 {
+        let publisher = &self.pubs[p];
+        let slowest = publisher
+            .streams
+            .iter()
+            .map(|&s| &self.streams[s])
+            .filter(|s| s.counted)
+            .map(|s| s.track.reached())
+            .min();
+        let mut room = slowest.map_or(u64::MAX, |d| {
+            (d + self.limits.window).saturating_sub(publisher.sent)
+        });
+        if self.limits.qos > 0 {
+            room = room.min((publisher.inflight.max - publisher.inflight.count) as u64);
+        }
+        room
+    }
+
     pub fn finished(&self, p: usize) -> bool {
         self.limits.count.is_some_and(|c| self.pubs[p].sent >= c)
     }

@@ -64,6 +64,12 @@ pub struct SeqTrack {
 }
 
 impl SeqTrack {
+    /// One past the highest sequence number seen: how far delivery has got, counting a
+    /// message skipped over (lost) as passed.
+    pub fn reached(&self) -> u64 {
+        self.next
+    }
+
     /// Records one arrival; `sent` is how many messages the publisher has sent so far.
     pub fn record(&mut self, seq: u64, sent: u64) {
         if seq >= sent {

@@ -41,9 +41,7 @@ impl Engine<'_> {
                 if let Err(why) = self.open(Role::Idle, index) {
                     self.conns.failed += 1;
                     debug!("connection {index}: {why}");
-                    if self.first_error.is_none() {
-                        self.first_error = Some(format!("connect: {why}"));
-                    }
+                    self.note_error(format!("connect: {why}"));
                 }
             }
             let before = self.world.idle_ready;

@@ -239,8 +239,13 @@ impl<'o> Engine<'o> {
                 warn!("{role:?}: {why}");
             }
         }
+        self.note_error(format!("{role:?}: {why}"));
+    }
+
+    /// Keeps `why` as the run's first error, unless one came before.
+    fn note_error(&mut self, why: String) {
         if self.first_error.is_none() {
-            self.first_error = Some(format!("{role:?}: {why}"));
+            self.first_error = Some(why);
         }
     }
 

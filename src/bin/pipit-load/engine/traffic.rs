@@ -29,6 +29,25 @@ impl Engine<'_> {
         streams_done && flows_done
     }
 
+    /// Whether publishing can go no further: every live publisher is waiting for deliveries
+    /// (its window or its inflight slots are used up) and none has arrived for `--drain`.
+    /// A broker that dropped what the windows wait for would otherwise hold the run until
+    /// `--timeout`.
+    fn delivery_stalled(&self) -> bool {
+        let last_arrival = self.epoch + Duration::from_nanos(self.world.last_arrival_ns);
+        if Instant::now() < last_arrival + self.opts.drain {
+            return false;
+        }
+        (0..self.world.pubs.len()).all(|p| {
+            self.world.finished(p)
+                || self.world.delivery_room(p) == 0
+                || self
+                    .clients
+                    .get(self.world.pubs[p].key)
+                    .is_none_or(|c| c.state == State::Closed)
+        })
+    }
+
     /// Fan-in, fan-out, p2p, latency and slow.
     pub(super) fn run_traffic(&mut self) -> Result<Report, String> {
         for s in 0..self.world.subs.len() {
@@ -69,6 +88,14 @@ impl Engine<'_> {
                         .is_none_or(|c| c.state == State::Closed)
             });
             if Instant::now() >= stop || all_done {
+                break;
+            }
+            if self.delivery_stalled() {
+                self.note_error(format!(
+                    "nothing delivered for {:.1} s while every publisher waited for delivery; \
+                     publishing stopped early",
+                    self.opts.drain.as_secs_f64()
+                ));
                 break;
             }
             self.turn(stop)?;
