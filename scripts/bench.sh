@@ -18,6 +18,8 @@
 #   BENCH_BROKERS    which brokers to run: "pipit mosquitto", or just one       [pipit mosquitto]
 #   BENCH_GLIBC      1: measure the glibc build, not the static musl one          [0]
 #
+# Exits 1 if a pipit run failed or lost, duplicated or reordered a message, so CI can run it
+# short (BENCH_SECONDS=1 BENCH_CONNS=1000) as a check that the load scripts work end to end.
 # Only processes this script started are stopped, by PID, on exit.
 set -euo pipefail
 
@@ -36,6 +38,7 @@ PIDS=()
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -287,3 +290,23 @@ cp "$TABLE" "$OUT_DIR/latest.md"
 echo
 cat "$TABLE"
 log "table saved to $OUT_DIR/bench-$STAMP.md (and latest.md); raw runs in $RAW"
+
+# Exit status: 1 if pipit was to be measured and a run of it failed or lost, duplicated or
+# reordered a message (Mosquitto's losses are reported, not failed on).
+status=0
+if [[ " $BROKERS " == *" pipit "* ]]; then
+    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 p2p1 lat0 lat1; do
+        if [ ! -f "$WORK/$label.pipit.json" ]; then
+            log "FAIL: $label: no result from pipit"
+            status=1
+        elif [ "$label" != conns ] && [ "$(errors "$label" pipit)" != 0/0/0 ]; then
+            log "FAIL: $label: pipit lost/duplicated/out-of-order $(errors "$label" pipit)"
+            status=1
+        fi
+    done
+    if [ "$(field conns pipit conns_ok)" != "$CONNS" ]; then
+        log "FAIL: conns: pipit accepted $(field conns pipit conns_ok) of $CONNS connections"
+        status=1
+    fi
+fi
+exit "$status"
