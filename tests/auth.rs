@@ -12,7 +12,7 @@ use std::path::Path;
 use common::{Connect, Raw, TestBroker, connack_code, publish, start_with};
 use support::{
     ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
-    local, ping, suback_codes,
+    local, suback_codes,
 };
 
 /// Lines written by `mosquitto_passwd` 2.0.11: `mosquitto_passwd -c -b FILE bob pw` (`$7$`,
@@ -492,8 +492,8 @@ fn sighup_reloads_passwords_and_acls() {
     wait_accepted(addr, &carol_login, &pipit);
 
     // Existing connections stay open.
-    ping(&mut alice);
-    ping(&mut bob);
+    alice.ping();
+    bob.ping();
     // New connections use the new credentials.
     let old = login("alice-2", "alice", "one");
     assert_eq!(connack_code(addr, &old), BAD_USERNAME_OR_PASSWORD);
@@ -528,7 +528,7 @@ fn sighup_with_a_broken_file_keeps_the_previous_settings() {
     let log = pipit.wait_log("keeping the previous security settings");
     assert!(log.contains(":1:"), "the error names the line:\n{log}");
 
-    ping(&mut alice);
+    alice.ping();
     assert_eq!(
         connack_code(addr, &login("alice-2", "alice", "one")),
         ACCEPTED

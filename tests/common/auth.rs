@@ -1,6 +1,6 @@
 //! Helpers for the tests that run the built binary (`tests/auth.rs`, `tests/config_file.rs`,
 //! `tests/shutdown.rs`): scratch directories, the built `pipit` binary as a guarded child
-//! process, and SUBACK / PINGREQ probes spoken in raw bytes. Included with
+//! process, and a SUBACK probe spoken in raw bytes. Included with
 //! `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
 
 #![allow(dead_code)]
@@ -230,11 +230,4 @@ pub fn suback_codes(c: &mut Raw, filters: &[(&str, u8)]) -> Vec<u8> {
     let ack = c.recv_kind(9);
     assert_eq!(&ack.body[..2], &[0, 7], "SUBACK packet id: {ack:?}");
     ack.body[2..].to_vec()
-}
-
-/// Sends PINGREQ and expects PINGRESP: proof the connection is alive and served.
-pub fn ping(c: &mut Raw) {
-    c.send(&[0xc0, 0x00]);
-    let f = c.recv_kind(13);
-    assert_eq!(f.body.len(), 0);
 }

@@ -200,6 +200,17 @@ impl Raw {
         ack.body[2]
     }
 
+    /// Sends PINGREQ and expects PINGRESP next: a barrier after everything sent before it.
+    pub fn ping(&mut self) {
+        self.send(&[0xc0, 0x00]);
+        let f = self.recv().expect("expected PINGRESP, got nothing");
+        assert_eq!(
+            (f.header, f.body.len()),
+            (0xd0, 0),
+            "expected PINGRESP, got {f:?}"
+        );
+    }
+
     /// Sends DISCONNECT and waits for the close.
     pub fn disconnect(mut self) {
         self.send(&[0xe0, 0x00]);
