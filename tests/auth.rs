@@ -66,14 +66,6 @@ fn connect_as(addr: SocketAddr, client_id: &str, user: Option<(&str, &str)>) -> 
     Raw::connect_with(addr, &connect)
 }
 
-/// Publishes at QoS 1 and waits for the PUBACK: once it arrives the broker has routed (or
-/// dropped) the message, so later messages from any client are routed after it.
-fn publish_acked(c: &mut Raw, topic: &str, payload: &[u8], packet_id: u16) {
-    c.send(&publish(topic, payload, 1, false, packet_id));
-    let ack = c.recv_kind(4);
-    assert_eq!(ack.body, packet_id.to_be_bytes(), "PUBACK for {topic}");
-}
-
 /// Expects the next PUBLISH on `c` to be `topic`/`payload`.
 fn expect_message(c: &mut Raw, topic: &str, payload: &[u8]) {
     let got = c.recv_publish();
@@ -278,9 +270,9 @@ fn topic_read_grants_subscribe_but_not_publish() {
     assert_eq!(reader.subscribe("public/#", 0), 0);
     let mut writer = connect_as(broker.addr, "writer", None);
     // Read-only topic: the PUBLISH is acknowledged (3.1.1 cannot refuse it) and dropped.
-    publish_acked(&mut writer, "public/news", b"denied", 1);
+    writer.publish_acked("public/news", b"denied", false, 1);
     // Writable topic: delivered, and it is the first thing the reader gets.
-    publish_acked(&mut writer, "public/anon", b"allowed", 2);
+    writer.publish_acked("public/anon", b"allowed", false, 2);
     expect_message(&mut reader, "public/anon", b"allowed");
 }
 
@@ -292,7 +284,7 @@ fn topic_write_grants_publish_but_not_subscribe() {
     assert_eq!(alice.subscribe("outbox/alice", 0), SUBACK_FAILURE);
     let mut bob = user(broker.addr, "bob");
     assert_eq!(bob.subscribe("outbox/#", 0), 0);
-    publish_acked(&mut alice, "outbox/alice", b"mail", 1);
+    alice.publish_acked("outbox/alice", b"mail", false, 1);
     expect_message(&mut bob, "outbox/alice", b"mail");
 }
 
@@ -350,8 +342,8 @@ fn user_sections_apply_to_their_user_only() {
     // bob may not write alice's topics: his PUBLISH is dropped, alice's own goes through.
     let mut alice = user(broker.addr, "alice");
     assert_eq!(alice.subscribe("alice/#", 0), 0);
-    publish_acked(&mut bob, "alice/notes", b"forged", 1);
-    publish_acked(&mut alice, "alice/notes", b"real", 2);
+    bob.publish_acked("alice/notes", b"forged", false, 1);
+    alice.publish_acked("alice/notes", b"real", false, 2);
     expect_message(&mut alice, "alice/notes", b"real");
 }
 
@@ -368,8 +360,8 @@ fn pattern_client_id_confines_each_device_to_its_subtree() {
     // dev1 writes its own subtree, not dev2's.
     dev1.send(&publish("devices/dev1/x", b"own", 0, false, 0));
     expect_message(&mut dev1, "devices/dev1/x", b"own");
-    publish_acked(&mut dev1, "devices/dev2/x", b"forged", 1);
-    publish_acked(&mut dev2, "devices/dev2/x", b"real", 2);
+    dev1.publish_acked("devices/dev2/x", b"forged", false, 1);
+    dev2.publish_acked("devices/dev2/x", b"real", false, 2);
     expect_message(&mut dev2, "devices/dev2/x", b"real");
     // A username does not change what %c means.
     let mut alice_dev = connect_as(broker.addr, "dev3", Some(("alice", "alice")));
@@ -387,7 +379,7 @@ fn pattern_username_gives_each_user_an_inbox() {
     let mut anon = connect_as(broker.addr, "anon", None);
     assert_eq!(anon.subscribe("users/anon/inbox", 0), SUBACK_FAILURE);
     let mut bob = user(broker.addr, "bob");
-    publish_acked(&mut bob, "users/alice/inbox", b"hello alice", 1);
+    bob.publish_acked("users/alice/inbox", b"hello alice", false, 1);
     expect_message(&mut alice, "users/alice/inbox", b"hello alice");
 }
 
@@ -405,8 +397,8 @@ fn wildcard_subscription_does_not_leak_unreadable_topics() {
     let mut carol = user(broker.addr, "carol");
     assert_eq!(carol.subscribe("#", 0), 0);
     let mut erin = user(broker.addr, "erin");
-    publish_acked(&mut erin, "private/x", b"secret", 1);
-    publish_acked(&mut erin, "public/x", b"news", 2);
+    erin.publish_acked("private/x", b"secret", false, 1);
+    erin.publish_acked("public/x", b"news", false, 2);
     expect_message(&mut carol, "public/x", b"news");
     expect_message(&mut anon, "public/x", b"news");
 }
@@ -416,10 +408,8 @@ fn retained_messages_are_read_checked_at_subscribe() {
     let dir = Scratch::new("acl-retained");
     let broker = acl_broker(&dir);
     let mut erin = user(broker.addr, "erin");
-    erin.send(&publish("private/x", b"kept secret", 1, true, 1));
-    erin.recv_kind(4);
-    erin.send(&publish("public/x", b"kept news", 1, true, 2));
-    erin.recv_kind(4);
+    erin.publish_acked("private/x", b"kept secret", true, 1);
+    erin.publish_acked("public/x", b"kept news", true, 2);
     let mut carol = user(broker.addr, "carol");
     assert_eq!(carol.subscribe("#", 0), 0);
     let got = carol.recv_publish();
@@ -474,7 +464,7 @@ fn sighup_reloads_passwords_and_acls() {
     let mut alice = connect_as(addr, "alice-1", Some(("alice", "one")));
     assert_eq!(alice.subscribe("feed/#", 0), 0);
     let mut bob = connect_as(addr, "bob-1", Some(("bob", "two")));
-    publish_acked(&mut bob, "feed/a", b"before", 1);
+    bob.publish_acked("feed/a", b"before", false, 1);
     expect_message(&mut alice, "feed/a", b"before");
 
     // New passwords: alice's changes, bob is removed, carol is added. New ACL: alice may
@@ -508,8 +498,8 @@ fn sighup_reloads_passwords_and_acls() {
     assert_eq!(alice.subscribe("other/#", 0), 0);
     assert_eq!(alice.subscribe("feed/#", 0), SUBACK_FAILURE);
     let mut carol = Raw::connect_with(addr, &carol_login);
-    publish_acked(&mut carol, "feed/b", b"after", 1);
-    publish_acked(&mut carol, "other/c", b"allowed", 2);
+    carol.publish_acked("feed/b", b"after", false, 1);
+    carol.publish_acked("other/c", b"allowed", false, 2);
     expect_message(&mut alice, "other/c", b"allowed");
     pipit.wait_log("no longer allowed");
 }

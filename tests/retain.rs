@@ -8,10 +8,8 @@ use common::{Raw, ack, publish, start, subscribe};
 fn retained_is_delivered_on_subscribe_with_retain_flag() {
     let broker = start();
     let mut publ = Raw::connect(broker.addr, "p", true);
-    publ.send(&publish("r/a", b"first", 1, true, 1));
-    publ.recv_kind(4);
-    publ.send(&publish("r/a", b"second", 1, true, 2));
-    publ.recv_kind(4);
+    publ.publish_acked("r/a", b"first", true, 1);
+    publ.publish_acked("r/a", b"second", true, 2);
     let mut sub = Raw::connect(broker.addr, "s", true);
     assert_eq!(sub.subscribe("r/+", 1), 1);
     let p = sub.recv_publish();

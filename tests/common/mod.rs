@@ -200,6 +200,14 @@ impl Raw {
         ack.body[2]
     }
 
+    /// Publishes at QoS 1 and waits for its PUBACK: the broker has routed (or dropped) the
+    /// message, so later messages from any client are routed after it.
+    pub fn publish_acked(&mut self, topic: &str, payload: &[u8], retain: bool, packet_id: u16) {
+        self.send(&publish(topic, payload, 1, retain, packet_id));
+        let ack = self.recv_kind(4);
+        assert_eq!(ack.body, packet_id.to_be_bytes(), "PUBACK for {topic}");
+    }
+
     /// Sends PINGREQ and expects PINGRESP next: a barrier after everything sent before it.
     pub fn ping(&mut self) {
         self.send(&[0xc0, 0x00]);
