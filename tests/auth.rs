@@ -11,20 +11,14 @@ use std::path::Path;
 
 use common::{Connect, Raw, TestBroker, connack_code, publish, start_with};
 use support::{
-    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
-    local, suback_codes,
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
+    alice_password_file, free_port, local, passwd, suback_codes,
 };
 
 /// Lines written by `mosquitto_passwd` 2.0.11: `mosquitto_passwd -c -b FILE bob pw` (`$7$`,
 /// PBKDF2-SHA512) and `mosquitto_passwd -H sha512 -b FILE carol 'c4rol pw'` (`$6$`).
 const MOSQUITTO_PASSWD_7: &str = "bob:$7$101$+lX2iETlfVmskBo/$QMictieMzRzqGFHc4SmyV+Fn7NE9Aa48bvyFmEKBqihxbn5NLIKIVhfCvvH1MZbQguU2RZKhKmxrcvAy0C5v0g==";
 const MOSQUITTO_PASSWD_6: &str = "carol:$6$l8wXq/Na72mrSY5z$daW+X9JJukF88YU78tZqZj+rBY52VAc6TvXWpY9RDs1MkstefyiqmbfOC2SxzdUyoaf76p+2OiJGr4w4bxmgrQ==";
-
-/// `pipit passwd ARGS` through the library entry point the binary uses.
-fn passwd(args: &[&str]) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    pipit::passwd::run(&args).expect("pipit passwd");
-}
 
 /// `pipit passwd ARGS` through the built binary; it must succeed.
 fn passwd_binary(args: &[&str]) {
@@ -81,8 +75,7 @@ fn expect_message(c: &mut Raw, topic: &str, payload: &[u8]) {
 #[test]
 fn password_file_from_pipit_passwd_authenticates() {
     let dir = Scratch::new("auth-pipit-passwd");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     passwd_binary(&["-b", path_str(&pw), "dave", "d4ve pass"]);
     let broker = secured(Some(&pw), None, false);
     let addr = broker.addr;
@@ -108,8 +101,7 @@ fn password_file_from_pipit_passwd_authenticates() {
 #[test]
 fn accepted_login_is_served() {
     let dir = Scratch::new("auth-served");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     let broker = secured(Some(&pw), None, false);
     let mut alice = connect_as(broker.addr, "a", Some(("alice", "secret")));
     alice.subscribe("t/#", 0);
@@ -120,8 +112,7 @@ fn accepted_login_is_served() {
 #[test]
 fn anonymous_clients_follow_allow_anonymous_beside_a_password_file() {
     let dir = Scratch::new("auth-anon");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     let broker = secured(Some(&pw), None, true);
     assert_eq!(connack_code(broker.addr, &Connect::v311("anon")), ACCEPTED);
     // A username is still checked when anonymous access is allowed.

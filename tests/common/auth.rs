@@ -1,7 +1,7 @@
 //! Helpers for the tests that run the built binary (`tests/auth.rs`, `tests/config_file.rs`,
 //! `tests/shutdown.rs`): scratch directories, the built `pipit` binary as a guarded child
-//! process, and a SUBACK probe spoken in raw bytes. Included with
-//! `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
+//! process, password files made by `pipit passwd`, and a SUBACK probe spoken in raw bytes.
+//! Included with `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
 
 #![allow(dead_code)]
 
@@ -215,6 +215,20 @@ pub fn pipit_stdout(args: &[&str]) -> (ExitStatus, String) {
         .read_to_string(&mut out)
         .expect("read stdout");
     (status, out)
+}
+
+/// Runs `pipit passwd ARGS` through the library entry point the binary uses.
+pub fn passwd(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    pipit::passwd::run(&args).expect("pipit passwd");
+}
+
+/// Writes a password file `passwd` with alice/secret into `dir` and returns its path.
+pub fn alice_password_file(dir: &Scratch) -> PathBuf {
+    let pw = dir.path("passwd");
+    let path = pw.to_str().expect("utf-8 scratch path");
+    passwd(&["-c", "-b", path, "alice", "secret"]);
+    pw
 }
 
 /// 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
