@@ -19,6 +19,7 @@ const PROCESS_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A fresh directory under the system temp directory, removed on drop.
 pub struct Scratch {
+    /// The directory's path.
     pub dir: PathBuf,
 }
 
@@ -78,6 +79,7 @@ pub fn local(port: u16) -> SocketAddr {
 
 /// The `pipit` binary running as a child, its stderr going to a file; killed on drop.
 pub struct Pipit {
+    /// The running process.
     pub child: Child,
     stderr: PathBuf,
 }
@@ -231,9 +233,11 @@ pub fn alice_password_file(dir: &Scratch) -> PathBuf {
     pw
 }
 
-/// 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
+/// 3.1.1 CONNACK return code: connection accepted [MQTT-3.2.2.3].
 pub const ACCEPTED: u8 = 0x00;
+/// 3.1.1 CONNACK return code: bad user name or password.
 pub const BAD_USERNAME_OR_PASSWORD: u8 = 0x04;
+/// 3.1.1 CONNACK return code: not authorized.
 pub const NOT_AUTHORIZED: u8 = 0x05;
 /// 3.1.1 SUBACK failure return code.
 pub const SUBACK_FAILURE: u8 = 0x80;
