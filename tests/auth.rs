@@ -11,20 +11,14 @@ use std::path::Path;
 
 use common::{Connect, Raw, TestBroker, connack_code, publish, start_with};
 use support::{
-    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
-    local, ping, suback_codes,
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
+    alice_password_file, free_port, local, passwd, suback_codes,
 };
 
 /// Lines written by `mosquitto_passwd` 2.0.11: `mosquitto_passwd -c -b FILE bob pw` (`$7$`,
 /// PBKDF2-SHA512) and `mosquitto_passwd -H sha512 -b FILE carol 'c4rol pw'` (`$6$`).
 const MOSQUITTO_PASSWD_7: &str = "bob:$7$101$+lX2iETlfVmskBo/$QMictieMzRzqGFHc4SmyV+Fn7NE9Aa48bvyFmEKBqihxbn5NLIKIVhfCvvH1MZbQguU2RZKhKmxrcvAy0C5v0g==";
 const MOSQUITTO_PASSWD_6: &str = "carol:$6$l8wXq/Na72mrSY5z$daW+X9JJukF88YU78tZqZj+rBY52VAc6TvXWpY9RDs1MkstefyiqmbfOC2SxzdUyoaf76p+2OiJGr4w4bxmgrQ==";
-
-/// `pipit passwd ARGS` through the library entry point the binary uses.
-fn passwd(args: &[&str]) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    pipit::passwd::run(&args).expect("pipit passwd");
-}
 
 /// `pipit passwd ARGS` through the built binary; it must succeed.
 fn passwd_binary(args: &[&str]) {
@@ -66,14 +60,6 @@ fn connect_as(addr: SocketAddr, client_id: &str, user: Option<(&str, &str)>) -> 
     Raw::connect_with(addr, &connect)
 }
 
-/// Publishes at QoS 1 and waits for the PUBACK: once it arrives the broker has routed (or
-/// dropped) the message, so later messages from any client are routed after it.
-fn publish_acked(c: &mut Raw, topic: &str, payload: &[u8], packet_id: u16) {
-    c.send(&publish(topic, payload, 1, false, packet_id));
-    let ack = c.recv_kind(4);
-    assert_eq!(ack.body, packet_id.to_be_bytes(), "PUBACK for {topic}");
-}
-
 /// Expects the next PUBLISH on `c` to be `topic`/`payload`.
 fn expect_message(c: &mut Raw, topic: &str, payload: &[u8]) {
     let got = c.recv_publish();
@@ -89,8 +75,7 @@ fn expect_message(c: &mut Raw, topic: &str, payload: &[u8]) {
 #[test]
 fn password_file_from_pipit_passwd_authenticates() {
     let dir = Scratch::new("auth-pipit-passwd");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     passwd_binary(&["-b", path_str(&pw), "dave", "d4ve pass"]);
     let broker = secured(Some(&pw), None, false);
     let addr = broker.addr;
@@ -116,8 +101,7 @@ fn password_file_from_pipit_passwd_authenticates() {
 #[test]
 fn accepted_login_is_served() {
     let dir = Scratch::new("auth-served");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     let broker = secured(Some(&pw), None, false);
     let mut alice = connect_as(broker.addr, "a", Some(("alice", "secret")));
     alice.subscribe("t/#", 0);
@@ -128,8 +112,7 @@ fn accepted_login_is_served() {
 #[test]
 fn anonymous_clients_follow_allow_anonymous_beside_a_password_file() {
     let dir = Scratch::new("auth-anon");
-    let pw = dir.path("passwd");
-    passwd(&["-c", "-b", path_str(&pw), "alice", "secret"]);
+    let pw = alice_password_file(&dir);
     let broker = secured(Some(&pw), None, true);
     assert_eq!(connack_code(broker.addr, &Connect::v311("anon")), ACCEPTED);
     // A username is still checked when anonymous access is allowed.
@@ -278,9 +261,9 @@ fn topic_read_grants_subscribe_but_not_publish() {
     assert_eq!(reader.subscribe("public/#", 0), 0);
     let mut writer = connect_as(broker.addr, "writer", None);
     // Read-only topic: the PUBLISH is acknowledged (3.1.1 cannot refuse it) and dropped.
-    publish_acked(&mut writer, "public/news", b"denied", 1);
+    writer.publish_acked("public/news", b"denied", false, 1);
     // Writable topic: delivered, and it is the first thing the reader gets.
-    publish_acked(&mut writer, "public/anon", b"allowed", 2);
+    writer.publish_acked("public/anon", b"allowed", false, 2);
     expect_message(&mut reader, "public/anon", b"allowed");
 }
 
@@ -292,7 +275,7 @@ fn topic_write_grants_publish_but_not_subscribe() {
     assert_eq!(alice.subscribe("outbox/alice", 0), SUBACK_FAILURE);
     let mut bob = user(broker.addr, "bob");
     assert_eq!(bob.subscribe("outbox/#", 0), 0);
-    publish_acked(&mut alice, "outbox/alice", b"mail", 1);
+    alice.publish_acked("outbox/alice", b"mail", false, 1);
     expect_message(&mut bob, "outbox/alice", b"mail");
 }
 
@@ -350,8 +333,8 @@ fn user_sections_apply_to_their_user_only() {
     // bob may not write alice's topics: his PUBLISH is dropped, alice's own goes through.
     let mut alice = user(broker.addr, "alice");
     assert_eq!(alice.subscribe("alice/#", 0), 0);
-    publish_acked(&mut bob, "alice/notes", b"forged", 1);
-    publish_acked(&mut alice, "alice/notes", b"real", 2);
+    bob.publish_acked("alice/notes", b"forged", false, 1);
+    alice.publish_acked("alice/notes", b"real", false, 2);
     expect_message(&mut alice, "alice/notes", b"real");
 }
 
@@ -368,8 +351,8 @@ fn pattern_client_id_confines_each_device_to_its_subtree() {
     // dev1 writes its own subtree, not dev2's.
     dev1.send(&publish("devices/dev1/x", b"own", 0, false, 0));
     expect_message(&mut dev1, "devices/dev1/x", b"own");
-    publish_acked(&mut dev1, "devices/dev2/x", b"forged", 1);
-    publish_acked(&mut dev2, "devices/dev2/x", b"real", 2);
+    dev1.publish_acked("devices/dev2/x", b"forged", false, 1);
+    dev2.publish_acked("devices/dev2/x", b"real", false, 2);
     expect_message(&mut dev2, "devices/dev2/x", b"real");
     // A username does not change what %c means.
     let mut alice_dev = connect_as(broker.addr, "dev3", Some(("alice", "alice")));
@@ -387,7 +370,7 @@ fn pattern_username_gives_each_user_an_inbox() {
     let mut anon = connect_as(broker.addr, "anon", None);
     assert_eq!(anon.subscribe("users/anon/inbox", 0), SUBACK_FAILURE);
     let mut bob = user(broker.addr, "bob");
-    publish_acked(&mut bob, "users/alice/inbox", b"hello alice", 1);
+    bob.publish_acked("users/alice/inbox", b"hello alice", false, 1);
     expect_message(&mut alice, "users/alice/inbox", b"hello alice");
 }
 
@@ -405,8 +388,8 @@ fn wildcard_subscription_does_not_leak_unreadable_topics() {
     let mut carol = user(broker.addr, "carol");
     assert_eq!(carol.subscribe("#", 0), 0);
     let mut erin = user(broker.addr, "erin");
-    publish_acked(&mut erin, "private/x", b"secret", 1);
-    publish_acked(&mut erin, "public/x", b"news", 2);
+    erin.publish_acked("private/x", b"secret", false, 1);
+    erin.publish_acked("public/x", b"news", false, 2);
     expect_message(&mut carol, "public/x", b"news");
     expect_message(&mut anon, "public/x", b"news");
 }
@@ -416,10 +399,8 @@ fn retained_messages_are_read_checked_at_subscribe() {
     let dir = Scratch::new("acl-retained");
     let broker = acl_broker(&dir);
     let mut erin = user(broker.addr, "erin");
-    erin.send(&publish("private/x", b"kept secret", 1, true, 1));
-    erin.recv_kind(4);
-    erin.send(&publish("public/x", b"kept news", 1, true, 2));
-    erin.recv_kind(4);
+    erin.publish_acked("private/x", b"kept secret", true, 1);
+    erin.publish_acked("public/x", b"kept news", true, 2);
     let mut carol = user(broker.addr, "carol");
     assert_eq!(carol.subscribe("#", 0), 0);
     let got = carol.recv_publish();
@@ -474,7 +455,7 @@ fn sighup_reloads_passwords_and_acls() {
     let mut alice = connect_as(addr, "alice-1", Some(("alice", "one")));
     assert_eq!(alice.subscribe("feed/#", 0), 0);
     let mut bob = connect_as(addr, "bob-1", Some(("bob", "two")));
-    publish_acked(&mut bob, "feed/a", b"before", 1);
+    bob.publish_acked("feed/a", b"before", false, 1);
     expect_message(&mut alice, "feed/a", b"before");
 
     // New passwords: alice's changes, bob is removed, carol is added. New ACL: alice may
@@ -492,8 +473,8 @@ fn sighup_reloads_passwords_and_acls() {
     wait_accepted(addr, &carol_login, &pipit);
 
     // Existing connections stay open.
-    ping(&mut alice);
-    ping(&mut bob);
+    alice.ping();
+    bob.ping();
     // New connections use the new credentials.
     let old = login("alice-2", "alice", "one");
     assert_eq!(connack_code(addr, &old), BAD_USERNAME_OR_PASSWORD);
@@ -508,8 +489,8 @@ fn sighup_reloads_passwords_and_acls() {
     assert_eq!(alice.subscribe("other/#", 0), 0);
     assert_eq!(alice.subscribe("feed/#", 0), SUBACK_FAILURE);
     let mut carol = Raw::connect_with(addr, &carol_login);
-    publish_acked(&mut carol, "feed/b", b"after", 1);
-    publish_acked(&mut carol, "other/c", b"allowed", 2);
+    carol.publish_acked("feed/b", b"after", false, 1);
+    carol.publish_acked("other/c", b"allowed", false, 2);
     expect_message(&mut alice, "other/c", b"allowed");
     pipit.wait_log("no longer allowed");
 }
@@ -528,7 +509,7 @@ fn sighup_with_a_broken_file_keeps_the_previous_settings() {
     let log = pipit.wait_log("keeping the previous security settings");
     assert!(log.contains(":1:"), "the error names the line:\n{log}");
 
-    ping(&mut alice);
+    alice.ping();
     assert_eq!(
         connack_code(addr, &login("alice-2", "alice", "one")),
         ACCEPTED

@@ -12,20 +12,9 @@ use std::path::Path;
 
 use common::{Connect, Raw, connack_code, publish};
 use support::{
-    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch, free_port,
-    local, pipit_stdout, run_pipit,
+    ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
+    alice_password_file, free_port, local, pipit_stdout, run_pipit,
 };
-
-/// Writes a password file with alice/secret into `dir` and returns its path.
-fn alice_password_file(dir: &Scratch) -> std::path::PathBuf {
-    let pw = dir.path("passwd");
-    let args: Vec<String> = ["-c", "-b", pw.to_str().unwrap(), "alice", "secret"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    pipit::passwd::run(&args).expect("pipit passwd");
-    pw
-}
 
 fn alice(client_id: &str) -> Connect {
     Connect::v311(client_id).login("alice", b"secret")

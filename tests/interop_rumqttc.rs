@@ -145,8 +145,7 @@ fn persistent_session_with_rumqttc() {
     drop(conn);
 
     let mut p = common::Raw::connect(broker.addr, "raw-pub", true);
-    p.send(&common::publish("ps/x", b"while away", 1, false, 1));
-    p.recv_kind(4);
+    p.publish_acked("ps/x", b"while away", false, 1);
 
     let (_client, mut conn) = Client::new(o, 10);
     let mut session_present = None;

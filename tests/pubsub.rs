@@ -221,23 +221,19 @@ fn subscriptions_made_between_a_publishers_messages_take_effect_at_once() {
     // unsubscribe must invalidate that.
     let broker = start();
     let mut publ = Raw::connect(broker.addr, "repeat-pub", true);
-    publ.send(&publish("r/t", b"nobody", 1, false, 1));
-    publ.recv_kind(4);
+    publ.publish_acked("r/t", b"nobody", false, 1);
     let mut first = Raw::connect(broker.addr, "first", true);
     first.subscribe("r/+", 0);
-    publ.send(&publish("r/t", b"one", 1, false, 2));
-    publ.recv_kind(4);
+    publ.publish_acked("r/t", b"one", false, 2);
     assert_eq!(first.recv_publish().payload, b"one");
     let mut second = Raw::connect(broker.addr, "second", true);
     second.subscribe("r/t", 0);
-    publ.send(&publish("r/t", b"two", 1, false, 3));
-    publ.recv_kind(4);
+    publ.publish_acked("r/t", b"two", false, 3);
     assert_eq!(first.recv_publish().payload, b"two");
     assert_eq!(second.recv_publish().payload, b"two");
     first.send(&unsubscribe(2, &["r/+"]));
     first.recv_kind(11);
-    publ.send(&publish("r/t", b"three", 1, false, 4));
-    publ.recv_kind(4);
+    publ.publish_acked("r/t", b"three", false, 4);
     assert_eq!(second.recv_publish().payload, b"three");
     first.expect_silence(200);
     // The second subscriber's session ends with its connection (disconnect waits for the
@@ -245,8 +241,7 @@ fn subscriptions_made_between_a_publishers_messages_take_effect_at_once() {
     // nothing must not inherit its deliveries.
     second.disconnect();
     let mut third = Raw::connect(broker.addr, "third", true);
-    publ.send(&publish("r/t", b"four", 1, false, 5));
-    publ.recv_kind(4);
+    publ.publish_acked("r/t", b"four", false, 5);
     third.expect_silence(200);
     first.expect_silence(50);
 }

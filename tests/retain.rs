@@ -8,10 +8,8 @@ use common::{Raw, ack, publish, start, subscribe};
 fn retained_is_delivered_on_subscribe_with_retain_flag() {
     let broker = start();
     let mut publ = Raw::connect(broker.addr, "p", true);
-    publ.send(&publish("r/a", b"first", 1, true, 1));
-    publ.recv_kind(4);
-    publ.send(&publish("r/a", b"second", 1, true, 2));
-    publ.recv_kind(4);
+    publ.publish_acked("r/a", b"first", true, 1);
+    publ.publish_acked("r/a", b"second", true, 2);
     let mut sub = Raw::connect(broker.addr, "s", true);
     assert_eq!(sub.subscribe("r/+", 1), 1);
     let p = sub.recv_publish();
@@ -33,8 +31,7 @@ fn empty_retained_clears() {
     let mut publ = Raw::connect(broker.addr, "p", true);
     publ.send(&publish("c", b"x", 0, true, 0));
     publ.send(&publish("c", b"", 0, true, 0));
-    publ.send(&[0xc0, 0]);
-    publ.recv_kind(13);
+    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("c", 0);
     sub.expect_silence(300);
@@ -59,8 +56,7 @@ fn resubscribe_resends_retained() {
     let broker = start();
     let mut publ = Raw::connect(broker.addr, "p", true);
     publ.send(&publish("again", b"x", 0, true, 0));
-    publ.send(&[0xc0, 0]);
-    publ.recv_kind(13);
+    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("again", 0);
     assert!(sub.recv_publish().retain);
@@ -79,8 +75,7 @@ fn wildcard_subscription_gets_every_retained_topic_but_dollar() {
     for t in ["w/1", "w/2", "w/3/x", "$internal"] {
         publ.send(&publish(t, t.as_bytes(), 0, true, 0));
     }
-    publ.send(&[0xc0, 0]);
-    publ.recv_kind(13);
+    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("#", 0);
     let mut topics: Vec<String> = (0..3).map(|_| sub.recv_publish().topic).collect();
@@ -96,8 +91,7 @@ fn retained_store_is_bounded() {
     for t in ["r/1", "r/2", "r/3"] {
         publ.send(&publish(t, t.as_bytes(), 0, true, 0));
     }
-    publ.send(&[0xc0, 0]);
-    publ.recv_kind(13);
+    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("r/#", 0);
     let mut topics: Vec<String> = (0..2).map(|_| sub.recv_publish().topic).collect();
@@ -117,8 +111,7 @@ fn retained_on_subscribe_stop_at_the_queue_bound() {
     for i in 0..50 {
         publ.send(&publish(&format!("many/{i}"), b"x", 0, true, 0));
     }
-    publ.send(&[0xc0, 0]);
-    publ.recv_kind(13);
+    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("many/#", 1);
     for _ in 0..5 {

@@ -21,8 +21,7 @@ fn offline_qos1_is_queued_and_delivered_with_session_present() {
     s.disconnect();
 
     let mut publ = Raw::connect(broker.addr, "p", true);
-    publ.send(&publish("q/1", b"one", 1, false, 1));
-    publ.recv_kind(4);
+    publ.publish_acked("q/1", b"one", false, 1);
     publ.send(&publish("q/0", b"zero", 0, false, 0));
     publ.send(&publish("q/2", b"two", 2, false, 2));
     publ.recv_kind(5);
@@ -51,8 +50,7 @@ fn clean_session_discards_state() {
     let (mut s, present) = connack_session_present(broker.addr, "temp", true);
     assert_eq!(present, 0);
     let mut publ = Raw::connect(broker.addr, "p", true);
-    publ.send(&publish("t", b"x", 1, false, 1));
-    publ.recv_kind(4);
+    publ.publish_acked("t", b"x", false, 1);
     s.expect_silence(300);
     s.disconnect();
     let (_s, present) = connack_session_present(broker.addr, "temp", false);
@@ -102,8 +100,7 @@ fn offline_queue_is_bounded() {
     s.disconnect();
     let mut publ = Raw::connect(broker.addr, "p", true);
     for i in 0..20u16 {
-        publ.send(&publish("b", &i.to_be_bytes(), 1, false, i + 1));
-        publ.recv_kind(4);
+        publ.publish_acked("b", &i.to_be_bytes(), false, i + 1);
     }
     let (mut s, _) = connack_session_present(broker.addr, "bounded", false);
     for i in 0..5u16 {

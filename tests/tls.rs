@@ -112,45 +112,52 @@ fn options(id: &str, addr: SocketAddr, cert: Option<&str>) -> MqttOptions {
     o
 }
 
-/// Drives `connection` until CONNACK: `Ok` if accepted, else the error that ended it.
-fn connack(connection: &mut Connection) -> Result<(), Box<ConnectionError>> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Drives `connection` until `pick` returns `Some` for an event or error; `None` after `within`.
+fn wait_for<T>(
+    connection: &mut Connection,
+    within: Duration,
+    mut pick: impl FnMut(Result<Event, ConnectionError>) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        match connection.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return Ok(()),
-            Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(e)) => return Err(Box::new(e)),
+        // Err: nothing within 200 ms (or the client is gone); look at the clock again.
+        if let Ok(event) = connection.recv_timeout(Duration::from_millis(200))
+            && let Some(picked) = pick(event)
+        {
+            return Some(picked);
         }
     }
-    panic!("neither CONNACK nor an error within 5 s");
+    None
+}
+
+/// Drives `connection` until CONNACK: `Ok` if accepted, else the error that ended it.
+fn connack(connection: &mut Connection) -> Result<(), Box<ConnectionError>> {
+    wait_for(connection, Duration::from_secs(5), |event| match event {
+        Ok(Event::Incoming(Packet::ConnAck(_))) => Some(Ok(())),
+        Ok(_) => None,
+        Err(e) => Some(Err(Box::new(e))),
+    })
+    .expect("neither CONNACK nor an error within 5 s")
 }
 
 /// Drives `connection` until SUBACK and returns its return codes.
 fn suback(connection: &mut Connection) -> Vec<SubscribeReasonCode> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        match connection.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => return ack.return_codes,
-            Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(e)) => panic!("connection error: {e}"),
-        }
-    }
-    panic!("no SUBACK");
+    wait_for(connection, Duration::from_secs(5), |event| match event {
+        Ok(Event::Incoming(Packet::SubAck(ack))) => Some(ack.return_codes),
+        Ok(_) => None,
+        Err(e) => panic!("connection error: {e}"),
+    })
+    .expect("no SUBACK")
 }
 
 /// Drives `connection` until a PUBLISH arrives; returns its topic, payload and QoS.
 fn next_publish(connection: &mut Connection) -> (String, Vec<u8>, QoS) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match connection.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                return (p.topic.clone(), p.payload.to_vec(), p.qos);
-            }
-            Ok(Ok(_)) | Err(_) => {}
-            Ok(Err(e)) => panic!("connection error: {e}"),
-        }
-    }
-    panic!("no PUBLISH");
+    wait_for(connection, Duration::from_secs(10), |event| match event {
+        Ok(Event::Incoming(Packet::Publish(p))) => Some((p.topic, p.payload.to_vec(), p.qos)),
+        Ok(_) => None,
+        Err(e) => panic!("connection error: {e}"),
+    })
+    .expect("no PUBLISH")
 }
 
 /// A connected subscriber to `filter` at QoS 1 and a connected publisher, both over TLS.
@@ -182,15 +189,11 @@ fn roundtrip(
 ) -> Connection {
     let driver = std::thread::spawn(move || {
         let mut pub_conn = pub_conn;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
-                pub_conn.recv_timeout(Duration::from_millis(200))
-            {
-                return pub_conn;
-            }
-        }
-        panic!("no PUBACK");
+        wait_for(&mut pub_conn, Duration::from_secs(10), |event| {
+            matches!(event, Ok(Event::Incoming(Packet::PubAck(_)))).then_some(())
+        })
+        .expect("no PUBACK");
+        pub_conn
     });
     publisher
         .publish(topic, QoS::AtLeastOnce, false, payload.clone())
@@ -236,15 +239,13 @@ fn pipelined_burst_arrives_whole_and_in_order() {
     let ((_sub, mut sub_conn), (publisher, mut pub_conn)) = pair(broker.addr, None, "burst");
     let count = 500u32;
     let driver = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut acked = 0;
-        while acked < count && Instant::now() < deadline {
-            if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
-                pub_conn.recv_timeout(Duration::from_millis(200))
-            {
+        wait_for(&mut pub_conn, Duration::from_secs(20), |event| {
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = event {
                 acked += 1;
             }
-        }
+            (acked == count).then_some(())
+        });
         acked
     });
     for i in 0..count {

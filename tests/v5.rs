@@ -367,8 +367,7 @@ fn retain_handling_0_1_2() {
     let broker = start();
     let mut p = Raw::connect(broker.addr, "rh-pub", true);
     // QoS 1: the PUBACK says the retained message is stored before anyone subscribes.
-    p.send(&publish("rh/t", b"kept", 1, true, 1));
-    p.recv_kind(4);
+    p.publish_acked("rh/t", b"kept", true, 1);
     let mut c = Raw::v5(broker.addr, "rh", Props::new());
     c.subscribe_v5(Props::new(), &[("rh/t", opts(0, false, false, 0))]);
     let m = c.recv_publish5();
@@ -396,8 +395,7 @@ fn shared_subscriptions_round_robin_and_get_no_retained() {
     let broker = start();
     let mut p = Raw::connect(broker.addr, "sh-pub", true);
     // QoS 1: the PUBACK says the retained message is stored before the groups subscribe.
-    p.send(&publish("sh/t", b"retained", 1, true, 1));
-    p.recv_kind(4);
+    p.publish_acked("sh/t", b"retained", true, 1);
     let mut a = Raw::v5(broker.addr, "sh-a", Props::new());
     let mut b = Raw::v5(broker.addr, "sh-b", Props::new());
     a.subscribe_v5(Props::new(), &[("$share/g/sh/t", 0)]);

@@ -28,8 +28,7 @@ fn finish(c: &mut Raw, qos: u8, packet_id: u16, v5: bool) {
 fn v311_publisher_to_v5_subscriber() {
     let broker = start();
     let mut p = Raw::connect(broker.addr, "mx-pub3", true);
-    p.send(&publish("mx/r", b"retained", 1, true, 100));
-    p.recv_kind(4);
+    p.publish_acked("mx/r", b"retained", true, 100);
     let mut sub = Raw::v5(broker.addr, "mx-sub5", Props::new());
     sub.subscribe_v5(Props::new(), &[("mx/#", 2)]);
     let r = sub.recv_publish5();

@@ -1,7 +1,7 @@
 //! Helpers for the tests that run the built binary (`tests/auth.rs`, `tests/config_file.rs`,
 //! `tests/shutdown.rs`): scratch directories, the built `pipit` binary as a guarded child
-//! process, and SUBACK / PINGREQ probes spoken in raw bytes. Included with
-//! `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
+//! process, password files made by `pipit passwd`, and a SUBACK probe spoken in raw bytes.
+//! Included with `#[path = "common/auth.rs"]` beside `mod common;`, whose `Raw` it uses.
 
 #![allow(dead_code)]
 
@@ -19,6 +19,7 @@ const PROCESS_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A fresh directory under the system temp directory, removed on drop.
 pub struct Scratch {
+    /// The directory's path.
     pub dir: PathBuf,
 }
 
@@ -78,6 +79,7 @@ pub fn local(port: u16) -> SocketAddr {
 
 /// The `pipit` binary running as a child, its stderr going to a file; killed on drop.
 pub struct Pipit {
+    /// The running process.
     pub child: Child,
     stderr: PathBuf,
 }
@@ -217,9 +219,25 @@ pub fn pipit_stdout(args: &[&str]) -> (ExitStatus, String) {
     (status, out)
 }
 
-/// 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
+/// Runs `pipit passwd ARGS` through the library entry point the binary uses.
+pub fn passwd(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    pipit::passwd::run(&args).expect("pipit passwd");
+}
+
+/// Writes a password file `passwd` with alice/secret into `dir` and returns its path.
+pub fn alice_password_file(dir: &Scratch) -> PathBuf {
+    let pw = dir.path("passwd");
+    let path = pw.to_str().expect("utf-8 scratch path");
+    passwd(&["-c", "-b", path, "alice", "secret"]);
+    pw
+}
+
+/// 3.1.1 CONNACK return code: connection accepted [MQTT-3.2.2.3].
 pub const ACCEPTED: u8 = 0x00;
+/// 3.1.1 CONNACK return code: bad user name or password.
 pub const BAD_USERNAME_OR_PASSWORD: u8 = 0x04;
+/// 3.1.1 CONNACK return code: not authorized.
 pub const NOT_AUTHORIZED: u8 = 0x05;
 /// 3.1.1 SUBACK failure return code.
 pub const SUBACK_FAILURE: u8 = 0x80;
@@ -230,11 +248,4 @@ pub fn suback_codes(c: &mut Raw, filters: &[(&str, u8)]) -> Vec<u8> {
     let ack = c.recv_kind(9);
     assert_eq!(&ack.body[..2], &[0, 7], "SUBACK packet id: {ack:?}");
     ack.body[2..].to_vec()
-}
-
-/// Sends PINGREQ and expects PINGRESP: proof the connection is alive and served.
-pub fn ping(c: &mut Raw) {
-    c.send(&[0xc0, 0x00]);
-    let f = c.recv_kind(13);
-    assert_eq!(f.body.len(), 0);
 }

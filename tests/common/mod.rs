@@ -51,7 +51,9 @@ pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
 /// One received packet: the first header byte and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The fixed header's first byte: packet type and flags.
     pub header: u8,
+    /// Everything after the remaining length.
     pub body: Vec<u8>,
 }
 
@@ -64,6 +66,7 @@ impl Frame {
 
 /// A raw MQTT client over TCP.
 pub struct Raw {
+    /// The connection, with a 5 s read timeout.
     pub stream: TcpStream,
 }
 
@@ -200,6 +203,25 @@ impl Raw {
         ack.body[2]
     }
 
+    /// Publishes at QoS 1 and waits for its PUBACK: the broker has routed (or dropped) the
+    /// message, so later messages from any client are routed after it.
+    pub fn publish_acked(&mut self, topic: &str, payload: &[u8], retain: bool, packet_id: u16) {
+        self.send(&publish(topic, payload, 1, retain, packet_id));
+        let ack = self.recv_kind(4);
+        assert_eq!(ack.body, packet_id.to_be_bytes(), "PUBACK for {topic}");
+    }
+
+    /// Sends PINGREQ and expects PINGRESP next: a barrier after everything sent before it.
+    pub fn ping(&mut self) {
+        self.send(&[0xc0, 0x00]);
+        let f = self.recv().expect("expected PINGRESP, got nothing");
+        assert_eq!(
+            (f.header, f.body.len()),
+            (0xd0, 0),
+            "expected PINGRESP, got {f:?}"
+        );
+    }
+
     /// Sends DISCONNECT and waits for the close.
     pub fn disconnect(mut self) {
         self.send(&[0xe0, 0x00]);
@@ -219,11 +241,17 @@ pub fn connack_code(addr: SocketAddr, connect: &Connect) -> u8 {
 /// A received PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
+    /// The topic name.
     pub topic: String,
+    /// The application message.
     pub payload: Vec<u8>,
+    /// The QoS level from the header.
     pub qos: u8,
+    /// The RETAIN flag.
     pub retain: bool,
+    /// The DUP flag.
     pub dup: bool,
+    /// The packet identifier; 0 at QoS 0.
     pub packet_id: u16,
 }
 
@@ -282,13 +310,21 @@ pub fn string(s: &[u8], out: &mut Vec<u8>) {
 /// A CONNECT packet under construction.
 #[derive(Clone, Debug)]
 pub struct Connect {
+    /// The protocol name (`MQTT` or `MQIsdp`).
     pub protocol: &'static [u8],
+    /// The protocol level (3, 4 or 5).
     pub level: u8,
+    /// The client identifier, as raw bytes.
     pub client_id: Vec<u8>,
+    /// The clean session (clean start) flag.
     pub clean: bool,
+    /// The keepalive in seconds.
     pub keep_alive: u16,
+    /// The will: topic, payload, QoS and retain.
     pub will: Option<(String, Vec<u8>, u8, bool)>,
+    /// The user name, if any.
     pub username: Option<String>,
+    /// The password, if any.
     pub password: Option<Vec<u8>>,
     /// v5 CONNECT properties (encoded entries, without the length).
     pub properties: Vec<u8>,
@@ -581,8 +617,11 @@ pub fn prop_int(props: &[(u8, Prop)], id: u8) -> Option<u32> {
 /// A received v5 CONNACK.
 #[derive(Debug, Clone)]
 pub struct Connack5 {
+    /// The session present flag.
     pub session_present: bool,
+    /// The reason code.
     pub code: u8,
+    /// The properties, in order.
     pub props: Vec<(u8, Prop)>,
 }
 
@@ -603,12 +642,19 @@ impl Connack5 {
 /// A received v5 PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish5 {
+    /// The topic name.
     pub topic: String,
+    /// The application message.
     pub payload: Vec<u8>,
+    /// The QoS level from the header.
     pub qos: u8,
+    /// The RETAIN flag.
     pub retain: bool,
+    /// The DUP flag.
     pub dup: bool,
+    /// The packet identifier; 0 at QoS 0.
     pub packet_id: u16,
+    /// The properties, in order.
     pub props: Vec<(u8, Prop)>,
 }
 
