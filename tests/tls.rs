@@ -1,10 +1,13 @@
 //! TLS listeners, spoken to by an independent client (`rumqttc` over rustls): QoS 1 through
 //! TLS, client certificates required or not, the certificate CN as username, a failed
-//! handshake that closes only its own connection, and start-up errors for bad PEM files.
+//! handshake that closes only its own connection and is logged once with its cause, and
+//! start-up errors for bad PEM files.
 //! The CA and certificates are made at test time with `rcgen`.
 #![cfg(feature = "tls")]
 
 mod common;
+#[path = "common/auth.rs"]
+mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -379,6 +382,39 @@ fn plain_mqtt_on_a_tls_port_closes_only_that_connection() {
         &mut sub_conn,
         "mixed/a",
         b"fine".to_vec(),
+    );
+}
+
+#[test]
+fn a_failed_handshake_is_one_log_line_with_its_cause() {
+    let dir = support::Scratch::new("tls-log");
+    let addr = support::local(support::free_port());
+    let config = dir.write(
+        "pipit.conf",
+        &format!(
+            "listener {} 127.0.0.1\ncertfile {}\nkeyfile {}\nallow_anonymous true\n",
+            addr.port(),
+            pki().path("server.crt").display(),
+            pki().path("server.key").display()
+        ),
+    );
+    let pipit = support::Pipit::with_config(&config, addr, &dir.path("log"));
+
+    // Plain MQTT where a TLS ClientHello belongs.
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    let peer = raw.local_addr().unwrap().to_string();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(&common::Connect::v311("plain").bytes())
+        .unwrap();
+    let _ = raw.read_to_end(&mut Vec::new());
+
+    let log = pipit.wait_log(&format!("connection from {peer} closed"));
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&peer)).collect();
+    assert_eq!(lines.len(), 1, "one line for the connection:\n{log}");
+    assert!(
+        lines[0].contains("closed before CONNECT: TLS error: ") && lines[0].contains("corrupt"),
+        "the line names rustls's reason: {}",
+        lines[0]
     );
 }
 
