@@ -124,8 +124,10 @@ pub struct Config {
     /// is what bounds a QoS 1/2 subscriber's rate over a slow link (and the broker's CPU per
     /// message: fewer, fuller writes).
     pub max_inflight_messages: u16,
-    /// Most messages queued per session beyond the inflight window; further QoS 1/2 messages
-    /// for that session are dropped (counted). 0 is unlimited.
+    /// Most messages queued per session beyond the inflight window; further messages for
+    /// that session are dropped (counted). QoS 0 counts too: for an online client it waits in
+    /// the queue until the end of the loop turn, so a burst of more than this many in one turn
+    /// drops some, as Mosquitto 2.0 does. 0 is unlimited.
     pub max_queued_messages: usize,
     /// Most payload bytes queued per session beyond the inflight window; 0 is unlimited.
     pub max_queued_bytes: usize,
