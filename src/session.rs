@@ -738,6 +738,27 @@ mod tests {
     }
 
     #[test]
+    fn online_qos0_counts_toward_the_queue_bound() {
+        let mut s = online();
+        for _ in 0..3 {
+            assert_eq!(
+                queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
+                Enqueued::Queued
+            );
+        }
+        assert_eq!(
+            queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
+            Enqueued::Dropped,
+            "the fourth within one turn is over max_queued 3"
+        );
+        assert_eq!(publishes(&write(&mut s, LIMITS)).len(), 3);
+        assert_eq!(
+            queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
+            Enqueued::Queued
+        );
+    }
+
+    #[test]
     fn qos2_flow_and_resend() {
         let mut s = online();
         queue(&mut s, "x", QoS::ExactlyOnce, LIMITS);
