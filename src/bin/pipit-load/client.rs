@@ -448,10 +448,9 @@ impl World {
         false
     }
 
-    /// Whether publisher `p` has sent its `--count`.
     /// How many more messages publisher `p` may send before delivery catches up: its window
     /// ahead of the slowest counted stream, and for QoS 1/2 its free inflight slots.
-    pub fn delivery_room(&self, p: usize) -> u64 {
+    fn delivery_room(&self, p: usize) -> u64 {
         let publisher = &self.pubs[p];
         let slowest = publisher
             .streams
@@ -469,6 +468,13 @@ impl World {
         room
     }
 
+    /// Whether publisher `p` waits for deliveries before it sends again: its delivery room
+    /// is below the batch `fill` waits for (or is none).
+    pub fn waits_for_delivery(&self, p: usize) -> bool {
+        self.delivery_room(p) < self.limits.min_batch
+    }
+
+    /// Whether publisher `p` has sent its `--count`.
     pub fn finished(&self, p: usize) -> bool {
         self.limits.count.is_some_and(|c| self.pubs[p].sent >= c)
     }

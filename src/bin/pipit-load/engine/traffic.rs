@@ -40,7 +40,7 @@ impl Engine<'_> {
         }
         (0..self.world.pubs.len()).all(|p| {
             self.world.finished(p)
-                || self.world.delivery_room(p) == 0
+                || self.world.waits_for_delivery(p)
                 || self
                     .clients
                     .get(self.world.pubs[p].key)
