@@ -54,11 +54,12 @@ impl Run {
     }
 }
 
-/// Runs `pipit-load ARGS --port PORT --quiet`, expects exit status 0 and returns its JSON.
-fn load(port: u16, args: &[&str]) -> Run {
+/// Runs `pipit-load ARGS --port PORT --quiet` (`args` split at spaces), expects exit status
+/// 0 and returns its JSON.
+fn load(port: u16, args: &str) -> Run {
     let port = port.to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_pipit-load"))
-        .args(args)
+        .args(args.split_whitespace())
         .args([
             "--port",
             &port,
@@ -98,7 +99,7 @@ fn fanin_delivers_every_message_once_at_each_qos() {
     for qos in ["0", "1", "2"] {
         let run = load(
             broker.addr.port(),
-            &["fanin", "--qos", qos, "--publishers", "4", "--count", "500"],
+            &format!("fanin --qos {qos} --publishers 4 --count 500"),
         );
         run.assert_clean();
         assert_eq!(run.count("sent"), 2000, "QoS {qos}: {}", run.json);
@@ -112,24 +113,13 @@ fn fanout_and_p2p_count_every_stream() {
     let broker = bench_broker();
     let fanout = load(
         broker.addr.port(),
-        &[
-            "fanout",
-            "--qos",
-            "1",
-            "--subscribers",
-            "5",
-            "--count",
-            "400",
-        ],
+        "fanout --qos 1 --subscribers 5 --count 400",
     );
     fanout.assert_clean();
     assert_eq!(fanout.count("sent"), 400);
     assert_eq!(fanout.count("delivered"), 2000, "400 to each of 5");
 
-    let p2p = load(
-        broker.addr.port(),
-        &["p2p", "--qos", "2", "--pairs", "6", "--count", "300"],
-    );
+    let p2p = load(broker.addr.port(), "p2p --qos 2 --pairs 6 --count 300");
     p2p.assert_clean();
     assert_eq!(p2p.count("sent"), 1800);
     assert_eq!(p2p.count("delivered"), 1800);
@@ -140,7 +130,7 @@ fn latency_reports_percentiles_of_every_message() {
     let broker = common::start();
     let run = load(
         broker.addr.port(),
-        &["latency", "--qos", "1", "--rate", "2000", "--count", "300"],
+        "latency --qos 1 --rate 2000 --count 300",
     );
     run.assert_clean();
     assert_eq!(run.count("delivered"), 300);
@@ -154,7 +144,7 @@ fn conns_opens_and_holds_idle_connections() {
     let broker = common::start();
     let run = load(
         broker.addr.port(),
-        &["conns", "--conns", "200", "--conn-rate", "0", "--hold", "1"],
+        "conns --conns 200 --conn-rate 0 --hold 1",
     );
     assert_eq!(run.count("conns_ok"), 200, "{}", run.json);
     assert_eq!(run.count("conns_failed"), 0, "{}", run.json);
@@ -166,15 +156,7 @@ fn slow_subscriber_stalls_while_the_others_get_everything() {
     let broker = bench_broker();
     let run = load(
         broker.addr.port(),
-        &[
-            "slow",
-            "--subscribers",
-            "3",
-            "--size",
-            "256",
-            "--count",
-            "20000",
-        ],
+        "slow --subscribers 3 --size 256 --count 20000",
     );
     run.assert_clean();
     assert_eq!(run.count("stalled_subscribers"), 1);
@@ -190,10 +172,10 @@ fn slow_subscriber_stalls_while_the_others_get_everything() {
 fn broker_usage_is_sampled_from_proc() {
     // The broker runs in this process, so this process's /proc entry is the broker's.
     let broker = bench_broker();
-    let pid = std::process::id().to_string();
+    let pid = std::process::id();
     let run = load(
         broker.addr.port(),
-        &["fanin", "--count", "2000", "--broker-pid", &pid],
+        &format!("fanin --count 2000 --broker-pid {pid}"),
     );
     run.assert_clean();
     assert!(run.num("broker_cpu_s") > 0.0, "{}", run.json);
@@ -207,19 +189,7 @@ fn messages_the_broker_drops_are_counted_lost() {
     let broker = common::start_with(|c| c.message_size_limit = 100);
     let run = load(
         broker.addr.port(),
-        &[
-            "fanin",
-            "--qos",
-            "1",
-            "--publishers",
-            "2",
-            "--size",
-            "200",
-            "--count",
-            "50",
-            "--window",
-            "1000",
-        ],
+        "fanin --qos 1 --publishers 2 --size 200 --count 50 --window 1000",
     );
     assert_eq!(run.count("sent"), 100, "{}", run.json);
     assert_eq!(run.count("delivered"), 0, "{}", run.json);
@@ -233,15 +203,7 @@ fn a_broker_that_drops_everything_ends_the_run_early() {
     let started = std::time::Instant::now();
     let run = load(
         broker.addr.port(),
-        &[
-            "fanin",
-            "--size",
-            "200",
-            "--duration",
-            "30",
-            "--window",
-            "100",
-        ],
+        "fanin --size 200 --duration 30 --window 100",
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
