@@ -95,8 +95,11 @@ if [ -z "$MOSQ_BIN" ] && [[ " $BROKERS " == *" mosquitto "* ]] && command -v apt
 fi
 
 # --- brokers ----------------------------------------------------------------------------
-write_config() { # file port
-    cat >"$1" <<EOF
+write_config() { # file port name
+    # pipit declares a stalled reader slow after slow_subscriber_timeout (default 5 s) and
+    # holds its publishers back until then; the slow scenario measures what happens after.
+    [ "$3" = pipit ] && echo "slow_subscriber_timeout 1" >"$1"
+    cat >>"$1" <<EOF
 listener $2 127.0.0.1
 allow_anonymous true
 max_connections -1
@@ -122,7 +125,8 @@ start_broker() { # name binary port
         log "$name: port $port is already in use; skipping"
         return
     fi
-    write_config "$conf" "$port"
+    : >"$conf"
+    write_config "$conf" "$port" "$name"
     "${BROKER_PIN[@]}" "$bin" -c "$conf" >"$WORK/$name.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")

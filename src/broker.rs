@@ -26,8 +26,10 @@ use crate::auth::{Access, Auth};
 use crate::buffer::ReadOutcome;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
+use crate::drops::DropReason;
 use crate::handle;
 use crate::net::Transport;
+use crate::retain_walk;
 use crate::state::{Close, State};
 use crate::sys::SysClock;
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
@@ -102,6 +104,8 @@ pub struct Broker {
     per_listener: Vec<usize>,
     /// Schedule of `$SYS` updates.
     sys: SysClock,
+    /// A retained walk stopped at its per-turn budget: run the next turn at once.
+    walk_again: bool,
 }
 
 impl Broker {
@@ -138,6 +142,7 @@ impl Broker {
             ready: Vec::new(),
             per_listener: vec![0; listeners.len()],
             sys: SysClock::new(Instant::now()),
+            walk_again: false,
             listeners,
             transports,
         })
@@ -201,7 +206,7 @@ impl Broker {
     pub fn run(mut self) -> io::Result<()> {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
-            let timeout = if self.read_again.is_empty() {
+            let timeout = if self.read_again.is_empty() && !self.walk_again {
                 next_sweep.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -367,12 +372,23 @@ impl Broker {
     /// behind the data raises no new edge, so it must be read now.
     fn on_readable(&mut self, id: ConnId, peer_closed: bool) {
         let limit = self.state.config.max_packet_size as usize + 5;
+        // Packets left in the buffer when the connection was held go first.
+        if self
+            .state
+            .conns
+            .get(id.index())
+            .is_some_and(|c| !c.rx.is_empty() && c.held_by.is_none())
+            && let Err(why) = self.process_rx(id)
+        {
+            self.close(id, why);
+            return;
+        }
         for _ in 0..READS_PER_TURN {
             let state = &mut self.state;
             let Some(conn) = state.conns.get_mut(id.index()) else {
                 return;
             };
-            if conn.read_paused {
+            if conn.read_paused || conn.held_by.is_some() {
                 return;
             }
             match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
@@ -419,7 +435,14 @@ impl Broker {
         let max_packet_size = self.state.config.max_packet_size;
         let mut handled_any = false;
         let result = loop {
-            let Some(version) = self.state.conns.get(id.index()).map(|c| c.version) else {
+            // A held connection's packets wait in the buffer until it is released.
+            let Some(version) = self
+                .state
+                .conns
+                .get(id.index())
+                .filter(|c| c.held_by.is_none())
+                .map(|c| c.version)
+            else {
                 break Ok(());
             };
             let state = &mut self.state;
@@ -461,22 +484,66 @@ impl Broker {
         }
     }
 
-    /// Closes what handlers asked to close and writes every dirty connection's output.
+    /// Closes what handlers asked to close, moves retained walks on, writes every dirty
+    /// connection's output and releases publishers whose subscribers caught up.
     fn finish_turn(&mut self) {
         loop {
             for (id, why) in std::mem::take(&mut self.state.to_close) {
                 self.close(id, why);
             }
+            self.walk_again = !self.state.walks.is_empty() && retain_walk::step(&mut self.state);
             self.flush_dirty();
+            self.release_held();
             if self.state.to_close.is_empty() {
                 return;
             }
         }
     }
 
+    /// Lets held publishers be read again once the subscriber they wait for is under half
+    /// its `max_output_buffer` (so each release is followed by a useful batch), is slow
+    /// (it will drop their QoS 0 now), or is gone.
+    fn release_held(&mut self) {
+        let state = &mut self.state;
+        if state.held.is_empty() {
+            return;
+        }
+        let now = state.millis();
+        let cap = state.config.max_output_buffer;
+        let slow_after = state.config.slow_subscriber_timeout;
+        let mut held = std::mem::take(&mut state.held);
+        held.retain(|&(publisher, subscriber)| {
+            let Some(conn) = state.conns.get(publisher.index()) else {
+                return false;
+            };
+            if conn.held_by != Some(subscriber) {
+                return false;
+            }
+            let waiting = state.output_backlog(subscriber).is_some_and(|backlog| {
+                backlog >= cap / 2
+                    && state
+                        .conns
+                        .get(subscriber.index())
+                        .is_some_and(|s| now.since(s.last_drained) <= slow_after)
+            });
+            if waiting {
+                return true;
+            }
+            if let Some(conn) = state.conns.get_mut(publisher.index()) {
+                conn.held_by = None;
+            }
+            // Its read events were passed over while held: read to WouldBlock or EOF.
+            self.read_again.push((publisher, true));
+            false
+        });
+        held.append(&mut state.held);
+        state.held = held;
+    }
+
     fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.state.dirty);
         let limits = self.state.queue_limits();
+        let millis = self.state.millis();
         let State {
             conns,
             sessions,
@@ -497,18 +564,26 @@ impl Broker {
                 && conn.tx.len() < config.max_output_buffer
             {
                 let out = conn.tx.frames_up_to(config.max_output_buffer, pool);
-                stats.messages_dropped += session.write_pending(
+                let dropped = session.write_pending(
                     out,
                     config.max_output_buffer,
                     conn.version,
                     limits,
                     *now,
                 );
+                let client_id = &session.client_id;
+                stats
+                    .dropped
+                    .count(DropReason::Expired, dropped.expired, client_id);
+                stats
+                    .dropped
+                    .count(DropReason::TooLarge, dropped.too_large, client_id);
             }
             if !conn.writable {
                 continue;
             }
             if conn.tx.is_empty() {
+                conn.last_drained = millis;
                 // TLS records (handshake replies, the rest of earlier writes) may still wait.
                 match conn.socket.flush_pending() {
                     Ok(true) => {}
@@ -517,7 +592,12 @@ impl Broker {
                 }
                 continue;
             }
-            match conn.tx.write_to(&mut conn.socket, pool) {
+            let before = conn.tx.len();
+            let written = conn.tx.write_to(&mut conn.socket, pool);
+            if conn.tx.len() < before {
+                conn.last_drained = millis;
+            }
+            match written {
                 Ok(true) => {
                     if conn.read_paused {
                         conn.read_paused = false;

@@ -124,12 +124,13 @@ pub struct Config {
     /// is what bounds a QoS 1/2 subscriber's rate over a slow link (and the broker's CPU per
     /// message: fewer, fuller writes).
     pub max_inflight_messages: u16,
-    /// Most messages queued per session beyond the inflight window; further messages for
-    /// that session are dropped (counted). QoS 0 counts too: for an online client it waits in
-    /// the queue until the end of the loop turn, so a burst of more than this many in one turn
-    /// drops some, as Mosquitto 2.0 does. 0 is unlimited.
+    /// Most QoS 1/2 messages queued per session beyond the inflight window (and QoS 0 for an
+    /// offline session with `queue_qos0_messages`); further messages for that session are
+    /// dropped (counted). QoS 0 to an online client does not count: it is bounded by
+    /// `max_output_buffer`. 0 is unlimited.
     pub max_queued_messages: usize,
-    /// Most payload bytes queued per session beyond the inflight window; 0 is unlimited.
+    /// Most payload bytes queued per session, counted as `max_queued_messages`; 0 is
+    /// unlimited.
     pub max_queued_bytes: usize,
     /// Whether QoS 0 messages are queued for offline persistent sessions (Mosquitto: no).
     pub queue_qos0_messages: bool,
@@ -154,9 +155,13 @@ pub struct Config {
     pub max_topic_length: usize,
     /// Most levels in a topic name or filter.
     pub max_topic_levels: usize,
-    /// Most client bytes waiting in one connection's output buffer; at the bound QoS 0
-    /// messages to that client are dropped (counted) and QoS 1/2 wait in the session queue.
+    /// Most bytes waiting for one online client (its output buffer plus the QoS 0 queued for
+    /// it). Over the bound, the publishers whose messages wait for it are not read from
+    /// (TCP back-pressure) while it keeps draining; QoS 1/2 wait in the session queue.
     pub max_output_buffer: usize,
+    /// How long a client over `max_output_buffer` may go without draining any output before
+    /// it is treated as slow: its QoS 0 is then dropped (counted) and nobody waits for it.
+    pub slow_subscriber_timeout: Duration,
     /// Most subscriptions one session may hold (pipit's `max_subscriptions_per_client`); a
     /// SUBSCRIBE for a new filter beyond it is refused (0x80 / v5 0x97 quota exceeded).
     /// 0 is unlimited.
@@ -210,6 +215,7 @@ impl Default for Config {
             max_topic_length: 65535,
             max_topic_levels: 128,
             max_output_buffer: 1024 * 1024,
+            slow_subscriber_timeout: Duration::from_secs(5),
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
             per_listener_settings: false,

@@ -113,6 +113,12 @@ pub struct Conn {
     pub dirty: bool,
     /// Reading stopped because its output is not being consumed.
     pub read_paused: bool,
+    /// Reading stopped because a subscriber of its messages is over its output bound
+    /// (`State::hold`); that subscriber's connection.
+    pub held_by: Option<ConnId>,
+    /// When its output was last drained (written, or found under `max_output_buffer`): a
+    /// client over the bound that has not drained for `slow_subscriber_timeout` is slow.
+    pub last_drained: Millis,
 }
 
 impl Conn {
@@ -134,6 +140,8 @@ impl Conn {
             writable: true,
             dirty: false,
             read_paused: false,
+            held_by: None,
+            last_drained: now,
         }
     }
 

@@ -6,6 +6,8 @@
 use std::rc::Rc;
 
 use crate::auth::Access;
+use crate::conn::ConnId;
+use crate::drops::DropReason;
 use crate::message::Message;
 use crate::session::{Enqueued, SessionId};
 use crate::state::State;
@@ -138,7 +140,9 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
         }
     }
     route.ids.sort_unstable();
-    let limits = state.queue_limits();
+    let publisher = origin
+        .and_then(|sid| state.sessions.get(sid.0 as usize))
+        .and_then(|s| s.conn);
     let mut next_id = 0;
     let mut delivered = 0;
     for i in 0..state.route.targets.len() {
@@ -157,8 +161,10 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
         }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
         if state.allowed(session, &message.topic, Access::Read) {
-            deliver(state, session, message, qos, retain, &ids, limits);
+            deliver(state, session, message, qos, retain, &ids, publisher);
             delivered += 1;
+        } else {
+            state.count_drop(session, DropReason::Acl, 1);
         }
         state.route.target_ids = ids;
     }
@@ -193,8 +199,12 @@ fn remember_match(
 }
 
 /// Queues `message` to one session at `qos` with the RETAIN flag and subscription
-/// identifiers to send, and marks its
-/// connection for writing if it is online.
+/// identifiers to send, and marks its connection for writing if it is online.
+///
+/// QoS 0 to an online client is bounded in bytes, not by the queue: while what waits for it
+/// is over `max_output_buffer` and it keeps draining, the message is queued anyway and the
+/// `publisher`'s connection is held (not read from) until the client catches up; once the
+/// client has not drained for `slow_subscriber_timeout`, its QoS 0 is dropped instead.
 pub fn deliver(
     state: &mut State,
     sid: SessionId,
@@ -202,30 +212,46 @@ pub fn deliver(
     qos: QoS,
     retain: bool,
     subscription_ids: &[u32],
-    limits: crate::session::QueueLimits,
+    publisher: Option<ConnId>,
 ) {
+    let limits = state.queue_limits();
+    let now = state.millis();
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return;
     };
-    let conn = session.conn;
-    if let Some(conn_id) = conn {
-        // At the output cap QoS 0 is dropped rather than queued behind a slow reader.
-        let over_cap = state
-            .conns
-            .get(conn_id.index())
-            .is_some_and(|c| c.tx.len() >= state.config.max_output_buffer);
-        if over_cap && qos == QoS::AtMostOnce {
-            state.stats.messages_dropped += 1;
+    let conn_id = session.conn;
+    let mut hold = None;
+    if qos == QoS::AtMostOnce
+        && let Some(conn_id) = conn_id
+        && let Some(conn) = state.conns.get_mut(conn_id.index())
+    {
+        if conn.tx.len() + session.backlog() < state.config.max_output_buffer {
+            conn.last_drained = now;
+        } else if now.since(conn.last_drained) > state.config.slow_subscriber_timeout {
+            state
+                .stats
+                .dropped
+                .count(DropReason::OutputCap, 1, &session.client_id);
             return;
+        } else {
+            hold = publisher.filter(|&p| p != conn_id);
         }
     }
     match session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits) {
         Enqueued::Queued => {
             state.stats.messages_sent += 1;
-            if let Some(conn_id) = conn {
+            if let Some(conn_id) = conn_id {
                 state.mark_dirty(conn_id);
             }
         }
-        Enqueued::Dropped => state.stats.messages_dropped += 1,
+        Enqueued::QueueFull => {
+            state
+                .stats
+                .dropped
+                .count(DropReason::QueueFull, 1, &session.client_id);
+        }
+    }
+    if let (Some(publisher), Some(subscriber)) = (hold, conn_id) {
+        state.hold(publisher, subscriber);
     }
 }

@@ -7,7 +7,9 @@
 //! connection when the client asked for a persistent session.
 //!
 //! Invariants: every inflight entry has a distinct non-zero packet id; the queue never holds
-//! more than `max_queued_messages` (when non-zero) messages.
+//! more than `max_queued_messages` (when non-zero) counted messages. QoS 0 for an online
+//! client is not counted: it is bounded in bytes by the broker (`max_output_buffer`, see
+//! `route::deliver`), which is why the queue also tracks its size in bytes (`backlog`).
 //!
 //! MQTT 5 adds limits that belong to the current connection (the client's Receive Maximum,
 //! Maximum Packet Size and Topic Alias Maximum, and the topic alias maps): they live in a
@@ -65,6 +67,9 @@ struct Queued {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
+    /// Counts toward `max_queued_messages` / `max_queued_bytes` (everything but QoS 0
+    /// queued while the client is online).
+    counted: bool,
     /// MQTT 5 subscription identifiers of the matching subscriptions.
     subscription_ids: SubscriptionIds,
 }
@@ -142,13 +147,25 @@ pub struct QueueLimits {
     pub queue_qos0_offline: bool,
 }
 
+/// What one `write_pending` or `resend_inflight` dropped instead of sending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendDrops {
+    /// Messages whose expiry interval ran out while they waited [MQTT-3.3.2-5].
+    pub expired: u64,
+    /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+    pub too_large: u64,
+}
+
+/// Bytes of memory one queued message is taken to cost beyond its payload and topic.
+const QUEUED_OVERHEAD: usize = 48;
+
 /// What `enqueue` did with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enqueued {
     /// Queued for sending.
     Queued,
     /// Dropped: the queue was at its bound, or QoS 0 for an offline session.
-    Dropped,
+    QueueFull,
 }
 
 /// What an acknowledgement from the client did.
@@ -196,7 +213,11 @@ pub struct Session {
 struct Flow {
     inflight: VecDeque<Inflight>,
     queue: VecDeque<Queued>,
-    queued_bytes: usize,
+    /// Queue entries that count toward `max_queued_messages`, and their payload bytes.
+    counted: usize,
+    counted_bytes: usize,
+    /// What every queue entry costs, in bytes: payload, topic and the entry.
+    backlog: usize,
     inbound_qos2: Vec<u16>,
     next_packet_id: u16,
     /// The topic this client last published to and what it matched (`route::LastTopic`).
@@ -208,7 +229,9 @@ impl Default for Flow {
         Flow {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
-            queued_bytes: 0,
+            counted: 0,
+            counted_bytes: 0,
+            backlog: 0,
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
             last_topic: None,
@@ -267,7 +290,8 @@ impl Session {
 
     /// Queues `message` for delivery at `qos` (already the minimum of published and granted
     /// QoS) with the RETAIN flag to send and the subscription identifiers of the matching
-    /// subscriptions. At the bound the message is dropped and counted.
+    /// subscriptions. QoS 0 for an online client is always queued (the caller bounds it in
+    /// bytes); anything else is dropped at the queue's bound.
     pub fn enqueue(
         &mut self,
         message: Rc<Message>,
@@ -278,20 +302,27 @@ impl Session {
     ) -> Enqueued {
         let offline = self.conn.is_none();
         if offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline {
-            return Enqueued::Dropped;
+            return Enqueued::QueueFull;
         }
+        let counted = offline || qos != QoS::AtMostOnce;
         let flow = self.flow_mut();
-        let full = (limits.max_queued != 0 && flow.queue.len() >= limits.max_queued)
-            || (limits.max_queued_bytes != 0
-                && flow.queued_bytes + message.payload.len() > limits.max_queued_bytes);
-        if full {
-            return Enqueued::Dropped;
+        let payload = message.payload.len();
+        if counted {
+            let full = (limits.max_queued != 0 && flow.counted >= limits.max_queued)
+                || (limits.max_queued_bytes != 0
+                    && flow.counted_bytes + payload > limits.max_queued_bytes);
+            if full {
+                return Enqueued::QueueFull;
+            }
+            flow.counted += 1;
+            flow.counted_bytes += payload;
         }
-        flow.queued_bytes += message.payload.len();
+        flow.backlog += queued_cost(&message);
         flow.queue.push_back(Queued {
             message,
             qos,
             retain,
+            counted,
             subscription_ids: SubscriptionIds::new(subscription_ids),
         });
         Enqueued::Queued
@@ -328,13 +359,19 @@ impl Session {
             .binary_search_by(|s| (*s.raw_filter).cmp(raw_filter))
     }
 
-    /// How many more messages the queue takes before its bound (`usize::MAX` when unbounded).
+    /// How many more counted messages the queue takes before its bound (`usize::MAX` when
+    /// unbounded).
     pub fn queue_room(&self, limits: QueueLimits) -> usize {
         if limits.max_queued == 0 {
             return usize::MAX;
         }
-        let queued = self.flow.as_ref().map_or(0, |f| f.queue.len());
+        let queued = self.flow.as_ref().map_or(0, |f| f.counted);
         limits.max_queued.saturating_sub(queued)
+    }
+
+    /// What the queued messages cost in bytes (payloads, topics and entries).
+    pub fn backlog(&self) -> usize {
+        self.flow.as_ref().map_or(0, |f| f.backlog)
     }
 
     /// Whether anything waits to be written: queued messages that the window admits.
@@ -378,7 +415,7 @@ impl Session {
     /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
     /// bytes and the inflight window has room, in queue order (so per-topic order holds).
     /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
-    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns how many were dropped.
+    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped.
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
@@ -386,10 +423,10 @@ impl Session {
         version: Version,
         limits: QueueLimits,
         now: Instant,
-    ) -> u64 {
+    ) -> SendDrops {
         let max_inflight = self.max_inflight(limits);
         let Session { flow, link, .. } = self;
-        let mut dropped = 0;
+        let mut dropped = SendDrops::default();
         let Some(flow) = flow.as_deref_mut() else {
             return dropped;
         };
@@ -402,11 +439,19 @@ impl Session {
                 return dropped;
             }
             let q = flow.queue.pop_front().expect("front was just seen");
-            flow.queued_bytes -= q.message.payload.len();
+            flow.backlog -= queued_cost(&q.message);
+            if q.counted {
+                flow.counted -= 1;
+                flow.counted_bytes -= q.message.payload.len();
+            }
             let ids = q.subscription_ids.as_slice();
             let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
-            if expired || !fits(&mut publish, link.as_deref(), ids, version) {
-                dropped += 1;
+            if expired {
+                dropped.expired += 1;
+                continue;
+            }
+            if !fits(&mut publish, link.as_deref(), ids, version) {
+                dropped.too_large += 1;
                 continue;
             }
             if q.qos != QoS::AtMostOnce {
@@ -448,10 +493,15 @@ impl Session {
     /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
     /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25]; returns how
     /// many were dropped.
-    pub fn resend_inflight(&mut self, out: &mut Vec<u8>, version: Version, now: Instant) -> u64 {
+    pub fn resend_inflight(
+        &mut self,
+        out: &mut Vec<u8>,
+        version: Version,
+        now: Instant,
+    ) -> SendDrops {
         let Session { flow, link, .. } = self;
         let Some(flow) = flow.as_deref_mut() else {
-            return 0;
+            return SendDrops::default();
         };
         let before = flow.inflight.len();
         flow.inflight.retain(|f| match f.state {
@@ -472,7 +522,10 @@ impl Session {
                 true
             }
         });
-        (before - flow.inflight.len()) as u64
+        SendDrops {
+            expired: 0,
+            too_large: (before - flow.inflight.len()) as u64,
+        }
     }
 
     /// Handles PUBACK for an outbound QoS 1 message.
@@ -579,6 +632,11 @@ impl Flow {
     }
 }
 
+/// What queuing `message` costs in bytes, for the backlog.
+fn queued_cost(message: &Message) -> usize {
+    message.payload.len() + message.topic.len() + QUEUED_OVERHEAD
+}
+
 /// Steps from packet id `from` forward to `to` on the cycle 1..=65535 (0 is not an id).
 fn cycle_distance(from: u16, to: u16) -> u32 {
     (u32::from(to) + 65535 - u32::from(from)) % 65535
@@ -675,7 +733,7 @@ mod tests {
             SubscriptionIds::new(&[7]),
             SubscriptionIds::One(7)
         ));
-        // A queued delivery is a pointer, the identifiers and two flags.
+        // A queued delivery is a pointer, the identifiers and three flags.
         assert_eq!(std::mem::size_of::<SubscriptionIds>(), 16);
         assert_eq!(std::mem::size_of::<Queued>(), 32);
     }
@@ -722,7 +780,7 @@ mod tests {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         assert_eq!(
             queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
-            Enqueued::Dropped
+            Enqueued::QueueFull
         );
         for _ in 0..3 {
             assert_eq!(
@@ -732,30 +790,36 @@ mod tests {
         }
         assert_eq!(
             queue(&mut s, "1", QoS::AtLeastOnce, LIMITS),
-            Enqueued::Dropped
+            Enqueued::QueueFull
         );
         assert_eq!(s.queued(), 3);
     }
 
     #[test]
-    fn online_qos0_counts_toward_the_queue_bound() {
+    fn online_qos0_does_not_count_toward_the_queue_bound() {
         let mut s = online();
-        for _ in 0..3 {
+        for _ in 0..10 {
             assert_eq!(
                 queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
                 Enqueued::Queued
             );
         }
+        assert_eq!(s.queue_room(LIMITS), 3, "max_queued 3 is all still free");
+        assert_eq!(s.backlog(), 10 * (1 + 1 + QUEUED_OVERHEAD));
+        for _ in 0..3 {
+            assert_eq!(
+                queue(&mut s, "1", QoS::AtLeastOnce, LIMITS),
+                Enqueued::Queued
+            );
+        }
         assert_eq!(
-            queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
-            Enqueued::Dropped,
-            "the fourth within one turn is over max_queued 3"
+            queue(&mut s, "1", QoS::AtLeastOnce, LIMITS),
+            Enqueued::QueueFull,
+            "the fourth QoS 1 beyond the window is over max_queued 3"
         );
-        assert_eq!(publishes(&write(&mut s, LIMITS)).len(), 3);
-        assert_eq!(
-            queue(&mut s, "0", QoS::AtMostOnce, LIMITS),
-            Enqueued::Queued
-        );
+        assert_eq!(publishes(&write(&mut s, LIMITS)).len(), 12, "window of 2");
+        assert_eq!(s.queue_room(LIMITS), 2);
+        assert_eq!(s.backlog(), 1 + 1 + QUEUED_OVERHEAD);
     }
 
     #[test]

@@ -10,8 +10,10 @@ use crate::auth::{Access, Auth};
 use crate::clients::ClientIndex;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Millis};
+use crate::drops::DropReason;
 use crate::pool::Pool;
 use crate::retain::RetainedStore;
+use crate::retain_walk::Walks;
 use crate::route::RouteScratch;
 use crate::session::{QueueLimits, Session, SessionId};
 use crate::topic::TopicLimits;
@@ -103,8 +105,8 @@ pub struct Stats {
     pub messages_received: u64,
     /// PUBLISH packets queued to subscribers.
     pub messages_sent: u64,
-    /// Messages dropped at a bound (queue full, output full, offline QoS 0).
-    pub messages_dropped: u64,
+    /// Messages not delivered, by reason.
+    pub dropped: crate::drops::Drops,
     /// Connections accepted over the broker's life.
     pub connections_accepted: u64,
     /// Connections refused at accept because of `max_connections`.
@@ -151,6 +153,11 @@ pub struct State {
     pub acl_active: bool,
     /// Wills waiting for their Will Delay Interval; at most one per session.
     pub pending_wills: HashMap<SessionId, PendingWill>,
+    /// Publishers not read from, each with the client whose output is over
+    /// `max_output_buffer` with their messages (see `route::deliver`).
+    pub held: Vec<(ConnId, ConnId)>,
+    /// SUBSCRIBEs whose retained messages are still being delivered.
+    pub walks: Walks,
 }
 
 impl State {
@@ -180,6 +187,8 @@ impl State {
             started: now,
             assigned_ids: 0,
             pending_wills: HashMap::new(),
+            held: Vec::new(),
+            walks: Walks::default(),
         }
     }
 
@@ -242,6 +251,36 @@ impl State {
             })
     }
 
+    /// Counts `n` messages not delivered to (or accepted from) session `sid`.
+    pub fn count_drop(&mut self, sid: SessionId, reason: DropReason, n: u64) {
+        let client_id = self
+            .sessions
+            .get(sid.0 as usize)
+            .map_or("", |s| &s.client_id);
+        self.stats.dropped.count(reason, n, client_id);
+    }
+
+    /// Bytes waiting for connection `id`: its output buffer and its session's queue.
+    pub fn output_backlog(&self, id: ConnId) -> Option<usize> {
+        let conn = self.conns.get(id.index())?;
+        let queued = conn
+            .session
+            .and_then(|sid| self.sessions.get(sid.0 as usize))
+            .map_or(0, |s| s.backlog());
+        Some(conn.tx.len() + queued)
+    }
+
+    /// Stops reading from `publisher` until `subscriber` has drained its output (or is
+    /// found slow, or gone): TCP back-pressure instead of dropping QoS 0.
+    pub fn hold(&mut self, publisher: ConnId, subscriber: ConnId) {
+        if let Some(conn) = self.conns.get_mut(publisher.index())
+            && conn.held_by.is_none()
+        {
+            conn.held_by = Some(subscriber);
+            self.held.push((publisher, subscriber));
+        }
+    }
+
     /// Ends a session: its delayed will, if any, is published first [MQTT-3.1.3-9], then the
     /// session and all its subscriptions are removed. Every way a session ends comes here,
     /// so no will outlives its session (whose slot a new session may reuse).
@@ -255,6 +294,7 @@ impl State {
         let Some(session) = self.sessions.try_remove(sid.0 as usize) else {
             return;
         };
+        self.walks.cancel_session(sid);
         let limits = self.topic_limits();
         for sub in &session.subscriptions {
             if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {

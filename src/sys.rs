@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::drops::DropReason;
 use crate::message::Message;
 use crate::route;
 use crate::state::State;
@@ -59,7 +60,7 @@ impl SysClock {
             ("$SYS/broker/messages/sent", stats.messages_sent.to_string()),
             (
                 "$SYS/broker/messages/dropped",
-                stats.messages_dropped.to_string(),
+                stats.dropped.total().to_string(),
             ),
             (
                 "$SYS/broker/subscriptions/count",
@@ -75,6 +76,12 @@ impl SysClock {
             ),
         ];
         for (topic, value) in values {
+            let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
+            route::publish(state, &message, None);
+        }
+        for reason in DropReason::ALL {
+            let topic = format!("$SYS/broker/messages/dropped/{}", reason.name());
+            let value = stats.dropped.get(reason).to_string();
             let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
             route::publish(state, &message, None);
         }

@@ -134,6 +134,26 @@ impl<'a> Iterator for Levels<'a> {
     }
 }
 
+/// Whether topic name `name` matches topic filter `filter`, level by level: `+` matches one
+/// level, a trailing `#` the rest (the parent level too [MQTT-4.7.1-2]), and a leading
+/// wildcard no `$` topic [MQTT-4.7.2-1].
+pub fn matches(filter: &str, name: &str) -> bool {
+    if is_dollar(name) && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut names = levels(name);
+    for f in levels(filter) {
+        if f == "#" {
+            return true;
+        }
+        match names.next() {
+            Some(n) if f == "+" || f == n => {}
+            _ => return false,
+        }
+    }
+    names.next().is_none()
+}
+
 /// Whether a topic name is a `$` topic, which leading wildcards do not match [MQTT-4.7.2-1].
 pub fn is_dollar(name: &str) -> bool {
     name.starts_with('$')

@@ -279,6 +279,10 @@ impl Parser {
             "max_queued_messages" => c.max_queued_messages = l.int(0, i64::MAX)?,
             "max_queued_bytes" => c.max_queued_bytes = l.int(0, i64::MAX)?,
             "queue_qos0_messages" => c.queue_qos0_messages = l.flag()?,
+            "max_output_buffer" => c.max_output_buffer = l.int(1024, i64::from(u32::MAX))?,
+            "slow_subscriber_timeout" => {
+                c.slow_subscriber_timeout = Duration::from_secs(l.int(1, 86_400)?);
+            }
             "message_size_limit" => c.message_size_limit = l.int(0, MQTT_MAX_REMAINING)?,
             "max_packet_size" => {
                 c.max_packet_size = match l.int(0, i64::from(MQTT_MAX_PACKET))? {

@@ -6,6 +6,7 @@ use log::{debug, warn};
 use super::reply;
 use crate::auth::AuthResult;
 use crate::conn::{ConnId, Phase};
+use crate::drops::DropReason;
 use crate::message::Message;
 use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
@@ -273,7 +274,10 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
     if let (Some(conn), Some(session)) =
         (conns.get_mut(id.index()), sessions.get_mut(sid.0 as usize))
     {
-        stats.messages_dropped += session.resend_inflight(conn.tx.frames(pool), version, *now);
+        let dropped = session.resend_inflight(conn.tx.frames(pool), version, *now);
+        stats
+            .dropped
+            .count(DropReason::TooLarge, dropped.too_large, &session.client_id);
     }
 }
 

@@ -9,6 +9,7 @@ use super::ack::send_ack;
 use crate::alias::AliasError;
 use crate::auth::Access;
 use crate::conn::ConnId;
+use crate::drops::DropReason;
 use crate::message::Message;
 use crate::route;
 use crate::state::{Close, State};
@@ -116,6 +117,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
         // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
         // does; v5 says 0x87.
         debug!("PUBLISH to {topic:?} denied by ACL");
+        state.count_drop(sid, DropReason::Acl, 1);
         if v5 {
             code = reason::NOT_AUTHORIZED;
         }
@@ -124,7 +126,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
             "dropping {}-byte PUBLISH over message_size_limit",
             publish.payload.len()
         );
-        state.stats.messages_dropped += 1;
+        state.count_drop(sid, DropReason::TooLarge, 1);
         code = reason::PACKET_TOO_LARGE;
     } else if bad_format {
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");

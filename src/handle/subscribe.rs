@@ -1,14 +1,10 @@
 //! SUBSCRIBE and UNSUBSCRIBE.
 
-use std::ops::ControlFlow;
-use std::rc::Rc;
-
 use log::debug;
 
 use super::reply;
 use crate::auth::Access;
 use crate::conn::ConnId;
-use crate::route::deliver;
 use crate::session::SessionId;
 use crate::state::{Close, State};
 use crate::topic::split_shared;
@@ -137,8 +133,9 @@ fn add(
     Ok((granted, existed))
 }
 
-/// Queues the retained messages matching a new (or replaced) subscription, with RETAIN set
-/// [MQTT-3.3.1-6] [MQTT-3.8.4-3]; shared subscriptions get none (MQTT 5, 4.8.2).
+/// Starts delivering the retained messages matching a new (or replaced) subscription, with
+/// RETAIN set [MQTT-3.3.1-6] [MQTT-3.8.4-3], all of them, over as many loop turns as the
+/// client's draining takes (`retain_walk`); shared subscriptions get none (MQTT 5, 4.8.2).
 fn send_retained(
     state: &mut State,
     sid: SessionId,
@@ -149,36 +146,12 @@ fn send_retained(
     let Ok(split) = split_shared(raw_filter, state.topic_limits()) else {
         return;
     };
-    if split.share_group.is_some() {
+    if split.share_group.is_some() || state.retained.is_empty() {
         return;
     }
-    // Take only what the session's queue can hold: the rest would be dropped anyway, and a
-    // client re-subscribing to `#` must not make the broker walk every retained message.
-    let limits = state.queue_limits();
-    let room = state
-        .sessions
-        .get(sid.0 as usize)
-        .map_or(0, |s| s.queue_room(limits));
-    let mut matches = Vec::new();
-    state.retained.for_each_match(split.filter, |m| {
-        if matches.len() >= room {
-            return ControlFlow::Break(());
-        }
-        // An expired retained message is not sent [MQTT-3.3.2-5] and takes no queue room.
-        if !m.expired(state.now) && state.allowed(sid, &m.topic, Access::Read) {
-            matches.push(Rc::clone(m));
-        }
-        ControlFlow::Continue(())
-    });
-    let ids: &[u32] = if subscription_id == 0 {
-        &[]
-    } else {
-        &[subscription_id]
-    };
-    for message in matches {
-        let qos = message.qos.min(granted);
-        deliver(state, sid, &message, qos, true, ids, limits);
-    }
+    state
+        .walks
+        .start(sid, split.filter, granted, subscription_id);
 }
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
@@ -197,6 +170,7 @@ pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> R
         if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
             session.remove_subscription(raw_filter);
         }
+        state.walks.cancel(sid, raw_filter);
         codes[i] = if removed {
             reason::SUCCESS
         } else {
