@@ -104,7 +104,7 @@ pub struct Broker {
     per_listener: Vec<usize>,
     /// Schedule of `$SYS` updates.
     sys: SysClock,
-    /// A retained walk stopped at its per-turn budget: run the next turn at once.
+    /// A retained walk can go on: run the next turn at once.
     walk_again: bool,
 }
 
@@ -491,9 +491,13 @@ impl Broker {
             for (id, why) in std::mem::take(&mut self.state.to_close) {
                 self.close(id, why);
             }
-            self.walk_again = !self.state.walks.is_empty() && retain_walk::step(&mut self.state);
+            if !self.state.walks.is_empty() {
+                retain_walk::step(&mut self.state);
+            }
             self.flush_dirty();
             self.release_held();
+            // A walk whose client has room after this turn's writes goes on next turn.
+            self.walk_again = !self.state.walks.is_empty() && retain_walk::any_ready(&self.state);
             if self.state.to_close.is_empty() {
                 return;
             }

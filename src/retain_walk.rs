@@ -81,38 +81,25 @@ impl Walks {
     }
 }
 
-/// Moves every walk whose client has room forward by one slice. Returns whether a walk
-/// stopped at its per-turn budget with room left, so the loop should run again at once.
-pub fn step(state: &mut State) -> bool {
+/// Moves every walk whose client has room forward by one slice.
+pub fn step(state: &mut State) {
     let mut list = std::mem::take(&mut state.walks.list);
-    let mut again = false;
-    list.retain_mut(|walk| match step_one(state, walk) {
-        Progress::Done => false,
-        Progress::Budget => {
-            again = true;
-            true
-        }
-        Progress::Waiting => true,
-    });
+    list.retain_mut(|walk| !step_one(state, walk));
     // Walks started while stepping (none today) are kept behind the stepped ones.
     list.append(&mut state.walks.list);
     state.walks.list = list;
-    again
 }
 
-/// What one step of a walk achieved.
-enum Progress {
-    /// Every matching message was queued.
-    Done,
-    /// The per-turn budget ran out; the client still has room.
-    Budget,
-    /// The client has no room (or is offline): wait for it.
-    Waiting,
+/// Whether a walk's client has room for more now (after this turn's output was written), so
+/// the loop should run another turn at once rather than wait for an event.
+pub fn any_ready(state: &State) -> bool {
+    state.walks.list.iter().any(|w| room(state, w).is_some())
 }
 
-fn step_one(state: &mut State, walk: &mut Walk) -> Progress {
+/// Moves one walk forward; returns whether it is finished.
+fn step_one(state: &mut State, walk: &mut Walk) -> bool {
     let Some(room) = room(state, walk) else {
-        return Progress::Waiting;
+        return false;
     };
     let mut batch = std::mem::take(&mut state.walks.batch);
     batch.clear();
@@ -131,11 +118,7 @@ fn step_one(state: &mut State, walk: &mut Walk) -> Progress {
     } else {
         &[walk.subscription_id]
     };
-    let mut progress = match scan {
-        Scan::Done => Progress::Done,
-        Scan::More(_) if batch.len() == want && want < MESSAGES_PER_TURN => Progress::Waiting,
-        Scan::More(_) => Progress::Budget,
-    };
+    let mut done = scan == Scan::Done;
     let mut stopped_at = None;
     for message in &batch {
         // An expired retained message is not sent [MQTT-3.3.2-5].
@@ -163,13 +146,13 @@ fn step_one(state: &mut State, walk: &mut Walk) -> Progress {
         if i > 0 {
             walk.cursor = Some(Rc::clone(&batch[i - 1].topic));
         }
-        progress = Progress::Waiting;
+        done = false;
     } else if let Scan::More(cursor) = scan {
         walk.cursor = cursor;
     }
     batch.clear();
     state.walks.batch = batch;
-    progress
+    done
 }
 
 /// How many messages the walk's session can take now: `None` if none (offline, output full

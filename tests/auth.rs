@@ -537,3 +537,18 @@ fn sighup_keeps_allowed_subscriptions() {
     alice.send(&publish("feed/y", b"kept", 0, false, 0));
     expect_message(&mut alice, "feed/y", b"kept");
 }
+
+#[test]
+fn retained_messages_on_subscribe_are_checked_for_reading() {
+    let dir = Scratch::new("acl-retained");
+    let broker = acl_broker(&dir);
+    let mut erin = user(broker.addr, "erin");
+    erin.publish_acked("private/x", b"secret", true, 1);
+    erin.publish_acked("public/x", b"news", true, 2);
+    // carol reads `#` but not `private/#`: the retained walk leaves that one out.
+    let mut carol = user(broker.addr, "carol");
+    assert_eq!(carol.subscribe("#", 0), 0);
+    let p = carol.recv_publish();
+    assert_eq!((p.topic.as_str(), p.retain), ("public/x", true));
+    carol.expect_silence(300);
+}

@@ -245,3 +245,37 @@ fn subscriptions_made_between_a_publishers_messages_take_effect_at_once() {
     third.expect_silence(200);
     first.expect_silence(50);
 }
+
+#[test]
+fn qos0_to_a_subscriber_that_keeps_reading_slowly_is_not_dropped() {
+    // A 4 KiB output bound, a subscriber reading in small sips with pauses, and a publisher
+    // sending 2 MB in one go: the publisher is held back, nothing is dropped.
+    let broker = common::start_with(|c| {
+        c.max_output_buffer = 4096;
+        c.slow_subscriber_timeout = std::time::Duration::from_secs(5);
+    });
+    let mut sub = Raw::connect(broker.addr, "slow-reader", true);
+    sub.subscribe("flood", 0);
+    let mut publ = Raw::connect(broker.addr, "flooder", true);
+    let count = 20_000u32;
+    let payload = [b'.'; 96];
+    let mut batch = Vec::new();
+    for i in 0..count {
+        let mut body = i.to_be_bytes().to_vec();
+        body.extend_from_slice(&payload);
+        batch.extend(publish("flood", &body, 0, false, 0));
+    }
+    let writer = std::thread::spawn(move || {
+        publ.send(&batch);
+        publ.ping();
+    });
+    for i in 0..count {
+        if i % 2000 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let p = sub.recv_publish();
+        assert_eq!(p.payload[..4], i.to_be_bytes(), "message {i} in order");
+    }
+    writer.join().unwrap();
+    sub.expect_silence(200);
+}

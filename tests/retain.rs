@@ -105,17 +105,96 @@ fn retained_store_is_bounded() {
 }
 
 #[test]
-fn retained_on_subscribe_stop_at_the_queue_bound() {
-    let broker = common::start_with(|c| c.max_queued_messages = 5);
+fn retained_on_subscribe_wait_for_the_queue_instead_of_dropping() {
+    // Before: the retained set was cut at the queue bound (5 of 50).
+    let broker = common::start_with(|c| {
+        c.max_queued_messages = 5;
+        c.max_inflight_messages = 2;
+    });
     let mut publ = Raw::connect(broker.addr, "p", true);
     for i in 0..50 {
-        publ.send(&publish(&format!("many/{i}"), b"x", 0, true, 0));
+        publ.publish_acked(&format!("many/{i:02}"), b"x", true, i + 1);
     }
-    publ.ping();
     let mut sub = Raw::connect(broker.addr, "s", true);
     sub.subscribe("many/#", 1);
-    for _ in 0..5 {
-        assert!(sub.recv_publish().retain);
+    for i in 0..50 {
+        let p = sub.recv_publish();
+        assert_eq!(
+            (p.topic.as_str(), p.retain, p.qos),
+            (format!("many/{i:02}").as_str(), true, 1),
+            "every one, in topic order"
+        );
+        sub.send(&ack(0x40, p.packet_id));
     }
     sub.expect_silence(300);
+}
+
+/// Publishes `count` retained QoS 0 messages `{prefix}/{i:05}` of `size` bytes and waits
+/// until the broker has them.
+fn retain_many(addr: std::net::SocketAddr, prefix: &str, count: usize, size: usize) {
+    let mut publ = Raw::connect(addr, "filler", true);
+    let mut batch = Vec::new();
+    let payload = vec![b'x'; size];
+    for i in 0..count {
+        batch.extend(publish(&format!("{prefix}/{i:05}"), &payload, 0, true, 0));
+    }
+    publ.send(&batch);
+    publ.ping();
+}
+
+/// Reads PUBLISH topics until `ms` of silence.
+fn topics_until_silence(sub: &mut Raw, ms: u64) -> Vec<String> {
+    sub.stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(ms)))
+        .unwrap();
+    let mut topics = Vec::new();
+    while let Ok(Some(f)) = sub.read_frame() {
+        if f.kind() == 3 {
+            topics.push(common::Publish::parse(&f).topic);
+        }
+    }
+    topics
+}
+
+#[test]
+fn a_large_retained_set_arrives_whole_and_in_order_through_a_small_output_buffer() {
+    let broker = common::start_with(|c| c.max_output_buffer = 4096);
+    retain_many(broker.addr, "big", 20_000, 10);
+    let mut sub = Raw::connect(broker.addr, "s", true);
+    sub.subscribe("big/+", 0);
+    let topics = topics_until_silence(&mut sub, 500);
+    let expected: Vec<String> = (0..20_000).map(|i| format!("big/{i:05}")).collect();
+    assert_eq!(topics.len(), expected.len());
+    assert!(topics == expected, "in topic order");
+}
+
+#[test]
+fn unsubscribe_cancels_and_resubscribe_restarts_the_retained_walk() {
+    let broker = common::start_with(|c| c.max_output_buffer = 4096);
+    // 20 MB: more than the kernel's socket buffers hold for a client that is not reading.
+    retain_many(broker.addr, "w", 20_000, 1000);
+    let mut sub = Raw::connect(broker.addr, "s", true);
+    // Not reading: the walk stops once the socket buffers and about 4 KiB more are full.
+    sub.send(&subscribe(1, &[("w/#", 0)]));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sub.send(&common::unsubscribe(2, &["w/#"]));
+    let topics = topics_until_silence(&mut sub, 500);
+    assert!(
+        !topics.is_empty() && topics.len() < 20_000,
+        "cancelled part way: {} arrived",
+        topics.len()
+    );
+
+    sub.stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    sub.send(&subscribe(3, &[("w/#", 0)]));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A second SUBSCRIBE of the same filter starts the walk again from the first topic.
+    sub.send(&subscribe(4, &[("w/#", 0)]));
+    let topics = topics_until_silence(&mut sub, 500);
+    let first = topics.iter().filter(|t| *t == "w/00000").count();
+    let last = topics.iter().filter(|t| *t == "w/19999").count();
+    assert_eq!((first, last), (2, 1), "restarted once, finished once");
+    assert!(topics.len() > 20_000 && topics.len() < 40_000);
 }
