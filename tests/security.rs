@@ -119,6 +119,211 @@ fn acl_setup(dir: &Scratch) -> String {
     )
 }
 
+// --- Wills ----------------------------------------------------------------------------
+
+/// A will on a topic the client may not write is dropped and the CONNECT accepted, as
+/// Mosquitto 2.0.11 does; a will the ACL allows is still published.
+#[test]
+fn a_will_on_a_denied_topic_is_dropped() {
+    let dir = Scratch::new("will-acl");
+    let body = acl_setup(&dir);
+    for peer in pipit_and_mosquitto(&dir, &body) {
+        let addr = peer.addr;
+        let (mut watcher, _) = connected(addr, &connect(4, "watcher", Some("alice")));
+        subscribe(&mut watcher, 4, "alice/#");
+        subscribe(&mut watcher, 4, "shared/#");
+        // (protocol level, user, will topic, retain): none of them may write the topic.
+        let denied = [
+            (4, None, "alice/anonymous", true),
+            (5, None, "alice/anonymous-5", true),
+            (4, Some("bob"), "alice/bob", false),
+            (5, Some("bob"), "alice/bob-5", true),
+        ];
+        for (n, (level, user, topic, retain)) in denied.into_iter().enumerate() {
+            let will = connect(level, &format!("willer-{n}"), user).will(topic, b"w", 1, retain);
+            let (c, present, code) = try_connect(addr, &will);
+            assert_eq!((present, code), (false, 0), "{:?}: {topic}", peer.kind);
+            drop(c); // closed without DISCONNECT: the will is due
+        }
+        let allowed = connect(4, "willer-ok", Some("bob")).will("shared/bob", b"ok", 1, false);
+        drop(connected(addr, &allowed));
+        let got = watcher.recv_publish();
+        assert_eq!(
+            (got.topic.as_str(), got.payload.as_slice()),
+            ("shared/bob", &b"ok"[..]),
+            "{:?}: only the allowed will is published",
+            peer.kind
+        );
+        watcher.expect_silence(300);
+        // Nothing was retained either.
+        let (mut late, _) = connected(addr, &connect(4, "late", Some("alice")));
+        subscribe(&mut late, 4, "alice/#");
+        late.expect_silence(300);
+    }
+}
+
+// --- $SYS ------------------------------------------------------------------------------
+
+/// Clients cannot publish to `$SYS` (nor any topic starting `$SYS`), whatever the ACL grants:
+/// the message is dropped, v5 says 0x87, as Mosquitto does. Mosquitto's one exception, a
+/// bridge's `$SYS/broker/connection/NAME/state`, is allowed.
+#[test]
+fn clients_cannot_publish_to_sys() {
+    let dir = Scratch::new("sys");
+    let grants = "topic readwrite #\ntopic readwrite $SYS/#\ntopic readwrite $SYSTEM/#\n";
+    let acl = dir.write("acl", grants);
+    let body = format!(
+        "allow_anonymous true\nacl_file {}\nsys_interval 0\n",
+        acl.display()
+    );
+    for peer in pipit_and_mosquitto(&dir, &body) {
+        let addr = peer.addr;
+        let kind = peer.kind;
+        let (mut watcher, _) = connected(addr, &connect(4, "watcher", None));
+        for filter in ["$SYS/planted/#", "$SYSTEM/#", "$SYS/broker/connection/#"] {
+            subscribe(&mut watcher, 4, filter);
+        }
+        let (mut v3, _) = connected(addr, &connect(4, "planter-3", None));
+        v3.send(&publish("$SYS/planted/0", b"x", 0, false, 0));
+        v3.publish_acked("$SYS/broker/version", b"planted", true, 1);
+        v3.send(&publish("$SYS/planted/2", b"x", 2, true, 2));
+        assert_eq!(v3.recv_kind(5).body, [0, 2], "{kind:?}: PUBREC");
+        v3.send(&ack(0x62, 2));
+        assert_eq!(v3.recv_kind(7).body, [0, 2], "{kind:?}: PUBCOMP");
+        let (mut v5, _) = connected(addr, &connect(5, "planter-5", None));
+        // (topic, QoS, reason code in the PUBACK or PUBREC)
+        let cases = [
+            ("$SYS/planted/1", 1, NOT_AUTHORIZED_V5),
+            ("$SYS/planted/2", 2, NOT_AUTHORIZED_V5),
+            ("$SYSTEM/x", 1, NOT_AUTHORIZED_V5),
+            ("$SYS/broker/connection/bridge-1/state", 1, 0),
+        ];
+        for (n, (topic, qos, code)) in cases.into_iter().enumerate() {
+            let packet_id = n as u16 + 1;
+            v5.send(&publish_v5(topic, b"1", qos, true, packet_id, Props::new()));
+            let reply = v5.recv_kind(if qos == 1 { 4 } else { 5 });
+            assert_eq!(
+                &reply.body[..2],
+                packet_id.to_be_bytes(),
+                "{kind:?}: {topic}"
+            );
+            let got = reply.body.get(2).copied().unwrap_or(0);
+            assert_eq!(got, code, "{kind:?}: reason code for {topic}");
+        }
+        let got = watcher.recv_publish();
+        assert_eq!(
+            got.topic, "$SYS/broker/connection/bridge-1/state",
+            "{kind:?}"
+        );
+        watcher.expect_silence(300);
+        // The planted retained version was not stored.
+        let (mut reader, _) = connected(addr, &connect(4, "reader", None));
+        subscribe(&mut reader, 4, "$SYS/broker/version");
+        // Mosquitto retains its own version; pipit with `sys_interval 0` publishes none.
+        let short = Some(std::time::Duration::from_millis(300));
+        reader.stream.set_read_timeout(short).expect("read timeout");
+        if let Some(f) = reader.recv().filter(|f| f.kind() == 3) {
+            let p = common::Publish::parse(&f);
+            assert_ne!(p.payload, b"planted", "{kind:?}: planted version retained");
+        }
+    }
+}
+
+// --- Client ids and sessions ----------------------------------------------------------
+
+/// A persistent session of `owner` on `client_id` subscribed to `topic`, holding one
+/// message sent but not acknowledged and one queued.
+fn leave_session(addr: SocketAddr, level: u8, client_id: &str, owner: Option<&str>, topic: &str) {
+    let (mut c, _) = connected(addr, &connect(level, client_id, owner).clean(false));
+    subscribe(&mut c, level, topic);
+    let (mut publisher, _) = connected(addr, &connect(4, &format!("pub-{client_id}"), owner));
+    publisher.publish_acked(topic, b"inflight", false, 1);
+    let f = c.recv_kind(3);
+    assert_eq!(f.header & 0x06, 0x02, "QoS 1 delivery to the owner");
+    drop(c); // no PUBACK: it stays in flight
+    // Wait until the broker has seen the owner go, so the next message is queued.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    publisher.publish_acked(topic, b"queued", false, 2);
+    disconnect(publisher, 4);
+}
+
+/// Another user, or an anonymous client, connecting with a client id whose persistent
+/// session belongs to someone else starts a new session: none of the owner's in-flight or
+/// queued messages, none of its subscriptions. The same owner resumes it.
+#[test]
+fn a_client_id_does_not_hand_over_another_users_session() {
+    let dir = Scratch::new("takeover");
+    let pw = password_file(&dir);
+    let broker = start_with(|config| {
+        config.allow_anonymous = true;
+        config.password_file = Some(pw.clone());
+    });
+    // (protocol level, owner, next client, resumed)
+    let cases = [
+        (4, Some("alice"), Some("bob"), false),
+        (4, Some("alice"), None, false),
+        (4, None, Some("alice"), false),
+        (5, Some("alice"), Some("bob"), false),
+        (5, Some("alice"), None, false),
+        (4, Some("alice"), Some("alice"), true),
+        (5, None, None, true),
+    ];
+    for (n, (level, owner, next, resumed)) in cases.into_iter().enumerate() {
+        let case = format!("v{level} {owner:?} then {next:?}");
+        let client_id = format!("device-{n}");
+        let topic = format!("inbox/{n}");
+        leave_session(broker.addr, level, &client_id, owner, &topic);
+        let (mut c, present) =
+            connected(broker.addr, &connect(level, &client_id, next).clean(false));
+        assert_eq!(present, resumed, "{case}: session present");
+        let mut got = Vec::new();
+        if resumed {
+            for _ in 0..2 {
+                got.push(recv_payload(&mut c, level));
+            }
+        }
+        c.expect_silence(300);
+        assert_eq!(got.len(), if resumed { 2 } else { 0 }, "{case}: {got:?}");
+        // The owner's subscription did not come along either.
+        let (mut publisher, _) = connected(broker.addr, &connect(4, "late-pub", owner));
+        publisher.publish_acked(&topic, b"later", false, 3);
+        match resumed {
+            true => assert_eq!(recv_payload(&mut c, level), b"later", "{case}"),
+            false => c.expect_silence(300),
+        }
+        disconnect(publisher, 4);
+        disconnect(c, level);
+    }
+}
+
+/// The same with an ACL, against Mosquitto too: on both brokers the other user receives
+/// none of the owner's messages. Mosquitto 2.0.11 resumes the session (session present 1,
+/// the messages held back by its ACL check); pipit starts a new one.
+#[test]
+fn a_client_id_does_not_leak_another_users_messages_under_an_acl() {
+    let dir = Scratch::new("takeover-acl");
+    let body = acl_setup(&dir);
+    for peer in pipit_and_mosquitto(&dir, &body) {
+        let kind = peer.kind;
+        for (n, (level, next)) in [(4, Some("bob")), (4, None), (5, Some("bob"))]
+            .into_iter()
+            .enumerate()
+        {
+            let client_id = format!("device-{n}");
+            leave_session(peer.addr, level, &client_id, Some("alice"), "alice/inbox");
+            let (mut c, present) =
+                connected(peer.addr, &connect(level, &client_id, next).clean(false));
+            assert_eq!(
+                present,
+                kind == Kind::Mosquitto,
+                "{kind:?} v{level} {next:?}"
+            );
+            c.expect_silence(300);
+            disconnect(c, level);
+        }
+    }
+}
+
 // --- Configuration --------------------------------------------------------------------
 
 /// Options that would restrict who may connect, what they may do, or how the connection is

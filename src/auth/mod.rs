@@ -13,6 +13,21 @@ pub use password::PasswordFile;
 
 use crate::config::{ConfigError, SecurityConfig};
 
+/// Whether only the broker may publish to `topic`, whatever the ACL says: every topic that
+/// starts with `$SYS` (`$SYSTEM/x` too, as Mosquitto compares the first four characters),
+/// except a Mosquitto bridge's connection notification `$SYS/broker/connection/NAME/state`,
+/// which Mosquitto lets clients publish (the ACL still applies to it).
+pub fn broker_only(topic: &str) -> bool {
+    if !topic.starts_with("$SYS") {
+        return false;
+    }
+    let bridge_state = topic
+        .strip_prefix("$SYS/broker/connection/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, last)| last == "state");
+    !bridge_state
+}
+
 /// The outcome of checking a CONNECT's credentials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthResult {
@@ -187,6 +202,27 @@ mod tests {
         let auth = Auth::load(&security(true, None, Some(&acl))).unwrap();
         assert!(auth.allowed("c", None, "news/today", Access::Read));
         assert!(!auth.allowed("c", None, "news/today", Access::Write));
+    }
+
+    #[test]
+    fn sys_topics_are_broker_only() {
+        for topic in [
+            "$SYS",
+            "$SYS/broker/version",
+            "$SYSTEM/x",
+            "$SYS/broker/connection/a/b",
+        ] {
+            assert!(broker_only(topic), "{topic}");
+        }
+        for topic in [
+            "sys/x",
+            "$share/x",
+            "x/$SYS",
+            "$SYS/broker/connection/bridge-1/state",
+        ] {
+            assert!(!broker_only(topic), "{topic}");
+        }
+        assert!(broker_only("$SYS/broker/connection/a/b/state"));
     }
 
     #[test]

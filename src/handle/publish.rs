@@ -114,8 +114,12 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     let mut code = reason::SUCCESS;
     if denied {
         // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
-        // does; v5 says 0x87.
-        debug!("PUBLISH to {topic:?} denied by ACL");
+        // does; v5 says 0x87. `$SYS` topics are the broker's, whatever the ACL says.
+        let client_id = state
+            .sessions
+            .get(sid.0 as usize)
+            .map_or("", |s| &s.client_id);
+        debug!("client {client_id}: PUBLISH to {topic:?} not authorised; dropped");
         if v5 {
             code = reason::NOT_AUTHORIZED;
         }
