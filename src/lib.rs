@@ -46,6 +46,7 @@ pub mod message;
 mod net;
 pub mod passwd;
 mod pool;
+mod reload;
 pub mod retain;
 mod route;
 pub mod session;

@@ -324,6 +324,101 @@ fn a_client_id_does_not_leak_another_users_messages_under_an_acl() {
     }
 }
 
+// --- SIGHUP ---------------------------------------------------------------------------
+
+/// pipit from a configuration with a password file, `acl` as its ACL and no anonymous
+/// access.
+fn secured_pipit(dir: &Scratch, acl: &str) -> Peer {
+    let body = format!(
+        "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+        password_file(dir).display(),
+        dir.write("acl", acl).display()
+    );
+    mosquitto::start(dir, Kind::Pipit, &body)
+}
+
+/// Sends SIGHUP and waits until the reload is logged `count` times in all.
+fn reload(peer: &Peer, count: usize) {
+    let pipit = peer.pipit().expect("pipit");
+    pipit.signal("-HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pipit.log().matches("SIGHUP: reloaded").count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            pipit.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// After SIGHUP, a client whose user was removed from the password file, or whose password
+/// changed, is disconnected (MQTT 5: DISCONNECT 0x87) without its will; others stay.
+#[test]
+fn sighup_disconnects_clients_whose_credentials_were_revoked() {
+    let dir = Scratch::new("sighup-revoke");
+    let peer = secured_pipit(&dir, "pattern readwrite feed/#\n");
+    let addr = peer.addr;
+    let (mut alice, _) = connected(addr, &connect(5, "alice-1", Some("alice")));
+    let bob_will = connect(4, "bob-1", Some("bob")).will("feed/bob", b"will", 0, false);
+    let (mut bob, _) = connected(addr, &bob_will);
+    let (mut carol, _) = connected(addr, &connect(4, "carol-1", Some("carol")));
+    subscribe(&mut carol, 4, "feed/#");
+
+    let pw = dir.path("passwd");
+    passwd(&["-b", path_str(&pw), "alice", "changed"]);
+    passwd(&["-D", path_str(&pw), "bob"]);
+    reload(&peer, 1);
+
+    assert_eq!(alice.expect_disconnect(), NOT_AUTHORIZED_V5);
+    assert!(bob.expect_closed().is_empty(), "3.1.1: a plain close");
+    carol.ping();
+    carol.expect_silence(300); // bob's will is not published
+    let old = connect(4, "alice-2", Some("alice"));
+    assert_eq!(connack_code(addr, &old), BAD_USERNAME_OR_PASSWORD);
+    let new = Connect::v311("alice-2").login("alice", b"changed");
+    assert_eq!(connack_code(addr, &new), 0);
+    peer.pipit()
+        .expect("pipit")
+        .wait_log("credentials no longer accepted");
+}
+
+/// After SIGHUP, a will and queued messages are checked against the new ACL: a will the
+/// client may no longer publish is dropped, and messages queued for a session that may no
+/// longer read them are not delivered.
+#[test]
+fn sighup_rechecks_wills_and_queued_messages() {
+    let dir = Scratch::new("sighup-acl");
+    let before = "user alice\ntopic readwrite feed/#\n\
+                  user bob\ntopic read feed/#\n\
+                  user carol\ntopic read feed/#\n";
+    let peer = secured_pipit(&dir, before);
+    let addr = peer.addr;
+    let will = connect(4, "alice-1", Some("alice")).will("feed/will", b"w", 0, false);
+    let (alice, _) = connected(addr, &will);
+    let (mut bob, _) = connected(addr, &connect(4, "bob-1", Some("bob")).clean(false));
+    subscribe(&mut bob, 4, "feed/#");
+    disconnect(bob, 4);
+    let (mut carol, _) = connected(addr, &connect(4, "carol-1", Some("carol")));
+    subscribe(&mut carol, 4, "feed/#");
+    let (mut publisher, _) = connected(addr, &connect(4, "alice-2", Some("alice")));
+    publisher.publish_acked("feed/queued", b"q", false, 1);
+    assert_eq!(carol.recv_publish().topic, "feed/queued");
+
+    // alice may no longer write feed/#, bob no longer read it.
+    dir.replace(
+        "acl",
+        "user alice\ntopic read feed/#\nuser bob\ntopic read other/#\n\
+         user carol\ntopic read feed/#\n",
+    );
+    reload(&peer, 1);
+    drop(alice);
+    let (mut bob, present) = connected(addr, &connect(4, "bob-1", Some("bob")).clean(false));
+    assert!(present);
+    bob.expect_silence(300);
+    carol.expect_silence(300);
+}
+
 // --- Configuration --------------------------------------------------------------------
 
 /// Options that would restrict who may connect, what they may do, or how the connection is

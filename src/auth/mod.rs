@@ -67,10 +67,10 @@ impl Auth {
         })
     }
 
-    /// Reloads from `security` (SIGHUP); on error the current state is kept unchanged.
-    pub fn reload(&mut self, security: &SecurityConfig) -> Result<(), ConfigError> {
-        *self = Auth::load(security)?;
-        Ok(())
+    /// Reloads from `security` (SIGHUP) and returns the state it replaced; on error the
+    /// current state is kept unchanged.
+    pub fn reload(&mut self, security: &SecurityConfig) -> Result<Auth, ConfigError> {
+        Ok(std::mem::replace(self, Auth::load(security)?))
     }
 
     /// Checks a CONNECT's username and password.
@@ -89,6 +89,17 @@ impl Auth {
                     false => AuthResult::BadCredentials,
                 }
             }
+        }
+    }
+
+    /// Whether a client that authenticated as `username` under `self` still does under
+    /// `other` (SIGHUP): without a password file the username was not checked, with one its
+    /// entry must be unchanged.
+    pub fn same_credentials(&self, other: &Auth, username: &str) -> bool {
+        match (&self.passwords, &other.passwords) {
+            (None, None) => true,
+            (Some(old), Some(new)) => old.same_entry(new, username),
+            _ => false,
         }
     }
 
