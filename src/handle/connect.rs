@@ -130,11 +130,10 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let will = will.map(|w| {
         let wp = &w.properties;
         Will {
-            message: match v5 {
-                true => {
-                    Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
-                }
-                false => Message::shared(w.topic, w.payload, w.qos, w.retain),
+            message: if v5 {
+                Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
+            } else {
+                Message::shared(w.topic, w.payload, w.qos, w.retain)
             },
             delay: wp.will_delay_interval.unwrap_or(0),
             message_expiry_interval: wp.message_expiry_interval,
