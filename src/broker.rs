@@ -22,7 +22,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::auth::{Access, Auth};
+use crate::auth::Auth;
 use crate::buffer::ReadOutcome;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
@@ -258,44 +258,11 @@ impl Broker {
         };
         for signal in signals.pending() {
             match signal {
-                SIGHUP => self.reload_security(),
+                SIGHUP => crate::reload::security(&mut self.state),
                 _ => {
                     info!("signal {signal} received, shutting down");
                     self.stop.store(true, Ordering::SeqCst);
                 }
-            }
-        }
-    }
-
-    /// SIGHUP: re-reads password and ACL files and drops subscriptions no longer allowed.
-    fn reload_security(&mut self) {
-        let state = &mut self.state;
-        for (i, auth) in state.auth.iter_mut().enumerate() {
-            match auth.reload(&state.config.security_for(i)) {
-                Ok(()) => info!("SIGHUP: reloaded password and ACL files for listener {i}"),
-                Err(e) => warn!("SIGHUP: keeping the previous security settings: {e}"),
-            }
-        }
-        state.acl_active = state.auth.iter().any(Auth::has_acl);
-        let limits = state.topic_limits();
-        let mut revoked = Vec::new();
-        for (key, session) in &state.sessions {
-            let sid = crate::session::SessionId(key as u32);
-            for sub in &session.subscriptions {
-                if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits)
-                    && !state.allowed(sid, split.filter, Access::Subscribe)
-                {
-                    revoked.push((sid, sub.raw_filter.clone()));
-                }
-            }
-        }
-        for (sid, raw_filter) in revoked {
-            info!("SIGHUP: subscription {raw_filter:?} is no longer allowed; removed");
-            if let Ok(split) = crate::topic::split_shared(&raw_filter, limits) {
-                state.tree.unsubscribe(split.filter, split.share_group, sid);
-            }
-            if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-                session.subscriptions.retain(|s| s.raw_filter != raw_filter);
             }
         }
     }

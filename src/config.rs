@@ -7,6 +7,7 @@
 
 mod line;
 mod parse;
+mod refused;
 
 use log::LevelFilter;
 use std::fmt;

@@ -47,6 +47,7 @@ pub mod message;
 mod net;
 pub mod passwd;
 mod pool;
+mod reload;
 pub mod retain;
 mod retain_walk;
 mod route;

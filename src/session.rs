@@ -586,6 +586,29 @@ impl Session {
         }
     }
 
+    /// Drops the queued messages, and the unacknowledged ones not yet past PUBREC, whose topic
+    /// `readable` refuses (after SIGHUP reloaded the ACL), so the session sends its client
+    /// only what the client may read. Returns how many were dropped.
+    pub fn drop_unreadable(&mut self, mut readable: impl FnMut(&str) -> bool) -> usize {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return 0;
+        };
+        let before = flow.queue.len() + flow.inflight.len();
+        flow.queue.retain(|q| readable(&q.message.topic));
+        flow.counted = flow.queue.iter().filter(|q| q.counted).count();
+        flow.counted_bytes = flow
+            .queue
+            .iter()
+            .filter(|q| q.counted)
+            .map(|q| q.message.payload.len())
+            .sum();
+        flow.backlog = flow.queue.iter().map(|q| queued_cost(&q.message)).sum();
+        // Dropping any inflight entries keeps the rest in allocation order, as packet ids need.
+        flow.inflight
+            .retain(|f| f.state == AckState::Pubcomp || readable(&f.message.topic));
+        before - flow.queue.len() - flow.inflight.len()
+    }
+
     fn finish(&mut self, packet_id: u16, state: AckState) -> AckOutcome {
         let Some(flow) = self.flow.as_deref_mut() else {
             return AckOutcome::UnknownPacketId;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::auth::{Access, Auth};
+use crate::auth::{Access, Auth, broker_only};
 use crate::clients::ClientIndex;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Millis};
@@ -231,24 +231,40 @@ impl State {
         self.conns.get(id.index()).and_then(|c| c.session)
     }
 
-    /// Whether session `sid` may have `access` to `topic` under its listener's ACL.
+    /// Whether session `sid` may have `access` to `topic`, as `allowed_as` decides for its
+    /// client.
     pub fn allowed(&self, sid: SessionId, topic: &str, access: Access) -> bool {
         if !self.acl_active {
-            return true;
+            return !(access == Access::Write && broker_only(topic));
         }
-        let Some(session) = self.sessions.get(sid.0 as usize) else {
+        self.sessions.get(sid.0 as usize).is_some_and(|session| {
+            self.allowed_as(
+                session.listener,
+                &session.client_id,
+                session.username.as_deref(),
+                topic,
+                access,
+            )
+        })
+    }
+
+    /// Whether the client `client_id` with `username`, connected through `listener`, may
+    /// have `access` to `topic`: never write to a topic only the broker publishes (`$SYS`),
+    /// whatever the ACL grants, as Mosquitto; otherwise as the listener's ACL says.
+    pub fn allowed_as(
+        &self,
+        listener: u16,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        if access == Access::Write && broker_only(topic) {
             return false;
-        };
+        }
         self.auth
-            .get(usize::from(session.listener))
-            .is_some_and(|auth| {
-                auth.allowed(
-                    &session.client_id,
-                    session.username.as_deref(),
-                    topic,
-                    access,
-                )
-            })
+            .get(usize::from(listener))
+            .is_some_and(|auth| auth.allowed(client_id, username, topic, access))
     }
 
     /// Counts `n` messages not delivered to (or accepted from) session `sid`.

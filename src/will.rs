@@ -7,12 +7,17 @@
 //! (`State::discard_session`), whichever comes first [MQTT-3.1.3-9]; a new connection to
 //! the session cancels it. The broker's one-second sweep calls [`publish_due`]. A will's Message Expiry
 //! Interval counts from when it is published.
+//!
+//! A will is checked against its client's write access twice: at CONNECT (a will the client
+//! may not publish is dropped there) and when it is published, since SIGHUP may have reloaded
+//! the ACL in between. It carries its client's identity for that, as its session may be gone.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::debug;
 
+use crate::auth::Access;
 use crate::message::Message;
 use crate::route;
 use crate::session::SessionId;
@@ -27,6 +32,12 @@ pub struct Will {
     pub delay: u32,
     /// Message Expiry Interval, counted from when the will is published, not from CONNECT.
     pub message_expiry_interval: Option<u32>,
+    /// The client id of the client that set it, for the ACL.
+    pub client_id: Box<str>,
+    /// The username that client authenticated with, for the ACL.
+    pub username: Option<Box<str>>,
+    /// The listener that client connected through, whose ACL applies.
+    pub listener: u16,
 }
 
 impl Will {
@@ -111,8 +122,24 @@ pub fn publish_all(state: &mut State) {
     }
 }
 
-/// Publishes `will` now (its Message Expiry Interval counts from now).
+/// Publishes `will` now (its Message Expiry Interval counts from now), if its client may
+/// still publish to its topic.
 pub fn publish(state: &mut State, will: Will) {
+    let topic = &will.message.topic;
+    let username = will.username.as_deref();
+    if !state.allowed_as(
+        will.listener,
+        &will.client_id,
+        username,
+        topic,
+        Access::Write,
+    ) {
+        debug!(
+            "client {}: will to {topic:?} not authorised; dropped",
+            will.client_id
+        );
+        return;
+    }
     let message = will.into_message(state.now);
     route::publish(state, &message, None);
 }

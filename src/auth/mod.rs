@@ -13,6 +13,21 @@ pub use password::PasswordFile;
 
 use crate::config::{ConfigError, SecurityConfig};
 
+/// Whether only the broker may publish to `topic`, whatever the ACL says: every topic that
+/// starts with `$SYS` (`$SYSTEM/x` too, as Mosquitto compares the first four characters),
+/// except a Mosquitto bridge's connection notification `$SYS/broker/connection/NAME/state`,
+/// which Mosquitto lets clients publish (the ACL still applies to it).
+pub fn broker_only(topic: &str) -> bool {
+    if !topic.starts_with("$SYS") {
+        return false;
+    }
+    let bridge_state = topic
+        .strip_prefix("$SYS/broker/connection/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, last)| last == "state");
+    !bridge_state
+}
+
 /// The outcome of checking a CONNECT's credentials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthResult {
@@ -52,10 +67,10 @@ impl Auth {
         })
     }
 
-    /// Reloads from `security` (SIGHUP); on error the current state is kept unchanged.
-    pub fn reload(&mut self, security: &SecurityConfig) -> Result<(), ConfigError> {
-        *self = Auth::load(security)?;
-        Ok(())
+    /// Reloads from `security` (SIGHUP) and returns the state it replaced; on error the
+    /// current state is kept unchanged.
+    pub fn reload(&mut self, security: &SecurityConfig) -> Result<Auth, ConfigError> {
+        Ok(std::mem::replace(self, Auth::load(security)?))
     }
 
     /// Checks a CONNECT's username and password.
@@ -74,6 +89,17 @@ impl Auth {
                     false => AuthResult::BadCredentials,
                 }
             }
+        }
+    }
+
+    /// Whether a client that authenticated as `username` under `self` still does under
+    /// `other` (SIGHUP): without a password file the username was not checked, with one its
+    /// entry must be unchanged.
+    pub fn same_credentials(&self, other: &Auth, username: &str) -> bool {
+        match (&self.passwords, &other.passwords) {
+            (None, None) => true,
+            (Some(old), Some(new)) => old.same_entry(new, username),
+            _ => false,
         }
     }
 
@@ -187,6 +213,27 @@ mod tests {
         let auth = Auth::load(&security(true, None, Some(&acl))).unwrap();
         assert!(auth.allowed("c", None, "news/today", Access::Read));
         assert!(!auth.allowed("c", None, "news/today", Access::Write));
+    }
+
+    #[test]
+    fn sys_topics_are_broker_only() {
+        for topic in [
+            "$SYS",
+            "$SYS/broker/version",
+            "$SYSTEM/x",
+            "$SYS/broker/connection/a/b",
+        ] {
+            assert!(broker_only(topic), "{topic}");
+        }
+        for topic in [
+            "sys/x",
+            "$share/x",
+            "x/$SYS",
+            "$SYS/broker/connection/bridge-1/state",
+        ] {
+            assert!(!broker_only(topic), "{topic}");
+        }
+        assert!(broker_only("$SYS/broker/connection/a/b/state"));
     }
 
     #[test]

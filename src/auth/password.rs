@@ -29,6 +29,7 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 const HASH_LEN: usize = 64;
 
 /// One user's stored hash.
+#[derive(PartialEq, Eq)]
 enum Hash {
     /// `$6$`: SHA-512(password || salt).
     Sha512 { salt: Vec<u8>, hash: [u8; HASH_LEN] },
@@ -166,6 +167,15 @@ impl PasswordFile {
             }
         }
         Ok(PasswordFile { users })
+    }
+
+    /// Whether `username` has an entry here, identical to its entry in `other`: a client that
+    /// authenticated against `other` still would (compared stored hash to stored hash: the
+    /// password is not kept, so a changed entry counts as changed even for the same password).
+    pub fn same_entry(&self, other: &PasswordFile, username: &str) -> bool {
+        self.users
+            .get(username)
+            .is_some_and(|hash| other.users.get(username) == Some(hash))
     }
 
     /// Whether `password` is `username`'s; false for an unknown user, after comparable work.

@@ -15,7 +15,8 @@
 //!
 //! A file that opens a non-loopback listener without setting `allow_anonymous` refuses
 //! anonymous clients. An unknown option or a bad value is a `ConfigError` carrying
-//! `FILE:LINE`; an option Mosquitto has that pipit does not implement is a `Warning`.
+//! `FILE:LINE`, and so is an option Mosquitto has that would restrict access and that pipit
+//! does not implement (`refused`); any other option pipit does not implement is a `Warning`.
 
 use super::line::{Line, Origin, resolve};
 use super::{
@@ -32,15 +33,15 @@ const MQTT_MAX_PACKET: u32 = 268_435_460;
 /// Largest MQTT remaining length, hence the largest payload.
 const MQTT_MAX_REMAINING: i64 = 268_435_455;
 
-/// Mosquitto options pipit recognises but does not implement: each use is a `Warning` (a space-separated list).
+/// Mosquitto options pipit recognises but does not implement and that restrict nobody: each
+/// use is a `Warning` (a space-separated list). Those that would restrict access are in
+/// `refused`.
 const UNSUPPORTED: &str = "\
-    accept_protocol_versions auth_plugin auth_plugin_deny_special_chars auto_id_prefix \
-    autosave_on_changes bind_interface check_retain_source ciphers ciphers_tls1.3 crlfile \
-    dhparamfile global_plugin http_dir log_facility log_timestamp log_timestamp_format \
-    max_inflight_bytes max_qos memory_limit mount_point pid_file plugin psk_file psk_hint \
-    set_tcp_nodelay socket_domain tls_engine tls_engine_kpass_sha1 tls_keyform \
-    upgrade_outgoing_qos use_subject_as_username use_username_as_clientid user \
-    websockets_headers_size websockets_log_level";
+    accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix autosave_on_changes \
+    dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
+    max_qos memory_limit pid_file set_tcp_nodelay socket_domain tls_engine \
+    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
+    websockets_log_level";
 /// Prefixes of plugin option families: each use is a `Warning`.
 const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
@@ -338,6 +339,7 @@ impl Parser {
                     )));
                 }
             }
+            name if super::refused::is_refused(name) => super::refused::check(l)?,
             name if UNSUPPORTED.split_whitespace().any(|o| o == name)
                 || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p)) =>
             {
@@ -876,7 +878,7 @@ connection bridge-01
 address 10.0.0.2:1883
 topic sensors/# out 1
 listener 1883 127.0.0.1
-bind_interface eth0
+socket_domain ipv4
 websockets_log_level 255
 ";
         let (c, warnings) = parse(text).unwrap();

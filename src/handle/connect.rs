@@ -1,10 +1,10 @@
 //! CONNECT: validate the client id and will, attach or create the session (taking it over
 //! from an older connection), answer CONNACK, and re-send what a resumed session owes.
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use super::reply;
-use crate::auth::AuthResult;
+use crate::auth::{Access, AuthResult};
 use crate::conn::{ConnId, Phase};
 use crate::drops::DropReason;
 use crate::message::Message;
@@ -81,16 +81,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
             if wp.payload_format_indicator == Some(1) && std::str::from_utf8(w.payload).is_err() {
                 return refuse(state, id, reason::PAYLOAD_FORMAT_INVALID);
             }
-            let message = if v5 {
-                Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
-            } else {
-                Message::shared(w.topic, w.payload, w.qos, w.retain)
-            };
-            Some(Will {
-                message,
-                delay: wp.will_delay_interval.unwrap_or(0),
-                message_expiry_interval: wp.message_expiry_interval,
-            })
+            Some(w)
         }
         None => None,
     };
@@ -125,6 +116,34 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         }
     }
 
+    // A will the client may not publish is dropped and the client accepted, as Mosquitto
+    // 2.0 does; `will::publish` checks it again, as SIGHUP may reload the ACL meanwhile.
+    let will = will.filter(|w| {
+        let allowed = state.allowed_as(listener, &client_id, username, w.topic, Access::Write);
+        if !allowed {
+            debug!(
+                "client {client_id}: will to {:?} not authorised; dropped",
+                w.topic
+            );
+        }
+        allowed
+    });
+    let will = will.map(|w| {
+        let wp = &w.properties;
+        Will {
+            message: if v5 {
+                Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
+            } else {
+                Message::shared(w.topic, w.payload, w.qos, w.retain)
+            },
+            delay: wp.will_delay_interval.unwrap_or(0),
+            message_expiry_interval: wp.message_expiry_interval,
+            client_id: client_id.as_str().into(),
+            username: username.map(Box::from),
+            listener,
+        }
+    });
+
     // v5 3.1.2.11.2: the Session Expiry Interval; 3.1.1 clean session ends with the connection.
     let expiry_interval = match (v5, connect.clean_start) {
         (true, _) => props.session_expiry_interval.unwrap_or(0),
@@ -148,12 +167,19 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
 
     // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
     // start ends the old session instead (`attach_session`), which publishes its will at once.
-    if let Some(old) = state.client_ids.get(&client_id, &state.sessions)
-        && !connect.clean_start
+    // A session belongs to the user that created it: anyone else starts a new one.
+    let existing = state.client_ids.get(&client_id, &state.sessions);
+    let owned = existing.is_some_and(|old| owns(state, old, username, listener));
+    if existing.is_some() && !connect.clean_start && !owned {
+        info!("client {client_id}: its session belongs to another user; starting a new one");
+    }
+    let resume = owned && !connect.clean_start;
+    if let Some(old) = existing
+        && resume
     {
         crate::will::cancel(state, old);
     }
-    let (sid, session_present) = attach_session(state, id, &client_id, connect.clean_start);
+    let (sid, session_present) = attach_session(state, id, &client_id, !resume);
     let Some(conn) = state.conns.get_mut(id.index()) else {
         return Err(Close::Protocol("connection vanished"));
     };
@@ -259,6 +285,16 @@ fn attach_session(
     let sid = SessionId(state.sessions.insert(session) as u32);
     state.client_ids.insert(sid, &state.sessions);
     (sid, false)
+}
+
+/// Whether session `sid` belongs to the client connecting with `username` through
+/// `listener`: the same username (or both anonymous) and, with `per_listener_settings`,
+/// where each listener has its own users, the same listener.
+fn owns(state: &State, sid: SessionId, username: Option<&str>, listener: u16) -> bool {
+    state.sessions.get(sid.0 as usize).is_some_and(|s| {
+        s.username.as_deref() == username
+            && (!state.config.per_listener_settings || s.listener == listener)
+    })
 }
 
 /// Re-sends a resumed session's unacknowledged messages, before anything queued.

@@ -115,8 +115,8 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     let mut code = reason::SUCCESS;
     if denied {
         // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
-        // does; v5 says 0x87.
-        debug!("PUBLISH to {topic:?} denied by ACL");
+        // does; v5 says 0x87. `$SYS` topics are the broker's, whatever the ACL says.
+        debug!("PUBLISH to {topic:?} not authorised; dropped");
         state.count_drop(sid, DropReason::Acl, 1);
         if v5 {
             code = reason::NOT_AUTHORIZED;

@@ -1,0 +1,160 @@
+//! Mosquitto options that would restrict who may connect, what clients may do, or how a
+//! connection is protected, and that pipit does not implement. Security options fail closed:
+//! each stops start-up with `FILE:LINE`, what pipit would do without it, and what to use
+//! instead; none is ever a warning. A boolean option whose `false` is what pipit does anyway
+//! is accepted when false.
+
+use super::ConfigError;
+use super::line::Line;
+
+/// What to use instead of a plugin.
+const USE_FILES: &str = "use password_file and acl_file instead, or remove the line";
+
+/// (option, why it cannot be ignored, what to do instead).
+const REFUSED: [(&str, &str, &str); 13] = [
+    (
+        "psk_hint",
+        "TLS-PSK is not supported, and without it this listener would accept unencrypted MQTT",
+        "use certfile and keyfile (TLS with certificates) instead",
+    ),
+    (
+        "psk_file",
+        "TLS-PSK is not supported, and without it listeners would accept unencrypted MQTT",
+        "use certfile and keyfile (TLS with certificates) instead",
+    ),
+    (
+        "plugin",
+        "plugins are not supported, and without this one the access control it provides would be missing",
+        USE_FILES,
+    ),
+    (
+        "global_plugin",
+        "plugins are not supported, and without this one the access control it provides would be missing",
+        USE_FILES,
+    ),
+    (
+        "auth_plugin",
+        "authentication plugins are not supported, and without this one the access control it provides would be missing",
+        USE_FILES,
+    ),
+    (
+        "crlfile",
+        "certificate revocation lists are not supported, and without it revoked client certificates would be accepted",
+        "issue the client certificates still trusted from a new CA (cafile), or remove the line",
+    ),
+    (
+        "bind_interface",
+        "binding to a network interface is not supported, and without it this listener would accept connections on every interface",
+        "use `listener PORT ADDRESS` with the interface's address instead",
+    ),
+    (
+        "mount_point",
+        "mount points are not supported, and without it clients of this listener would reach every topic",
+        "confine them with acl_file rules instead",
+    ),
+    (
+        "use_subject_as_username",
+        "using the certificate subject as the username is not supported, and without it clients would choose their own username",
+        "use use_identity_as_username (the certificate's CN) instead",
+    ),
+    (
+        "use_username_as_clientid",
+        "is not supported, and without it clients would choose their own client ids, which ACL %c patterns trust",
+        "write the ACL with %u instead of %c, or remove the line",
+    ),
+    (
+        "ciphers",
+        "choosing TLS 1.2 cipher suites is not supported, and without it the listener would offer suites this line may exclude",
+        "remove the line to use rustls's defaults (AEAD suites with forward secrecy only), or require TLS 1.3 with tls_version tlsv1.3",
+    ),
+    (
+        "ciphers_tls1.3",
+        "choosing TLS 1.3 cipher suites is not supported, and without it the listener would offer suites this line may exclude",
+        "remove the line to use rustls's defaults (all three TLS 1.3 suites)",
+    ),
+    (
+        "check_retain_source",
+        "is not supported, and without it retained messages would still be delivered after their publisher lost write access",
+        "set it to false or remove the line",
+    ),
+];
+
+/// Options refused only when set to `true`.
+const REFUSED_WHEN_TRUE: [&str; 3] = [
+    "check_retain_source",
+    "use_subject_as_username",
+    "use_username_as_clientid",
+];
+
+/// Whether `name` is one of the refused options.
+pub(super) fn is_refused(name: &str) -> bool {
+    REFUSED.iter().any(|(option, ..)| *option == name)
+}
+
+/// The error that stops start-up at line `l` (whose option `is_refused`); `Ok` for a boolean
+/// option set to `false`.
+pub(super) fn check(l: &Line) -> Result<(), ConfigError> {
+    if REFUSED_WHEN_TRUE.contains(&l.name) && !l.flag()? {
+        return Ok(());
+    }
+    let Some((_, mut why, mut instead)) = REFUSED.iter().find(|(o, ..)| *o == l.name).copied()
+    else {
+        return Ok(());
+    };
+    if matches!(l.name, "plugin" | "global_plugin") && l.value.contains("dynamic_security") {
+        why = "the dynamic security plugin is not supported, and without it every client could connect, read and write as the rest of the file allows";
+        instead = "move its clients, roles and ACLs to a password_file and an acl_file";
+    }
+    Err(l.error(format!(
+        "{}: {why}; pipit refuses to start rather than ignore it: {instead}",
+        l.name
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn line<'a>(name: &'a str, value: &'a str) -> Line<'a> {
+        Line {
+            file: Path::new("pipit.conf"),
+            no: 3,
+            name,
+            value,
+        }
+    }
+
+    #[test]
+    fn every_refused_option_names_file_line_and_an_alternative() {
+        for (name, ..) in REFUSED {
+            let value = if REFUSED_WHEN_TRUE.contains(&name) {
+                "true"
+            } else {
+                "x"
+            };
+            let message = check(&line(name, value)).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("pipit.conf:3: {name}: ")),
+                "{message}"
+            );
+            assert!(message.contains("refuses to start"), "{message}");
+        }
+    }
+
+    #[test]
+    fn dynamic_security_gets_its_own_advice() {
+        let so = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
+        let message = check(&line("plugin", so)).unwrap_err().to_string();
+        assert!(message.contains("dynamic security plugin"), "{message}");
+    }
+
+    #[test]
+    fn false_is_what_pipit_does() {
+        for name in REFUSED_WHEN_TRUE {
+            assert!(is_refused(name));
+            assert!(check(&line(name, "false")).is_ok());
+            assert!(check(&line(name, "maybe")).is_err());
+        }
+    }
+}
