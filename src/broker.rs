@@ -232,7 +232,11 @@ impl Broker {
                     Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
                         self.accept(LISTENER_TOP - t);
                     }
-                    Token(key) => self.on_conn_event(ConnId::new(key), ready),
+                    Token(key) => {
+                        if let Some(id) = self.state.conns.id_at(key) {
+                            self.on_conn_event(id, ready);
+                        }
+                    }
                 }
             }
             for (id, peer_closed) in std::mem::take(&mut self.read_again) {
@@ -304,8 +308,8 @@ impl Broker {
                 }
             };
             let now = state.millis();
-            let entry = state.conns.vacant_entry();
-            let token = Token(entry.key());
+            let id = state.conns.next_id();
+            let token = Token(id.index());
             if let Err(e) = self.poll.registry().register(
                 &mut socket,
                 token,
@@ -314,7 +318,9 @@ impl Broker {
                 warn!("could not register connection from {peer}: {e}");
                 continue;
             }
-            entry.insert(Conn::new(socket, peer, listener, now));
+            state
+                .conns
+                .insert(Conn::new(id, socket, peer, listener, now));
             self.per_listener[listener] += 1;
             state.stats.connections_accepted += 1;
             debug!("accepted connection from {peer}");
@@ -323,7 +329,7 @@ impl Broker {
 
     fn on_conn_event(&mut self, id: ConnId, ready: Ready) {
         if ready.writable {
-            let Some(conn) = self.state.conns.get_mut(id.index()) else {
+            let Some(conn) = self.state.conns.get_mut(id) else {
                 return;
             };
             conn.writable = true;
@@ -343,7 +349,7 @@ impl Broker {
         if self
             .state
             .conns
-            .get(id.index())
+            .get(id)
             .is_some_and(|c| !c.rx.is_empty() && c.held_by.is_none())
             && let Err(why) = self.process_rx(id)
         {
@@ -352,7 +358,7 @@ impl Broker {
         }
         for _ in 0..READS_PER_TURN {
             let state = &mut self.state;
-            let Some(conn) = state.conns.get_mut(id.index()) else {
+            let Some(conn) = state.conns.get_mut(id) else {
                 return;
             };
             if conn.read_paused || conn.held_by.is_some() {
@@ -395,7 +401,7 @@ impl Broker {
 
     /// Parses and handles every complete packet in `id`'s receive buffer.
     fn process_rx(&mut self, id: ConnId) -> Result<(), Close> {
-        let Some(conn) = self.state.conns.get_mut(id.index()) else {
+        let Some(conn) = self.state.conns.get_mut(id) else {
             return Ok(());
         };
         let mut rx = std::mem::take(&mut conn.rx);
@@ -406,7 +412,7 @@ impl Broker {
             let Some(version) = self
                 .state
                 .conns
-                .get(id.index())
+                .get(id)
                 .filter(|c| c.held_by.is_none())
                 .map(|c| c.version)
             else {
@@ -431,7 +437,7 @@ impl Broker {
         };
         let state = &mut self.state;
         let now = state.millis();
-        if let Some(conn) = state.conns.get_mut(id.index()) {
+        if let Some(conn) = state.conns.get_mut(id) {
             rx.release_if_empty(&mut state.pool);
             conn.rx = rx;
             if handled_any {
@@ -444,7 +450,7 @@ impl Broker {
     /// Stops reading from a client whose own replies are not being read.
     fn pause_if_backed_up(&mut self, id: ConnId) {
         let cap = self.state.config.max_output_buffer;
-        if let Some(conn) = self.state.conns.get_mut(id.index())
+        if let Some(conn) = self.state.conns.get_mut(id)
             && conn.tx.len() >= cap
         {
             conn.read_paused = true;
@@ -484,7 +490,7 @@ impl Broker {
         let slow_after = state.config.slow_subscriber_timeout;
         let mut held = std::mem::take(&mut state.held);
         held.retain(|&(publisher, subscriber)| {
-            let Some(conn) = state.conns.get(publisher.index()) else {
+            let Some(conn) = state.conns.get(publisher) else {
                 return false;
             };
             if conn.held_by != Some(subscriber) {
@@ -494,13 +500,13 @@ impl Broker {
                 backlog >= cap / 2
                     && state
                         .conns
-                        .get(subscriber.index())
+                        .get(subscriber)
                         .is_some_and(|s| now.since(s.last_drained) <= slow_after)
             });
             if waiting {
                 return true;
             }
-            if let Some(conn) = state.conns.get_mut(publisher.index()) {
+            if let Some(conn) = state.conns.get_mut(publisher) {
                 conn.held_by = None;
             }
             // Its read events were passed over while held: read to WouldBlock or EOF.
@@ -526,7 +532,7 @@ impl Broker {
             ..
         } = &mut self.state;
         for &id in &dirty {
-            let Some(conn) = conns.get_mut(id.index()) else {
+            let Some(conn) = conns.get_mut(id) else {
                 continue;
             };
             conn.dirty = false;
@@ -596,13 +602,13 @@ impl Broker {
             .state
             .conns
             .iter()
-            .filter_map(|(key, conn)| {
+            .filter_map(|conn| {
                 conn.expired(millis, timeout).map(|e| {
                     let why = match e {
                         Expiry::ConnectTimeout => Close::ConnectTimeout,
                         Expiry::KeepAlive => Close::KeepAliveTimeout,
                     };
-                    (ConnId::new(key), why)
+                    (conn.id, why)
                 })
             })
             .collect();
@@ -623,7 +629,7 @@ impl Broker {
 
     /// The one close path: last words to the client, log, will, session, slab slot.
     fn close(&mut self, id: ConnId, why: Close) {
-        let Some(mut conn) = self.state.conns.try_remove(id.index()) else {
+        let Some(mut conn) = self.state.conns.try_remove(id) else {
             return;
         };
         self.per_listener[usize::from(conn.listener)] -= 1;
@@ -700,19 +706,9 @@ impl Broker {
             self.state.conns.len()
         );
         self.listeners.clear();
-        let ids: Vec<ConnId> = self
-            .state
-            .conns
-            .iter()
-            .map(|(k, _)| ConnId::new(k))
-            .collect();
+        let ids: Vec<ConnId> = self.state.conns.iter().map(|c| c.id).collect();
         for &id in &ids {
-            if let Some(will) = self
-                .state
-                .conns
-                .get_mut(id.index())
-                .and_then(|c| c.will.take())
-            {
+            if let Some(will) = self.state.conns.get_mut(id).and_then(|c| c.will.take()) {
                 crate::will::publish(&mut self.state, *will);
             }
         }

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use slab::Slab;
+
 use crate::buffer::{RxBuf, TxBuf};
 use crate::config::Config;
 use crate::net::Stream;
@@ -11,20 +13,92 @@ use crate::session::SessionId;
 use crate::will::Will;
 use crate::wire::Version;
 
-/// Index of a connection in the broker's connection slab (its mio token). Stored as `u32`
+/// A connection: its slot in [`Conns`] (also its mio token) and the generation that slot had
+/// when it was accepted, so an id kept after its connection closed (a close request, a held
+/// publisher) cannot reach a new connection that reuses the slot. Stored as two `u32`s
 /// (connections are bounded by file descriptors) to keep sessions small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnId(u32);
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
 
 impl ConnId {
-    /// The id of slab slot `key`.
-    pub fn new(key: usize) -> ConnId {
-        ConnId(key as u32)
+    /// The id of slot `index` in `generation`.
+    pub fn new(index: usize, generation: u32) -> ConnId {
+        ConnId {
+            index: index as u32,
+            generation,
+        }
     }
 
-    /// The slab slot.
+    /// The slot, which is also the connection's mio token.
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
+    }
+}
+
+/// The open connections. Every lookup takes a whole `ConnId` and finds nothing if the slot
+/// now holds a later connection.
+#[derive(Debug)]
+pub struct Conns {
+    slab: Slab<Conn>,
+    /// The generation the next accepted connection gets.
+    next_generation: u32,
+}
+
+impl Conns {
+    /// No connections, with room reserved for `capacity` slots.
+    pub fn with_capacity(capacity: usize) -> Conns {
+        Conns {
+            slab: Slab::with_capacity(capacity),
+            next_generation: 0,
+        }
+    }
+
+    /// The id the next inserted connection gets (register its socket with this token).
+    pub fn next_id(&self) -> ConnId {
+        ConnId::new(self.slab.vacant_key(), self.next_generation)
+    }
+
+    /// Stores a new connection, whose `id` must be `next_id()`.
+    pub fn insert(&mut self, conn: Conn) -> ConnId {
+        let id = conn.id;
+        debug_assert_eq!(id, self.next_id(), "a connection is inserted under next_id");
+        self.slab.insert(conn);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        id
+    }
+
+    /// The connection `id`, if it is still open.
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab.get(id.index()).filter(|c| c.id == id)
+    }
+
+    /// The connection `id`, if it is still open.
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab.get_mut(id.index()).filter(|c| c.id == id)
+    }
+
+    /// Removes connection `id`, if it is still open.
+    pub fn try_remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.get(id)?;
+        self.slab.try_remove(id.index())
+    }
+
+    /// The connection whose mio token is `token`, if any.
+    pub fn id_at(&self, token: usize) -> Option<ConnId> {
+        self.slab.get(token).map(|c| c.id)
+    }
+
+    /// Number of open connections.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Every open connection.
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slab.iter().map(|(_, c)| c)
     }
 }
 
@@ -84,6 +158,8 @@ pub enum Expiry {
 /// One client connection.
 #[derive(Debug)]
 pub struct Conn {
+    /// Its id in [`Conns`].
+    pub id: ConnId,
     /// The socket, plain or TLS.
     pub socket: Stream,
     /// The peer's address, for logs.
@@ -123,8 +199,9 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(socket: Stream, peer: SocketAddr, listener: usize, now: Millis) -> Conn {
+    pub fn new(id: ConnId, socket: Stream, peer: SocketAddr, listener: usize, now: Millis) -> Conn {
         Conn {
+            id,
             socket,
             peer: peer.into(),
             // Listeners are few: the configuration cannot open 65536 sockets on one port set.
@@ -176,6 +253,36 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection over a real loopback socket (its peer end is dropped).
+    fn conn(id: ConnId) -> Conn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket = std::net::TcpStream::connect(addr).unwrap();
+        let stream = Stream::Tcp(mio::net::TcpStream::from_std(socket));
+        Conn::new(id, stream, addr, 0, Millis(0))
+    }
+
+    #[test]
+    fn a_stale_id_cannot_reach_a_connection_that_reuses_its_slot() {
+        let mut conns = Conns::with_capacity(4);
+        let old = conns.insert(conn(conns.next_id()));
+        assert!(conns.get(old).is_some());
+        // The old connection closes and a new one takes its slot in the same turn, while a
+        // close request (say, "taken over") for the old one is still queued.
+        assert!(conns.try_remove(old).is_some());
+        let new = conns.insert(conn(conns.next_id()));
+        assert_eq!(new.index(), old.index(), "the slot is reused");
+        assert!(conns.get(old).is_none());
+        assert!(conns.get_mut(old).is_none());
+        assert!(
+            conns.try_remove(old).is_none(),
+            "the stale request closes nothing"
+        );
+        assert_eq!(conns.len(), 1);
+        assert_eq!(conns.id_at(new.index()), Some(new));
+        assert!(conns.get(new).is_some());
+    }
 
     #[test]
     fn peer_addresses_print_like_socket_addresses() {

@@ -15,7 +15,6 @@
 use log::{info, warn};
 
 use crate::auth::{Access, Auth};
-use crate::conn::ConnId;
 use crate::drops::DropReason;
 use crate::session::SessionId;
 use crate::state::{Close, State};
@@ -47,7 +46,7 @@ pub fn security(state: &mut State) {
 /// is listener `i`'s settings before the reload, `None` if they were kept.
 fn revoke_credentials(state: &mut State, previous: &[Option<Auth>]) {
     let mut revoked = Vec::new();
-    for (key, conn) in &state.conns {
+    for conn in state.conns.iter() {
         let (Some(sid), Some(Some(old)), Some(new)) = (
             conn.session,
             previous.get(usize::from(conn.listener)),
@@ -69,12 +68,12 @@ fn revoke_credentials(state: &mut State, previous: &[Option<Auth>]) {
                 "SIGHUP: client {} (user {username}): credentials no longer accepted",
                 session.client_id
             );
-            revoked.push(ConnId::new(key));
+            revoked.push(conn.id);
         }
     }
     for id in revoked {
         // The will was the revoked user's too.
-        if let Some(conn) = state.conns.get_mut(id.index()) {
+        if let Some(conn) = state.conns.get_mut(id) {
             conn.will = None;
         }
         let why = Close::Reason(reason::NOT_AUTHORIZED, "credentials no longer accepted");
@@ -114,7 +113,7 @@ fn revoke_subscriptions(state: &mut State) {
 /// publish (`will::publish` would drop them anyway; this frees them now and says so).
 fn revoke_wills(state: &mut State) {
     let mut revoked = Vec::new();
-    for (key, conn) in &state.conns {
+    for conn in state.conns.iter() {
         if let Some(w) = &conn.will {
             let (topic, username) = (&w.message.topic, w.username.as_deref());
             if !state.allowed_as(w.listener, &w.client_id, username, topic, Access::Write) {
@@ -122,12 +121,12 @@ fn revoke_wills(state: &mut State) {
                     "SIGHUP: client {}: will to {topic:?} is no longer allowed; dropped",
                     w.client_id
                 );
-                revoked.push(ConnId::new(key));
+                revoked.push(conn.id);
             }
         }
     }
     for id in revoked {
-        if let Some(conn) = state.conns.get_mut(id.index()) {
+        if let Some(conn) = state.conns.get_mut(id) {
             conn.will = None;
         }
     }

@@ -223,7 +223,7 @@ pub fn deliver(
     let mut hold = None;
     if qos == QoS::AtMostOnce
         && let Some(conn_id) = conn_id
-        && let Some(conn) = state.conns.get_mut(conn_id.index())
+        && let Some(conn) = state.conns.get_mut(conn_id)
     {
         if conn.tx.len() + session.backlog() < state.config.max_output_buffer {
             conn.last_drained = now;

@@ -734,7 +734,7 @@ mod tests {
 
     fn online() -> Session {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
-        s.conn = Some(ConnId::new(0));
+        s.conn = Some(ConnId::new(0, 0));
         s
     }
 

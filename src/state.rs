@@ -9,7 +9,7 @@ use slab::Slab;
 use crate::auth::{Access, Auth, broker_only};
 use crate::clients::ClientIndex;
 use crate::config::Config;
-use crate::conn::{Conn, ConnId, Millis};
+use crate::conn::{ConnId, Conns, Millis};
 use crate::drops::DropReason;
 use crate::pool::Pool;
 use crate::retain::RetainedStore;
@@ -122,7 +122,7 @@ pub struct State {
     /// Configuration, fixed at start.
     pub config: Config,
     /// Open connections, keyed by `ConnId` (their mio token).
-    pub conns: Slab<Conn>,
+    pub conns: Conns,
     /// Sessions, online or not, keyed by `SessionId`.
     pub sessions: Slab<Session>,
     /// Client id to session.
@@ -175,7 +175,7 @@ impl State {
             retained: RetainedStore::new(config.max_retained_messages),
             pool: Pool::new(8 * 1024, 256),
             config,
-            conns: Slab::with_capacity(reserved),
+            conns: Conns::with_capacity(reserved),
             sessions: Slab::with_capacity(reserved),
             client_ids: ClientIndex::default(),
             tree: SubscriptionTree::default(),
@@ -218,7 +218,7 @@ impl State {
 
     /// Puts a connection on the list whose output is produced and written this turn.
     pub fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id.index())
+        if let Some(conn) = self.conns.get_mut(id)
             && !conn.dirty
         {
             conn.dirty = true;
@@ -228,7 +228,7 @@ impl State {
 
     /// The session attached to connection `id`; handlers call it only once connected.
     pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
-        self.conns.get(id.index()).and_then(|c| c.session)
+        self.conns.get(id).and_then(|c| c.session)
     }
 
     /// Whether session `sid` may have `access` to `topic`, as `allowed_as` decides for its
@@ -278,7 +278,7 @@ impl State {
 
     /// Bytes waiting for connection `id`: its output buffer and its session's queue.
     pub fn output_backlog(&self, id: ConnId) -> Option<usize> {
-        let conn = self.conns.get(id.index())?;
+        let conn = self.conns.get(id)?;
         let queued = conn
             .session
             .and_then(|sid| self.sessions.get(sid.0 as usize))
@@ -289,7 +289,7 @@ impl State {
     /// Stops reading from `publisher` until `subscriber` has drained its output (or is
     /// found slow, or gone): TCP back-pressure instead of dropping QoS 0.
     pub fn hold(&mut self, publisher: ConnId, subscriber: ConnId) {
-        if let Some(conn) = self.conns.get_mut(publisher.index())
+        if let Some(conn) = self.conns.get_mut(publisher)
             && conn.held_by.is_none()
         {
             conn.held_by = Some(subscriber);

@@ -59,7 +59,7 @@ pub fn pubcomp(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close
 /// reason string when the client accepts problem information and it fits the client's
 /// Maximum Packet Size [MQTT-3.1.2-29] [MQTT-3.4.2-2].
 pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16, code: u8) {
-    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
+    let Some(version) = state.conns.get(id).map(|c| c.version) else {
         return;
     };
     let mut ack = Ack {

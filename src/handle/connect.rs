@@ -21,7 +21,7 @@ const MAX_CLIENT_ID_V31: usize = 23;
 pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<(), Close> {
     let version = connect.version;
     let v5 = version == Version::V5;
-    if let Some(conn) = state.conns.get_mut(id.index()) {
+    if let Some(conn) = state.conns.get_mut(id) {
         conn.version = version;
     }
     let props = &connect.properties;
@@ -89,11 +89,11 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     // Authenticate.
     let (listener, peer) = state
         .conns
-        .get(id.index())
+        .get(id)
         .map(|c| (c.listener, c.peer))
         .ok_or(Close::Protocol("connection vanished"))?;
     // use_identity_as_username: the client certificate's CN is the username, no password.
-    let identity = (state.conns.get(id.index())).and_then(|c| c.identity(&state.config));
+    let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
     let username = identity
         .as_ref()
         .map_or(connect.username, |cn| cn.as_deref());
@@ -180,7 +180,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         crate::will::cancel(state, old);
     }
     let (sid, session_present) = attach_session(state, id, &client_id, !resume);
-    let Some(conn) = state.conns.get_mut(id.index()) else {
+    let Some(conn) = state.conns.get_mut(id) else {
         return Err(Close::Protocol("connection vanished"));
     };
     conn.phase = Phase::Connected;
@@ -267,7 +267,7 @@ fn attach_session(
             .and_then(|s| s.conn.take())
         {
             debug!("client {client_id} taken over by a new connection");
-            if let Some(c) = state.conns.get_mut(old_conn.index()) {
+            if let Some(c) = state.conns.get_mut(old_conn) {
                 c.session = None;
             }
             state.to_close.push((old_conn, Close::TakenOver));
@@ -307,9 +307,7 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
         stats,
         ..
     } = state;
-    if let (Some(conn), Some(session)) =
-        (conns.get_mut(id.index()), sessions.get_mut(sid.0 as usize))
-    {
+    if let (Some(conn), Some(session)) = (conns.get_mut(id), sessions.get_mut(sid.0 as usize)) {
         let dropped = session.resend_inflight(conn.tx.frames(pool), version, *now);
         stats
             .dropped
@@ -319,7 +317,7 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
 
 /// Answers CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]) and closes.
 fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
-    let Some(version) = state.conns.get(id.index()).map(|c| c.version) else {
+    let Some(version) = state.conns.get(id).map(|c| c.version) else {
         return Err(Close::Refused);
     };
     let reason_code = if version == Version::V5 {

@@ -21,7 +21,7 @@ use crate::wire::{Packet, Version};
 pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<(), Close> {
     let phase = state
         .conns
-        .get(id.index())
+        .get(id)
         .map(|c| c.phase)
         .ok_or(Close::Protocol("unknown connection"))?;
     match (phase, packet) {
@@ -51,7 +51,7 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
 /// The frames buffer of connection `id`, for a handler to append its reply.
 fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
     let State { conns, pool, .. } = state;
-    let conn = conns.get_mut(id.index())?;
+    let conn = conns.get_mut(id)?;
     Some(conn.tx.frames(pool))
 }
 
@@ -59,7 +59,7 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
 fn attached(state: &State, id: ConnId) -> Result<(SessionId, Version), Close> {
     let conn = state
         .conns
-        .get(id.index())
+        .get(id)
         .ok_or(Close::Protocol("no connection"))?;
     let sid = conn.session.ok_or(Close::Protocol("no session"))?;
     Ok((sid, conn.version))
@@ -69,7 +69,7 @@ fn attached(state: &State, id: ConnId) -> Result<(SessionId, Version), Close> {
 /// an MQTT 5 client that did not set Request Problem Information to 0 [MQTT-3.1.2-29].
 /// Callers drop the string when the packet would exceed that size [MQTT-3.4.2-2].
 fn problem_report(state: &State, id: ConnId) -> Option<u32> {
-    let conn = state.conns.get(id.index())?;
+    let conn = state.conns.get(id)?;
     if conn.version != Version::V5 {
         return None;
     }

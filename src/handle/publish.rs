@@ -22,7 +22,7 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     let (version, listener) = state
         .conns
-        .get(id.index())
+        .get(id)
         .map(|c| (c.version, c.listener))
         .ok_or(Close::Protocol("no connection"))?;
     let v5 = version == Version::V5;
