@@ -122,14 +122,14 @@ class Collector:
             self.messages.append(line)
             self.cond.notify_all()
 
-    def collect(self, expected=None, idle=IDLE):
-        """Waits until `expected` messages arrived (then briefly for extras), or none came for
-        `idle` seconds; returns them all."""
+    def collect(self, expected=None, idle=IDLE, extra=0.3):
+        """Waits until `expected` messages arrived and then `extra` seconds more for any
+        beyond them, or until none came for `idle` seconds; returns them all."""
         with self.cond:
             while True:
                 before = len(self.messages)
                 if expected is not None and before >= expected:
-                    idle = 0.3
+                    idle = extra
                 self.cond.wait_for(lambda: len(self.messages) > before, idle)
                 if len(self.messages) == before:
                     return list(self.messages)
@@ -330,7 +330,7 @@ def overlapping(port):
     publish_all(c, [("ov/a", "a2", 2, False), ("ov/a", "a1", 1, False),
                     ("ov/b", "b2", 2, False), ("ov/b", "b0", 0, False),
                     ("ov/a/deep", "deep2", 2, False)])
-    got = sorted(sub.collect())
+    got = sorted(sub.collect(5))
     c.disconnect()
     c.loop_stop()
     sub.stop()
@@ -346,7 +346,7 @@ def retained_clear(port):
                     ("rc/x", "", 1, True)])
     got = {"live": live.collect(3)}
     late = PahoSub(port, "rc-late", [("rc/#", 1)])
-    got["late"] = late.collect()
+    got["late"] = late.collect(1)
     for s in (live, late):
         s.stop()
     c.disconnect()
@@ -360,7 +360,8 @@ def dollar_topics(port):
             for i, f in enumerate(["#", "+/t", "$app/#"])}
     c = paho_client(port, "dollar-pub")
     publish_all(c, [("$app/t", "dollar", 1, False), ("app/t", "plain", 1, False)])
-    got = {"sub " + f: s.collect() for f, s in subs.items()}
+    # Past the first message, longer than sys_interval: a $SYS message would show.
+    got = {"sub " + f: s.collect(1, extra=1.2) for f, s in subs.items()}
     for s in subs.values():
         s.stop()
     c.disconnect()
@@ -381,7 +382,7 @@ def will_on_abrupt_close(port):
     dies.close()
     got = {"watcher": watcher.collect(1)}
     late = PahoSub(port, "will-late", [("will/#", 1)])
-    got["late"] = late.collect()
+    got["late"] = late.collect(1)
     for s in (watcher, late):
         s.stop()
     return got
