@@ -1,20 +1,242 @@
-//! The same scenario against pipit and the real Mosquitto: both brokers are started from one
-//! configuration text (pipit reads Mosquitto's format), each on a free loopback port. Without
-//! `/usr/sbin/mosquitto` the scenario runs against pipit alone, with a printed notice.
-//! Included with `#[path = "common/mosquitto.rs"]` beside `common/auth.rs` as `support`.
+//! Helpers for tests that run Debian's Mosquitto programs beside pipit: the real broker
+//! (`/usr/sbin/mosquitto`) as a guarded child on a free loopback port, `mosquitto_sub` as a
+//! child whose messages are read line by line, and `mosquitto_pub` run to completion; and
+//! the same scenario against both brokers, started from one configuration text (pipit reads
+//! Mosquitto's format). Without `/usr/sbin/mosquitto` a scenario runs against pipit alone,
+//! with a printed notice.
+//! Included with `#[path = "common/mosquitto.rs"]` beside `mod common;` and
+//! `#[path = "common/auth.rs"] mod support;`, whose `Scratch` and `free_port` it uses.
 
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use crate::support::{Pipit, Scratch, free_port, local};
 
-/// Debian's Mosquitto 2.0.11.
+/// Where Debian installs the broker.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// How long the broker may take to listen, and `mosquitto_sub` to be subscribed.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Whether the real Mosquitto broker is installed; prints a skip notice naming `what` if not.
+pub fn mosquitto_installed(what: &str) -> bool {
+    let there = Path::new(MOSQUITTO).is_file();
+    if !there {
+        eprintln!("skipped against Mosquitto ({what}): {MOSQUITTO} is not installed");
+    }
+    there
+}
+
+/// Whether `mosquitto_pub` and `mosquitto_sub` are on PATH (Debian `mosquitto-clients`);
+/// prints a skip notice naming `what` if not.
+pub fn clients_installed(what: &str) -> bool {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|dir| dir.join(name).is_file()))
+    };
+    let there = on_path("mosquitto_pub") && on_path("mosquitto_sub") && on_path("stdbuf");
+    if !there {
+        eprintln!("skipped ({what}): mosquitto_pub, mosquitto_sub or stdbuf is not installed");
+    }
+    there
+}
+
+/// The real Mosquitto listening on 127.0.0.1 only; killed on drop.
+pub struct Mosquitto {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    dir: Scratch,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto on a free port with anonymous access and the config lines `extra`,
+    /// and waits until it accepts TCP connections.
+    pub fn start(extra: &str) -> Mosquitto {
+        Mosquitto::with_config(&format!("allow_anonymous true\nlog_dest stderr\n{extra}\n"))
+    }
+
+    /// Starts Mosquitto reading `listener PORT 127.0.0.1` (a free port) followed by `body`,
+    /// and waits until it accepts TCP connections.
+    pub fn with_config(body: &str) -> Mosquitto {
+        let dir = Scratch::new("mosquitto");
+        let port = free_port();
+        let conf = dir.write(
+            "mosquitto.conf",
+            &format!("listener {port} 127.0.0.1\n{body}"),
+        );
+        let log = File::create(dir.path("mosquitto.log")).expect("create mosquitto log");
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mosquitto");
+        let mut m = Mosquitto {
+            addr: local(port),
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + START_DEADLINE;
+        while TcpStream::connect_timeout(&m.addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = m.child.try_wait().expect("try_wait") {
+                panic!("mosquitto exited with {status}:\n{}", m.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen:\n{}",
+                m.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        m
+    }
+
+    /// Everything Mosquitto has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        // Best effort: it may already have exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message as `mosquitto_sub` printed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubMessage {
+    /// The QoS it was delivered at.
+    pub qos: u8,
+    /// The RETAIN flag.
+    pub retain: bool,
+    /// The topic name.
+    pub topic: String,
+    /// The payload, as text.
+    pub payload: String,
+}
+
+/// The `-F` format: a marker, so message lines differ from `-d`'s debug lines.
+const FORMAT: &str = "M %q %r %t %p";
+
+/// A running `mosquitto_sub`, its output lines read on a thread; killed on drop.
+pub struct MosquittoSub {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl MosquittoSub {
+    /// Starts `mosquitto_sub -d ARGS` against `addr` (line-buffered through `stdbuf`, so each
+    /// line arrives as printed) and returns once it has its SUBACK: what is published next
+    /// reaches it.
+    pub fn start(addr: SocketAddr, args: &[&str]) -> MosquittoSub {
+        let port = addr.port().to_string();
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", &port])
+            .args(["-F", FORMAT, "-W", "60"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mosquitto_sub");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let sub = MosquittoSub { child, lines };
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sub.lines.recv_timeout(left) {
+                Ok(line) if line.contains("received SUBACK") => return sub,
+                Ok(_) => {}
+                Err(_) => panic!("mosquitto_sub {args:?} got no SUBACK"),
+            }
+        }
+    }
+
+    /// Collects messages until `n` arrived, or none arrived for `idle`, or `mosquitto_sub`
+    /// exited (as `-C` makes it after its count).
+    pub fn collect(&mut self, n: usize, idle: Duration) -> Vec<SubMessage> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            match self.lines.recv_timeout(idle) {
+                Ok(line) => got.extend(parse_line(&line)),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        got
+    }
+}
+
+impl Drop for MosquittoSub {
+    fn drop(&mut self) {
+        // Best effort: with `-C` it has exited by itself.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A message line (`M qos retain topic payload`); `None` for `-d`'s debug lines.
+fn parse_line(line: &str) -> Option<SubMessage> {
+    let mut fields = line.strip_prefix("M ")?.splitn(4, ' ');
+    let qos = fields.next()?.parse().ok()?;
+    let retain = fields.next()? == "1";
+    let topic = fields.next()?.to_string();
+    let payload = fields.next().unwrap_or_default().to_string();
+    Some(SubMessage {
+        qos,
+        retain,
+        topic,
+        payload,
+    })
+}
+
+/// Runs `mosquitto_pub ARGS` against `addr` with `stdin` as its standard input (for `-l`),
+/// and expects it to succeed.
+pub fn mosquitto_pub(addr: SocketAddr, args: &[&str], stdin: &str) {
+    let port = addr.port().to_string();
+    let mut child = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosquitto_pub");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write mosquitto_pub's input");
+    let out = child.wait_with_output().expect("wait for mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub {args:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// Which broker a `Peer` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +247,7 @@ pub enum Kind {
     Mosquitto,
 }
 
-/// A running broker; killed on drop.
+/// A running broker of either kind; killed on drop.
 pub struct Peer {
     /// Which broker it is.
     pub kind: Kind,
@@ -36,18 +258,7 @@ pub struct Peer {
 
 enum Process {
     Pipit(Pipit),
-    Mosquitto(MosquittoChild),
-}
-
-/// A Mosquitto we started, killed (by its own pid) on drop.
-struct MosquittoChild(Child);
-
-impl Drop for MosquittoChild {
-    fn drop(&mut self) {
-        // Best effort: it may already have exited.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    Mosquitto(Mosquitto),
 }
 
 impl Peer {
@@ -61,60 +272,37 @@ impl Peer {
 }
 
 /// Starts pipit, and Mosquitto if installed, each reading `listener PORT 127.0.0.1` followed
-/// by `body` from a file in `dir`.
+/// by `body`.
 pub fn pipit_and_mosquitto(dir: &Scratch, body: &str) -> Vec<Peer> {
     let mut peers = vec![start(dir, Kind::Pipit, body)];
-    if Path::new(MOSQUITTO).exists() {
+    if mosquitto_installed("the Mosquitto comparison") {
         peers.push(start(dir, Kind::Mosquitto, body));
-    } else {
-        eprintln!("skipped the Mosquitto comparison: {MOSQUITTO} is not installed");
     }
     peers
 }
 
-/// Starts one broker of `kind` with `body` after a loopback listener line.
+/// Starts one broker of `kind` with `body` after a loopback listener line (pipit's files go
+/// to `dir`).
 pub fn start(dir: &Scratch, kind: Kind, body: &str) -> Peer {
-    let port = free_port();
-    let addr = local(port);
-    let name = format!("{kind:?}").to_lowercase();
-    let conf = dir.write(
-        &format!("{name}.conf"),
-        &format!("listener {port} 127.0.0.1\n{body}"),
-    );
-    let log = dir.path(&format!("{name}.log"));
-    let process = match kind {
-        Kind::Pipit => Process::Pipit(Pipit::with_config(&conf, addr, &log)),
-        Kind::Mosquitto => {
-            let child = Command::new(MOSQUITTO)
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("create mosquitto log"))
-                .spawn()
-                .expect("spawn mosquitto");
-            let mut child = MosquittoChild(child);
-            wait_listening(&mut child, addr, &log);
-            Process::Mosquitto(child)
+    match kind {
+        Kind::Pipit => {
+            let port = free_port();
+            let addr = local(port);
+            let conf = dir.write("pipit.conf", &format!("listener {port} 127.0.0.1\n{body}"));
+            let log = dir.path("pipit.log");
+            Peer {
+                kind,
+                addr,
+                process: Process::Pipit(Pipit::with_config(&conf, addr, &log)),
+            }
         }
-    };
-    Peer {
-        kind,
-        addr,
-        process,
-    }
-}
-
-/// Waits until Mosquitto accepts TCP connections on `addr`.
-fn wait_listening(child: &mut MosquittoChild, addr: SocketAddr, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        let exited = child.0.try_wait().expect("try_wait");
-        assert!(
-            exited.is_none() && Instant::now() < deadline,
-            "mosquitto did not listen on {addr} ({exited:?}):\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(25));
+        Kind::Mosquitto => {
+            let m = Mosquitto::with_config(body);
+            Peer {
+                kind,
+                addr: m.addr,
+                process: Process::Mosquitto(m),
+            }
+        }
     }
 }
