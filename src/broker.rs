@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::conn::{Conn, ConnId, Expiry, Phase};
 use crate::drops::DropReason;
 use crate::handle;
+use crate::linger::Lingerers;
 use crate::net::Transport;
 use crate::retain_walk;
 use crate::state::{Close, State};
@@ -38,6 +39,8 @@ const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 /// Listener `i` has token `LISTENER_TOP - i`; connections use slab keys from 0 upward.
 const LISTENER_TOP: usize = usize::MAX - 2;
+/// Lingering sockets (closed connections) have tokens from here up, below the listeners.
+const LINGER_FIRST: usize = usize::MAX / 2;
 
 /// Reads per connection per turn before it yields to the others (and is revisited).
 const READS_PER_TURN: usize = 16;
@@ -104,6 +107,8 @@ pub struct Broker {
     per_listener: Vec<usize>,
     /// Schedule of `$SYS` updates.
     sys: SysClock,
+    /// Closed connections' sockets waiting for the client to read the reason (`linger`).
+    lingering: Lingerers,
     /// A retained walk can go on: run the next turn at once.
     walk_again: bool,
 }
@@ -143,6 +148,7 @@ impl Broker {
             per_listener: vec![0; listeners.len()],
             sys: SysClock::new(Instant::now()),
             walk_again: false,
+            lingering: Lingerers::new(LINGER_FIRST),
             listeners,
             transports,
         })
@@ -206,8 +212,10 @@ impl Broker {
     pub fn run(mut self) -> io::Result<()> {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
+            let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
             let timeout = if self.read_again.is_empty() && !self.walk_again {
-                next_sweep.saturating_duration_since(Instant::now())
+                let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+                wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -231,6 +239,9 @@ impl Broker {
                     SIGNALS => self.on_signals(),
                     Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
                         self.accept(LISTENER_TOP - t);
+                    }
+                    token if self.lingering.owns(token) => {
+                        self.lingering.on_event(self.poll.registry(), token);
                     }
                     Token(key) => {
                         if let Some(id) = self.state.conns.id_at(key) {
@@ -641,7 +652,7 @@ impl Broker {
             .map_or(u32::MAX, |link| link.maximum_packet_size);
         last_words(&mut conn, why, client_max, &mut state.pool);
         if !conn.tx.is_empty() {
-            // Best effort: the socket is closing either way.
+            // Best effort: what the socket does not take now lingers below (plain TCP).
             let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
         }
         conn.socket.close();
@@ -650,7 +661,7 @@ impl Broker {
         }
         conn.rx.consume(usize::MAX);
         conn.rx.release_if_empty(&mut state.pool);
-        conn.tx.discard(&mut state.pool);
+        let unwritten = conn.tx.take_unwritten(&mut state.pool);
 
         let session = conn
             .session
@@ -697,6 +708,13 @@ impl Broker {
         {
             crate::will::on_close(state, conn.session, *will);
         }
+        if why.lingers() {
+            // A TLS connection's unwritten bytes are plaintext: only the TCP ones can go.
+            let (socket, tcp) = conn.socket.into_tcp();
+            let unwritten = if tcp { unwritten } else { Vec::new() };
+            self.lingering
+                .start(self.poll.registry(), socket, unwritten, state.now);
+        }
     }
 
     /// Publishes every will, delivers what it can, and closes every connection.
@@ -717,6 +735,7 @@ impl Broker {
         for id in ids {
             self.close(id, Close::Shutdown);
         }
+        self.lingering.clear(self.poll.registry());
         info!("stopped");
     }
 }

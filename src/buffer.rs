@@ -178,6 +178,16 @@ impl TxBuf {
         result
     }
 
+    /// The bytes not yet written, taken out (the connection is closing and they go to a
+    /// lingering socket); an empty buffer goes back to `pool`.
+    pub fn take_unwritten(&mut self, pool: &mut Pool) -> Vec<u8> {
+        if self.buf.is_empty() {
+            self.discard(pool);
+            return Vec::new();
+        }
+        std::mem::take(&mut self.buf)
+    }
+
     /// Gives any buffer back to `pool`, discarding unwritten bytes (the connection is gone).
     pub fn discard(&mut self, pool: &mut Pool) {
         if self.buf.capacity() != 0 {

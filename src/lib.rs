@@ -43,6 +43,7 @@ mod conn;
 mod drops;
 mod handle;
 mod hash;
+mod linger;
 pub mod message;
 mod net;
 pub mod passwd;

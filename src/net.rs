@@ -91,6 +91,16 @@ impl Stream {
         }
     }
 
+    /// The TCP socket underneath, and whether the stream was plain TCP (a TLS session's
+    /// state is dropped).
+    pub fn into_tcp(self) -> (TcpStream, bool) {
+        match self {
+            Stream::Tcp(socket) => (socket, true),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => (tls.into_socket(), false),
+        }
+    }
+
     /// Why the TLS session failed, if it did (for the log line that closes the connection).
     pub fn tls_failure(&self) -> Option<&dyn std::fmt::Display> {
         match self {

@@ -63,6 +63,21 @@ impl Close {
 }
 
 impl Close {
+    /// Whether the broker chose to close, so the client may still be sending and must be
+    /// given the chance to read the reason before the socket closes (`linger`).
+    pub fn lingers(self) -> bool {
+        matches!(
+            self,
+            Close::Decode(_)
+                | Close::Protocol(_)
+                | Close::Refused
+                | Close::KeepAliveTimeout
+                | Close::ConnectTimeout
+                | Close::TakenOver
+                | Close::Reason(..)
+        )
+    }
+
     /// A short human-readable reason, for a v5 DISCONNECT's Reason String.
     pub fn reason_string(self) -> &'static str {
         match self {

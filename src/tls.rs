@@ -137,6 +137,11 @@ impl TlsStream {
         &mut self.socket
     }
 
+    /// The TCP socket, without the TLS session.
+    pub fn into_socket(self) -> TcpStream {
+        self.socket
+    }
+
     /// Writes TLS records rustls holds until none is left (`true`) or the socket would
     /// block (`false`).
     pub fn flush_pending(&mut self) -> io::Result<bool> {
