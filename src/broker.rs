@@ -532,6 +532,7 @@ impl Broker {
         let mut dirty = std::mem::take(&mut self.state.dirty);
         let limits = self.state.queue_limits();
         let millis = self.state.millis();
+        self.state.frames.clear();
         let State {
             conns,
             sessions,
@@ -540,6 +541,7 @@ impl Broker {
             to_close,
             now,
             stats,
+            frames,
             ..
         } = &mut self.state;
         for &id in &dirty {
@@ -558,6 +560,7 @@ impl Broker {
                     conn.version,
                     limits,
                     *now,
+                    frames,
                 );
                 let client_id = &session.client_id;
                 stats

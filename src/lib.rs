@@ -41,6 +41,7 @@ mod clients;
 pub mod config;
 mod conn;
 mod drops;
+mod frame_cache;
 mod handle;
 mod hash;
 mod linger;

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::alias::{InboundAliases, OutboundAliases, OutboundTopic};
 use crate::conn::ConnId;
+use crate::frame_cache::FrameCache;
 use crate::message::Message;
 use crate::route::LastTopic;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
@@ -415,7 +416,8 @@ impl Session {
     /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
     /// bytes and the inflight window has room, in queue order (so per-topic order holds).
     /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
-    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped.
+    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped. A frame
+    /// another subscriber already took in the same form is copied from `cache`.
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
@@ -423,6 +425,7 @@ impl Session {
         version: Version,
         limits: QueueLimits,
         now: Instant,
+        cache: &mut FrameCache,
     ) -> SendDrops {
         let max_inflight = self.max_inflight(limits);
         let Session { flow, link, .. } = self;
@@ -445,11 +448,30 @@ impl Session {
                 flow.counted_bytes -= q.message.payload.len();
             }
             let ids = q.subscription_ids.as_slice();
-            let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
             if expired {
                 dropped.expired += 1;
                 continue;
             }
+            // The frame is the same for every subscriber without aliases or identifiers; it
+            // is worth keeping only if other queues hold the message too.
+            let shareable = ids.is_empty()
+                && link.as_deref().is_none_or(|l| l.topic_alias_maximum == 0)
+                && Rc::strong_count(&q.message) > 1;
+            if shareable && let Some(len) = cache.len_of(&q.message, version, q.qos, q.retain) {
+                let max = link.as_deref().map_or(u32::MAX, |l| l.maximum_packet_size);
+                if u32::try_from(len).is_ok_and(|len| len <= max) {
+                    let packet_id = match q.qos {
+                        QoS::AtMostOnce => 0,
+                        _ => flow.allocate_packet_id(),
+                    };
+                    cache.copy_into(out, &q.message, version, q.qos, q.retain, packet_id);
+                    flow.push_inflight(q, packet_id);
+                } else {
+                    dropped.too_large += 1;
+                }
+                continue;
+            }
+            let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
             if !fits(&mut publish, link.as_deref(), ids, version) {
                 dropped.too_large += 1;
                 continue;
@@ -470,21 +492,13 @@ impl Session {
                     }
                 }
             }
+            let start = out.len();
             publish.encode(version, ids, out);
-            if q.qos != QoS::AtMostOnce {
-                flow.inflight.push_back(Inflight {
-                    packet_id: publish.packet_id,
-                    state: if q.qos == QoS::AtLeastOnce {
-                        AckState::Puback
-                    } else {
-                        AckState::Pubrec
-                    },
-                    message: q.message,
-                    qos: q.qos,
-                    retain: q.retain,
-                    subscription_ids: q.subscription_ids,
-                });
+            if shareable {
+                cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
             }
+            let packet_id = publish.packet_id;
+            flow.push_inflight(q, packet_id);
         }
         dropped
     }
@@ -624,6 +638,24 @@ impl Session {
 }
 
 impl Flow {
+    /// Puts a QoS 1/2 message just sent with `packet_id` in the inflight window (QoS 0 needs
+    /// nothing more).
+    fn push_inflight(&mut self, q: Queued, packet_id: u16) {
+        let state = match q.qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => AckState::Puback,
+            QoS::ExactlyOnce => AckState::Pubrec,
+        };
+        self.inflight.push_back(Inflight {
+            packet_id,
+            state,
+            message: q.message,
+            qos: q.qos,
+            retain: q.retain,
+            subscription_ids: q.subscription_ids,
+        });
+    }
+
     fn find(&self, packet_id: u16, state: AckState) -> Option<usize> {
         // Acks usually come in order, so the search starts at the front.
         self.inflight
@@ -764,7 +796,15 @@ mod tests {
     /// What one `write_pending` turn sends, as 3.1.1 frames.
     fn write(s: &mut Session, limits: QueueLimits) -> Vec<u8> {
         let mut out = Vec::new();
-        s.write_pending(&mut out, 1 << 20, Version::V311, limits, Instant::now());
+        let mut cache = FrameCache::default();
+        s.write_pending(
+            &mut out,
+            1 << 20,
+            Version::V311,
+            limits,
+            Instant::now(),
+            &mut cache,
+        );
         out
     }
 
@@ -843,6 +883,29 @@ mod tests {
         assert_eq!(publishes(&write(&mut s, LIMITS)).len(), 12, "window of 2");
         assert_eq!(s.queue_room(LIMITS), 2);
         assert_eq!(s.backlog(), 1 + 1 + QUEUED_OVERHEAD);
+    }
+
+    #[test]
+    fn subscribers_taking_the_same_form_get_a_copy_with_their_own_packet_id() {
+        let m = msg("shared", QoS::AtLeastOnce);
+        let mut cache = FrameCache::default();
+        let mut frames = Vec::new();
+        for first_id in [1, 500] {
+            let mut s = online();
+            s.flow_mut().next_packet_id = first_id;
+            s.enqueue(Rc::clone(&m), QoS::AtLeastOnce, false, &[], LIMITS);
+            let mut out = Vec::new();
+            let now = Instant::now();
+            s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, now, &mut cache);
+            assert_eq!(s.on_puback(first_id), AckOutcome::Done, "in flight as {first_id}");
+            frames.push(out);
+        }
+        assert_eq!(publishes(&frames[0]), [(1, false, b"shared".to_vec())]);
+        assert_eq!(publishes(&frames[1]), [(500, false, b"shared".to_vec())]);
+        assert!(
+            cache.len_of(&m, Version::V311, QoS::AtLeastOnce, false).is_some(),
+            "the second was a copy"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::clients::ClientIndex;
 use crate::config::Config;
 use crate::conn::{ConnId, Conns, Millis};
 use crate::drops::DropReason;
+use crate::frame_cache::FrameCache;
 use crate::pool::Pool;
 use crate::retain::RetainedStore;
 use crate::retain_walk::Walks;
@@ -173,6 +174,8 @@ pub struct State {
     pub held: Vec<(ConnId, ConnId)>,
     /// SUBSCRIBEs whose retained messages are still being delivered.
     pub walks: Walks,
+    /// PUBLISH frames encoded this output pass, for copying to other subscribers.
+    pub frames: FrameCache,
 }
 
 impl State {
@@ -204,6 +207,7 @@ impl State {
             pending_wills: HashMap::new(),
             held: Vec::new(),
             walks: Walks::default(),
+            frames: FrameCache::default(),
         }
     }
 
