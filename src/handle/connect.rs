@@ -173,13 +173,19 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if existing.is_some() && !connect.clean_start && !owned {
         info!("client {client_id}: its session belongs to another user; starting a new one");
     }
-    let resume = owned && !connect.clean_start;
+    // A session that ends with its connection (3.1.1 clean session, 3.1.1 [MQTT-3.1.2-6];
+    // v5 Session Expiry 0, 3.1.2.11.2) ends when that connection is taken over: there is
+    // nothing to resume.
+    let lasting = existing.is_some_and(|old| {
+        (state.sessions.get(old.0 as usize)).is_some_and(|s| !s.ends_with_connection())
+    });
+    let resume = owned && lasting && !connect.clean_start;
     if let Some(old) = existing
         && resume
     {
         crate::will::cancel(state, old);
     }
-    let (sid, session_present) = attach_session(state, id, &client_id, !resume);
+    let (sid, resumed) = attach_session(state, id, &client_id, resume);
     let Some(conn) = state.conns.get_mut(id.index()) else {
         return Err(Close::Protocol("connection vanished"));
     };
@@ -208,11 +214,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,
         keep_alive,
-        if session_present {
-            ", session resumed"
-        } else {
-            ""
-        }
+        if resumed { ", session resumed" } else { "" }
     );
 
     // [MQTT-3.2.2-2] session present reflects a resumed session.
@@ -238,53 +240,66 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     }
     if let Some(out) = super::reply(state, id) {
         Connack {
-            session_present,
+            session_present: resumed,
             reason_code: reason::SUCCESS,
             properties,
         }
         .encode(version, out);
     }
-    if session_present {
+    if resumed {
         resend(state, id, sid, version);
     }
     state.mark_dirty(id);
     Ok(())
 }
 
-/// Attaches connection `id` to the session for `client_id`, closing any connection that
-/// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6] [MQTT-3.1.2-4]. Returns
-/// the session and whether an existing session was resumed.
+/// Attaches connection `id` to the session for `client_id`: the existing one if `resume`
+/// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
+/// still attached to the existing session is closed [MQTT-3.1.4-3] and its will settled by
+/// `will::on_takeover`. Returns the session and whether an existing session was resumed.
 fn attach_session(
     state: &mut State,
     id: ConnId,
     client_id: &str,
-    clean: bool,
+    resume: bool,
 ) -> (SessionId, bool) {
-    if let Some(old) = state.client_ids.get(client_id, &state.sessions) {
-        if let Some(old_conn) = state
-            .sessions
-            .get_mut(old.0 as usize)
-            .and_then(|s| s.conn.take())
-        {
-            debug!("client {client_id} taken over by a new connection");
-            if let Some(c) = state.conns.get_mut(old_conn.index()) {
-                c.session = None;
-            }
-            state.to_close.push((old_conn, Close::TakenOver));
-        }
-        if clean {
-            state.discard_session(old);
-        } else if let Some(session) = state.sessions.get_mut(old.0 as usize) {
+    let existing = state.client_ids.get(client_id, &state.sessions);
+    let old_will = existing.and_then(|old| take_over(state, old, client_id));
+    let resumed = match existing {
+        Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
             session.conn = Some(id);
             session.expires_at = None;
-            return (old, true);
+            old
+        }),
+        Some(old) => {
+            state.discard_session(old);
+            None
         }
+        None => None,
+    };
+    if let Some(will) = old_will {
+        crate::will::on_takeover(state, will, resumed.is_some());
+    }
+    if let Some(sid) = resumed {
+        return (sid, true);
     }
     let mut session = Session::new(client_id.into(), 0);
     session.conn = Some(id);
     let sid = SessionId(state.sessions.insert(session) as u32);
     state.client_ids.insert(sid, &state.sessions);
     (sid, false)
+}
+
+/// Detaches session `sid` from the connection that holds it, if any, and has the loop close
+/// that connection [MQTT-3.1.4-3]; returns that connection's will, which is now the
+/// takeover's to settle rather than the close's.
+fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will> {
+    let old_conn = state.sessions.get_mut(sid.0 as usize)?.conn.take()?;
+    debug!("client {client_id} taken over by a new connection");
+    state.to_close.push((old_conn, Close::TakenOver));
+    let conn = state.conns.get_mut(old_conn.index())?;
+    conn.session = None;
+    conn.will.take().map(|will| *will)
 }
 
 /// Whether session `sid` belongs to the client connecting with `username` through
