@@ -278,10 +278,11 @@ impl<'a> Connack<'a> {
         writer::frame_len(self.body_len(version))
     }
 
-    /// Appends the CONNACK frame in `version` (v3: two bytes of body, no properties).
+    /// Appends the CONNACK frame in `version` (v3: two bytes of body, no properties). MQTT
+    /// 3.1 has no Session Present flag: its first byte is reserved and sent as 0 (3.1, 3.2).
     pub fn encode(&self, version: Version, out: &mut Vec<u8>) {
         writer::header(out, 0x20, self.body_len(version));
-        out.push(u8::from(self.session_present));
+        out.push(u8::from(self.session_present && version != Version::V31));
         out.push(self.reason_code);
         if version == Version::V5 {
             self.properties.encode(out);
@@ -440,6 +441,18 @@ mod tests {
             },
         };
         check(&bytes, Version::V5, &Packet::Connack(expected));
+    }
+
+    #[test]
+    fn connack_v31_reserves_the_session_present_byte() {
+        let mut out = Vec::new();
+        Connack {
+            session_present: true,
+            reason_code: 0,
+            properties: Properties::default(),
+        }
+        .encode(Version::V31, &mut out);
+        assert_eq!(out, [0x20, 0x02, 0x00, 0x00]);
     }
 
     #[test]
