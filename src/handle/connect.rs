@@ -12,7 +12,7 @@ use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
 use crate::topic::validate_name;
 use crate::will::Will;
-use crate::wire::{Connack, Connect, Properties, Version, reason};
+use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
 const MAX_CLIENT_ID_V31: usize = 23;
@@ -165,6 +165,31 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
     }
 
+    // [MQTT-3.1.2-24] the CONNACK must fit the client's Maximum Packet Size. One that cannot
+    // be answered is closed without CONNACK (as Mosquitto does), before it takes anything over.
+    let mut connack = Connack {
+        session_present: false,
+        reason_code: reason::SUCCESS,
+        properties: if v5 {
+            connack_properties(
+                state,
+                listener,
+                assigned.then_some(&client_id),
+                server_keep_alive,
+            )
+        } else {
+            Properties::default()
+        },
+    };
+    let client_max = props.maximum_packet_size.unwrap_or(u32::MAX);
+    if !connack.fit(version, client_max) {
+        debug!(
+            "client {client_id}: a {}-byte CONNACK exceeds its maximum packet size {client_max}",
+            connack.encoded_len(version)
+        );
+        return Err(Close::Refused);
+    }
+
     // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
     // start ends the old session instead (`attach_session`), which publishes its will at once.
     // A session belongs to the user that created it: anyone else starts a new one.
@@ -218,33 +243,9 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     );
 
     // [MQTT-3.2.2-2] session present reflects a resumed session.
-    let mut properties = Properties::default();
-    if v5 {
-        let config = &state.config;
-        properties = Properties {
-            // [MQTT-3.2.2-16] the identifier the broker assigned.
-            assigned_client_identifier: assigned.then_some(client_id.as_str()),
-            server_keep_alive,
-            receive_maximum: Some(config.max_inflight_messages.max(1)),
-            maximum_packet_size: Some(config.max_packet_size),
-            topic_alias_maximum: config
-                .listeners
-                .get(usize::from(listener))
-                .map(|l| l.max_topic_alias),
-            retain_available: Some(u8::from(config.retain_available)),
-            wildcard_subscription_available: Some(1),
-            subscription_identifier_available: Some(1),
-            shared_subscription_available: Some(1),
-            ..Properties::default()
-        };
-    }
+    connack.session_present = resumed;
     if let Some(out) = super::reply(state, id) {
-        Connack {
-            session_present: resumed,
-            reason_code: reason::SUCCESS,
-            properties,
-        }
-        .encode(version, out);
+        connack.encode(version, out);
     }
     if resumed {
         resend(state, id, sid, version);
@@ -300,6 +301,33 @@ fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will>
     let conn = state.conns.get_mut(old_conn.index())?;
     conn.session = None;
     conn.will.take().map(|will| *will)
+}
+
+/// The CONNACK properties for an MQTT 5 client, each only when it differs from what its
+/// absence means (v5 3.2.2.3), so a constrained client is not sent what it already assumes:
+/// Receive Maximum 65535, no Maximum Packet Size but the protocol's, Topic Alias Maximum 0,
+/// Retain, Wildcard, Subscription Identifiers and Shared Subscriptions all available.
+fn connack_properties<'a>(
+    state: &State,
+    listener: u16,
+    assigned_client_identifier: Option<&'a str>,
+    server_keep_alive: Option<u16>,
+) -> Properties<'a> {
+    let config = &state.config;
+    let receive_maximum = config.max_inflight_messages.max(1);
+    let topic_alias_maximum =
+        (config.listeners.get(usize::from(listener))).map_or(0, |l| l.max_topic_alias);
+    Properties {
+        // [MQTT-3.2.2-16] the identifier the broker assigned.
+        assigned_client_identifier,
+        server_keep_alive,
+        receive_maximum: (receive_maximum != u16::MAX).then_some(receive_maximum),
+        maximum_packet_size: (config.max_packet_size < MAX_PACKET_SIZE)
+            .then_some(config.max_packet_size),
+        topic_alias_maximum: (topic_alias_maximum > 0).then_some(topic_alias_maximum),
+        retain_available: (!config.retain_available).then_some(0),
+        ..Properties::default()
+    }
 }
 
 /// Whether session `sid` belongs to the client connecting with `username` through
