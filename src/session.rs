@@ -174,8 +174,11 @@ pub enum Enqueued {
 pub enum AckOutcome {
     /// It completed or advanced a flow; an inflight slot may be free.
     Done,
-    /// No message was awaiting that acknowledgement under that packet id.
+    /// No message is in flight under that packet id.
     UnknownPacketId,
+    /// The message in flight under that packet id awaits another kind of acknowledgement
+    /// (PUBREC for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREC): a protocol error.
+    WrongKind,
 }
 
 /// One client's session state.
@@ -547,18 +550,25 @@ impl Session {
         self.finish(packet_id, AckState::Puback)
     }
 
-    /// Handles PUBREC for an outbound QoS 2 message: the caller answers with PUBREL.
-    pub fn on_pubrec(&mut self, packet_id: u16) -> AckOutcome {
+    /// Handles PUBREC for an outbound QoS 2 message: `accepted` (a reason code below 0x80)
+    /// moves it on to await PUBCOMP, and the caller answers with PUBREL, again if PUBREC
+    /// comes again; a refusal ends the flow there [MQTT-4.3.3-4].
+    pub fn on_pubrec(&mut self, packet_id: u16, accepted: bool) -> AckOutcome {
         let Some(flow) = self.flow.as_deref_mut() else {
             return AckOutcome::UnknownPacketId;
         };
-        match flow.find(packet_id, AckState::Pubrec) {
-            Some(i) => {
-                flow.inflight[i].state = AckState::Pubcomp;
-                AckOutcome::Done
+        let Some(i) = flow.find(packet_id) else {
+            return AckOutcome::UnknownPacketId;
+        };
+        match (flow.inflight[i].state, accepted) {
+            (AckState::Pubrec, true) => flow.inflight[i].state = AckState::Pubcomp,
+            (AckState::Pubcomp, true) => {}
+            (AckState::Pubrec, false) => {
+                flow.inflight.remove(i);
             }
-            None => AckOutcome::UnknownPacketId,
+            (AckState::Puback, _) | (AckState::Pubcomp, false) => return AckOutcome::WrongKind,
         }
+        AckOutcome::Done
     }
 
     /// Handles PUBCOMP, ending an outbound QoS 2 flow.
@@ -623,15 +633,17 @@ impl Session {
         before - flow.queue.len() - flow.inflight.len()
     }
 
+    /// Ends the flow of `packet_id` if it awaits the acknowledgement `state` stands for.
     fn finish(&mut self, packet_id: u16, state: AckState) -> AckOutcome {
         let Some(flow) = self.flow.as_deref_mut() else {
             return AckOutcome::UnknownPacketId;
         };
-        match flow.find(packet_id, state) {
-            Some(i) => {
+        match flow.find(packet_id) {
+            Some(i) if flow.inflight[i].state == state => {
                 flow.inflight.remove(i);
                 AckOutcome::Done
             }
+            Some(_) => AckOutcome::WrongKind,
             None => AckOutcome::UnknownPacketId,
         }
     }
@@ -656,11 +668,10 @@ impl Flow {
         });
     }
 
-    fn find(&self, packet_id: u16, state: AckState) -> Option<usize> {
+    /// Where the message in flight under `packet_id` is (ids in flight are distinct).
+    fn find(&self, packet_id: u16) -> Option<usize> {
         // Acks usually come in order, so the search starts at the front.
-        self.inflight
-            .iter()
-            .position(|f| f.packet_id == packet_id && f.state == state)
+        self.inflight.iter().position(|f| f.packet_id == packet_id)
     }
 
     fn allocate_packet_id(&mut self) -> u16 {
@@ -830,6 +841,12 @@ mod tests {
         let sent = publishes(&write(&mut s, LIMITS));
         assert_eq!(sent.len(), 2, "window of 2");
         assert_eq!(sent[0], (1, false, b"a".to_vec()));
+        assert_eq!(
+            s.on_pubrec(1, true),
+            AckOutcome::WrongKind,
+            "PUBREC for QoS 1"
+        );
+        assert_eq!(s.on_pubcomp(1), AckOutcome::WrongKind, "PUBCOMP for QoS 1");
         assert_eq!(s.on_puback(1), AckOutcome::Done);
         assert_eq!(s.on_puback(1), AckOutcome::UnknownPacketId);
         assert_eq!(
@@ -897,13 +914,19 @@ mod tests {
             let mut out = Vec::new();
             let now = Instant::now();
             s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, now, &mut cache);
-            assert_eq!(s.on_puback(first_id), AckOutcome::Done, "in flight as {first_id}");
+            assert_eq!(
+                s.on_puback(first_id),
+                AckOutcome::Done,
+                "in flight as {first_id}"
+            );
             frames.push(out);
         }
         assert_eq!(publishes(&frames[0]), [(1, false, b"shared".to_vec())]);
         assert_eq!(publishes(&frames[1]), [(500, false, b"shared".to_vec())]);
         assert!(
-            cache.len_of(&m, Version::V311, QoS::AtLeastOnce, false).is_some(),
+            cache
+                .len_of(&m, Version::V311, QoS::AtLeastOnce, false)
+                .is_some(),
             "the second was a copy"
         );
     }
@@ -916,10 +939,13 @@ mod tests {
         write(&mut s, LIMITS);
         assert_eq!(
             s.on_pubcomp(1),
-            AckOutcome::UnknownPacketId,
+            AckOutcome::WrongKind,
             "PUBCOMP before PUBREC"
         );
-        assert_eq!(s.on_pubrec(1), AckOutcome::Done);
+        assert_eq!(s.on_puback(2), AckOutcome::WrongKind, "PUBACK for QoS 2");
+        assert_eq!(s.on_pubrec(1, true), AckOutcome::Done);
+        assert_eq!(s.on_pubrec(1, true), AckOutcome::Done, "PUBREC again");
+        assert_eq!(s.on_pubrec(1, false), AckOutcome::WrongKind, "refused late");
         let mut out = Vec::new();
         s.resend_inflight(&mut out, Version::V311, Instant::now());
         // Message 1 awaits PUBCOMP: PUBREL (0x62) goes first; message 2 is re-sent with DUP.

@@ -5,8 +5,12 @@
 //! session, so the map is bounded by the number of sessions, and cancelling or publishing
 //! one is O(1)). It is published when its delay passes or when its session ends
 //! (`State::discard_session`), whichever comes first [MQTT-3.1.3-9]; a new connection to
-//! the session cancels it. The broker's one-second sweep calls [`publish_due`]. A will's Message Expiry
-//! Interval counts from when it is published.
+//! the session cancels it. The broker's one-second sweep calls [`publish_due`]. A will's
+//! Message Expiry Interval counts from when it is published.
+//!
+//! A connection taken over by a new one with its client id never reaches the pending map:
+//! its will is settled at the takeover ([`on_takeover`]), where it is known whether the new
+//! connection goes on with the session.
 //!
 //! A will is checked against its client's write access twice: at CONNECT (a will the client
 //! may not publish is dropped there) and when it is published, since SIGHUP may have reloaded
@@ -63,7 +67,8 @@ pub struct PendingWill {
 
 /// Handles the will of a connection that ended without a normal DISCONNECT. `session` is
 /// its session if it outlives the connection: then a Will Delay Interval postpones the
-/// will, to at most the session's end.
+/// will, to at most the session's end. (A connection taken over has no session left here:
+/// its will went through [`on_takeover`].)
 pub fn on_close(state: &mut State, session: Option<SessionId>, will: Will) {
     let Some((sid, s)) =
         session.and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)))
@@ -75,17 +80,27 @@ pub fn on_close(state: &mut State, session: Option<SessionId>, will: Will) {
         publish(state, will);
         return;
     }
-    if s.conn.is_some() {
-        // Taken over: the new connection arrived within the delay [MQTT-3.1.3-9].
-        debug!(
-            "client {}: delayed will cancelled by a new connection",
-            s.client_id
-        );
-        return;
-    }
     let delay = will.delay.min(s.expiry_interval);
     let at = state.now + Duration::from_secs(u64::from(delay));
     state.pending_wills.insert(sid, PendingWill { at, will });
+}
+
+/// Handles the will of a connection taken over by a new connection with its client id
+/// (v5 3.1.4), decided at the takeover: `resumed` says whether the new connection goes on
+/// with the old connection's session. The old connection closes without DISCONNECT, so its
+/// will is due [MQTT-3.1.2-8]: at once without a delay; with one, a new connection to the
+/// session within the delay means it is never sent [MQTT-3.1.3-9], while a session that
+/// ends here (a clean start, or one that ended with its connection) publishes it now, since
+/// the session's end cuts the delay short (v5 3.1.3.2.2).
+pub fn on_takeover(state: &mut State, will: Will, resumed: bool) {
+    if resumed && will.delay > 0 {
+        debug!(
+            "client {}: delayed will cancelled by a new connection",
+            will.client_id
+        );
+        return;
+    }
+    publish(state, will);
 }
 
 /// Drops session `sid`'s delayed will: its client connected again.

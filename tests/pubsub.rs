@@ -1,8 +1,14 @@
-//! PUBLISH and SUBSCRIBE over raw TCP: QoS 0/1/2 both ways, wildcards, overlap, order.
+//! PUBLISH and SUBSCRIBE over raw TCP: QoS 0/1/2 both ways, acknowledgements that do not
+//! fit their flow, wildcards, overlap, order.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
 
-use common::{Raw, ack, publish, start, subscribe, unsubscribe};
+use common::{Connect, Props, Raw, ack, publish, start, subscribe, unsubscribe};
+use mosquitto::{Kind, pipit_and_mosquitto};
 
 #[test]
 fn qos0_round_trip() {
@@ -278,4 +284,103 @@ fn qos0_to_a_subscriber_that_keeps_reading_slowly_is_not_dropped() {
     }
     writer.join().unwrap();
     sub.expect_silence(200);
+}
+
+/// What the broker does with an acknowledgement from a subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckAnswer {
+    /// A protocol error: the connection is closed (v5: pipit sends DISCONNECT 0x82 first).
+    Closed,
+    /// Nothing: the connection goes on.
+    Ignored,
+    /// PUBREL for the same packet id.
+    Pubrel,
+}
+
+/// An acknowledgement of the wrong kind for its packet id's flow (PUBREC or PUBCOMP for a
+/// QoS 1 message, PUBACK for a QoS 2 one, PUBCOMP before PUBREC) is a protocol error that
+/// closes the connection, as Mosquitto 2.0.11 does (which closes without a DISCONNECT); one
+/// for a packet id with no message in flight is no error: PUBACK and PUBCOMP are ignored,
+/// PUBREC is answered with PUBREL, as Mosquitto does too.
+#[test]
+fn an_acknowledgement_out_of_its_flow_is_a_protocol_error() {
+    use AckAnswer::{Closed, Ignored, Pubrel};
+    // (protocol level, QoS delivered (0: no message in flight), acks sent, answer)
+    #[rustfmt::skip]
+    let table: [(u8, u8, &[u8], AckAnswer); 11] = [
+        (4, 1, &[0x50], Closed),         // PUBREC for QoS 1
+        (4, 1, &[0x70], Closed),         // PUBCOMP for QoS 1
+        (4, 2, &[0x40], Closed),         // PUBACK for QoS 2
+        (4, 2, &[0x70], Closed),         // PUBCOMP before PUBREC
+        (5, 1, &[0x50], Closed),
+        (5, 2, &[0x40], Closed),
+        (4, 0, &[0x40], Ignored),        // unknown packet ids
+        (4, 0, &[0x70], Ignored),
+        (4, 0, &[0x50], Pubrel),
+        (5, 0, &[0x50], Pubrel),
+        (4, 2, &[0x50, 0x50], Pubrel),   // PUBREC again: PUBREL again
+    ];
+    let dir = support::Scratch::new("ack-flow");
+    for peer in pipit_and_mosquitto(&dir, "allow_anonymous true\n") {
+        for (n, &(level, qos, acks, answer)) in table.iter().enumerate() {
+            let case = format!("{:?} row {n}", peer.kind);
+            let topic = format!("acks/{n}");
+            let mut sub = Raw::open(peer.addr);
+            let id = format!("acker-{n}");
+            let v5 = level == 5;
+            let connect = if v5 {
+                Connect::v5(&id, Props::new())
+            } else {
+                Connect::v311(&id)
+            };
+            sub.send(&connect.bytes());
+            assert_eq!(sub.recv().expect("CONNACK").body[1], 0, "{case}");
+            if v5 {
+                sub.send(&common::subscribe_v5(1, Props::new(), &[(&topic, 2)]));
+            } else {
+                sub.send(&subscribe(1, &[(&topic, 2)]));
+            }
+            sub.recv_kind(9);
+            let packet_id = if qos == 0 {
+                0x4242
+            } else {
+                let mut publ = Raw::connect(peer.addr, &format!("pub-{n}"), true);
+                publ.send(&publish(&topic, b"m", qos, false, 1));
+                if qos == 2 {
+                    // Mosquitto passes a QoS 2 message on only once it is released.
+                    publ.recv_kind(5);
+                    publ.send(&ack(0x62, 1));
+                    publ.recv_kind(7);
+                }
+                let p = sub.recv().unwrap_or_else(|| panic!("{case}: no PUBLISH"));
+                assert_eq!((p.kind(), (p.header >> 1) & 3), (3, qos), "{case}");
+                u16::from_be_bytes([p.body[2 + topic.len()], p.body[3 + topic.len()]])
+            };
+            for &header in acks {
+                sub.send(&if v5 {
+                    common::ack_v5(header, packet_id)
+                } else {
+                    ack(header, packet_id)
+                });
+                if answer == Pubrel {
+                    let rel = sub.recv().expect("PUBREL");
+                    assert_eq!(
+                        (rel.header, &rel.body[..2]),
+                        (0x62, &packet_id.to_be_bytes()[..]),
+                        "{case}"
+                    );
+                }
+            }
+            match answer {
+                Closed => {
+                    let frames = sub.expect_closed();
+                    if v5 && peer.kind == Kind::Pipit {
+                        let d = frames.iter().find(|f| f.kind() == 14);
+                        assert_eq!(d.map(|d| d.body[0]), Some(0x82), "{case}: {frames:?}");
+                    }
+                }
+                Ignored | Pubrel => sub.ping(),
+            }
+        }
+    }
 }

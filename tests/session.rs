@@ -125,3 +125,28 @@ fn inflight_window_limits_unacknowledged_messages() {
     s.send(&ack(0x40, first[0].packet_id));
     assert_eq!(s.recv_publish().payload, 3u16.to_be_bytes());
 }
+
+/// MQTT 3.1 has no Session Present flag: the first CONNACK byte is reserved (3.1, 3.2), so a
+/// resumed 3.1 session gets exactly `20 02 00 00`, and still gets what its session kept.
+#[test]
+fn mqtt31_connack_has_no_session_present_flag_but_the_session_is_resumed() {
+    let broker = start();
+    let persistent = Connect::v31("old-timer").clean(false);
+    let mut s = Raw::open(broker.addr);
+    s.send(&persistent.bytes());
+    assert_eq!(s.recv().expect("CONNACK").body, [0, 0]);
+    s.subscribe("kept", 1);
+    s.disconnect();
+    let mut publ = Raw::connect(broker.addr, "p", true);
+    publ.publish_acked("kept", b"while away", false, 1);
+
+    let mut s = Raw::open(broker.addr);
+    s.send(&persistent.bytes());
+    let ack = s.recv().expect("CONNACK");
+    assert_eq!(
+        (ack.header, ack.body),
+        (0x20, vec![0, 0]),
+        "reserved byte 0"
+    );
+    assert_eq!(s.recv_publish().payload, b"while away");
+}

@@ -489,3 +489,75 @@ fn acl_denied_publish_is_0x87() {
         "no properties: {ack:?}"
     );
 }
+
+/// Every acknowledgement path carries a Reason String only with a failure code (0x80 and
+/// up), only to a client that allows problem information [MQTT-3.1.2-29], and only when it
+/// fits the client's Maximum Packet Size: a success-class code such as PUBACK 0x10 (No
+/// matching subscribers) is the bare code, so a constrained link pays 5 bytes for a publish
+/// nobody subscribes to, not one with a sentence in it.
+#[test]
+fn reason_strings_only_on_failures_the_client_accepts() {
+    let broker = start();
+    let mut sub = Raw::v5(broker.addr, "rs-sub", Props::new());
+    sub.subscribe_v5(Props::new(), &[("rs/taken", 1)]);
+    let clients = [
+        ("rs-loud", Props::new()),
+        ("rs-quiet", Props::new().byte(0x17, 0)),
+        ("rs-small", Props::new().u32(0x27, 16)),
+    ];
+    for (n, (id, props)) in clients.into_iter().enumerate() {
+        let loud = n == 0;
+        let mut c = Raw::v5(broker.addr, id, props);
+        // (what is sent, the reply's packet type, its body without properties, whether a
+        // Reason String follows)
+        let mut unsubscribe = vec![0, 4, 0];
+        common::string(b"rs/none", &mut unsubscribe);
+        #[rustfmt::skip]
+        let rows: [(Vec<u8>, u8, Vec<u8>, bool); 7] = [
+            // Success class: never.
+            (publish_v5("rs/nobody", b"x", 1, false, 1, Props::new()), 4, vec![0, 1, 0x10], false),
+            (publish_v5("rs/nobody", b"x", 2, false, 2, Props::new()), 5, vec![0, 2, 0x10], false),
+            (publish_v5("rs/taken", b"x", 1, false, 3, Props::new()), 4, vec![0, 3], false),
+            (common::subscribe_v5(4, Props::new(), &[("rs/ok", 1)]), 9, vec![0, 4, 0, 1], false),
+            (common::frame(0xa2, &unsubscribe), 11, vec![0, 4, 0, 0x11], false),
+            // Failures: only to the client that allows it and has room.
+            (ack_v5(0x50, 0x4242), 6, vec![0x42, 0x42, 0x92], loud),
+            (ack_v5(0x62, 0x4343), 7, vec![0x43, 0x43, 0x92], loud),
+        ];
+        for (packet, kind, body, reason_string) in rows {
+            c.send(&packet);
+            let reply = c.recv_kind(kind);
+            let case = format!("{id}: reply {kind} to {packet:02x?}");
+            // A v5 SUBACK/UNSUBACK always has a property length; an ack only with properties.
+            let (head, props) = match kind {
+                9 | 11 => (
+                    [&reply.body[..2], &reply.body[reply.body.len() - 1..]].concat(),
+                    common::split_props(&reply.body[2..]).0,
+                ),
+                _ if reply.body.len() > 3 => (
+                    reply.body[..3].to_vec(),
+                    common::split_props(&reply.body[3..]).0,
+                ),
+                _ => (reply.body.clone(), Vec::new()),
+            };
+            let expected_head = match kind {
+                9 | 11 => [&body[..2], &body[3..]].concat(),
+                _ => body,
+            };
+            assert_eq!(head, expected_head, "{case}");
+            assert_eq!(
+                prop(&props, 0x1f).is_some(),
+                reason_string,
+                "{case}: {props:?}"
+            );
+            if !reason_string {
+                assert!(props.is_empty(), "{case}: {props:?}");
+            }
+            if kind == 5 {
+                // The QoS 2 exchange ends: release it.
+                c.send(&ack_v5(0x62, 2));
+                c.recv_kind(7);
+            }
+        }
+    }
+}

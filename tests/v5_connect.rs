@@ -2,6 +2,10 @@
 //! keep alive, server DISCONNECT reason codes, will delay, enhanced authentication.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +13,8 @@ use common::{
     Connect, Props, Raw, disconnect_v5, prop, prop_int, publish, publish_v5, start, start_with,
     subscribe_v5,
 };
+use mosquitto::pipit_and_mosquitto;
+use support::Scratch;
 
 #[test]
 fn connack_advertises_what_the_broker_supports() {
@@ -26,12 +32,57 @@ fn connack_advertises_what_the_broker_supports() {
         "maximum packet size"
     );
     assert_eq!(prop_int(&ack.props, 0x22), Some(5), "topic alias maximum");
-    assert_eq!(prop_int(&ack.props, 0x25), Some(1), "retain available");
-    assert_eq!(prop_int(&ack.props, 0x28), Some(1), "wildcards");
-    assert_eq!(prop_int(&ack.props, 0x29), Some(1), "subscription ids");
-    assert_eq!(prop_int(&ack.props, 0x2a), Some(1), "shared subscriptions");
+    // What the client assumes when a property is absent is not repeated (v5 3.2.2.3).
+    assert_eq!(prop(&ack.props, 0x25), None, "retain available: 1");
+    assert_eq!(prop(&ack.props, 0x28), None, "wildcards available: 1");
+    assert_eq!(
+        prop(&ack.props, 0x29),
+        None,
+        "subscription ids available: 1"
+    );
+    assert_eq!(
+        prop(&ack.props, 0x2a),
+        None,
+        "shared subscriptions available: 1"
+    );
     assert_eq!(prop(&ack.props, 0x24), None, "maximum QoS omitted: 2");
     assert_eq!(prop(&ack.props, 0x12), None, "client id was given");
+    assert_eq!(ack.props.len(), 3, "nothing else: {:?}", ack.props);
+
+    // Defaults that do not hold are said; limits at the protocol's own are not.
+    let broker = start_with(|c| {
+        c.retain_available = false;
+        c.max_packet_size = 268_435_460;
+        c.max_inflight_messages = u16::MAX;
+        c.listeners[0].max_topic_alias = 0;
+    });
+    let (_c, ack) = Raw::connect_v5(broker.addr, &Connect::v5("props", Props::new()));
+    assert_eq!(
+        ack.props,
+        [(0x25, common::Prop::Int(0))],
+        "retain unavailable only"
+    );
+}
+
+/// A CONNACK never exceeds the client's Maximum Packet Size [MQTT-3.1.2-24]: it leaves out
+/// what only repeats a default, and a client it still cannot fit (here: one whose assigned
+/// client identifier does not fit in 20 bytes) is closed without one, as Mosquitto 2.0.11.
+#[test]
+fn connack_fits_the_clients_maximum_packet_size() {
+    let dir = Scratch::new("connack-size");
+    for peer in pipit_and_mosquitto(&dir, "allow_anonymous true\n") {
+        let tight = Props::new().u32(0x27, 20);
+        let mut c = Raw::open(peer.addr);
+        c.send(&Connect::v5("tight", tight.clone()).bytes());
+        let ack = c.recv().expect("CONNACK");
+        let len = 2 + ack.body.len();
+        assert!(len <= 20, "{:?}: a {len}-byte CONNACK: {ack:?}", peer.kind);
+        assert_eq!(ack.body[1], 0, "{:?}: accepted", peer.kind);
+
+        let mut c = Raw::open(peer.addr);
+        c.send(&Connect::v5("", tight).bytes());
+        assert_eq!(c.expect_closed(), [], "{:?}: no CONNACK", peer.kind);
+    }
 }
 
 #[test]
@@ -163,10 +214,11 @@ fn server_disconnect_carries_a_reason_string_that_fits() {
         prop(&props, 0x1f),
         Some(common::Prop::Bytes(b"session taken over".to_vec()))
     );
-    // A client whose Maximum Packet Size has no room for it gets the code alone.
+    // A client whose Maximum Packet Size has no room for it gets the code alone (16 bytes:
+    // room for the CONNACK, not for "keepalive timeout").
     let (mut tight, _) = Raw::connect_v5(
         broker.addr,
-        &Connect::v5("tight", Props::new().u32(0x27, 8)).keep_alive(1),
+        &Connect::v5("tight", Props::new().u32(0x27, 16)).keep_alive(1),
     );
     let frames = tight.expect_closed();
     let d = frames.iter().find(|f| f.kind() == 14).expect("DISCONNECT");

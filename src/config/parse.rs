@@ -28,8 +28,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Largest MQTT packet: one header byte, four length bytes and the largest remaining length.
-const MQTT_MAX_PACKET: u32 = 268_435_460;
+/// Largest MQTT packet.
+const MQTT_MAX_PACKET: u32 = crate::wire::MAX_PACKET_SIZE;
 /// Largest MQTT remaining length, hence the largest payload.
 const MQTT_MAX_REMAINING: i64 = 268_435_455;
 

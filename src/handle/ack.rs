@@ -1,4 +1,9 @@
 //! PUBACK, PUBREC, PUBREL, PUBCOMP: the acknowledgement flows of QoS 1 and 2.
+//!
+//! An acknowledgement of the wrong kind for the message in flight under its packet id (PUBREC
+//! or PUBCOMP for QoS 1, PUBACK for QoS 2, PUBCOMP before PUBREC) is a protocol error that
+//! closes the connection; one for a packet id with nothing in flight is not (a late
+//! duplicate): PUBACK and PUBCOMP are ignored and PUBREC is answered with PUBREL.
 
 use super::reply;
 use crate::conn::ConnId;
@@ -9,8 +14,11 @@ use crate::wire::{Ack, PacketType, Properties, reason};
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
 pub fn puback(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
-    if session.on_puback(ack.packet_id) == AckOutcome::Done {
-        state.mark_dirty(id);
+    match session.on_puback(ack.packet_id) {
+        AckOutcome::Done => state.mark_dirty(id),
+        // As Mosquitto: a PUBACK for nothing in flight (a late duplicate) is ignored.
+        AckOutcome::UnknownPacketId => {}
+        AckOutcome::WrongKind => return Err(Close::Protocol("PUBACK for a QoS 2 message")),
     }
     Ok(())
 }
@@ -19,15 +27,16 @@ pub fn puback(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close>
 pub fn pubrec(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
     // A PUBREC with a failure reason (v5) ends the flow without PUBREL [MQTT-4.3.3-4].
-    if ack.reason_code >= reason::UNSPECIFIED_ERROR {
-        session.on_pubrec(ack.packet_id);
-        session.on_pubcomp(ack.packet_id);
-        state.mark_dirty(id);
-        return Ok(());
-    }
-    let code = match session.on_pubrec(ack.packet_id) {
+    let accepted = ack.reason_code < reason::UNSPECIFIED_ERROR;
+    let code = match session.on_pubrec(ack.packet_id, accepted) {
+        AckOutcome::Done if !accepted => {
+            state.mark_dirty(id);
+            return Ok(());
+        }
         AckOutcome::Done => reason::SUCCESS,
+        AckOutcome::UnknownPacketId if !accepted => return Ok(()),
         AckOutcome::UnknownPacketId => reason::PACKET_IDENTIFIER_NOT_FOUND,
+        AckOutcome::WrongKind => return Err(Close::Protocol("PUBREC out of its QoS 2 flow")),
     };
     send_ack(state, id, PacketType::Pubrel, ack.packet_id, code);
     Ok(())
@@ -49,8 +58,10 @@ pub fn pubrel(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close>
 /// PUBCOMP from the client: ends an outbound QoS 2 flow.
 pub fn pubcomp(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
     let session = session_mut(state, id)?;
-    if session.on_pubcomp(ack.packet_id) == AckOutcome::Done {
-        state.mark_dirty(id);
+    match session.on_pubcomp(ack.packet_id) {
+        AckOutcome::Done => state.mark_dirty(id),
+        AckOutcome::UnknownPacketId => {}
+        AckOutcome::WrongKind => return Err(Close::Protocol("PUBCOMP out of its QoS 2 flow")),
     }
     Ok(())
 }

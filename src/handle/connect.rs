@@ -12,7 +12,7 @@ use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
 use crate::topic::validate_name;
 use crate::will::Will;
-use crate::wire::{Connack, Connect, Properties, Version, reason};
+use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
 const MAX_CLIENT_ID_V31: usize = 23;
@@ -165,6 +165,31 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
     }
 
+    // [MQTT-3.1.2-24] the CONNACK must fit the client's Maximum Packet Size. One that cannot
+    // be answered is closed without CONNACK (as Mosquitto does), before it takes anything over.
+    let mut connack = Connack {
+        session_present: false,
+        reason_code: reason::SUCCESS,
+        properties: if v5 {
+            connack_properties(
+                state,
+                listener,
+                assigned.then_some(&client_id),
+                server_keep_alive,
+            )
+        } else {
+            Properties::default()
+        },
+    };
+    let client_max = props.maximum_packet_size.unwrap_or(u32::MAX);
+    if !connack.fit(version, client_max) {
+        debug!(
+            "client {client_id}: a {}-byte CONNACK exceeds its maximum packet size {client_max}",
+            connack.encoded_len(version)
+        );
+        return Err(Close::Refused);
+    }
+
     // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
     // start ends the old session instead (`attach_session`), which publishes its will at once.
     // A session belongs to the user that created it: anyone else starts a new one.
@@ -173,13 +198,19 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if existing.is_some() && !connect.clean_start && !owned {
         info!("client {client_id}: its session belongs to another user; starting a new one");
     }
-    let resume = owned && !connect.clean_start;
+    // A session that ends with its connection (3.1.1 clean session, 3.1.1 [MQTT-3.1.2-6];
+    // v5 Session Expiry 0, 3.1.2.11.2) ends when that connection is taken over: there is
+    // nothing to resume.
+    let lasting = existing.is_some_and(|old| {
+        (state.sessions.get(old.0 as usize)).is_some_and(|s| !s.ends_with_connection())
+    });
+    let resume = owned && lasting && !connect.clean_start;
     if let Some(old) = existing
         && resume
     {
         crate::will::cancel(state, old);
     }
-    let (sid, session_present) = attach_session(state, id, &client_id, !resume);
+    let (sid, resumed) = attach_session(state, id, &client_id, resume);
     let Some(conn) = state.conns.get_mut(id) else {
         return Err(Close::Protocol("connection vanished"));
     };
@@ -208,83 +239,95 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         "client {client_id} connected from {peer} ({version:?}, clean {}, keepalive {}s{})",
         connect.clean_start,
         keep_alive,
-        if session_present {
-            ", session resumed"
-        } else {
-            ""
-        }
+        if resumed { ", session resumed" } else { "" }
     );
 
     // [MQTT-3.2.2-2] session present reflects a resumed session.
-    let mut properties = Properties::default();
-    if v5 {
-        let config = &state.config;
-        properties = Properties {
-            // [MQTT-3.2.2-16] the identifier the broker assigned.
-            assigned_client_identifier: assigned.then_some(client_id.as_str()),
-            server_keep_alive,
-            receive_maximum: Some(config.max_inflight_messages.max(1)),
-            maximum_packet_size: Some(config.max_packet_size),
-            topic_alias_maximum: config
-                .listeners
-                .get(usize::from(listener))
-                .map(|l| l.max_topic_alias),
-            retain_available: Some(u8::from(config.retain_available)),
-            wildcard_subscription_available: Some(1),
-            subscription_identifier_available: Some(1),
-            shared_subscription_available: Some(1),
-            ..Properties::default()
-        };
-    }
+    connack.session_present = resumed;
     if let Some(out) = super::reply(state, id) {
-        Connack {
-            session_present,
-            reason_code: reason::SUCCESS,
-            properties,
-        }
-        .encode(version, out);
+        connack.encode(version, out);
     }
-    if session_present {
+    if resumed {
         resend(state, id, sid, version);
     }
     state.mark_dirty(id);
     Ok(())
 }
 
-/// Attaches connection `id` to the session for `client_id`, closing any connection that
-/// held it [MQTT-3.1.4-2] and discarding it if `clean` [MQTT-3.1.2-6] [MQTT-3.1.2-4]. Returns
-/// the session and whether an existing session was resumed.
+/// Attaches connection `id` to the session for `client_id`: the existing one if `resume`
+/// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
+/// still attached to the existing session is closed [MQTT-3.1.4-3] and its will settled by
+/// `will::on_takeover`. Returns the session and whether an existing session was resumed.
 fn attach_session(
     state: &mut State,
     id: ConnId,
     client_id: &str,
-    clean: bool,
+    resume: bool,
 ) -> (SessionId, bool) {
-    if let Some(old) = state.client_ids.get(client_id, &state.sessions) {
-        if let Some(old_conn) = state
-            .sessions
-            .get_mut(old.0 as usize)
-            .and_then(|s| s.conn.take())
-        {
-            debug!("client {client_id} taken over by a new connection");
-            if let Some(c) = state.conns.get_mut(old_conn) {
-                c.session = None;
-            }
-            state.to_close.push((old_conn, Close::TakenOver));
-        }
-        if clean {
-            state.discard_session(old);
-        } else if let Some(session) = state.sessions.get_mut(old.0 as usize) {
+    let existing = state.client_ids.get(client_id, &state.sessions);
+    let old_will = existing.and_then(|old| take_over(state, old, client_id));
+    let resumed = match existing {
+        Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
             session.conn = Some(id);
             session.expires_at = None;
-            return (old, true);
+            old
+        }),
+        Some(old) => {
+            state.discard_session(old);
+            None
         }
+        None => None,
+    };
+    if let Some(will) = old_will {
+        crate::will::on_takeover(state, will, resumed.is_some());
+    }
+    if let Some(sid) = resumed {
+        return (sid, true);
     }
     let mut session = Session::new(client_id.into(), 0);
     session.conn = Some(id);
     let sid = SessionId(state.sessions.insert(session) as u32);
     state.client_ids.insert(sid, &state.sessions);
     (sid, false)
+}
+
+/// Detaches session `sid` from the connection that holds it, if any, and has the loop close
+/// that connection [MQTT-3.1.4-3]; returns that connection's will, which is now the
+/// takeover's to settle rather than the close's.
+fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will> {
+    let old_conn = state.sessions.get_mut(sid.0 as usize)?.conn.take()?;
+    debug!("client {client_id} taken over by a new connection");
+    state.to_close.push((old_conn, Close::TakenOver));
+    let conn = state.conns.get_mut(old_conn)?;
+    conn.session = None;
+    conn.will.take().map(|will| *will)
+}
+
+/// The CONNACK properties for an MQTT 5 client, each only when it differs from what its
+/// absence means (v5 3.2.2.3), so a constrained client is not sent what it already assumes:
+/// Receive Maximum 65535, no Maximum Packet Size but the protocol's, Topic Alias Maximum 0,
+/// Retain, Wildcard, Subscription Identifiers and Shared Subscriptions all available.
+fn connack_properties<'a>(
+    state: &State,
+    listener: u16,
+    assigned_client_identifier: Option<&'a str>,
+    server_keep_alive: Option<u16>,
+) -> Properties<'a> {
+    let config = &state.config;
+    let receive_maximum = config.max_inflight_messages.max(1);
+    let topic_alias_maximum =
+        (config.listeners.get(usize::from(listener))).map_or(0, |l| l.max_topic_alias);
+    Properties {
+        // [MQTT-3.2.2-16] the identifier the broker assigned.
+        assigned_client_identifier,
+        server_keep_alive,
+        receive_maximum: (receive_maximum != u16::MAX).then_some(receive_maximum),
+        maximum_packet_size: (config.max_packet_size < MAX_PACKET_SIZE)
+            .then_some(config.max_packet_size),
+        topic_alias_maximum: (topic_alias_maximum > 0).then_some(topic_alias_maximum),
+        retain_available: (!config.retain_available).then_some(0),
+        ..Properties::default()
+    }
 }
 
 /// Whether session `sid` belongs to the client connecting with `username` through

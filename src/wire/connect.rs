@@ -2,7 +2,7 @@
 //! own protocol version; CONNACK is read and written in the connection's version. The
 //! codec checks grammar and flag consistency; client identifier rules are the broker's.
 
-use super::property::{Kind, Properties};
+use super::property::{Kind, Properties, UserProperties};
 use super::reader::{Reader, varint_prefix};
 use super::{Error, QoS, Version, writer};
 
@@ -278,10 +278,23 @@ impl<'a> Connack<'a> {
         writer::frame_len(self.body_len(version))
     }
 
-    /// Appends the CONNACK frame in `version` (v3: two bytes of body, no properties).
+    /// Leaves out the Reason String and User Properties if the frame would exceed the client's
+    /// Maximum Packet Size `max` [MQTT-3.2.2-19] [MQTT-3.2.2-20]; returns whether it fits
+    /// then [MQTT-3.1.2-24].
+    pub fn fit(&mut self, version: Version, max: u32) -> bool {
+        let fits = |c: &Connack<'_>| u32::try_from(c.encoded_len(version)).is_ok_and(|n| n <= max);
+        if !fits(self) {
+            self.properties.reason_string = None;
+            self.properties.user_properties = UserProperties::default();
+        }
+        fits(self)
+    }
+
+    /// Appends the CONNACK frame in `version` (v3: two bytes of body, no properties). MQTT
+    /// 3.1 has no Session Present flag: its first byte is reserved and sent as 0 (3.1, 3.2).
     pub fn encode(&self, version: Version, out: &mut Vec<u8>) {
         writer::header(out, 0x20, self.body_len(version));
-        out.push(u8::from(self.session_present));
+        out.push(u8::from(self.session_present && version != Version::V31));
         out.push(self.reason_code);
         if version == Version::V5 {
             self.properties.encode(out);
@@ -303,8 +316,8 @@ mod tests {
         assert_eq!(connect_version(&v311), Some(Version::V311));
         assert_eq!(connect_version(&[0x30, 0x00]), None);
     }
+    use crate::wire::Packet;
     use crate::wire::fixture::{check, error, frame};
-    use crate::wire::{Packet, UserProperties};
 
     const USER_KV: [u8; 7] = [0x26, 0, 1, b'k', 0, 1, b'v'];
 
@@ -440,6 +453,39 @@ mod tests {
             },
         };
         check(&bytes, Version::V5, &Packet::Connack(expected));
+    }
+
+    #[test]
+    fn connack_v31_reserves_the_session_present_byte() {
+        let mut out = Vec::new();
+        Connack {
+            session_present: true,
+            reason_code: 0,
+            properties: Properties::default(),
+        }
+        .encode(Version::V31, &mut out);
+        assert_eq!(out, [0x20, 0x02, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn connack_fit_drops_reason_string_and_user_properties_first() {
+        let mut connack = Connack {
+            session_present: false,
+            reason_code: 0,
+            properties: Properties {
+                receive_maximum: Some(10),
+                reason_string: Some("why"),
+                user_properties: UserProperties::new(&USER_KV),
+                ..Properties::default()
+            },
+        };
+        // 5 bytes of header, flags, code and property length; 3 of Receive Maximum.
+        assert_eq!(connack.encoded_len(Version::V5), 5 + 3 + 6 + 7);
+        assert!(connack.clone().fit(Version::V5, 21), "fits as it is");
+        assert!(connack.fit(Version::V5, 8));
+        assert_eq!(connack.encoded_len(Version::V5), 8);
+        assert_eq!(connack.properties.receive_maximum, Some(10), "kept");
+        assert!(!connack.fit(Version::V5, 7), "the rest does not fit");
     }
 
     #[test]

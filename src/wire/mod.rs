@@ -34,6 +34,10 @@ pub use subscribe::{
     Unsubscribe, UnsubscribeFilters, encode_subscribe, encode_unsubscribe,
 };
 
+/// Largest MQTT packet: one header byte, four length bytes and the largest remaining length;
+/// a peer that states no Maximum Packet Size accepts this much (v5 3.1.2.11.4).
+pub const MAX_PACKET_SIZE: u32 = 268_435_460;
+
 /// The MQTT protocol revision a connection speaks, fixed by its CONNECT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Version {
