@@ -150,9 +150,15 @@ pub struct Config {
     pub sys_interval: u32,
     /// How long a new connection may take to send CONNECT before it is closed.
     pub connect_timeout: Duration,
-    /// Longest topic name or filter accepted, in bytes.
+    /// Longest topic name or filter accepted, in bytes (65,535, as Mosquitto).
     pub max_topic_length: usize,
-    /// Most levels in a topic name or filter.
+    /// Most `/`-separated levels in a topic name or filter: 201 (200 separators), the bound
+    /// Mosquitto 2.0 enforces. Every level of a subscription costs a tree node (about 270
+    /// bytes measured, for two bytes of filter) and every level of a retained topic a store
+    /// node, so a 65,535-byte filter of 32,768 levels would cost about 9 MB, for each of the
+    /// `max_subscriptions_per_client` filters a client may hold. Beyond the bound a
+    /// filter gets SUBACK 0x8F (3.1.1 0x80), a PUBLISH v5 0x90 (3.1.1 acknowledged and
+    /// dropped) and a will CONNACK 0x90 (3.1.1 0x03); the connection stays up.
     pub max_topic_levels: usize,
     /// Most client bytes waiting in one connection's output buffer; at the bound QoS 0
     /// messages to that client are dropped (counted) and QoS 1/2 wait in the session queue.
@@ -208,7 +214,7 @@ impl Default for Config {
             sys_interval: 10,
             connect_timeout: Duration::from_secs(10),
             max_topic_length: 65535,
-            max_topic_levels: 128,
+            max_topic_levels: 201,
             max_output_buffer: 1024 * 1024,
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,

@@ -9,7 +9,7 @@ use crate::conn::{ConnId, Phase};
 use crate::message::Message;
 use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
-use crate::topic::validate_name;
+use crate::topic::{TopicError, validate_name};
 use crate::will::Will;
 use crate::wire::{Connack, Connect, Properties, Version, reason};
 
@@ -65,8 +65,15 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let will = match &connect.will {
         Some(w) => {
             let limits = state.topic_limits();
-            if validate_name(w.topic, limits).is_err() {
-                return Err(Close::Protocol("invalid will topic"));
+            match validate_name(w.topic, limits) {
+                Ok(()) => {}
+                // Well-formed but over the topic length or level bound: refused, not closed
+                // (v5 0x90; 3.1.1 has no closer code than 0x03).
+                Err(TopicError::TooLong) => {
+                    debug!("will topic over the topic length or level bound");
+                    return refuse(state, id, reason::TOPIC_NAME_INVALID);
+                }
+                Err(_) => return Err(Close::Protocol("invalid will topic")),
             }
             let wp = &w.properties;
             // [MQTT-3.3.2-13] a response topic is a topic name.
