@@ -167,6 +167,10 @@ pub struct Config {
     /// SUBSCRIBE for a new filter beyond it is refused (0x80 / v5 0x97 quota exceeded).
     /// 0 is unlimited.
     pub max_subscriptions_per_client: usize,
+    /// Most bytes one MQTT 5 connection's outbound topic alias table may cost (each entry
+    /// counted with its topic's length); at the bound the broker stops assigning aliases to
+    /// that client and sends further topics in full.
+    pub max_outbound_alias_bytes: usize,
     /// Most retained messages stored (pipit's `max_retained_messages`); at the bound a
     /// retained PUBLISH to a new topic is delivered but not stored (counted). 0 is unlimited.
     pub max_retained_messages: usize,
@@ -218,6 +222,7 @@ impl Default for Config {
             max_output_buffer: 1024 * 1024,
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
+            max_outbound_alias_bytes: crate::alias::DEFAULT_MAX_OUTBOUND_ALIAS_BYTES,
             per_listener_settings: false,
             allow_zero_length_clientid: true,
             clientid_prefixes: None,

@@ -1,20 +1,25 @@
 //! Bounds that refuse by reason code rather than by closing a well-behaved client: a SUBSCRIBE
 //! or UNSUBSCRIBE of thousands of filters, `max_subscriptions_per_client` per filter, topics
-//! deeper than the level bound (compared with the real Mosquitto), and topics of 30,000
-//! levels routed when the bound is raised.
+//! deeper than the level bound (compared with the real Mosquitto), topics of 30,000 levels
+//! routed when the bound is raised, and outbound topic alias tables bounded in bytes.
 
 mod common;
 #[path = "common/mosquitto.rs"]
 mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{
-    Connect, Props, Raw, frame, publish, publish_v5, split_props, start, start_with, string,
-    subscribe, subscribe_v5, varint,
+    Connect, Props, Raw, frame, prop_int, publish, publish_v5, split_props, start, start_with,
+    string, subscribe, subscribe_v5, varint,
 };
 use mosquitto::Mosquitto;
+use support::{Pipit, Scratch, free_port, local};
 
 /// The protocol version a case runs in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -235,5 +240,117 @@ fn with_the_bound_raised_a_topic_of_30000_levels_routes_without_crash_or_stall()
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn outbound_aliases_are_assigned_until_the_byte_budget_then_topics_go_in_full() {
+    // Room for exactly two entries of these 12-byte topics (see `alias::entry_bytes`).
+    let entry = 12 + 2 * size_of::<usize>() + size_of::<(std::rc::Rc<str>, u16)>() + 1;
+    let broker = start_with(|c| c.max_outbound_alias_bytes = 2 * entry);
+    let mut sub = Raw::v5(broker.addr, "ab-sub", Props::new().u16(0x22, u16::MAX));
+    sub.subscribe_v5(Props::new(), &[("ab/#", 0)]);
+    let mut p = Raw::connect(broker.addr, "ab-pub", true);
+    let sent = [
+        "ab/topic-001",
+        "ab/topic-002",
+        "ab/topic-003",
+        "ab/topic-001",
+    ];
+    for topic in sent {
+        p.send(&publish(topic, b"x", 0, false, 0));
+    }
+    let got: Vec<(String, Option<u32>)> = (0..sent.len())
+        .map(|_| {
+            let m = sub.recv_publish5();
+            (m.topic, prop_int(&m.props, 0x23))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ab/topic-001".to_owned(), Some(1)),
+            ("ab/topic-002".to_owned(), Some(2)),
+            ("ab/topic-003".to_owned(), None),
+            (String::new(), Some(1)),
+        ],
+        "two aliases fit the budget, the third topic goes in full, the first stays known"
+    );
+}
+
+/// The broker process's resident set, in KiB, from `/proc/PID/status`.
+fn rss_kib(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+#[test]
+fn outbound_alias_tables_keep_broker_memory_bounded() {
+    // Twenty MQTT 5 subscribers announcing Topic Alias Maximum 65,535 and 4 MB of long
+    // distinct topics: each table used to keep its own copy of every topic (80 MB here; 592
+    // MB for 30 MB of topics in the report).
+    const SUBSCRIBERS: usize = 20;
+    const TOPICS: usize = 2_000;
+    const TOPIC_BYTES: usize = 2_000;
+    const BATCH: usize = 50;
+    let dir = Scratch::new("alias-memory");
+    let port = free_port();
+    let addr = local(port);
+    let config = dir.write(
+        "pipit.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    );
+    let pipit = Pipit::with_config(&config, addr, &dir.path("pipit.log"));
+    let received: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..SUBSCRIBERS).map(|_| AtomicUsize::new(0)).collect());
+    let subscribed = Arc::new(Barrier::new(SUBSCRIBERS + 1));
+    let readers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|i| {
+            let (received, subscribed) = (Arc::clone(&received), Arc::clone(&subscribed));
+            std::thread::spawn(move || {
+                let mut c = Raw::v5(addr, &format!("mem-{i}"), Props::new().u16(0x22, u16::MAX));
+                c.subscribe_v5(Props::new(), &[("mem/#", 0)]);
+                subscribed.wait();
+                for n in 1..=TOPICS {
+                    c.recv_publish5();
+                    received[i].store(n, Ordering::Release);
+                }
+            })
+        })
+        .collect();
+    subscribed.wait();
+    let before = rss_kib(pipit.child.id());
+    let mut publisher = Raw::connect(addr, "mem-pub", true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for start in (0..TOPICS).step_by(BATCH) {
+        let mut batch = Vec::new();
+        for i in start..start + BATCH {
+            let topic = format!("mem/{i:0>width$}", width = TOPIC_BYTES - 4);
+            batch.extend(publish(&topic, b"x", 0, false, 0));
+        }
+        publisher.send(&batch);
+        // Every subscriber reads each batch before the next: nothing waits in the broker.
+        while received
+            .iter()
+            .any(|r| r.load(Ordering::Acquire) < start + BATCH)
+        {
+            assert!(Instant::now() < deadline, "subscribers stalled");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let after = rss_kib(pipit.child.id());
+    for r in readers {
+        r.join().expect("reader thread");
+    }
+    let growth = after.saturating_sub(before);
+    eprintln!("broker RSS {before} KiB -> {after} KiB");
+    assert!(
+        growth < 24 * 1024,
+        "broker RSS grew by {growth} KiB ({before} -> {after}) for 4 MB of distinct topics"
     );
 }

@@ -4,6 +4,7 @@
 use log::{debug, warn};
 
 use super::reply;
+use crate::alias::OutboundAliases;
 use crate::auth::AuthResult;
 use crate::conn::{ConnId, Phase};
 use crate::message::Message;
@@ -167,6 +168,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     conn.session = Some(sid);
     conn.keep_alive = keep_alive;
     conn.will = will.map(Box::new);
+    let alias_bytes = state.config.max_outbound_alias_bytes;
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.username = username.map(Box::from);
         session.listener = listener;
@@ -177,6 +179,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
                 maximum_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
                 topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
                 problem_information: props.request_problem_information != Some(0),
+                outbound_aliases: OutboundAliases::new(alias_bytes),
                 ..Link::default()
             })
         });
