@@ -189,21 +189,51 @@ impl SubscriptionTree {
     /// Appends every plain subscription matching topic `name` to `subs` and every matching
     /// shared group to `groups`. A session may appear several times (overlapping filters);
     /// the caller merges them. Each node is reached at most once (the tree is a trie), so the
-    /// work is bounded by the topic's levels and the tree's nodes.
+    /// work is bounded by the topic's levels and the tree's nodes. The order is a depth-first
+    /// walk's: at each level `#`, then the whole `+` branch, then the exact one.
     pub fn collect(&mut self, name: &str, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
         let mut pending = std::mem::take(&mut self.pending);
-        pending.clear();
+        pending.push((ROOT, Some(0)));
         // [MQTT-4.7.2-1] A leading wildcard does not match a topic starting with `$`.
-        let mut branch = self.step(
-            (ROOT, Some(0)),
-            name,
-            is_dollar(name),
-            subs,
-            groups,
-            &mut pending,
-        );
-        while let Some(next) = branch.or_else(|| pending.pop()) {
-            branch = self.step(next, name, false, subs, groups, &mut pending);
+        let mut skip_wildcards = is_dollar(name);
+        while let Some((mut node, mut at)) = pending.pop() {
+            // Follow one branch down, leaving the exact alternative of each `+` for later.
+            loop {
+                let n = &self.nodes[node as usize];
+                let Some(start) = at else {
+                    self.take(node, subs, groups);
+                    // "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2].
+                    if let Some(hash) = n.hash {
+                        self.take(hash, subs, groups);
+                    }
+                    break;
+                };
+                let rest = &name[start..];
+                // `/` is ASCII, so the split point is a char boundary.
+                let (level, after) = match rest.bytes().position(|b| b == b'/') {
+                    Some(i) => (&rest[..i], Some(start + i + 1)),
+                    None => (rest, None),
+                };
+                let exact = n.children.get(level).copied();
+                let plus = if skip_wildcards {
+                    None
+                } else {
+                    if let Some(hash) = n.hash {
+                        self.take(hash, subs, groups);
+                    }
+                    n.plus
+                };
+                skip_wildcards = false;
+                node = match (plus, exact) {
+                    (Some(plus), Some(exact)) => {
+                        pending.push((exact, after));
+                        plus
+                    }
+                    (Some(next), None) | (None, Some(next)) => next,
+                    (None, None) => break,
+                };
+                at = after;
+            }
         }
         self.pending = pending;
     }
@@ -231,51 +261,6 @@ impl SubscriptionTree {
             .unwrap_or(start);
         g.next = chosen + 1;
         Some(g.members[chosen])
-    }
-
-    /// Matches one level at `node`: takes what matches there, pushes a `+` branch to walk
-    /// later and returns the branch to walk next (the `+` one first, as a depth-first walk
-    /// would, so results keep their order).
-    fn step(
-        &self,
-        (node, at): Branch,
-        name: &str,
-        skip_wildcards: bool,
-        subs: &mut Vec<Subscriber>,
-        groups: &mut Vec<GroupRef>,
-        pending: &mut Vec<Branch>,
-    ) -> Option<Branch> {
-        let n = &self.nodes[node as usize];
-        let Some(start) = at else {
-            self.take(node, subs, groups);
-            // "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2].
-            if let Some(hash) = n.hash {
-                self.take(hash, subs, groups);
-            }
-            return None;
-        };
-        let rest = &name[start..];
-        // `/` is ASCII, so the split point is a char boundary.
-        let (level, after) = match rest.bytes().position(|b| b == b'/') {
-            Some(i) => (&rest[..i], Some(start + i + 1)),
-            None => (rest, None),
-        };
-        let exact = n.children.get(level).map(|&child| (child, after));
-        let plus = if skip_wildcards {
-            None
-        } else {
-            if let Some(hash) = n.hash {
-                self.take(hash, subs, groups);
-            }
-            n.plus.map(|plus| (plus, after))
-        };
-        match (plus, exact) {
-            (Some(plus), Some(exact)) => {
-                pending.push(exact);
-                Some(plus)
-            }
-            (plus, exact) => plus.or(exact),
-        }
     }
 
     fn take(&self, node: u32, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
