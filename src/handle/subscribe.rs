@@ -41,26 +41,25 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
     let mut codes = Vec::with_capacity(packet.filters.len());
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
     for (raw_filter, options) in packet.filters.iter() {
-        codes.push(
-            match add(state, sid, raw_filter, options, subscription_id) {
-                Ok((granted, existed)) => {
-                    // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
-                    let send = match options.retain_handling {
-                        RetainHandling::SendAtSubscribe => true,
-                        RetainHandling::SendIfNew => !existed,
-                        RetainHandling::DontSend => false,
-                    };
-                    if send {
-                        accepted.push((raw_filter, granted));
-                    }
-                    granted as u8
+        let code = match add(state, sid, raw_filter, options, subscription_id) {
+            Ok((granted, existed)) => {
+                // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
+                let send = match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DontSend => false,
+                };
+                if send {
+                    accepted.push((raw_filter, granted));
                 }
-                Err(code) => {
-                    debug!("refused subscription {raw_filter:?} (reason {code:#04x})");
-                    code
-                }
-            },
-        );
+                granted as u8
+            }
+            Err(code) => {
+                debug!("refused subscription {raw_filter:?} (reason {code:#04x})");
+                code
+            }
+        };
+        codes.push(code);
     }
     if version < crate::wire::Version::V5 {
         for code in &mut codes {
