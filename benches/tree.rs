@@ -110,7 +110,7 @@ fn bench_collect(c: &mut Criterion) {
     let mut subs = Vec::new();
     let mut groups = Vec::new();
     for case in &CASES {
-        let tree = build(case.filter);
+        let mut tree = build(case.filter);
         for &topic in case.topics {
             subs.clear();
             groups.clear();

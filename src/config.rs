@@ -152,9 +152,15 @@ pub struct Config {
     pub sys_interval: u32,
     /// How long a new connection may take to send CONNECT before it is closed.
     pub connect_timeout: Duration,
-    /// Longest topic name or filter accepted, in bytes.
+    /// Longest topic name or filter accepted, in bytes (65,535, as Mosquitto).
     pub max_topic_length: usize,
-    /// Most levels in a topic name or filter.
+    /// Most `/`-separated levels in a topic name or filter: 201 (200 separators), the bound
+    /// Mosquitto 2.0 enforces. Every level of a subscription costs a tree node (about 270
+    /// bytes measured, for two bytes of filter) and every level of a retained topic a store
+    /// node, so a 65,535-byte filter of 32,768 levels would cost about 9 MB, for each of the
+    /// `max_subscriptions_per_client` filters a client may hold. Beyond the bound a
+    /// filter gets SUBACK 0x8F (3.1.1 0x80), a PUBLISH v5 0x90 (3.1.1 acknowledged and
+    /// dropped) and a will CONNACK 0x90 (3.1.1 0x03); the connection stays up.
     pub max_topic_levels: usize,
     /// Most bytes waiting for one online client (its output buffer plus the QoS 0 queued for
     /// it). Over the bound, the publishers whose messages wait for it are not read from
@@ -167,6 +173,10 @@ pub struct Config {
     /// SUBSCRIBE for a new filter beyond it is refused (0x80 / v5 0x97 quota exceeded).
     /// 0 is unlimited.
     pub max_subscriptions_per_client: usize,
+    /// Most bytes one MQTT 5 connection's outbound topic alias table may cost (each entry
+    /// counted with its topic's length); at the bound the broker stops assigning aliases to
+    /// that client and sends further topics in full.
+    pub max_outbound_alias_bytes: usize,
     /// Most retained messages stored (pipit's `max_retained_messages`); at the bound a
     /// retained PUBLISH to a new topic is delivered but not stored (counted). 0 is unlimited.
     pub max_retained_messages: usize,
@@ -214,11 +224,12 @@ impl Default for Config {
             sys_interval: 10,
             connect_timeout: Duration::from_secs(10),
             max_topic_length: 65535,
-            max_topic_levels: 128,
+            max_topic_levels: 201,
             max_output_buffer: 1024 * 1024,
             slow_subscriber_timeout: Duration::from_secs(5),
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
+            max_outbound_alias_bytes: crate::alias::DEFAULT_MAX_OUTBOUND_ALIAS_BYTES,
             per_listener_settings: false,
             allow_zero_length_clientid: true,
             clientid_prefixes: None,

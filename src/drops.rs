@@ -15,8 +15,8 @@ pub enum DropReason {
     OutputCap,
     /// The message's Message Expiry Interval ran out before it could be sent [MQTT-3.3.2-5].
     Expired,
-    /// Larger than the receiving client's Maximum Packet Size [MQTT-3.1.2-25], or a PUBLISH
-    /// over `message_size_limit`.
+    /// Larger than the receiving client's Maximum Packet Size [MQTT-3.1.2-25], a PUBLISH
+    /// over `message_size_limit`, or to a topic over the length or level bound.
     TooLarge,
     /// The ACL denied the publisher writing or the subscriber reading the topic.
     Acl,

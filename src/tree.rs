@@ -6,11 +6,16 @@
 //! Subscribers are stored by `SessionId`, never by connection, so offline persistent sessions
 //! still collect messages. Nodes left with no subscribers and no children are freed at once,
 //! so the tree's size follows the live subscriptions, not every filter ever seen.
+//!
+//! Nothing here recurses per level: matching keeps its pending `+` branches on an explicit
+//! stack (reused between calls, so a match allocates nothing once warm), and subscribing,
+//! unsubscribing and pruning are loops. A topic of tens of thousands of levels costs time in
+//! proportion to its levels and the nodes it reaches, and no call stack.
 
 use crate::hash::LevelMap;
 
 use crate::session::SessionId;
-use crate::topic::{Levels, is_dollar, levels};
+use crate::topic::{is_dollar, levels};
 use crate::wire::SubscriptionOptions;
 
 /// One session's subscription at a node.
@@ -68,7 +73,13 @@ pub struct SubscriptionTree {
     /// Bumped by every subscribe and by every unsubscribe that removed something, so a
     /// remembered match result can tell whether it still holds.
     generation: u64,
+    /// `collect`'s stack of branches still to walk, kept between calls for its capacity.
+    pending: Vec<Branch>,
 }
+
+/// A branch of a match still to walk: a node and where the topic's remaining levels start
+/// (`None` once every level is consumed).
+type Branch = (u32, Option<usize>);
 
 const ROOT: u32 = 0;
 
@@ -79,6 +90,7 @@ impl Default for SubscriptionTree {
             free: Vec::new(),
             count: 0,
             generation: 0,
+            pending: Vec::new(),
         }
     }
 }
@@ -176,10 +188,54 @@ impl SubscriptionTree {
 
     /// Appends every plain subscription matching topic `name` to `subs` and every matching
     /// shared group to `groups`. A session may appear several times (overlapping filters);
-    /// the caller merges them.
-    pub fn collect(&self, name: &str, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
+    /// the caller merges them. Each node is reached at most once (the tree is a trie), so the
+    /// work is bounded by the topic's levels and the tree's nodes. The order is a depth-first
+    /// walk's: at each level `#`, then the whole `+` branch, then the exact one.
+    pub fn collect(&mut self, name: &str, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.push((ROOT, Some(0)));
         // [MQTT-4.7.2-1] A leading wildcard does not match a topic starting with `$`.
-        self.walk(ROOT, levels(name), is_dollar(name), subs, groups);
+        let mut skip_wildcards = is_dollar(name);
+        while let Some((mut node, mut at)) = pending.pop() {
+            // Follow one branch down, leaving the exact alternative of each `+` for later.
+            loop {
+                let n = &self.nodes[node as usize];
+                let Some(start) = at else {
+                    self.take(node, subs, groups);
+                    // "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2].
+                    if let Some(hash) = n.hash {
+                        self.take(hash, subs, groups);
+                    }
+                    break;
+                };
+                let rest = &name[start..];
+                // `/` is ASCII, so the split point is a char boundary.
+                let (level, after) = match rest.bytes().position(|b| b == b'/') {
+                    Some(i) => (&rest[..i], Some(start + i + 1)),
+                    None => (rest, None),
+                };
+                let exact = n.children.get(level).copied();
+                let plus = if skip_wildcards {
+                    None
+                } else {
+                    if let Some(hash) = n.hash {
+                        self.take(hash, subs, groups);
+                    }
+                    n.plus
+                };
+                skip_wildcards = false;
+                node = match (plus, exact) {
+                    (Some(plus), Some(exact)) => {
+                        pending.push((exact, after));
+                        plus
+                    }
+                    (Some(next), None) | (None, Some(next)) => next,
+                    (None, None) => break,
+                };
+                at = after;
+            }
+        }
+        self.pending = pending;
     }
 
     /// Picks the member of a shared group that gets the next message: round-robin among the
@@ -205,39 +261,6 @@ impl SubscriptionTree {
             .unwrap_or(start);
         g.next = chosen + 1;
         Some(g.members[chosen])
-    }
-
-    fn walk(
-        &self,
-        node: u32,
-        mut rest: Levels<'_>,
-        skip_wildcards: bool,
-        subs: &mut Vec<Subscriber>,
-        groups: &mut Vec<GroupRef>,
-    ) {
-        let n = &self.nodes[node as usize];
-        match rest.next() {
-            None => {
-                self.take(node, subs, groups);
-                // "a/#" matches "a" as well as everything below it [MQTT-4.7.1-2].
-                if let Some(hash) = n.hash {
-                    self.take(hash, subs, groups);
-                }
-            }
-            Some(level) => {
-                if !skip_wildcards {
-                    if let Some(hash) = n.hash {
-                        self.take(hash, subs, groups);
-                    }
-                    if let Some(plus) = n.plus {
-                        self.walk(plus, rest.clone(), false, subs, groups);
-                    }
-                }
-                if let Some(&child) = n.children.get(level) {
-                    self.walk(child, rest, false, subs, groups);
-                }
-            }
-        }
     }
 
     fn take(&self, node: u32, subs: &mut Vec<Subscriber>, groups: &mut Vec<GroupRef>) {
@@ -330,7 +353,7 @@ mod tests {
         }
     }
 
-    fn matching(tree: &SubscriptionTree, name: &str) -> Vec<u32> {
+    fn matching(tree: &mut SubscriptionTree, name: &str) -> Vec<u32> {
         let (mut subs, mut groups) = (Vec::new(), Vec::new());
         tree.collect(name, &mut subs, &mut groups);
         let mut ids: Vec<u32> = subs.iter().map(|s| s.session.0).collect();
@@ -346,10 +369,10 @@ mod tests {
         t.subscribe("a/#", None, sub(3, QoS::AtMostOnce));
         t.subscribe("#", None, sub(4, QoS::AtMostOnce));
         t.subscribe("+/+/c", None, sub(5, QoS::AtMostOnce));
-        assert_eq!(matching(&t, "a/b"), [1, 2, 3, 4]);
-        assert_eq!(matching(&t, "a"), [3, 4]);
-        assert_eq!(matching(&t, "a/b/c"), [3, 4, 5]);
-        assert_eq!(matching(&t, "x"), [4]);
+        assert_eq!(matching(&mut t, "a/b"), [1, 2, 3, 4]);
+        assert_eq!(matching(&mut t, "a"), [3, 4]);
+        assert_eq!(matching(&mut t, "a/b/c"), [3, 4, 5]);
+        assert_eq!(matching(&mut t, "x"), [4]);
         assert_eq!(t.len(), 5);
     }
 
@@ -360,8 +383,8 @@ mod tests {
         t.subscribe("+/x", None, sub(2, QoS::AtMostOnce));
         t.subscribe("$SYS/#", None, sub(3, QoS::AtMostOnce));
         t.subscribe("$SYS/+", None, sub(4, QoS::AtMostOnce));
-        assert_eq!(matching(&t, "$SYS/x"), [3, 4]);
-        assert_eq!(matching(&t, "a/x"), [1, 2]);
+        assert_eq!(matching(&mut t, "$SYS/x"), [3, 4]);
+        assert_eq!(matching(&mut t, "a/x"), [1, 2]);
     }
 
     #[test]
@@ -377,7 +400,7 @@ mod tests {
         assert_eq!(t.free.len(), 3);
         t.subscribe("x/+/#", None, sub(2, QoS::AtMostOnce));
         assert_eq!(t.nodes.len(), 4, "freed nodes are reused");
-        assert_eq!(matching(&t, "x/y/z"), [2]);
+        assert_eq!(matching(&mut t, "x/y/z"), [2]);
     }
 
     #[test]
@@ -399,5 +422,53 @@ mod tests {
         assert!(t.unsubscribe("s/+", Some("g"), SessionId(2)));
         assert!(t.unsubscribe("s/+", Some("h"), SessionId(3)));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_topic_of_30000_levels_matches_without_deep_recursion() {
+        // Matching used to recurse once per level: a topic this deep overflowed the stack.
+        let deep = vec!["a"; 30_000].join("/");
+        let all_plus = vec!["+"; 30_000].join("/");
+        let alternating: Vec<&str> = (0..30_000)
+            .map(|i| if i % 2 == 0 { "a" } else { "+" })
+            .collect();
+        let alternating = alternating.join("/");
+        let mut t = SubscriptionTree::default();
+        t.subscribe(&deep, None, sub(1, QoS::AtMostOnce));
+        t.subscribe(&all_plus, None, sub(2, QoS::AtMostOnce));
+        t.subscribe(&alternating, None, sub(3, QoS::AtMostOnce));
+        t.subscribe("a/a/#", None, sub(4, QoS::AtMostOnce));
+        t.subscribe(&format!("{deep}/#"), None, sub(5, QoS::AtMostOnce));
+        let started = std::time::Instant::now();
+        assert_eq!(matching(&mut t, &deep), [1, 2, 3, 4, 5]);
+        assert_eq!(matching(&mut t, &format!("{deep}/b")), [4, 5]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        for (filter, session) in [(&deep, 1), (&all_plus, 2), (&alternating, 3)] {
+            assert!(t.unsubscribe(filter, None, SessionId(session)));
+        }
+        assert!(t.unsubscribe("a/a/#", None, SessionId(4)));
+        assert!(t.unsubscribe(&format!("{deep}/#"), None, SessionId(5)));
+        assert!(t.is_empty());
+        assert!(t.nodes[0].is_empty(), "every deep branch is freed");
+    }
+
+    #[test]
+    fn overlapping_wildcards_match_in_depth_first_order() {
+        let mut t = SubscriptionTree::default();
+        for (i, filter) in ["a/b/c", "+/b/c", "a/+/c", "+/+/c", "a/#", "#", "+/b/#"]
+            .into_iter()
+            .enumerate()
+        {
+            t.subscribe(filter, None, sub(i as u32, QoS::AtMostOnce));
+        }
+        let (mut subs, mut groups) = (Vec::new(), Vec::new());
+        t.collect("a/b/c", &mut subs, &mut groups);
+        let order: Vec<u32> = subs.iter().map(|s| s.session.0).collect();
+        // At each level: `#` first, then the whole `+` branch, then the exact one.
+        assert_eq!(order, [5, 3, 6, 1, 4, 2, 0]);
     }
 }

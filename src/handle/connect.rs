@@ -4,13 +4,14 @@
 use log::{debug, info, warn};
 
 use super::reply;
+use crate::alias::OutboundAliases;
 use crate::auth::{Access, AuthResult};
 use crate::conn::{ConnId, Phase};
 use crate::drops::DropReason;
 use crate::message::Message;
 use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
 use crate::state::{Close, State};
-use crate::topic::validate_name;
+use crate::topic::{TopicError, validate_name};
 use crate::will::Will;
 use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
@@ -66,8 +67,15 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let will = match &connect.will {
         Some(w) => {
             let limits = state.topic_limits();
-            if validate_name(w.topic, limits).is_err() {
-                return Err(Close::Protocol("invalid will topic"));
+            match validate_name(w.topic, limits) {
+                Ok(()) => {}
+                // Well-formed but over the topic length or level bound: refused, not closed
+                // (v5 0x90; 3.1.1 has no closer code than 0x03).
+                Err(TopicError::TooLong) => {
+                    debug!("will topic over the topic length or level bound");
+                    return refuse(state, id, reason::TOPIC_NAME_INVALID);
+                }
+                Err(_) => return Err(Close::Protocol("invalid will topic")),
             }
             let wp = &w.properties;
             // [MQTT-3.3.2-13] a response topic is a topic name.
@@ -218,6 +226,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     conn.session = Some(sid);
     conn.keep_alive = keep_alive;
     conn.will = will.map(Box::new);
+    let alias_bytes = state.config.max_outbound_alias_bytes;
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.username = username.map(Box::from);
         session.listener = listener;
@@ -228,6 +237,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
                 maximum_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
                 topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
                 problem_information: props.request_problem_information != Some(0),
+                outbound_aliases: OutboundAliases::new(alias_bytes),
                 ..Link::default()
             })
         });

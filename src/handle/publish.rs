@@ -13,7 +13,7 @@ use crate::drops::DropReason;
 use crate::message::Message;
 use crate::route;
 use crate::state::{Close, State};
-use crate::topic::validate_name;
+use crate::topic::{TopicError, validate_name};
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
@@ -58,10 +58,19 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
 
     // Validate.
     let limits = state.topic_limits();
-    if known_topic.is_none() && validate_name(topic, limits).is_err() {
-        debug!("invalid topic name in PUBLISH from {:?}", id);
-        return Err(Close::Protocol("invalid topic name"));
-    }
+    let over_limits = match known_topic {
+        Some(_) => false,
+        None => match validate_name(topic, limits) {
+            Ok(()) => false,
+            // Well-formed but longer or deeper than this broker keeps: refused by reason
+            // code (v5 0x90; 3.1.1 acknowledged and dropped), not by closing.
+            Err(TopicError::TooLong) => true,
+            Err(_) => {
+                debug!("invalid topic name in PUBLISH from {:?}", id);
+                return Err(Close::Protocol("invalid topic name"));
+            }
+        },
+    };
     // [MQTT-3.3.2-13] [MQTT-3.3.2-14] a response topic is a topic name, without wildcards.
     if props
         .response_topic
@@ -113,7 +122,16 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     };
     let denied = !state.allowed(sid, topic, Access::Write);
     let mut code = reason::SUCCESS;
-    if denied {
+    if over_limits {
+        debug!(
+            "dropping PUBLISH to a topic of {} bytes over the topic length or level bound",
+            topic.len()
+        );
+        state.count_drop(sid, DropReason::TooLarge, 1);
+        if v5 {
+            code = reason::TOPIC_NAME_INVALID;
+        }
+    } else if denied {
         // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
         // does; v5 says 0x87. `$SYS` topics are the broker's, whatever the ACL says.
         debug!("PUBLISH to {topic:?} not authorised; dropped");

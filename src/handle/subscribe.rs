@@ -14,17 +14,15 @@ use crate::wire::{
     reason,
 };
 
-/// Most filters one SUBSCRIBE or UNSUBSCRIBE may carry (the reply holds one code each).
-const MAX_FILTERS_PER_PACKET: usize = 1024;
-
 /// Handles SUBSCRIBE: add each valid filter, answer SUBACK with one code per filter in order
 /// [MQTT-3.8.4-1] [MQTT-3.9.3-1], then queue matching retained messages as each filter's
 /// Retain Handling says.
+///
+/// Any number of filters is accepted: the packet is already bounded by `max_packet_size`, so
+/// the work per packet is bounded by its bytes, and what the session may hold is bounded by
+/// `max_subscriptions_per_client`, answered per filter (0x97 / v3 0x80), never by a close.
 pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Result<(), Close> {
     let (sid, version) = super::attached(state, id)?;
-    if packet.filters.len() > MAX_FILTERS_PER_PACKET {
-        return Err(Close::Protocol("too many filters in SUBSCRIBE"));
-    }
     // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
     if packet
         .filters
@@ -35,10 +33,11 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
     }
     // v5 3.8.2.1.2: the Subscription Identifier applies to every filter of the packet.
     let subscription_id = packet.properties.subscription_identifier.unwrap_or(0);
-    let mut codes = [0u8; MAX_FILTERS_PER_PACKET];
+    // One code per filter, sized by the packet (one byte per filter it carries).
+    let mut codes = Vec::with_capacity(packet.filters.len());
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
-    for (i, (raw_filter, options)) in packet.filters.iter().enumerate() {
-        codes[i] = match add(state, sid, raw_filter, options, subscription_id) {
+    for (raw_filter, options) in packet.filters.iter() {
+        let code = match add(state, sid, raw_filter, options, subscription_id) {
             Ok((granted, existed)) => {
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
                 let send = match options.retain_handling {
@@ -56,10 +55,10 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
                 code
             }
         };
+        codes.push(code);
     }
-    let count = packet.filters.len();
     if version < crate::wire::Version::V5 {
-        for code in &mut codes[..count] {
+        for code in &mut codes {
             *code = reason::suback_v3(*code);
         }
     }
@@ -69,11 +68,9 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
             reason_string: Some("one or more topic filters were refused"),
             ..Properties::default()
         },
-        reason_codes: &codes[..count],
+        reason_codes: &codes,
     };
-    let refused = codes[..count]
-        .iter()
-        .any(|&c| c >= reason::UNSPECIFIED_ERROR);
+    let refused = codes.iter().any(|&c| c >= reason::UNSPECIFIED_ERROR);
     let report = super::problem_report(state, id);
     if !refused || report.is_none_or(|max| suback.encoded_len(version) > max as usize) {
         suback.properties.reason_string = None;
@@ -154,15 +151,13 @@ fn send_retained(
         .start(sid, split.filter, granted, subscription_id);
 }
 
-/// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4].
+/// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4], with one
+/// code per filter however many the packet (bounded by `max_packet_size`) carries.
 pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> Result<(), Close> {
     let (sid, version) = super::attached(state, id)?;
-    if packet.filters.len() > MAX_FILTERS_PER_PACKET {
-        return Err(Close::Protocol("too many filters in UNSUBSCRIBE"));
-    }
-    let mut codes = [0u8; MAX_FILTERS_PER_PACKET];
+    let mut codes = Vec::with_capacity(packet.filters.len());
     let limits = state.topic_limits();
-    for (i, raw_filter) in packet.filters.iter().enumerate() {
+    for raw_filter in packet.filters.iter() {
         let removed = match split_shared(raw_filter, limits) {
             Ok(split) => state.tree.unsubscribe(split.filter, split.share_group, sid),
             Err(_) => false,
@@ -171,17 +166,17 @@ pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> R
             session.remove_subscription(raw_filter);
         }
         state.walks.cancel(sid, raw_filter);
-        codes[i] = if removed {
+        codes.push(if removed {
             reason::SUCCESS
         } else {
             reason::NO_SUBSCRIPTION_EXISTED
-        };
+        });
     }
     if let Some(out) = reply(state, id) {
         Unsuback {
             packet_id: packet.packet_id,
             properties: Properties::default(),
-            reason_codes: &codes[..packet.filters.len()],
+            reason_codes: &codes,
         }
         .encode(version, out);
     }
