@@ -6,6 +6,7 @@
 //! an optional box, so a v3 message or a v5 message without properties costs one pointer.
 //! Its expiry is an absolute deadline; the remaining interval is computed when it is sent.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,32 @@ pub struct Message {
     pub properties: Option<Box<MessageProperties>>,
     /// When the message expires (v5 Message Expiry Interval); `None` never.
     pub expires_at: Option<Instant>,
+    /// Where its PUBLISH frame is in the current output pass's `FrameCache`, if there.
+    pub frame: FrameSlot,
+}
+
+/// A message's place in the output pass's frame cache: (pass, entry), pass 0 for none. A
+/// `Cell` because the message is shared; only the loop's thread touches it.
+#[derive(Debug, Default)]
+pub struct FrameSlot(Cell<(u32, u32)>);
+
+impl FrameSlot {
+    /// The (pass, entry) last recorded.
+    pub fn get(&self) -> (u32, u32) {
+        self.0.get()
+    }
+
+    /// Records where the frame is.
+    pub fn set(&self, pass: u32, entry: u32) {
+        self.0.set((pass, entry));
+    }
+}
+
+impl PartialEq for FrameSlot {
+    /// Scratch state, not part of what a message is: always equal.
+    fn eq(&self, _: &FrameSlot) -> bool {
+        true
+    }
 }
 
 /// The PUBLISH properties a message is forwarded with [MQTT-3.3.2-4] [MQTT-3.3.2-15]
@@ -61,6 +88,7 @@ impl Message {
             retain,
             properties: None,
             expires_at: None,
+            frame: FrameSlot::default(),
         })
     }
 
@@ -99,6 +127,7 @@ impl Message {
             expires_at: props
                 .message_expiry_interval
                 .map(|secs| now + Duration::from_secs(u64::from(secs))),
+            frame: FrameSlot::default(),
         })
     }
 
