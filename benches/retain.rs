@@ -9,8 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pipit::message::Message;
-use pipit::retain::RetainedStore;
+use pipit::core::message::Message;
+use pipit::core::retain::RetainedStore;
 use pipit::wire::QoS;
 
 const SITES: u32 = 100;

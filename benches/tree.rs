@@ -16,8 +16,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use pipit::session::SessionId;
-use pipit::tree::{Subscriber, SubscriptionTree};
+use pipit::core::tree::{Subscriber, SubscriptionTree};
+use pipit::ids::SessionId;
 use pipit::wire::{QoS, RetainHandling, SubscriptionOptions};
 
 const SITES: u32 = 100;

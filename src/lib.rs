@@ -33,34 +33,14 @@
 //! running.thread.join().unwrap().unwrap();
 //! ```
 
-mod alias;
 pub mod auth;
 mod broker;
-mod buffer;
-mod clients;
 pub mod config;
-mod conn;
-mod drops;
-mod frame_cache;
+pub mod core;
 mod handle;
-mod hash;
-mod linger;
-pub mod message;
+pub mod ids;
+mod metrics;
 mod net;
-pub mod passwd;
-mod pool;
-mod reload;
-pub mod retain;
-mod retain_walk;
-mod route;
-pub mod session;
-mod state;
-mod sys;
-#[cfg(feature = "tls")]
-mod tls;
-pub mod topic;
-pub mod tree;
-mod will;
 pub mod wire;
 
 pub use broker::{Broker, Handle, Spawned};

@@ -121,7 +121,7 @@ fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), St
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("passwd") {
-        return match pipit::passwd::run(&argv[1..]) {
+        return match pipit::auth::passwd::run(&argv[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pipit passwd: {e}");

@@ -5,6 +5,8 @@
 //! them otherwise (`Config::security_for` gives the settings). Invariant: an `Auth` always holds
 //! files that parsed completely; `reload` swaps in new ones only when they all load.
 
+pub mod passwd;
+
 pub mod acl;
 pub mod password;
 

@@ -6,9 +6,9 @@
 //! duplicate): PUBACK and PUBCOMP are ignored and PUBREC is answered with PUBREL.
 
 use super::reply;
-use crate::conn::ConnId;
-use crate::session::AckOutcome;
-use crate::state::{Close, State};
+use crate::core::session::AckOutcome;
+use crate::core::state::{Close, State};
+use crate::ids::ConnId;
 use crate::wire::{Ack, PacketType, Properties, reason};
 
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
@@ -98,7 +98,7 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
     state.mark_dirty(id);
 }
 
-fn session_mut(state: &mut State, id: ConnId) -> Result<&mut crate::session::Session, Close> {
+fn session_mut(state: &mut State, id: ConnId) -> Result<&mut crate::core::session::Session, Close> {
     let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
     state
         .sessions

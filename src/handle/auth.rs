@@ -2,7 +2,7 @@
 //! (SCRAM, Kerberos, ...) plugs in. No method is built in, so a CONNECT naming one is
 //! refused with 0x8C and an AUTH packet is always a protocol error.
 
-use crate::state::Close;
+use crate::core::state::Close;
 use crate::wire::{Auth, reason};
 
 /// What an authentication method says about a CONNECT's Authentication Method and Data.

@@ -4,15 +4,17 @@
 use log::{debug, info, warn};
 
 use super::reply;
-use crate::alias::OutboundAliases;
 use crate::auth::{Access, AuthResult};
-use crate::conn::{ConnId, Phase};
-use crate::drops::DropReason;
-use crate::message::Message;
-use crate::session::{Link, NEVER_EXPIRES, Session, SessionId};
-use crate::state::{Close, State};
-use crate::topic::{TopicError, validate_name};
-use crate::will::Will;
+use crate::core::alias::OutboundAliases;
+use crate::core::drops::DropReason;
+use crate::core::message::Message;
+use crate::core::session::{Link, NEVER_EXPIRES, Session};
+use crate::core::state::{Close, State};
+use crate::core::topic::{TopicError, validate_name};
+use crate::core::will::Will;
+use crate::ids::ConnId;
+use crate::ids::SessionId;
+use crate::net::conn::Phase;
 use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
@@ -216,7 +218,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if let Some(old) = existing
         && resume
     {
-        crate::will::cancel(state, old);
+        crate::core::will::cancel(state, old);
     }
     let (sid, resumed) = attach_session(state, id, &client_id, resume);
     let Some(conn) = state.conns.get_mut(id) else {
@@ -289,7 +291,7 @@ fn attach_session(
         None => None,
     };
     if let Some(will) = old_will {
-        crate::will::on_takeover(state, will, resumed.is_some());
+        crate::core::will::on_takeover(state, will, resumed.is_some());
     }
     if let Some(sid) = resumed {
         return (sid, true);

@@ -1,8 +1,8 @@
 //! PINGREQ and DISCONNECT.
 
 use super::reply;
-use crate::conn::ConnId;
-use crate::state::{Close, State};
+use crate::core::state::{Close, State};
+use crate::ids::ConnId;
 use crate::wire::{Disconnect, reason};
 
 /// PINGREQ: answer PINGRESP [MQTT-3.12.4-1].

@@ -12,9 +12,10 @@ mod subscribe;
 
 pub use connect::connection_log_level;
 
-use crate::conn::{ConnId, Phase};
-use crate::session::SessionId;
-use crate::state::{Close, State};
+use crate::core::state::{Close, State};
+use crate::ids::ConnId;
+use crate::ids::SessionId;
+use crate::net::conn::Phase;
 use crate::wire::{Packet, Version};
 
 /// Handles one packet received on connection `id`.

@@ -6,14 +6,14 @@ use std::rc::Rc;
 use log::debug;
 
 use super::ack::send_ack;
-use crate::alias::AliasError;
 use crate::auth::Access;
-use crate::conn::ConnId;
-use crate::drops::DropReason;
-use crate::message::Message;
-use crate::route;
-use crate::state::{Close, State};
-use crate::topic::{TopicError, validate_name};
+use crate::core::alias::AliasError;
+use crate::core::drops::DropReason;
+use crate::core::message::Message;
+use crate::core::route;
+use crate::core::state::{Close, State};
+use crate::core::topic::{TopicError, validate_name};
+use crate::ids::ConnId;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.

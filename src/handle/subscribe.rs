@@ -4,11 +4,11 @@ use log::debug;
 
 use super::reply;
 use crate::auth::Access;
-use crate::conn::ConnId;
-use crate::session::SessionId;
-use crate::state::{Close, State};
-use crate::topic::split_shared;
-use crate::tree::Subscriber;
+use crate::core::state::{Close, State};
+use crate::core::topic::split_shared;
+use crate::core::tree::Subscriber;
+use crate::ids::ConnId;
+use crate::ids::SessionId;
 use crate::wire::{
     Properties, QoS, RetainHandling, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
     reason,

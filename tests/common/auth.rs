@@ -222,7 +222,7 @@ pub fn pipit_stdout(args: &[&str]) -> (ExitStatus, String) {
 /// Runs `pipit passwd ARGS` through the library entry point the binary uses.
 pub fn passwd(args: &[&str]) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    pipit::passwd::run(&args).expect("pipit passwd");
+    pipit::auth::passwd::run(&args).expect("pipit passwd");
 }
 
 /// Writes a password file `passwd` with alice/secret into `dir` and returns its path.

@@ -17,12 +17,12 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use crate::auth::Access;
-use crate::drops::DropReason;
-use crate::message::Message;
-use crate::retain::Scan;
-use crate::route::deliver;
-use crate::session::SessionId;
-use crate::state::State;
+use crate::core::drops::DropReason;
+use crate::core::message::Message;
+use crate::core::retain::Scan;
+use crate::core::route::deliver;
+use crate::core::state::State;
+use crate::ids::SessionId;
 use crate::wire::QoS;
 
 /// Most retained messages one walk queues per loop turn.

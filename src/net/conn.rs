@@ -4,39 +4,16 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::ids::{ConnId, Millis};
+
 use slab::Slab;
 
-use crate::buffer::{RxBuf, TxBuf};
 use crate::config::Config;
+use crate::core::will::Will;
+use crate::ids::SessionId;
 use crate::net::Stream;
-use crate::session::SessionId;
-use crate::will::Will;
+use crate::net::buffer::{RxBuf, TxBuf};
 use crate::wire::Version;
-
-/// A connection: its slot in [`Conns`] (also its mio token) and the generation that slot had
-/// when it was accepted, so an id kept after its connection closed (a close request, a held
-/// publisher) cannot reach a new connection that reuses the slot. Stored as two `u32`s
-/// (connections are bounded by file descriptors) to keep sessions small.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    index: u32,
-    generation: u32,
-}
-
-impl ConnId {
-    /// The id of slot `index` in `generation`.
-    pub fn new(index: usize, generation: u32) -> ConnId {
-        ConnId {
-            index: index as u32,
-            generation,
-        }
-    }
-
-    /// The slot, which is also the connection's mio token.
-    pub fn index(self) -> usize {
-        self.index as usize
-    }
-}
 
 /// The open connections. Every lookup takes a whole `ConnId` and finds nothing if the slot
 /// now holds a later connection.
@@ -122,18 +99,6 @@ impl From<SocketAddr> for PeerAddr {
 impl std::fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         SocketAddr::new(self.ip, self.port).fmt(f)
-    }
-}
-
-/// Milliseconds since the broker started, wrapping every 49 days: enough to measure
-/// timeouts of at most 1.5 × 65535 s, at a quarter of an `Instant`'s size per connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Millis(pub u32);
-
-impl Millis {
-    /// The time from `earlier` to `self` (correct across a wrap, for spans under 49 days).
-    pub fn since(self, earlier: Millis) -> Duration {
-        Duration::from_millis(u64::from(self.0.wrapping_sub(earlier.0)))
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::mem::size_of;
 use std::rc::Rc;
 
-use crate::hash::BuildLevelHasher;
+use crate::core::hash::BuildLevelHasher;
 
 /// Why an inbound alias could not be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 use std::rc::Rc;
 
-use crate::message::Message;
-use crate::topic::levels;
+use crate::core::message::Message;
+use crate::core::topic::levels;
 
 /// The retained message store.
 #[derive(Debug)]
@@ -245,7 +245,7 @@ mod tests {
     fn brute(all: &[&str], filter: &str) -> Vec<String> {
         let mut out: Vec<String> = all
             .iter()
-            .filter(|t| crate::topic::matches(filter, t))
+            .filter(|t| crate::core::topic::matches(filter, t))
             .map(|t| t.to_string())
             .collect();
         out.sort();

@@ -9,7 +9,8 @@ use std::hash::{BuildHasher, RandomState};
 use hashbrown::HashTable;
 use slab::Slab;
 
-use crate::session::{Session, SessionId};
+use crate::core::session::Session;
+use crate::ids::SessionId;
 
 /// Client id to session, for every session (online or not).
 #[derive(Debug, Default)]

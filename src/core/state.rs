@@ -7,19 +7,21 @@ use std::time::Instant;
 use slab::Slab;
 
 use crate::auth::{Access, Auth, broker_only};
-use crate::clients::ClientIndex;
 use crate::config::Config;
-use crate::conn::{ConnId, Conns, Millis};
-use crate::drops::DropReason;
-use crate::frame_cache::FrameCache;
-use crate::pool::Pool;
-use crate::retain::RetainedStore;
-use crate::retain_walk::Walks;
-use crate::route::RouteScratch;
-use crate::session::{QueueLimits, Session, SessionId};
-use crate::topic::TopicLimits;
-use crate::tree::SubscriptionTree;
-use crate::will::PendingWill;
+use crate::core::clients::ClientIndex;
+use crate::core::drops::DropReason;
+use crate::core::frame_cache::FrameCache;
+use crate::core::retain::RetainedStore;
+use crate::core::retain_walk::Walks;
+use crate::core::route::RouteScratch;
+use crate::core::session::{QueueLimits, Session};
+use crate::core::topic::TopicLimits;
+use crate::core::tree::SubscriptionTree;
+use crate::core::will::PendingWill;
+use crate::ids::SessionId;
+use crate::ids::{ConnId, Millis};
+use crate::net::conn::Conns;
+use crate::net::pool::Pool;
 
 /// Why the broker closes a connection; decides the log line, the v5 DISCONNECT reason and
 /// whether the will is published.
@@ -122,7 +124,7 @@ pub struct Stats {
     /// PUBLISH packets queued to subscribers.
     pub messages_sent: u64,
     /// Messages not delivered, by reason.
-    pub dropped: crate::drops::Drops,
+    pub dropped: crate::core::drops::Drops,
     /// Connections accepted over the broker's life.
     pub connections_accepted: u64,
     /// Connections refused at accept because of `max_connections`.
@@ -320,7 +322,7 @@ impl State {
     /// session and all its subscriptions are removed. Every way a session ends comes here,
     /// so no will outlives its session (whose slot a new session may reuse).
     pub fn discard_session(&mut self, sid: SessionId) {
-        crate::will::publish_for(self, sid);
+        crate::core::will::publish_for(self, sid);
         // Unindexed first: the index compares through the slab.
         if let Some(session) = self.sessions.get(sid.0 as usize) {
             self.client_ids
@@ -332,7 +334,7 @@ impl State {
         self.walks.cancel_session(sid);
         let limits = self.topic_limits();
         for sub in &session.subscriptions {
-            if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits) {
+            if let Ok(split) = crate::core::topic::split_shared(&sub.raw_filter, limits) {
                 self.tree.unsubscribe(split.filter, split.share_group, sid);
             }
         }

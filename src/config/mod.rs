@@ -229,7 +229,7 @@ impl Default for Config {
             slow_subscriber_timeout: Duration::from_secs(5),
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
-            max_outbound_alias_bytes: crate::alias::DEFAULT_MAX_OUTBOUND_ALIAS_BYTES,
+            max_outbound_alias_bytes: crate::core::alias::DEFAULT_MAX_OUTBOUND_ALIAS_BYTES,
             per_listener_settings: false,
             allow_zero_length_clientid: true,
             clientid_prefixes: None,

@@ -15,7 +15,7 @@
 
 use std::rc::Rc;
 
-use crate::message::Message;
+use crate::core::message::Message;
 use crate::wire::{QoS, Version, publish_packet_id_offset};
 
 /// Largest frame kept: past this, copying the payload dominates and encoding costs no more.

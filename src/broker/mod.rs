@@ -10,6 +10,8 @@
 //! every connection with output, encode its queued messages and write them with one `write`
 //! call where the socket allows. Writability is only waited for while output is left.
 
+mod reload;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,16 +25,17 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::auth::Auth;
-use crate::buffer::ReadOutcome;
 use crate::config::Config;
-use crate::conn::{Conn, ConnId, Expiry, Phase};
-use crate::drops::DropReason;
+use crate::core::drops::DropReason;
+use crate::core::retain_walk;
+use crate::core::state::{Close, State};
 use crate::handle;
-use crate::linger::Lingerers;
+use crate::ids::ConnId;
+use crate::metrics::SysClock;
 use crate::net::Transport;
-use crate::retain_walk;
-use crate::state::{Close, State};
-use crate::sys::SysClock;
+use crate::net::buffer::ReadOutcome;
+use crate::net::conn::{Conn, Expiry, Phase};
+use crate::net::linger::Lingerers;
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
 
 const WAKER: Token = Token(usize::MAX);
@@ -273,7 +276,7 @@ impl Broker {
         };
         for signal in signals.pending() {
             match signal {
-                SIGHUP => crate::reload::security(&mut self.state),
+                SIGHUP => crate::broker::reload::security(&mut self.state),
                 _ => {
                     info!("signal {signal} received, shutting down");
                     self.stop.store(true, Ordering::SeqCst);
@@ -632,13 +635,13 @@ impl Broker {
             .sessions
             .iter()
             .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
-            .map(|(key, _)| crate::session::SessionId(key as u32))
+            .map(|(key, _)| crate::ids::SessionId(key as u32))
             .collect();
         for sid in gone {
             debug!("session expired");
             self.state.discard_session(sid);
         }
-        crate::will::publish_due(&mut self.state);
+        crate::core::will::publish_due(&mut self.state);
     }
 
     /// The one close path: last words to the client, log, will, session, slab slot.
@@ -709,7 +712,7 @@ impl Broker {
         if why.publishes_will()
             && let Some(will) = conn.will.take()
         {
-            crate::will::on_close(state, conn.session, *will);
+            crate::core::will::on_close(state, conn.session, *will);
         }
         if why.lingers() {
             // A TLS connection's unwritten bytes are plaintext: only the TCP ones can go.
@@ -730,10 +733,10 @@ impl Broker {
         let ids: Vec<ConnId> = self.state.conns.iter().map(|c| c.id).collect();
         for &id in &ids {
             if let Some(will) = self.state.conns.get_mut(id).and_then(|c| c.will.take()) {
-                crate::will::publish(&mut self.state, *will);
+                crate::core::will::publish(&mut self.state, *will);
             }
         }
-        crate::will::publish_all(&mut self.state);
+        crate::core::will::publish_all(&mut self.state);
         self.finish_turn();
         for id in ids {
             self.close(id, Close::Shutdown);
@@ -771,7 +774,7 @@ fn close_for(e: &io::Error) -> Close {
 /// Queues the final CONNACK or DISCONNECT a closing connection is owed. A v5 DISCONNECT
 /// carries the reason as a Reason String unless that would exceed the client's Maximum
 /// Packet Size (`client_max`) [MQTT-3.14.2-3].
-fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::pool::Pool) {
+fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::net::pool::Pool) {
     match (conn.phase, why) {
         // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
         (Phase::AwaitingConnect, Close::Decode(wire::Error::UnsupportedProtocolVersion)) => {

@@ -6,12 +6,13 @@
 use std::rc::Rc;
 
 use crate::auth::Access;
-use crate::conn::ConnId;
-use crate::drops::DropReason;
-use crate::message::Message;
-use crate::session::{Enqueued, SessionId};
-use crate::state::State;
-use crate::tree::{GroupRef, Subscriber};
+use crate::core::drops::DropReason;
+use crate::core::message::Message;
+use crate::core::session::Enqueued;
+use crate::core::state::State;
+use crate::core::tree::{GroupRef, Subscriber};
+use crate::ids::ConnId;
+use crate::ids::SessionId;
 use crate::wire::QoS;
 
 /// One session's merged delivery of the message being routed.

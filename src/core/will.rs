@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::auth::Access;
-use crate::message::Message;
-use crate::route;
-use crate::session::SessionId;
-use crate::state::State;
+use crate::core::message::Message;
+use crate::core::route;
+use crate::core::state::State;
+use crate::ids::SessionId;
 
 /// A connection's will, from its CONNECT.
 #[derive(Debug)]

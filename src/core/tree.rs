@@ -12,10 +12,10 @@
 //! unsubscribing and pruning are loops. A topic of tens of thousands of levels costs time in
 //! proportion to its levels and the nodes it reaches, and no call stack.
 
-use crate::hash::LevelMap;
+use crate::core::hash::LevelMap;
 
-use crate::session::SessionId;
-use crate::topic::{is_dollar, levels};
+use crate::core::topic::{is_dollar, levels};
+use crate::ids::SessionId;
 use crate::wire::SubscriptionOptions;
 
 /// One session's subscription at a node.

@@ -15,9 +15,9 @@
 use log::{info, warn};
 
 use crate::auth::{Access, Auth};
-use crate::drops::DropReason;
-use crate::session::SessionId;
-use crate::state::{Close, State};
+use crate::core::drops::DropReason;
+use crate::core::state::{Close, State};
+use crate::ids::SessionId;
 use crate::wire::reason;
 
 /// Reloads the password and ACL files and applies them to connected clients and sessions.
@@ -88,7 +88,7 @@ fn revoke_subscriptions(state: &mut State) {
     for (key, session) in &state.sessions {
         let sid = SessionId(key as u32);
         for sub in &session.subscriptions {
-            if let Ok(split) = crate::topic::split_shared(&sub.raw_filter, limits)
+            if let Ok(split) = crate::core::topic::split_shared(&sub.raw_filter, limits)
                 && !state.allowed(sid, split.filter, Access::Subscribe)
             {
                 revoked.push((sid, sub.raw_filter.clone()));
@@ -96,7 +96,7 @@ fn revoke_subscriptions(state: &mut State) {
         }
     }
     for (sid, raw_filter) in revoked {
-        if let Ok(split) = crate::topic::split_shared(&raw_filter, limits) {
+        if let Ok(split) = crate::core::topic::split_shared(&raw_filter, limits) {
             state.tree.unsubscribe(split.filter, split.share_group, sid);
         }
         if let Some(session) = state.sessions.get_mut(sid.0 as usize) {

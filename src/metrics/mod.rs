@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use crate::drops::DropReason;
-use crate::message::Message;
-use crate::route;
-use crate::state::State;
+use crate::core::drops::DropReason;
+use crate::core::message::Message;
+use crate::core::route;
+use crate::core::state::State;
 use crate::wire::QoS;
 
 /// When the broker started, for `$SYS/broker/uptime`.

@@ -10,7 +10,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::pool::Pool;
+use crate::net::pool::Pool;
 
 /// What one `RxBuf::read_from` call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,13 @@
 //! `flush_pending` sends it when the socket becomes writable. Without the `tls` feature only `Tcp` exists, and a listener configured for
 //! TLS is refused at start-up.
 
+pub(crate) mod buffer;
+pub(crate) mod conn;
+pub(crate) mod linger;
+pub(crate) mod pool;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
+
 use std::io::{self, Read, Write};
 
 use mio::event::Source;
@@ -15,7 +22,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::ListenerConfig;
 #[cfg(feature = "tls")]
-use crate::tls::{self, TlsStream};
+use tls::TlsStream;
 
 /// How one listener wraps the sockets it accepts.
 #[derive(Debug)]

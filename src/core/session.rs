@@ -19,19 +19,15 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::alias::{InboundAliases, OutboundAliases, OutboundTopic};
-use crate::conn::ConnId;
-use crate::frame_cache::FrameCache;
-use crate::message::Message;
-use crate::route::LastTopic;
+use crate::core::alias::{InboundAliases, OutboundAliases, OutboundTopic};
+use crate::core::frame_cache::FrameCache;
+use crate::core::message::Message;
+use crate::core::route::LastTopic;
+use crate::ids::ConnId;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
-
-/// Index of a session in the broker's session slab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u32);
 
 /// A subscription as the session remembers it (the tree holds the routing index).
 #[derive(Clone, Debug, PartialEq)]
