@@ -27,6 +27,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::core::drops::DropReason;
+use crate::core::lifecycle;
 use crate::core::retain_walk;
 use crate::core::state::{Close, State};
 use crate::handle;
@@ -612,7 +613,6 @@ impl Broker {
 
     /// Closes connections whose timers ran out and discards expired offline sessions.
     fn sweep(&mut self) {
-        let now = self.state.now;
         let millis = self.state.millis();
         let timeout = self.state.config.connect_timeout;
         let expired: Vec<(ConnId, Close)> = self
@@ -630,17 +630,7 @@ impl Broker {
             })
             .collect();
         self.state.to_close.extend(expired);
-        let gone: Vec<_> = self
-            .state
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
-            .map(|(key, _)| crate::ids::SessionId(key as u32))
-            .collect();
-        for sid in gone {
-            debug!("session expired");
-            self.state.discard_session(sid);
-        }
+        lifecycle::expire(&mut self.state);
         crate::core::will::publish_due(&mut self.state);
     }
 
@@ -696,17 +686,7 @@ impl Broker {
         }
 
         if let Some(sid) = conn.session {
-            let persistent = state.config.persistent_client_expiration;
-            if let Some(session) = state.sessions.get_mut(sid.0 as usize)
-                && session.conn == Some(id)
-            {
-                session.conn = None;
-                if session.ends_with_connection() {
-                    state.discard_session(sid);
-                } else {
-                    session.expires_at = session.expiry_deadline(state.now, persistent);
-                }
-            }
+            lifecycle::detach(state, sid, id);
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
         if why.publishes_will()

@@ -96,16 +96,13 @@ fn revoke_subscriptions(state: &mut State) {
         }
     }
     for (sid, raw_filter) in revoked {
-        if let Ok(split) = crate::core::topic::split_shared(&raw_filter, limits) {
-            state.tree.unsubscribe(split.filter, split.share_group, sid);
-        }
-        if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+        if let Some(session) = state.sessions.get(sid.0 as usize) {
             info!(
                 "SIGHUP: client {}: subscription {raw_filter:?} is no longer allowed; removed",
                 session.client_id
             );
-            session.remove_subscription(&raw_filter);
         }
+        crate::core::lifecycle::unsubscribe(state, sid, &raw_filter);
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod clients;
 pub(crate) mod drops;
 pub(crate) mod frame_cache;
 pub(crate) mod hash;
+pub(crate) mod lifecycle;
 pub mod message;
 pub mod retain;
 pub(crate) mod retain_walk;

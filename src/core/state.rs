@@ -317,26 +317,4 @@ impl State {
             self.held.push((publisher, subscriber));
         }
     }
-
-    /// Ends a session: its delayed will, if any, is published first [MQTT-3.1.3-9], then the
-    /// session and all its subscriptions are removed. Every way a session ends comes here,
-    /// so no will outlives its session (whose slot a new session may reuse).
-    pub fn discard_session(&mut self, sid: SessionId) {
-        crate::core::will::publish_for(self, sid);
-        // Unindexed first: the index compares through the slab.
-        if let Some(session) = self.sessions.get(sid.0 as usize) {
-            self.client_ids
-                .remove(&session.client_id, sid, &self.sessions);
-        }
-        let Some(session) = self.sessions.try_remove(sid.0 as usize) else {
-            return;
-        };
-        self.walks.cancel_session(sid);
-        let limits = self.topic_limits();
-        for sub in &session.subscriptions {
-            if let Ok(split) = crate::core::topic::split_shared(&sub.raw_filter, limits) {
-                self.tree.unsubscribe(split.filter, split.share_group, sid);
-            }
-        }
-    }
 }

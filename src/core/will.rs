@@ -4,7 +4,7 @@
 //! A delayed will waits in `State::pending_wills`, keyed by its session (at most one per
 //! session, so the map is bounded by the number of sessions, and cancelling or publishing
 //! one is O(1)). It is published when its delay passes or when its session ends
-//! (`State::discard_session`), whichever comes first [MQTT-3.1.3-9]; a new connection to
+//! (`lifecycle::discard`), whichever comes first [MQTT-3.1.3-9]; a new connection to
 //! the session cancels it. The broker's one-second sweep calls [`publish_due`]. A will's
 //! Message Expiry Interval counts from when it is published.
 //!

@@ -7,8 +7,9 @@ use super::reply;
 use crate::auth::{Access, AuthResult};
 use crate::core::alias::OutboundAliases;
 use crate::core::drops::DropReason;
+use crate::core::lifecycle;
 use crate::core::message::Message;
-use crate::core::session::{Link, NEVER_EXPIRES, Session};
+use crate::core::session::{Link, NEVER_EXPIRES};
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
 use crate::core::will::Will;
@@ -220,7 +221,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     {
         crate::core::will::cancel(state, old);
     }
-    let (sid, resumed) = attach_session(state, id, &client_id, resume);
+    let (sid, resumed) = lifecycle::attach(state, id, &client_id, resume);
     let Some(conn) = state.conns.get_mut(id) else {
         return Err(Close::Protocol("connection vanished"));
     };
@@ -264,55 +265,6 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     }
     state.mark_dirty(id);
     Ok(())
-}
-
-/// Attaches connection `id` to the session for `client_id`: the existing one if `resume`
-/// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
-/// still attached to the existing session is closed [MQTT-3.1.4-3] and its will settled by
-/// `will::on_takeover`. Returns the session and whether an existing session was resumed.
-fn attach_session(
-    state: &mut State,
-    id: ConnId,
-    client_id: &str,
-    resume: bool,
-) -> (SessionId, bool) {
-    let existing = state.client_ids.get(client_id, &state.sessions);
-    let old_will = existing.and_then(|old| take_over(state, old, client_id));
-    let resumed = match existing {
-        Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
-            session.conn = Some(id);
-            session.expires_at = None;
-            old
-        }),
-        Some(old) => {
-            state.discard_session(old);
-            None
-        }
-        None => None,
-    };
-    if let Some(will) = old_will {
-        crate::core::will::on_takeover(state, will, resumed.is_some());
-    }
-    if let Some(sid) = resumed {
-        return (sid, true);
-    }
-    let mut session = Session::new(client_id.into(), 0);
-    session.conn = Some(id);
-    let sid = SessionId(state.sessions.insert(session) as u32);
-    state.client_ids.insert(sid, &state.sessions);
-    (sid, false)
-}
-
-/// Detaches session `sid` from the connection that holds it, if any, and has the loop close
-/// that connection [MQTT-3.1.4-3]; returns that connection's will, which is now the
-/// takeover's to settle rather than the close's.
-fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will> {
-    let old_conn = state.sessions.get_mut(sid.0 as usize)?.conn.take()?;
-    debug!("client {client_id} taken over by a new connection");
-    state.to_close.push((old_conn, Close::TakenOver));
-    let conn = state.conns.get_mut(old_conn)?;
-    conn.session = None;
-    conn.will.take().map(|will| *will)
 }
 
 /// The CONNACK properties for an MQTT 5 client, each only when it differs from what its

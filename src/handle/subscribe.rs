@@ -3,15 +3,13 @@
 use log::debug;
 
 use super::reply;
-use crate::auth::Access;
+use crate::core::lifecycle;
 use crate::core::state::{Close, State};
 use crate::core::topic::split_shared;
-use crate::core::tree::Subscriber;
 use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::wire::{
-    Properties, QoS, RetainHandling, Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
-    reason,
+    Properties, QoS, RetainHandling, Suback, Subscribe, Unsuback, Unsubscribe, reason,
 };
 
 /// Handles SUBSCRIBE: add each valid filter, answer SUBACK with one code per filter in order
@@ -37,7 +35,7 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
     let mut codes = Vec::with_capacity(packet.filters.len());
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
     for (raw_filter, options) in packet.filters.iter() {
-        let code = match add(state, sid, raw_filter, options, subscription_id) {
+        let code = match lifecycle::subscribe(state, sid, raw_filter, options, subscription_id) {
             Ok((granted, existed)) => {
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
                 let send = match options.retain_handling {
@@ -85,51 +83,6 @@ pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Resul
     Ok(())
 }
 
-/// Adds or replaces one subscription; returns the granted QoS and whether it replaced an
-/// existing subscription, or a failure reason code.
-fn add(
-    state: &mut State,
-    sid: SessionId,
-    raw_filter: &str,
-    options: SubscriptionOptions,
-    subscription_id: u32,
-) -> Result<(QoS, bool), u8> {
-    let split =
-        split_shared(raw_filter, state.topic_limits()).map_err(|_| reason::TOPIC_FILTER_INVALID)?;
-    if !state.allowed(sid, split.filter, Access::Subscribe) {
-        return Err(reason::NOT_AUTHORIZED);
-    }
-    // A session's subscriptions are bounded: a peer cannot grow the tree without limit.
-    let max = state.config.max_subscriptions_per_client;
-    let session = state
-        .sessions
-        .get(sid.0 as usize)
-        .ok_or(reason::UNSPECIFIED_ERROR)?;
-    if max != 0 && session.subscriptions.len() >= max && !session.has_subscription(raw_filter) {
-        return Err(reason::QUOTA_EXCEEDED);
-    }
-    let granted = options.qos;
-    let options = SubscriptionOptions {
-        qos: granted,
-        ..options
-    };
-    let existed = state.tree.subscribe(
-        split.filter,
-        split.share_group,
-        Subscriber {
-            session: sid,
-            options,
-            subscription_id,
-        },
-    );
-    let session = state
-        .sessions
-        .get_mut(sid.0 as usize)
-        .ok_or(reason::UNSPECIFIED_ERROR)?;
-    session.set_subscription(raw_filter, options);
-    Ok((granted, existed))
-}
-
 /// Starts delivering the retained messages matching a new (or replaced) subscription, with
 /// RETAIN set [MQTT-3.3.1-6] [MQTT-3.8.4-3], all of them, over as many loop turns as the
 /// client's draining takes (`retain_walk`); shared subscriptions get none (MQTT 5, 4.8.2).
@@ -156,17 +109,8 @@ fn send_retained(
 pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> Result<(), Close> {
     let (sid, version) = super::attached(state, id)?;
     let mut codes = Vec::with_capacity(packet.filters.len());
-    let limits = state.topic_limits();
     for raw_filter in packet.filters.iter() {
-        let removed = match split_shared(raw_filter, limits) {
-            Ok(split) => state.tree.unsubscribe(split.filter, split.share_group, sid),
-            Err(_) => false,
-        };
-        if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-            session.remove_subscription(raw_filter);
-        }
-        state.walks.cancel(sid, raw_filter);
-        codes.push(if removed {
+        codes.push(if lifecycle::unsubscribe(state, sid, raw_filter) {
             reason::SUCCESS
         } else {
             reason::NO_SUBSCRIPTION_EXISTED

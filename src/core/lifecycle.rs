@@ -1,0 +1,305 @@
+//! A session's life: attach (new, resumed, or taken over from another connection), detach,
+//! expiry, discard, and its subscriptions added and removed. This is the only place a
+//! session's durable state changes (sessions created or dropped, subscriptions added or
+//! removed), so persistence has one place to hook in. Wills are scheduled through `will`
+//! from here.
+//!
+//! Time is `state.now`, set by the loop; nothing here reads a clock or touches a socket.
+
+use log::debug;
+
+use crate::auth::Access;
+use crate::core::session::Session;
+use crate::core::state::{Close, State};
+use crate::core::topic::split_shared;
+use crate::core::tree::Subscriber;
+use crate::core::will::{self, Will};
+use crate::ids::{ConnId, SessionId};
+use crate::wire::{QoS, SubscriptionOptions, reason};
+
+/// Attaches connection `conn` to the session for `client_id`: the existing one if `resume`
+/// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
+/// still attached to the existing session is closed [MQTT-3.1.4-3] and its will settled by
+/// `will::on_takeover`. Returns the session and whether an existing session was resumed.
+pub fn attach(state: &mut State, conn: ConnId, client_id: &str, resume: bool) -> (SessionId, bool) {
+    let existing = state.client_ids.get(client_id, &state.sessions);
+    let old_will = existing.and_then(|old| take_over(state, old, client_id));
+    let resumed = match existing {
+        Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
+            session.conn = Some(conn);
+            session.expires_at = None;
+            old
+        }),
+        Some(old) => {
+            discard(state, old);
+            None
+        }
+        None => None,
+    };
+    if let Some(old_will) = old_will {
+        will::on_takeover(state, old_will, resumed.is_some());
+    }
+    if let Some(sid) = resumed {
+        return (sid, true);
+    }
+    let mut session = Session::new(client_id.into(), 0);
+    session.conn = Some(conn);
+    let sid = SessionId(state.sessions.insert(session) as u32);
+    state.client_ids.insert(sid, &state.sessions);
+    (sid, false)
+}
+
+/// Detaches session `sid` from the connection that holds it, if any, and has the loop close
+/// that connection [MQTT-3.1.4-3]; returns that connection's will, which is now the
+/// takeover's to settle rather than the close's.
+fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will> {
+    let old_conn = state.sessions.get_mut(sid.0 as usize)?.conn.take()?;
+    debug!("client {client_id} taken over by a new connection");
+    state.to_close.push((old_conn, Close::TakenOver));
+    let conn = state.conns.get_mut(old_conn)?;
+    conn.session = None;
+    conn.will.take().map(|will| *will)
+}
+
+/// Detaches session `sid` from its closing connection `conn`: a session that ends with its
+/// connection is discarded, any other starts its expiry clock. Nothing happens if the
+/// session has moved to another connection (a takeover).
+pub fn detach(state: &mut State, sid: SessionId, conn: ConnId) {
+    let persistent = state.config.persistent_client_expiration;
+    let now = state.now;
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return;
+    };
+    if session.conn != Some(conn) {
+        return;
+    }
+    session.conn = None;
+    if session.ends_with_connection() {
+        discard(state, sid);
+    } else {
+        session.expires_at = session.expiry_deadline(now, persistent);
+    }
+}
+
+/// Discards every offline session whose expiry has come at `state.now`.
+pub fn expire(state: &mut State) {
+    let now = state.now;
+    let gone: Vec<SessionId> = state
+        .sessions
+        .iter()
+        .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+        .map(|(key, _)| SessionId(key as u32))
+        .collect();
+    for sid in gone {
+        if let Some(session) = state.sessions.get(sid.0 as usize) {
+            debug!("client {}: session expired", session.client_id);
+        }
+        discard(state, sid);
+    }
+}
+
+/// Ends a session: its delayed will, if any, is published first [MQTT-3.1.3-9], then the
+/// session and all its subscriptions are removed. Every way a session ends comes here,
+/// so no will outlives its session (whose slot a new session may reuse).
+pub fn discard(state: &mut State, sid: SessionId) {
+    will::publish_for(state, sid);
+    // Unindexed first: the index compares through the slab.
+    if let Some(session) = state.sessions.get(sid.0 as usize) {
+        state
+            .client_ids
+            .remove(&session.client_id, sid, &state.sessions);
+    }
+    let Some(session) = state.sessions.try_remove(sid.0 as usize) else {
+        return;
+    };
+    state.walks.cancel_session(sid);
+    for sub in &session.subscriptions {
+        unindex(state, sid, &sub.raw_filter);
+    }
+}
+
+/// Adds or replaces one subscription of session `sid`, if the ACL and
+/// `max_subscriptions_per_client` allow it; returns the granted QoS and whether it replaced
+/// an existing subscription, or a failure reason code.
+pub fn subscribe(
+    state: &mut State,
+    sid: SessionId,
+    raw_filter: &str,
+    options: SubscriptionOptions,
+    subscription_id: u32,
+) -> Result<(QoS, bool), u8> {
+    let split =
+        split_shared(raw_filter, state.topic_limits()).map_err(|_| reason::TOPIC_FILTER_INVALID)?;
+    if !state.allowed(sid, split.filter, Access::Subscribe) {
+        return Err(reason::NOT_AUTHORIZED);
+    }
+    // A session's subscriptions are bounded: a peer cannot grow the tree without limit.
+    let max = state.config.max_subscriptions_per_client;
+    let session = state
+        .sessions
+        .get(sid.0 as usize)
+        .ok_or(reason::UNSPECIFIED_ERROR)?;
+    if max != 0 && session.subscriptions.len() >= max && !session.has_subscription(raw_filter) {
+        return Err(reason::QUOTA_EXCEEDED);
+    }
+    let existed = state.tree.subscribe(
+        split.filter,
+        split.share_group,
+        Subscriber {
+            session: sid,
+            options,
+            subscription_id,
+        },
+    );
+    let session = state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .ok_or(reason::UNSPECIFIED_ERROR)?;
+    session.set_subscription(raw_filter, options);
+    Ok((options.qos, existed))
+}
+
+/// Removes one subscription of session `sid` (and any retained walk for it); returns
+/// whether it existed.
+pub fn unsubscribe(state: &mut State, sid: SessionId, raw_filter: &str) -> bool {
+    let removed = unindex(state, sid, raw_filter);
+    if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
+        session.remove_subscription(raw_filter);
+    }
+    state.walks.cancel(sid, raw_filter);
+    removed
+}
+
+/// Takes session `sid`'s subscription to `raw_filter` out of the tree.
+fn unindex(state: &mut State, sid: SessionId, raw_filter: &str) -> bool {
+    match split_shared(raw_filter, state.topic_limits()) {
+        Ok(split) => state.tree.unsubscribe(split.filter, split.share_group, sid),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::auth::Auth;
+    use crate::config::Config;
+    use crate::wire::RetainHandling;
+
+    /// A broker state with the default configuration, at time `now`.
+    fn state(now: Instant) -> State {
+        let config = Config::default();
+        let auth = vec![Auth::load(&config.security_for(0)).expect("no files to load")];
+        State::new(config, auth, now)
+    }
+
+    fn options(qos: QoS) -> SubscriptionOptions {
+        SubscriptionOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: RetainHandling::SendAtSubscribe,
+        }
+    }
+
+    /// The sessions subscribed to topic `name`.
+    fn subscribers(state: &mut State, name: &str) -> Vec<SessionId> {
+        let (mut subs, mut groups) = (Vec::new(), Vec::new());
+        state.tree.collect(name, &mut subs, &mut groups);
+        subs.iter().map(|s| s.session).collect()
+    }
+
+    #[test]
+    fn attach_creates_resumes_or_replaces_a_session() {
+        let mut s = state(Instant::now());
+        let (first, resumed) = attach(&mut s, ConnId::new(0, 0), "c", true);
+        assert!(!resumed, "nothing to resume");
+        s.sessions[first.0 as usize].expiry_interval = 60;
+        detach(&mut s, first, ConnId::new(0, 0));
+        let (again, resumed) = attach(&mut s, ConnId::new(1, 1), "c", true);
+        assert_eq!((again, resumed), (first, true));
+        let (fresh, resumed) = attach(&mut s, ConnId::new(2, 2), "c", false);
+        assert!(!resumed, "clean start discards [MQTT-3.1.2-4]");
+        assert_eq!(s.sessions.len(), 1);
+        assert_eq!(s.client_ids.get("c", &s.sessions), Some(fresh));
+        // The connection the session was taken from is to be closed as taken over.
+        assert!(s.to_close.contains(&(ConnId::new(1, 1), Close::TakenOver)));
+    }
+
+    #[test]
+    fn detach_discards_a_clean_session_and_starts_the_clock_of_a_lasting_one() {
+        let start = Instant::now();
+        let mut s = state(start);
+        let (clean, _) = attach(&mut s, ConnId::new(0, 0), "clean", false);
+        subscribe(&mut s, clean, "t/#", options(QoS::AtMostOnce), 0).unwrap();
+        detach(&mut s, clean, ConnId::new(0, 0));
+        assert!(s.sessions.get(clean.0 as usize).is_none());
+        assert!(
+            subscribers(&mut s, "t/x").is_empty(),
+            "its subscriptions went with it"
+        );
+
+        let (lasting, _) = attach(&mut s, ConnId::new(1, 1), "lasting", false);
+        s.sessions[lasting.0 as usize].expiry_interval = 10;
+        subscribe(&mut s, lasting, "t/#", options(QoS::AtLeastOnce), 0).unwrap();
+        // A detach from a connection the session no longer has changes nothing.
+        detach(&mut s, lasting, ConnId::new(9, 9));
+        assert!(s.sessions[lasting.0 as usize].conn.is_some());
+        detach(&mut s, lasting, ConnId::new(1, 1));
+        assert_eq!(
+            subscribers(&mut s, "t/x"),
+            [lasting],
+            "offline, still collecting"
+        );
+        s.now = start + Duration::from_secs(9);
+        expire(&mut s);
+        assert!(s.sessions.get(lasting.0 as usize).is_some());
+        s.now = start + Duration::from_secs(10);
+        expire(&mut s);
+        assert!(s.sessions.get(lasting.0 as usize).is_none(), "expired");
+        assert!(subscribers(&mut s, "t/x").is_empty());
+        assert_eq!(s.client_ids.get("lasting", &s.sessions), None);
+    }
+
+    #[test]
+    fn subscribe_and_unsubscribe_keep_the_tree_and_the_session_in_step() {
+        let mut s = state(Instant::now());
+        let (sid, _) = attach(&mut s, ConnId::new(0, 0), "c", false);
+        assert_eq!(
+            subscribe(&mut s, sid, "a/+", options(QoS::ExactlyOnce), 7),
+            Ok((QoS::ExactlyOnce, false))
+        );
+        assert_eq!(
+            subscribe(&mut s, sid, "a/+", options(QoS::AtMostOnce), 7),
+            Ok((QoS::AtMostOnce, true)),
+            "replaced"
+        );
+        assert_eq!(
+            subscribe(&mut s, sid, "a/#/b", options(QoS::AtMostOnce), 0),
+            Err(reason::TOPIC_FILTER_INVALID)
+        );
+        assert_eq!(subscribers(&mut s, "a/x"), [sid]);
+        assert!(s.sessions[sid.0 as usize].has_subscription("a/+"));
+        assert!(unsubscribe(&mut s, sid, "a/+"));
+        assert!(!unsubscribe(&mut s, sid, "a/+"), "already gone");
+        assert!(subscribers(&mut s, "a/x").is_empty());
+        assert!(!s.sessions[sid.0 as usize].has_subscription("a/+"));
+    }
+
+    #[test]
+    fn max_subscriptions_per_client_is_answered_per_filter() {
+        let mut s = state(Instant::now());
+        s.config.max_subscriptions_per_client = 1;
+        let (sid, _) = attach(&mut s, ConnId::new(0, 0), "c", false);
+        assert!(subscribe(&mut s, sid, "a", options(QoS::AtMostOnce), 0).is_ok());
+        assert_eq!(
+            subscribe(&mut s, sid, "b", options(QoS::AtMostOnce), 0),
+            Err(reason::QUOTA_EXCEEDED)
+        );
+        assert!(
+            subscribe(&mut s, sid, "a", options(QoS::AtLeastOnce), 0).is_ok(),
+            "replacing one is not a new one"
+        );
+    }
+}
