@@ -20,7 +20,7 @@ use crate::auth::Access;
 use crate::core::drops::DropReason;
 use crate::core::message::Message;
 use crate::core::retain::Scan;
-use crate::core::route::deliver;
+use crate::core::route::{Sender, deliver};
 use crate::core::state::State;
 use crate::ids::SessionId;
 use crate::wire::QoS;
@@ -120,6 +120,7 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
     };
     let mut done = scan == Scan::Done;
     let mut stopped_at = None;
+    let from = Sender::new(state, None);
     for message in &batch {
         // An expired retained message is not sent [MQTT-3.3.2-5].
         if message.expired(state.now) {
@@ -134,7 +135,7 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
             stopped_at = Some(Rc::clone(&message.topic));
             break;
         }
-        deliver(state, walk.session, message, qos, true, ids, None);
+        deliver(state, walk.session, message, qos, true, ids, &from);
     }
     if let Some(resume_before) = stopped_at {
         // Resume with this message: the cursor is exclusive, so step back to the one before

@@ -8,11 +8,10 @@ use std::rc::Rc;
 use crate::auth::Access;
 use crate::core::drops::DropReason;
 use crate::core::message::Message;
-use crate::core::session::Enqueued;
+use crate::core::session::{Enqueued, QueueLimits};
 use crate::core::state::State;
 use crate::core::tree::{GroupRef, Subscriber};
-use crate::ids::ConnId;
-use crate::ids::SessionId;
+use crate::ids::{ConnId, Millis, SessionId};
 use crate::wire::QoS;
 
 /// One session's merged delivery of the message being routed.
@@ -144,6 +143,7 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
     let publisher = origin
         .and_then(|sid| state.sessions.get(sid.0 as usize))
         .and_then(|s| s.conn);
+    let from = Sender::new(state, publisher);
     let mut next_id = 0;
     let mut delivered = 0;
     for i in 0..state.route.targets.len() {
@@ -162,7 +162,7 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
         }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
         if state.allowed(session, &message.topic, Access::Read) {
-            deliver(state, session, message, qos, retain, &ids, publisher);
+            deliver(state, session, message, qos, retain, &ids, &from);
             delivered += 1;
         } else {
             state.count_drop(session, DropReason::Acl, 1);
@@ -199,13 +199,34 @@ fn remember_match(
     last.groups.extend_from_slice(groups);
 }
 
+/// Who is sending what `deliver` queues, and what it needs to know once per message rather
+/// than once per subscriber.
+#[derive(Clone, Copy, Debug)]
+pub struct Sender {
+    /// The publisher's connection, held back when a subscriber is over its output bound.
+    publisher: Option<ConnId>,
+    limits: QueueLimits,
+    now: Millis,
+}
+
+impl Sender {
+    /// A sender for messages from connection `publisher` (`None`: the broker itself).
+    pub fn new(state: &State, publisher: Option<ConnId>) -> Sender {
+        Sender {
+            publisher,
+            limits: state.queue_limits(),
+            now: state.millis(),
+        }
+    }
+}
+
 /// Queues `message` to one session at `qos` with the RETAIN flag and subscription
 /// identifiers to send, and marks its connection for writing if it is online.
 ///
 /// QoS 0 to an online client is bounded in bytes, not by the queue: while what waits for it
 /// is over `max_output_buffer` and it keeps draining, the message is queued anyway and the
-/// `publisher`'s connection is held (not read from) until the client catches up; once the
-/// client has not drained for `slow_subscriber_timeout`, its QoS 0 is dropped instead.
+/// sender's connection is held (not read from) until the client catches up; once the client
+/// has not drained for `slow_subscriber_timeout`, its QoS 0 is dropped instead.
 pub fn deliver(
     state: &mut State,
     sid: SessionId,
@@ -213,46 +234,55 @@ pub fn deliver(
     qos: QoS,
     retain: bool,
     subscription_ids: &[u32],
-    publisher: Option<ConnId>,
+    from: &Sender,
 ) {
-    let limits = state.queue_limits();
-    let now = state.millis();
-    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+    let State {
+        sessions,
+        conns,
+        config,
+        stats,
+        dirty,
+        ..
+    } = state;
+    let Some(session) = sessions.get_mut(sid.0 as usize) else {
         return;
     };
-    let conn_id = session.conn;
+    let mut conn = session.conn.and_then(|id| conns.get_mut(id));
     let mut hold = None;
     if qos == QoS::AtMostOnce
-        && let Some(conn_id) = conn_id
-        && let Some(conn) = state.conns.get_mut(conn_id)
+        && let Some(conn) = conn.as_deref_mut()
     {
-        if conn.tx.len() + session.backlog() < state.config.max_output_buffer {
-            conn.last_drained = now;
-        } else if now.since(conn.last_drained) > state.config.slow_subscriber_timeout {
-            state
-                .stats
+        if conn.tx.len() + session.backlog() < config.max_output_buffer {
+            if conn.last_drained != from.now {
+                conn.last_drained = from.now;
+            }
+        } else if from.now.since(conn.last_drained) > config.slow_subscriber_timeout {
+            stats
                 .dropped
                 .count(DropReason::OutputCap, 1, &session.client_id);
             return;
         } else {
-            hold = publisher.filter(|&p| p != conn_id);
+            hold = from.publisher.filter(|&p| p != conn.id);
         }
     }
+    let limits = from.limits;
     match session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits) {
         Enqueued::Queued => {
-            state.stats.messages_sent += 1;
-            if let Some(conn_id) = conn_id {
-                state.mark_dirty(conn_id);
+            stats.messages_sent += 1;
+            if let Some(conn) = conn
+                && !conn.dirty
+            {
+                conn.dirty = true;
+                dirty.push(conn.id);
             }
         }
         Enqueued::QueueFull => {
-            state
-                .stats
+            stats
                 .dropped
                 .count(DropReason::QueueFull, 1, &session.client_id);
         }
     }
-    if let (Some(publisher), Some(subscriber)) = (hold, conn_id) {
+    if let (Some(publisher), Some(subscriber)) = (hold, session.conn) {
         state.hold(publisher, subscriber);
     }
 }
