@@ -777,15 +777,8 @@ fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::ne
             .encode(Version::V5, conn.tx.frames(pool));
         }
         (Phase::Connected, _) if conn.version == Version::V5 => {
-            let reason_code = match why {
-                Close::Decode(e) => reason::for_error(e),
-                Close::Protocol(_) => reason::PROTOCOL_ERROR,
-                Close::KeepAliveTimeout => reason::KEEP_ALIVE_TIMEOUT,
-                Close::TakenOver => reason::SESSION_TAKEN_OVER,
-                Close::Shutdown => reason::SERVER_SHUTTING_DOWN,
-                Close::Reason(code, _) => code,
-                // The client closed, or cannot be reached: nothing to say.
-                _ => return,
+            let Some(reason_code) = why.disconnect_code() else {
+                return;
             };
             let mut disconnect = Disconnect {
                 reason_code,

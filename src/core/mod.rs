@@ -5,6 +5,7 @@
 
 pub(crate) mod alias;
 pub(crate) mod clients;
+pub(crate) mod close;
 pub(crate) mod drops;
 pub(crate) mod frame_cache;
 pub(crate) mod hash;

@@ -81,13 +81,7 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
     if code >= reason::UNSPECIFIED_ERROR
         && let Some(max) = super::problem_report(state, id)
     {
-        ack.properties.reason_string = Some(match code {
-            reason::NOT_AUTHORIZED => "not authorized to publish to this topic",
-            reason::PAYLOAD_FORMAT_INVALID => "payload is not valid UTF-8",
-            reason::PACKET_TOO_LARGE => "payload over the broker's message size limit",
-            reason::PACKET_IDENTIFIER_NOT_FOUND => "packet identifier not found",
-            _ => "refused",
-        });
+        ack.properties.reason_string = Some(reason::ack_reason_string(code));
         if ack.encoded_len(version) > max as usize {
             ack.properties.reason_string = None;
         }

@@ -128,6 +128,19 @@ pub fn for_error(e: Error) -> u8 {
     }
 }
 
+/// The Reason String sent with a failed PUBACK/PUBREC/PUBREL/PUBCOMP `code` (only with
+/// codes of 0x80 and above: success codes carry none).
+pub fn ack_reason_string(code: u8) -> &'static str {
+    match code {
+        NOT_AUTHORIZED => "not authorized to publish to this topic",
+        PAYLOAD_FORMAT_INVALID => "payload is not valid UTF-8",
+        PACKET_TOO_LARGE => "payload over the broker's message size limit",
+        PACKET_IDENTIFIER_NOT_FOUND => "packet identifier not found",
+        TOPIC_NAME_INVALID => "topic name over the broker's length or level bound",
+        _ => "refused",
+    }
+}
+
 /// The v3 CONNACK return code for a v5 CONNACK reason code.
 pub fn connack_v3(code: u8) -> u8 {
     match code {
