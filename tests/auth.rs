@@ -546,3 +546,24 @@ fn retained_messages_on_subscribe_are_checked_for_reading() {
     assert_eq!((p.topic.as_str(), p.retain), ("public/x", true));
     carol.expect_silence(300);
 }
+
+#[test]
+fn a_refused_qos2_publish_leaves_no_state_behind() {
+    // A QoS 2 PUBLISH the ACL refuses is acknowledged (3.1.1 cannot refuse it) but its
+    // packet id is not kept awaiting PUBREL: reused at once for an allowed topic, the next
+    // PUBLISH is a new message, not a duplicate to drop.
+    let dir = Scratch::new("acl-qos2");
+    let broker = acl_broker(&dir);
+    let mut carol = user(broker.addr, "carol");
+    assert_eq!(carol.subscribe("public/#", 2), 2);
+    let mut erin = user(broker.addr, "erin");
+    erin.send(&publish("denied/x", b"no", 2, false, 7));
+    assert_eq!(erin.recv_kind(5).body[..2], [0, 7], "PUBREC for the refused one");
+    erin.send(&publish("public/x", b"yes", 2, false, 7));
+    assert_eq!(erin.recv_kind(5).body[..2], [0, 7]);
+    let got = carol.recv_publish();
+    assert_eq!(
+        (got.topic.as_str(), got.payload.as_slice()),
+        ("public/x", &b"yes"[..])
+    );
+}

@@ -14,6 +14,7 @@ use crate::core::route;
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
 use crate::ids::ConnId;
+use crate::ids::SessionId;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
@@ -115,61 +116,73 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
     let size_limit = state.config.message_size_limit;
     let oversize = size_limit != 0 && publish.payload.len() > size_limit as usize;
 
-    // Apply: QoS 2 is routed once per packet id until PUBREL [MQTT-4.3.3-9].
-    let first_delivery = match publish.qos {
-        QoS::ExactlyOnce => session.receive_qos2(publish.packet_id),
-        _ => true,
-    };
-    let denied = !state.allowed(sid, topic, Access::Write);
-    let mut code = reason::SUCCESS;
-    if over_limits {
+    // Validate, before anything changes: every refusal, with its reason code and why the
+    // message is dropped (a PUBLISH the broker refuses leaves no QoS 2 state behind).
+    let refusal = if over_limits {
         debug!(
             "dropping PUBLISH to a topic of {} bytes over the topic length or level bound",
             topic.len()
         );
-        state.count_drop(sid, DropReason::TooLarge, 1);
-        if v5 {
-            code = reason::TOPIC_NAME_INVALID;
-        }
-    } else if denied {
-        // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as Mosquitto
-        // does; v5 says 0x87. `$SYS` topics are the broker's, whatever the ACL says.
+        Some((reason::TOPIC_NAME_INVALID, DropReason::TooLarge))
+    } else if !state.allowed(sid, topic, Access::Write) {
+        // `$SYS` topics are the broker's, whatever the ACL says.
         debug!("PUBLISH to {topic:?} not authorised; dropped");
-        state.count_drop(sid, DropReason::Acl, 1);
-        if v5 {
-            code = reason::NOT_AUTHORIZED;
-        }
+        Some((reason::NOT_AUTHORIZED, DropReason::Acl))
     } else if oversize {
         debug!(
             "dropping {}-byte PUBLISH over message_size_limit",
             publish.payload.len()
         );
-        state.count_drop(sid, DropReason::TooLarge, 1);
-        code = reason::PACKET_TOO_LARGE;
+        Some((reason::PACKET_TOO_LARGE, DropReason::TooLarge))
     } else if bad_format {
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
-        code = reason::PAYLOAD_FORMAT_INVALID;
-    } else if first_delivery {
-        // Routing remembers the topic as the session's last one (`route::LastTopic`).
-        let shared_topic = known_topic
-            .or_else(|| aliased.clone())
-            .unwrap_or_else(|| Rc::from(topic));
-        let message = if v5 {
-            Message::with_properties(
-                shared_topic,
-                publish.payload,
-                publish.qos,
-                publish.retain,
-                props,
-                state.now,
-            )
-        } else {
-            Message::shared(shared_topic, publish.payload, publish.qos, publish.retain)
-        };
-        if route::publish(state, &message, Some(sid)) == 0 {
-            code = reason::NO_MATCHING_SUBSCRIBERS;
+        Some((reason::PAYLOAD_FORMAT_INVALID, DropReason::TooLarge))
+    } else {
+        None
+    };
+
+    // Apply.
+    let code = match refusal {
+        Some((code, why)) => {
+            if code != reason::PAYLOAD_FORMAT_INVALID {
+                state.count_drop(sid, why, 1);
+            }
+            // 3.1.1 has no way to refuse a PUBLISH: it is acknowledged and dropped, as
+            // Mosquitto does; v5 says why. A payload over the size limit is refused in both.
+            if v5 || code == reason::PACKET_TOO_LARGE {
+                code
+            } else {
+                reason::SUCCESS
+            }
         }
-    }
+        // QoS 2 is routed once per packet id until PUBREL [MQTT-4.3.3-9].
+        None if publish.qos == QoS::ExactlyOnce && !receive_qos2(state, sid, publish.packet_id) => {
+            reason::SUCCESS
+        }
+        None => {
+            // Routing remembers the topic as the session's last one (`route::LastTopic`).
+            let shared_topic = known_topic
+                .or_else(|| aliased.clone())
+                .unwrap_or_else(|| Rc::from(topic));
+            let message = if v5 {
+                Message::with_properties(
+                    shared_topic,
+                    publish.payload,
+                    publish.qos,
+                    publish.retain,
+                    props,
+                    state.now,
+                )
+            } else {
+                Message::shared(shared_topic, publish.payload, publish.qos, publish.retain)
+            };
+            if route::publish(state, &message, Some(sid)) == 0 {
+                reason::NO_MATCHING_SUBSCRIBERS
+            } else {
+                reason::SUCCESS
+            }
+        }
+    };
 
     let kind = match publish.qos {
         QoS::AtMostOnce => return Ok(()),
@@ -177,13 +190,15 @@ pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<()
         QoS::AtLeastOnce => PacketType::Puback,
         QoS::ExactlyOnce => PacketType::Pubrec,
     };
-    // A failed QoS 2 PUBREC ends the exchange: no PUBREL follows [MQTT-4.3.3-4].
-    if code >= reason::UNSPECIFIED_ERROR
-        && publish.qos == QoS::ExactlyOnce
-        && let Some(session) = state.sessions.get_mut(sid.0 as usize)
-    {
-        session.release_qos2(publish.packet_id);
-    }
     send_ack(state, id, kind, publish.packet_id, code);
     Ok(())
+}
+
+/// Records inbound QoS 2 `packet_id` as awaiting PUBREL; false if it already was (a resend,
+/// not to be routed again).
+fn receive_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
+    state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .is_some_and(|s| s.receive_qos2(packet_id))
 }
