@@ -558,7 +558,11 @@ fn a_refused_qos2_publish_leaves_no_state_behind() {
     assert_eq!(carol.subscribe("public/#", 2), 2);
     let mut erin = user(broker.addr, "erin");
     erin.send(&publish("denied/x", b"no", 2, false, 7));
-    assert_eq!(erin.recv_kind(5).body[..2], [0, 7], "PUBREC for the refused one");
+    assert_eq!(
+        erin.recv_kind(5).body[..2],
+        [0, 7],
+        "PUBREC for the refused one"
+    );
     erin.send(&publish("public/x", b"yes", 2, false, 7));
     assert_eq!(erin.recv_kind(5).body[..2], [0, 7]);
     let got = carol.recv_publish();

@@ -1,46 +1,23 @@
-//! `Session`: what the broker remembers about one client id, across its connections.
-//!
-//! A session owns the client's subscriptions (as a list, so they can be removed when the
-//! session ends; the tree holds the index), its outbound inflight window of unacknowledged
-//! QoS 1/2 messages, a bounded queue of messages not yet sent, the packet ids of inbound
-//! QoS 2 messages awaiting PUBREL, and the next outbound packet id. It outlives its
-//! connection when the client asked for a persistent session.
+//! A session's message flow: the queue of messages not yet sent (bounded as
+//! `QueueLimits` says), the inflight window of QoS 1/2 messages awaiting acknowledgement,
+//! outbound packet ids, and the packet ids of inbound QoS 2 messages awaiting PUBREL.
 //!
 //! Invariants: every inflight entry has a distinct non-zero packet id; the queue never holds
 //! more than `max_queued_messages` (when non-zero) counted messages. QoS 0 for an online
 //! client is not counted: it is bounded in bytes by the broker (`max_output_buffer`, see
 //! `route::deliver`), which is why the queue also tracks its size in bytes (`backlog`).
-//!
-//! MQTT 5 adds limits that belong to the current connection (the client's Receive Maximum,
-//! Maximum Packet Size and Topic Alias Maximum, and the topic alias maps): they live in a
-//! [`Link`] that each CONNECT replaces, so they never outlive the connection they came with.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Instant;
 
-use crate::core::alias::{InboundAliases, OutboundAliases, OutboundTopic};
-use crate::core::frame_cache::FrameCache;
+use super::{QueueLimits, Session};
 use crate::core::message::Message;
 use crate::core::route::LastTopic;
-use crate::ids::ConnId;
-use crate::wire::{Ack, PacketType, Properties, Publish, QoS, SubscriptionOptions, Version};
-
-/// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
-pub const NEVER_EXPIRES: u32 = u32::MAX;
-
-/// A subscription as the session remembers it (the tree holds the routing index).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Subscription {
-    /// The filter as subscribed, including any `$share/{group}/` prefix.
-    pub raw_filter: Box<str>,
-    /// Granted QoS and options.
-    pub options: SubscriptionOptions,
-}
+use crate::wire::QoS;
 
 /// Where an outbound QoS 1/2 message is in its acknowledgement flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AckState {
+pub(super) enum AckState {
     /// QoS 1 PUBLISH sent, PUBACK awaited.
     Puback,
     /// QoS 2 PUBLISH sent, PUBREC awaited.
@@ -50,25 +27,25 @@ enum AckState {
 }
 
 #[derive(Debug)]
-struct Inflight {
-    packet_id: u16,
-    message: Rc<Message>,
-    qos: QoS,
-    retain: bool,
-    subscription_ids: SubscriptionIds,
-    state: AckState,
+pub(super) struct Inflight {
+    pub(super) packet_id: u16,
+    pub(super) message: Rc<Message>,
+    pub(super) qos: QoS,
+    pub(super) retain: bool,
+    pub(super) subscription_ids: SubscriptionIds,
+    pub(super) state: AckState,
 }
 
 #[derive(Debug)]
-struct Queued {
-    message: Rc<Message>,
-    qos: QoS,
-    retain: bool,
+pub(super) struct Queued {
+    pub(super) message: Rc<Message>,
+    pub(super) qos: QoS,
+    pub(super) retain: bool,
     /// Counts toward `max_queued_messages` / `max_queued_bytes` (everything but QoS 0
     /// queued while the client is online).
-    counted: bool,
+    pub(super) counted: bool,
     /// MQTT 5 subscription identifiers of the matching subscriptions.
-    subscription_ids: SubscriptionIds,
+    pub(super) subscription_ids: SubscriptionIds,
 }
 
 /// The MQTT 5 subscription identifiers one delivery carries [MQTT-3.3.4-3]. None or one is
@@ -76,7 +53,7 @@ struct Queued {
 /// nothing; several (overlapping subscriptions with identifiers) are boxed, behind a thin
 /// pointer so the whole stays 16 bytes.
 #[derive(Debug)]
-enum SubscriptionIds {
+pub(super) enum SubscriptionIds {
     None,
     One(u32),
     Many(Box<Box<[u32]>>),
@@ -91,66 +68,13 @@ impl SubscriptionIds {
         }
     }
 
-    fn as_slice(&self) -> &[u32] {
+    pub(super) fn as_slice(&self) -> &[u32] {
         match self {
             SubscriptionIds::None => &[],
             SubscriptionIds::One(id) => std::slice::from_ref(id),
             SubscriptionIds::Many(ids) => ids,
         }
     }
-}
-
-/// What the current connection of an MQTT 5 client asked for in CONNECT, and its topic
-/// alias maps. Replaced by every CONNECT; `None` for MQTT 3 clients (no limits, no aliases).
-#[derive(Debug)]
-pub struct Link {
-    /// The client's Receive Maximum: most unacknowledged QoS 1/2 PUBLISHes sent to it.
-    pub receive_maximum: u16,
-    /// The client's Maximum Packet Size; larger PUBLISHes are dropped for it [MQTT-3.1.2-25].
-    pub maximum_packet_size: u32,
-    /// The client's Topic Alias Maximum: how many aliases the broker may assign.
-    pub topic_alias_maximum: u16,
-    /// Whether reason strings and user properties may be sent on acks [MQTT-3.1.2-29].
-    pub problem_information: bool,
-    /// Aliases the client set, bounded by our Topic Alias Maximum.
-    pub inbound_aliases: InboundAliases,
-    /// Aliases the broker assigned, bounded by the client's Topic Alias Maximum.
-    pub outbound_aliases: OutboundAliases,
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link {
-            receive_maximum: u16::MAX,
-            maximum_packet_size: u32::MAX,
-            topic_alias_maximum: 0,
-            problem_information: true,
-            inbound_aliases: InboundAliases::default(),
-            outbound_aliases: OutboundAliases::default(),
-        }
-    }
-}
-
-/// Bounds a session applies to its queue and window, from `Config`.
-#[derive(Clone, Copy, Debug)]
-pub struct QueueLimits {
-    /// Most unacknowledged outbound QoS 1/2 messages.
-    pub max_inflight: u16,
-    /// Most queued messages; 0 is unlimited.
-    pub max_queued: usize,
-    /// Most queued payload bytes; 0 is unlimited.
-    pub max_queued_bytes: usize,
-    /// Whether QoS 0 messages are queued while the session is offline.
-    pub queue_qos0_offline: bool,
-}
-
-/// What one `write_pending` or `resend_inflight` dropped instead of sending.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendDrops {
-    /// Messages whose expiry interval ran out while they waited [MQTT-3.3.2-5].
-    pub expired: u64,
-    /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
-    pub too_large: u64,
 }
 
 /// Bytes of memory one queued message is taken to cost beyond its payload and topic.
@@ -177,51 +101,20 @@ pub enum AckOutcome {
     WrongKind,
 }
 
-/// One client's session state.
-#[derive(Debug)]
-pub struct Session {
-    /// The client identifier, as the client sent it or as the broker assigned it (the
-    /// client-id index looks it up here rather than keeping a copy).
-    pub client_id: Box<str>,
-    /// The connection the session is attached to, if the client is online.
-    pub conn: Option<ConnId>,
-    /// The username its client authenticated with, for ACL checks.
-    pub username: Option<Box<str>>,
-    /// The listener its client connected through, whose security settings apply.
-    pub listener: u16,
-    /// Session Expiry Interval in seconds: 0 ends the session with its connection (3.1.1
-    /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
-    /// `persistent_client_expiration`).
-    pub expiry_interval: u32,
-    /// The current connection's MQTT 5 limits and alias maps.
-    pub link: Option<Box<Link>>,
-    /// When an offline session is discarded; `None` while online or when it never expires.
-    pub expires_at: Option<Instant>,
-    /// The session's subscriptions, sorted by `raw_filter` so a SUBSCRIBE or UNSUBSCRIBE
-    /// finds its filter by binary search however many the session holds.
-    pub subscriptions: Vec<Subscription>,
-    /// Message flow state, allocated on first use so an idle session stays small.
-    flow: Option<Box<Flow>>,
-    /// Routing scratch: the publish sequence number this session was last collected for.
-    pub route_stamp: u64,
-    /// Routing scratch: where in the scratch list this session's delivery sits.
-    pub route_slot: u32,
-}
-
 /// The queues and windows of a session that has exchanged messages.
 #[derive(Debug)]
-struct Flow {
-    inflight: VecDeque<Inflight>,
-    queue: VecDeque<Queued>,
+pub(super) struct Flow {
+    pub(super) inflight: VecDeque<Inflight>,
+    pub(super) queue: VecDeque<Queued>,
     /// Queue entries that count toward `max_queued_messages`, and their payload bytes.
-    counted: usize,
-    counted_bytes: usize,
+    pub(super) counted: usize,
+    pub(super) counted_bytes: usize,
     /// What every queue entry costs, in bytes: payload, topic and the entry.
-    backlog: usize,
-    inbound_qos2: Vec<u16>,
-    next_packet_id: u16,
+    pub(super) backlog: usize,
+    pub(super) inbound_qos2: Vec<u16>,
+    pub(super) next_packet_id: u16,
     /// The topic this client last published to and what it matched (`route::LastTopic`).
-    last_topic: Option<LastTopic>,
+    pub(super) last_topic: Option<LastTopic>,
 }
 
 impl Default for Flow {
@@ -239,51 +132,73 @@ impl Default for Flow {
     }
 }
 
-impl Session {
-    /// A new, empty session for `client_id` with a Session Expiry Interval in seconds.
-    pub fn new(client_id: Box<str>, expiry_interval: u32) -> Session {
-        Session {
-            client_id,
-            conn: None,
-            username: None,
-            listener: 0,
-            expiry_interval,
-            link: None,
-            expires_at: None,
-            subscriptions: Vec::new(),
-            flow: None,
-            route_stamp: 0,
-            route_slot: 0,
+impl Flow {
+    /// Puts a QoS 1/2 message just sent with `packet_id` in the inflight window (QoS 0 needs
+    /// nothing more).
+    pub(super) fn push_inflight(&mut self, q: Queued, packet_id: u16) {
+        let state = match q.qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => AckState::Puback,
+            QoS::ExactlyOnce => AckState::Pubrec,
+        };
+        self.inflight.push_back(Inflight {
+            packet_id,
+            state,
+            message: q.message,
+            qos: q.qos,
+            retain: q.retain,
+            subscription_ids: q.subscription_ids,
+        });
+    }
+
+    /// Where the message in flight under `packet_id` is (ids in flight are distinct).
+    fn find(&self, packet_id: u16) -> Option<usize> {
+        // Acks usually come in order, so the search starts at the front.
+        self.inflight.iter().position(|f| f.packet_id == packet_id)
+    }
+
+    pub(super) fn allocate_packet_id(&mut self) -> u16 {
+        // Ids are handed out in cyclic order and the window keeps allocation order, so every
+        // id in use lies on the cycle from the front entry's id to the back entry's id. A
+        // candidate past the back entry is free without a scan; only after the ids wrapped
+        // all the way round a message stuck in flight is the window searched. The window
+        // holds at most 65535 ids, so a free one exists whenever this is called.
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            let free = match (self.inflight.front(), self.inflight.back()) {
+                (Some(front), Some(back)) => {
+                    cycle_distance(front.packet_id, id)
+                        > cycle_distance(front.packet_id, back.packet_id)
+                        || !self.inflight.iter().any(|f| f.packet_id == id)
+                }
+                _ => true,
+            };
+            if free {
+                return id;
+            }
         }
     }
+}
 
-    fn flow_mut(&mut self) -> &mut Flow {
+/// What queuing `message` costs in bytes, for the backlog.
+pub(super) fn queued_cost(message: &Message) -> usize {
+    message.payload.len() + message.topic.len() + QUEUED_OVERHEAD
+}
+
+/// Steps from packet id `from` forward to `to` on the cycle 1..=65535 (0 is not an id).
+fn cycle_distance(from: u16, to: u16) -> u32 {
+    (u32::from(to) + 65535 - u32::from(from)) % 65535
+}
+
+impl Session {
+    pub(super) fn flow_mut(&mut self) -> &mut Flow {
         self.flow.get_or_insert_with(Box::default)
-    }
-
-    /// Whether the session ends when its connection does (Session Expiry Interval 0).
-    pub fn ends_with_connection(&self) -> bool {
-        self.expiry_interval == 0
-    }
-
-    /// When this session, just gone offline at `now`, is to be discarded; `None` never.
-    /// `persistent` (`persistent_client_expiration`) bounds every session: one that never
-    /// expires, and a long MQTT 5 Session Expiry Interval (0xFFFFFFFE is 136 years), so the
-    /// offline sessions, and the delayed wills they hold, cannot outlive it.
-    pub fn expiry_deadline(
-        &self,
-        now: Instant,
-        persistent: Option<std::time::Duration>,
-    ) -> Option<Instant> {
-        let asked = (self.expiry_interval != NEVER_EXPIRES)
-            .then(|| std::time::Duration::from_secs(u64::from(self.expiry_interval)));
-        let keep = [asked, persistent].into_iter().flatten().min()?;
-        Some(now + keep)
     }
 
     /// Most unacknowledged QoS 1/2 messages in flight to the client: the configured window,
     /// or less if the client's Receive Maximum is lower [MQTT-3.3.4-9].
-    fn max_inflight(&self, limits: QueueLimits) -> usize {
+    pub(super) fn max_inflight(&self, limits: QueueLimits) -> usize {
         let receive_maximum = self.link.as_ref().map_or(u16::MAX, |l| l.receive_maximum);
         usize::from(limits.max_inflight.min(receive_maximum))
     }
@@ -326,37 +241,6 @@ impl Session {
             subscription_ids: SubscriptionIds::new(subscription_ids),
         });
         Enqueued::Queued
-    }
-
-    /// Whether the session subscribes to `raw_filter` (as written, `$share/` prefix included).
-    pub fn has_subscription(&self, raw_filter: &str) -> bool {
-        self.subscription_slot(raw_filter).is_ok()
-    }
-
-    /// Adds a subscription, or replaces the options of an existing one.
-    pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions) {
-        match self.subscription_slot(raw_filter) {
-            Ok(i) => self.subscriptions[i].options = options,
-            Err(i) => self.subscriptions.insert(
-                i,
-                Subscription {
-                    raw_filter: raw_filter.into(),
-                    options,
-                },
-            ),
-        }
-    }
-
-    /// Forgets a subscription, if there is one.
-    pub fn remove_subscription(&mut self, raw_filter: &str) {
-        if let Ok(i) = self.subscription_slot(raw_filter) {
-            self.subscriptions.remove(i);
-        }
-    }
-
-    fn subscription_slot(&self, raw_filter: &str) -> Result<usize, usize> {
-        self.subscriptions
-            .binary_search_by(|s| (*s.raw_filter).cmp(raw_filter))
     }
 
     /// How many more counted messages the queue takes before its bound (`usize::MAX` when
@@ -410,135 +294,6 @@ impl Session {
     #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.inflight.len())
-    }
-
-    /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
-    /// bytes and the inflight window has room, in queue order (so per-topic order holds).
-    /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
-    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped. A frame
-    /// another subscriber already took in the same form is copied from `cache`.
-    pub fn write_pending(
-        &mut self,
-        out: &mut Vec<u8>,
-        out_limit: usize,
-        version: Version,
-        limits: QueueLimits,
-        now: Instant,
-        cache: &mut FrameCache,
-    ) -> SendDrops {
-        let max_inflight = self.max_inflight(limits);
-        let Session { flow, link, .. } = self;
-        let mut dropped = SendDrops::default();
-        let Some(flow) = flow.as_deref_mut() else {
-            return dropped;
-        };
-        while out.len() < out_limit {
-            let Some(front) = flow.queue.front() else {
-                return dropped;
-            };
-            let expired = front.message.expired(now);
-            if !expired && front.qos != QoS::AtMostOnce && flow.inflight.len() >= max_inflight {
-                return dropped;
-            }
-            let q = flow.queue.pop_front().expect("front was just seen");
-            flow.backlog -= queued_cost(&q.message);
-            if q.counted {
-                flow.counted -= 1;
-                flow.counted_bytes -= q.message.payload.len();
-            }
-            let ids = q.subscription_ids.as_slice();
-            if expired {
-                dropped.expired += 1;
-                continue;
-            }
-            // The frame is the same for every subscriber without aliases or identifiers; it
-            // is worth keeping only if other queues hold the message too.
-            let shareable = ids.is_empty()
-                && link.as_deref().is_none_or(|l| l.topic_alias_maximum == 0)
-                && Rc::strong_count(&q.message) > 1;
-            if shareable && let Some(len) = cache.len_of(&q.message, version, q.qos, q.retain) {
-                let max = link.as_deref().map_or(u32::MAX, |l| l.maximum_packet_size);
-                if u32::try_from(len).is_ok_and(|len| len <= max) {
-                    let packet_id = match q.qos {
-                        QoS::AtMostOnce => 0,
-                        _ => flow.allocate_packet_id(),
-                    };
-                    cache.copy_into(out, &q.message, version, q.qos, q.retain, packet_id);
-                    flow.push_inflight(q, packet_id);
-                } else {
-                    dropped.too_large += 1;
-                }
-                continue;
-            }
-            let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
-            if !fits(&mut publish, link.as_deref(), ids, version) {
-                dropped.too_large += 1;
-                continue;
-            }
-            if q.qos != QoS::AtMostOnce {
-                publish.packet_id = flow.allocate_packet_id();
-            }
-            if let Some(link) = link.as_deref_mut() {
-                match link
-                    .outbound_aliases
-                    .choose(&q.message.topic, link.topic_alias_maximum)
-                {
-                    OutboundTopic::Plain => publish.properties.topic_alias = None,
-                    OutboundTopic::Assign(alias) => publish.properties.topic_alias = Some(alias),
-                    OutboundTopic::Known(alias) => {
-                        publish.properties.topic_alias = Some(alias);
-                        publish.topic = "";
-                    }
-                }
-            }
-            let start = out.len();
-            publish.encode(version, ids, out);
-            if shareable {
-                cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
-            }
-            let packet_id = publish.packet_id;
-            flow.push_inflight(q, packet_id);
-        }
-        dropped
-    }
-
-    /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
-    /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
-    /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25]; returns how
-    /// many were dropped.
-    pub fn resend_inflight(
-        &mut self,
-        out: &mut Vec<u8>,
-        version: Version,
-        now: Instant,
-    ) -> SendDrops {
-        let Session { flow, link, .. } = self;
-        let Some(flow) = flow.as_deref_mut() else {
-            return SendDrops::default();
-        };
-        let before = flow.inflight.len();
-        flow.inflight.retain(|f| match f.state {
-            AckState::Puback | AckState::Pubrec => {
-                let ids = f.subscription_ids.as_slice();
-                // [MQTT-3.3.1-1] DUP is set when re-delivering.
-                let mut publish =
-                    publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
-                if !fits(&mut publish, link.as_deref(), ids, version) {
-                    return false;
-                }
-                publish.properties.topic_alias = None;
-                publish.encode(version, ids, out);
-                true
-            }
-            AckState::Pubcomp => {
-                encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out);
-                true
-            }
-        });
-        SendDrops {
-            expired: 0,
-            too_large: (before - flow.inflight.len()) as u64,
-        }
     }
 
     /// Handles PUBACK for an outbound QoS 1 message.
@@ -645,124 +400,15 @@ impl Session {
     }
 }
 
-impl Flow {
-    /// Puts a QoS 1/2 message just sent with `packet_id` in the inflight window (QoS 0 needs
-    /// nothing more).
-    fn push_inflight(&mut self, q: Queued, packet_id: u16) {
-        let state = match q.qos {
-            QoS::AtMostOnce => return,
-            QoS::AtLeastOnce => AckState::Puback,
-            QoS::ExactlyOnce => AckState::Pubrec,
-        };
-        self.inflight.push_back(Inflight {
-            packet_id,
-            state,
-            message: q.message,
-            qos: q.qos,
-            retain: q.retain,
-            subscription_ids: q.subscription_ids,
-        });
-    }
-
-    /// Where the message in flight under `packet_id` is (ids in flight are distinct).
-    fn find(&self, packet_id: u16) -> Option<usize> {
-        // Acks usually come in order, so the search starts at the front.
-        self.inflight.iter().position(|f| f.packet_id == packet_id)
-    }
-
-    fn allocate_packet_id(&mut self) -> u16 {
-        // Ids are handed out in cyclic order and the window keeps allocation order, so every
-        // id in use lies on the cycle from the front entry's id to the back entry's id. A
-        // candidate past the back entry is free without a scan; only after the ids wrapped
-        // all the way round a message stuck in flight is the window searched. The window
-        // holds at most 65535 ids, so a free one exists whenever this is called.
-        loop {
-            let id = self.next_packet_id;
-            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            let free = match (self.inflight.front(), self.inflight.back()) {
-                (Some(front), Some(back)) => {
-                    cycle_distance(front.packet_id, id)
-                        > cycle_distance(front.packet_id, back.packet_id)
-                        || !self.inflight.iter().any(|f| f.packet_id == id)
-                }
-                _ => true,
-            };
-            if free {
-                return id;
-            }
-        }
-    }
-}
-
-/// What queuing `message` costs in bytes, for the backlog.
-fn queued_cost(message: &Message) -> usize {
-    message.payload.len() + message.topic.len() + QUEUED_OVERHEAD
-}
-
-/// Steps from packet id `from` forward to `to` on the cycle 1..=65535 (0 is not an id).
-fn cycle_distance(from: u16, to: u16) -> u32 {
-    (u32::from(to) + 65535 - u32::from(from)) % 65535
-}
-
-/// The PUBLISH delivering `message` to one subscriber (v5 properties as of `now`).
-fn publish_frame(
-    message: &Message,
-    qos: QoS,
-    retain: bool,
-    packet_id: u16,
-    dup: bool,
-    version: Version,
-    now: Instant,
-) -> Publish<'_> {
-    Publish {
-        dup,
-        qos,
-        retain,
-        topic: &message.topic,
-        packet_id,
-        properties: if version == Version::V5 {
-            message.publish_properties(now)
-        } else {
-            Properties::default()
-        },
-        payload: &message.payload,
-    }
-}
-
-/// Whether `publish` fits the client's Maximum Packet Size. It is measured with its full
-/// topic and, if the client accepts aliases, the largest alias: an upper bound of what is
-/// sent. Leaves a placeholder alias set; the caller decides the real one.
-fn fits(publish: &mut Publish<'_>, link: Option<&Link>, ids: &[u32], version: Version) -> bool {
-    let Some(link) = link else {
-        return true;
-    };
-    if link.topic_alias_maximum > 0 {
-        publish.properties.topic_alias = Some(u16::MAX);
-    }
-    let len = publish.encoded_len(version, ids);
-    u32::try_from(len).is_ok_and(|len| len <= link.maximum_packet_size)
-}
-
-/// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP frame.
-fn encode_ack(
-    packet_type: PacketType,
-    packet_id: u16,
-    reason_code: u8,
-    version: Version,
-    out: &mut Vec<u8>,
-) {
-    let ack = Ack {
-        packet_id,
-        reason_code,
-        properties: Properties::default(),
-    };
-    ack.encode(packet_type, version, out);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::frame_cache::FrameCache;
+    use crate::core::session::NEVER_EXPIRES;
+    use crate::ids::ConnId;
     use crate::wire::{Packet, decode};
+    use crate::wire::{SubscriptionOptions, Version};
+    use std::time::Instant;
 
     const LIMITS: QueueLimits = QueueLimits {
         max_inflight: 2,

@@ -1,0 +1,183 @@
+//! `Session`: what the broker remembers about one client id, across its connections.
+//!
+//! A session owns the client's subscriptions (as a list, so they can be removed when the
+//! session ends; the tree holds the index), its outbound inflight window of unacknowledged
+//! QoS 1/2 messages, a bounded queue of messages not yet sent, the packet ids of inbound
+//! QoS 2 messages awaiting PUBREL, and the next outbound packet id. It outlives its
+//! connection when the client asked for a persistent session.
+//!
+//! The message flow (queue, inflight window, packet ids) is in `flow`.
+//!
+//! MQTT 5 adds limits that belong to the current connection (the client's Receive Maximum,
+//! Maximum Packet Size and Topic Alias Maximum, and the topic alias maps): they live in a
+//! [`Link`] that each CONNECT replaces, so they never outlive the connection they came with.
+
+mod flow;
+mod write;
+
+use std::time::Instant;
+
+use flow::Flow;
+pub use flow::{AckOutcome, Enqueued};
+pub use write::SendDrops;
+
+use crate::core::alias::{InboundAliases, OutboundAliases};
+use crate::ids::ConnId;
+use crate::wire::SubscriptionOptions;
+
+/// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
+pub const NEVER_EXPIRES: u32 = u32::MAX;
+
+/// A subscription as the session remembers it (the tree holds the routing index).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subscription {
+    /// The filter as subscribed, including any `$share/{group}/` prefix.
+    pub raw_filter: Box<str>,
+    /// Granted QoS and options.
+    pub options: SubscriptionOptions,
+}
+
+/// What the current connection of an MQTT 5 client asked for in CONNECT, and its topic
+/// alias maps. Replaced by every CONNECT; `None` for MQTT 3 clients (no limits, no aliases).
+#[derive(Debug)]
+pub struct Link {
+    /// The client's Receive Maximum: most unacknowledged QoS 1/2 PUBLISHes sent to it.
+    pub receive_maximum: u16,
+    /// The client's Maximum Packet Size; larger PUBLISHes are dropped for it [MQTT-3.1.2-25].
+    pub maximum_packet_size: u32,
+    /// The client's Topic Alias Maximum: how many aliases the broker may assign.
+    pub topic_alias_maximum: u16,
+    /// Whether reason strings and user properties may be sent on acks [MQTT-3.1.2-29].
+    pub problem_information: bool,
+    /// Aliases the client set, bounded by our Topic Alias Maximum.
+    pub inbound_aliases: InboundAliases,
+    /// Aliases the broker assigned, bounded by the client's Topic Alias Maximum.
+    pub outbound_aliases: OutboundAliases,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            receive_maximum: u16::MAX,
+            maximum_packet_size: u32::MAX,
+            topic_alias_maximum: 0,
+            problem_information: true,
+            inbound_aliases: InboundAliases::default(),
+            outbound_aliases: OutboundAliases::default(),
+        }
+    }
+}
+
+/// Bounds a session applies to its queue and window, from `Config`.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Most unacknowledged outbound QoS 1/2 messages.
+    pub max_inflight: u16,
+    /// Most queued messages; 0 is unlimited.
+    pub max_queued: usize,
+    /// Most queued payload bytes; 0 is unlimited.
+    pub max_queued_bytes: usize,
+    /// Whether QoS 0 messages are queued while the session is offline.
+    pub queue_qos0_offline: bool,
+}
+
+/// One client's session state.
+#[derive(Debug)]
+pub struct Session {
+    /// The client identifier, as the client sent it or as the broker assigned it (the
+    /// client-id index looks it up here rather than keeping a copy).
+    pub client_id: Box<str>,
+    /// The connection the session is attached to, if the client is online.
+    pub conn: Option<ConnId>,
+    /// The username its client authenticated with, for ACL checks.
+    pub username: Option<Box<str>>,
+    /// The listener its client connected through, whose security settings apply.
+    pub listener: u16,
+    /// Session Expiry Interval in seconds: 0 ends the session with its connection (3.1.1
+    /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
+    /// `persistent_client_expiration`).
+    pub expiry_interval: u32,
+    /// The current connection's MQTT 5 limits and alias maps.
+    pub link: Option<Box<Link>>,
+    /// When an offline session is discarded; `None` while online or when it never expires.
+    pub expires_at: Option<Instant>,
+    /// The session's subscriptions, sorted by `raw_filter` so a SUBSCRIBE or UNSUBSCRIBE
+    /// finds its filter by binary search however many the session holds.
+    pub subscriptions: Vec<Subscription>,
+    /// Message flow state, allocated on first use so an idle session stays small.
+    flow: Option<Box<Flow>>,
+    /// Routing scratch: the publish sequence number this session was last collected for.
+    pub route_stamp: u64,
+    /// Routing scratch: where in the scratch list this session's delivery sits.
+    pub route_slot: u32,
+}
+
+impl Session {
+    /// A new, empty session for `client_id` with a Session Expiry Interval in seconds.
+    pub fn new(client_id: Box<str>, expiry_interval: u32) -> Session {
+        Session {
+            client_id,
+            conn: None,
+            username: None,
+            listener: 0,
+            expiry_interval,
+            link: None,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            flow: None,
+            route_stamp: 0,
+            route_slot: 0,
+        }
+    }
+
+    /// Whether the session ends when its connection does (Session Expiry Interval 0).
+    pub fn ends_with_connection(&self) -> bool {
+        self.expiry_interval == 0
+    }
+
+    /// When this session, just gone offline at `now`, is to be discarded; `None` never.
+    /// `persistent` (`persistent_client_expiration`) bounds every session: one that never
+    /// expires, and a long MQTT 5 Session Expiry Interval (0xFFFFFFFE is 136 years), so the
+    /// offline sessions, and the delayed wills they hold, cannot outlive it.
+    pub fn expiry_deadline(
+        &self,
+        now: Instant,
+        persistent: Option<std::time::Duration>,
+    ) -> Option<Instant> {
+        let asked = (self.expiry_interval != NEVER_EXPIRES)
+            .then(|| std::time::Duration::from_secs(u64::from(self.expiry_interval)));
+        let keep = [asked, persistent].into_iter().flatten().min()?;
+        Some(now + keep)
+    }
+
+    /// Whether the session subscribes to `raw_filter` (as written, `$share/` prefix included).
+    pub fn has_subscription(&self, raw_filter: &str) -> bool {
+        self.subscription_slot(raw_filter).is_ok()
+    }
+
+    /// Adds a subscription, or replaces the options of an existing one.
+    pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions) {
+        match self.subscription_slot(raw_filter) {
+            Ok(i) => self.subscriptions[i].options = options,
+            Err(i) => self.subscriptions.insert(
+                i,
+                Subscription {
+                    raw_filter: raw_filter.into(),
+                    options,
+                },
+            ),
+        }
+    }
+
+    /// Forgets a subscription, if there is one.
+    pub fn remove_subscription(&mut self, raw_filter: &str) {
+        if let Ok(i) = self.subscription_slot(raw_filter) {
+            self.subscriptions.remove(i);
+        }
+    }
+
+    fn subscription_slot(&self, raw_filter: &str) -> Result<usize, usize> {
+        self.subscriptions
+            .binary_search_by(|s| (*s.raw_filter).cmp(raw_filter))
+    }
+}

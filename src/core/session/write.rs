@@ -1,0 +1,209 @@
+//! Turning a session's queue into PUBLISH frames: what the inflight window and the output
+//! bound admit, in queue order, each frame encoded once per form (`FrameCache`) or for this
+//! client alone (topic aliases, subscription identifiers); and re-sending what was in flight
+//! when a session resumes [MQTT-4.4.0-1].
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::flow::{AckState, queued_cost};
+use super::{Link, QueueLimits, Session};
+use crate::core::alias::OutboundTopic;
+use crate::core::frame_cache::FrameCache;
+use crate::core::message::Message;
+use crate::wire::{Ack, PacketType, Properties, Publish, QoS, Version};
+
+/// What one `write_pending` or `resend_inflight` dropped instead of sending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendDrops {
+    /// Messages whose expiry interval ran out while they waited [MQTT-3.3.2-5].
+    pub expired: u64,
+    /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+    pub too_large: u64,
+}
+
+impl Session {
+    /// Moves queued messages into `out` as PUBLISH frames while `out` is below `out_limit`
+    /// bytes and the inflight window has room, in queue order (so per-topic order holds).
+    /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
+    /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped. A frame
+    /// another subscriber already took in the same form is copied from `cache`.
+    pub fn write_pending(
+        &mut self,
+        out: &mut Vec<u8>,
+        out_limit: usize,
+        version: Version,
+        limits: QueueLimits,
+        now: Instant,
+        cache: &mut FrameCache,
+    ) -> SendDrops {
+        let max_inflight = self.max_inflight(limits);
+        let Session { flow, link, .. } = self;
+        let mut dropped = SendDrops::default();
+        let Some(flow) = flow.as_deref_mut() else {
+            return dropped;
+        };
+        while out.len() < out_limit {
+            let Some(front) = flow.queue.front() else {
+                return dropped;
+            };
+            let expired = front.message.expired(now);
+            if !expired && front.qos != QoS::AtMostOnce && flow.inflight.len() >= max_inflight {
+                return dropped;
+            }
+            let q = flow.queue.pop_front().expect("front was just seen");
+            flow.backlog -= queued_cost(&q.message);
+            if q.counted {
+                flow.counted -= 1;
+                flow.counted_bytes -= q.message.payload.len();
+            }
+            let ids = q.subscription_ids.as_slice();
+            if expired {
+                dropped.expired += 1;
+                continue;
+            }
+            // The frame is the same for every subscriber without aliases or identifiers; it
+            // is worth keeping only if other queues hold the message too.
+            let shareable = ids.is_empty()
+                && link.as_deref().is_none_or(|l| l.topic_alias_maximum == 0)
+                && Rc::strong_count(&q.message) > 1;
+            if shareable && let Some(len) = cache.len_of(&q.message, version, q.qos, q.retain) {
+                let max = link.as_deref().map_or(u32::MAX, |l| l.maximum_packet_size);
+                if u32::try_from(len).is_ok_and(|len| len <= max) {
+                    let packet_id = match q.qos {
+                        QoS::AtMostOnce => 0,
+                        _ => flow.allocate_packet_id(),
+                    };
+                    cache.copy_into(out, &q.message, version, q.qos, q.retain, packet_id);
+                    flow.push_inflight(q, packet_id);
+                } else {
+                    dropped.too_large += 1;
+                }
+                continue;
+            }
+            let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
+            if !fits(&mut publish, link.as_deref(), ids, version) {
+                dropped.too_large += 1;
+                continue;
+            }
+            if q.qos != QoS::AtMostOnce {
+                publish.packet_id = flow.allocate_packet_id();
+            }
+            if let Some(link) = link.as_deref_mut() {
+                match link
+                    .outbound_aliases
+                    .choose(&q.message.topic, link.topic_alias_maximum)
+                {
+                    OutboundTopic::Plain => publish.properties.topic_alias = None,
+                    OutboundTopic::Assign(alias) => publish.properties.topic_alias = Some(alias),
+                    OutboundTopic::Known(alias) => {
+                        publish.properties.topic_alias = Some(alias);
+                        publish.topic = "";
+                    }
+                }
+            }
+            let start = out.len();
+            publish.encode(version, ids, out);
+            if shareable {
+                cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
+            }
+            let packet_id = publish.packet_id;
+            flow.push_inflight(q, packet_id);
+        }
+        dropped
+    }
+
+    /// Re-sends every unacknowledged message when a persistent session reconnects: PUBLISH
+    /// with DUP set, or PUBREL where PUBREC already came [MQTT-4.4.0-1]. A PUBLISH now larger
+    /// than the client's Maximum Packet Size is dropped instead [MQTT-3.1.2-25]; returns how
+    /// many were dropped.
+    pub fn resend_inflight(
+        &mut self,
+        out: &mut Vec<u8>,
+        version: Version,
+        now: Instant,
+    ) -> SendDrops {
+        let Session { flow, link, .. } = self;
+        let Some(flow) = flow.as_deref_mut() else {
+            return SendDrops::default();
+        };
+        let before = flow.inflight.len();
+        flow.inflight.retain(|f| match f.state {
+            AckState::Puback | AckState::Pubrec => {
+                let ids = f.subscription_ids.as_slice();
+                // [MQTT-3.3.1-1] DUP is set when re-delivering.
+                let mut publish =
+                    publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
+                if !fits(&mut publish, link.as_deref(), ids, version) {
+                    return false;
+                }
+                publish.properties.topic_alias = None;
+                publish.encode(version, ids, out);
+                true
+            }
+            AckState::Pubcomp => {
+                encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out);
+                true
+            }
+        });
+        SendDrops {
+            expired: 0,
+            too_large: (before - flow.inflight.len()) as u64,
+        }
+    }
+}
+
+/// The PUBLISH delivering `message` to one subscriber (v5 properties as of `now`).
+fn publish_frame(
+    message: &Message,
+    qos: QoS,
+    retain: bool,
+    packet_id: u16,
+    dup: bool,
+    version: Version,
+    now: Instant,
+) -> Publish<'_> {
+    Publish {
+        dup,
+        qos,
+        retain,
+        topic: &message.topic,
+        packet_id,
+        properties: if version == Version::V5 {
+            message.publish_properties(now)
+        } else {
+            Properties::default()
+        },
+        payload: &message.payload,
+    }
+}
+
+/// Whether `publish` fits the client's Maximum Packet Size. It is measured with its full
+/// topic and, if the client accepts aliases, the largest alias: an upper bound of what is
+/// sent. Leaves a placeholder alias set; the caller decides the real one.
+fn fits(publish: &mut Publish<'_>, link: Option<&Link>, ids: &[u32], version: Version) -> bool {
+    let Some(link) = link else {
+        return true;
+    };
+    if link.topic_alias_maximum > 0 {
+        publish.properties.topic_alias = Some(u16::MAX);
+    }
+    let len = publish.encoded_len(version, ids);
+    u32::try_from(len).is_ok_and(|len| len <= link.maximum_packet_size)
+}
+
+/// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP frame.
+fn encode_ack(
+    packet_type: PacketType,
+    packet_id: u16,
+    reason_code: u8,
+    version: Version,
+    out: &mut Vec<u8>,
+) {
+    let ack = Ack {
+        packet_id,
+        reason_code,
+        properties: Properties::default(),
+    };
+    ack.encode(packet_type, version, out);
+}
