@@ -1,0 +1,168 @@
+//! The one close path: last words to the client (CONNACK or DISCONNECT with the reason),
+//! the log line, the session detached and the will handled, then the socket left to linger
+//! so the client reads why. Also the broker's own shutdown.
+
+use super::*;
+
+impl Broker {
+    /// The one close path: last words to the client, log, will, session, slab slot.
+    pub(super) fn close(&mut self, id: ConnId, why: Close) {
+        let Some(mut conn) = self.state.conns.try_remove(id) else {
+            return;
+        };
+        self.per_listener[usize::from(conn.listener)] -= 1;
+        let state = &mut self.state;
+        let client_max = conn
+            .session
+            .and_then(|sid| state.sessions.get(sid.0 as usize))
+            .and_then(|s| s.link.as_deref())
+            .map_or(u32::MAX, |link| link.maximum_packet_size);
+        last_words(&mut conn, why, client_max, &mut state.pool);
+        if !conn.tx.is_empty() {
+            // Best effort: what the socket does not take now lingers below (plain TCP).
+            let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
+        }
+        conn.socket.close();
+        if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
+            debug!("deregister: {e}");
+        }
+        conn.rx.consume(usize::MAX);
+        conn.rx.release_if_empty(&mut state.pool);
+        let unwritten = conn.tx.take_unwritten(&mut state.pool);
+
+        let session = conn
+            .session
+            .and_then(|sid| state.sessions.get(sid.0 as usize).map(|s| (sid, s)));
+        let client_id = session.map_or("", |(_, s)| &s.client_id);
+        let level = handle::connection_log_level(state.config.connection_messages);
+        let why_line = CloseLine {
+            why,
+            tls_failure: conn.socket.tls_failure(),
+        };
+        match why {
+            Close::ClientDisconnect { .. } => {
+                log::log!(level, "client {client_id} disconnected from {}", conn.peer)
+            }
+            Close::Refused => log::log!(level, "connection from {} refused at CONNECT", conn.peer),
+            _ if conn.phase == Phase::AwaitingConnect => log::log!(
+                level,
+                "connection from {} closed before CONNECT: {why_line}",
+                conn.peer,
+            ),
+            _ => log::log!(
+                level,
+                "client {client_id} from {} closed: {why_line}",
+                conn.peer,
+            ),
+        }
+
+        if let Some(sid) = conn.session {
+            lifecycle::detach(state, sid, id);
+        }
+        // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
+        if why.publishes_will()
+            && let Some(will) = conn.will.take()
+        {
+            crate::core::will::on_close(state, conn.session, *will);
+        }
+        if why.lingers() {
+            // A TLS connection's unwritten bytes are plaintext: only the TCP ones can go.
+            let (socket, tcp) = conn.socket.into_tcp();
+            let unwritten = if tcp { unwritten } else { Vec::new() };
+            self.lingering
+                .start(self.poll.registry(), socket, unwritten, state.now);
+        }
+    }
+
+    /// Publishes every will, delivers what it can, and closes every connection.
+    pub(super) fn shutdown(&mut self) {
+        info!(
+            "shutting down: closing {} connections",
+            self.state.conns.len()
+        );
+        self.listeners.clear();
+        let ids: Vec<ConnId> = self.state.conns.iter().map(|c| c.id).collect();
+        for &id in &ids {
+            if let Some(will) = self.state.conns.get_mut(id).and_then(|c| c.will.take()) {
+                crate::core::will::publish(&mut self.state, *will);
+            }
+        }
+        crate::core::will::publish_all(&mut self.state);
+        self.finish_turn();
+        for id in ids {
+            self.close(id, Close::Shutdown);
+        }
+        self.lingering.clear(self.poll.registry());
+        info!("stopped");
+    }
+}
+
+/// A close reason as the log shows it: with what the TLS layer said when TLS failed, so a
+/// failed handshake is one line naming its cause.
+struct CloseLine<'a> {
+    why: Close,
+    tls_failure: Option<&'a dyn std::fmt::Display>,
+}
+
+impl std::fmt::Display for CloseLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.why, self.tls_failure) {
+            (Close::Tls, Some(detail)) => write!(f, "{}: {detail}", self.why),
+            _ => self.why.fmt(f),
+        }
+    }
+}
+
+/// The close reason for a socket error: the TLS layer reports a failed handshake or a bad
+/// record as `InvalidData` (plain TCP never does), everything else is a socket error.
+pub(super) fn close_for(e: &io::Error) -> Close {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Close::Tls,
+        kind => Close::Io(kind),
+    }
+}
+
+/// Queues the final CONNACK or DISCONNECT a closing connection is owed. A v5 DISCONNECT
+/// carries the reason as a Reason String unless that would exceed the client's Maximum
+/// Packet Size (`client_max`) [MQTT-3.14.2-3].
+fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::net::pool::Pool) {
+    match (conn.phase, why) {
+        // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
+        (Phase::AwaitingConnect, Close::Decode(wire::Error::UnsupportedProtocolVersion)) => {
+            Connack {
+                session_present: false,
+                reason_code: reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                properties: Properties::default(),
+            }
+            .encode(Version::V311, conn.tx.frames(pool));
+        }
+        // A v5 CONNECT that cannot be decoded: CONNACK with the reason [MQTT-3.1.4-1].
+        (Phase::AwaitingConnect, Close::Decode(e))
+            if wire::connect_version(conn.rx.front()) == Some(Version::V5) =>
+        {
+            Connack {
+                session_present: false,
+                reason_code: reason::for_error(e),
+                properties: Properties::default(),
+            }
+            .encode(Version::V5, conn.tx.frames(pool));
+        }
+        (Phase::Connected, _) if conn.version == Version::V5 => {
+            let Some(reason_code) = why.disconnect_code() else {
+                return;
+            };
+            let mut disconnect = Disconnect {
+                reason_code,
+                properties: Properties {
+                    reason_string: Some(why.reason_string()),
+                    ..Properties::default()
+                },
+            };
+            if disconnect.encoded_len(Version::V5) > client_max as usize {
+                disconnect.properties.reason_string = None;
+            }
+            disconnect.encode(Version::V5, conn.tx.frames(pool));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading: accepting connections, reading each readable one within its per-turn budget,
+//! and handing every complete packet to `handle`. A connection whose own output is backed
+//! up, or that is held for a subscriber over its output bound, is not read from.
+
+use super::close::close_for;
+use super::*;
+
+impl Broker {
+    pub(super) fn accept(&mut self, listener: usize) {
+        loop {
+            let (socket, peer) = match self.listeners[listener].accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let state = &mut self.state;
+            let listener_full = state.config.listeners[listener]
+                .max_connections
+                .is_some_and(|max| self.per_listener[listener] >= max);
+            if listener_full
+                || state
+                    .config
+                    .max_connections
+                    .is_some_and(|max| state.conns.len() >= max)
+            {
+                state.stats.connections_refused += 1;
+                info!("refused connection from {peer}: max_connections reached");
+                continue;
+            }
+            // Frames are already batched per turn, so Nagle would only add latency.
+            if let Err(e) = socket.set_nodelay(true) {
+                debug!("TCP_NODELAY on {peer}: {e}");
+            }
+            let mut socket = match self.transports[listener].wrap(socket) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    warn!("could not start TLS with {peer}: {e}");
+                    continue;
+                }
+            };
+            let now = state.millis();
+            let id = state.conns.next_id();
+            let token = Token(id.index());
+            if let Err(e) = self.poll.registry().register(
+                &mut socket,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("could not register connection from {peer}: {e}");
+                continue;
+            }
+            state
+                .conns
+                .insert(Conn::new(id, socket, peer, listener, now));
+            self.per_listener[listener] += 1;
+            state.stats.connections_accepted += 1;
+            debug!("accepted connection from {peer}");
+        }
+    }
+
+    pub(super) fn on_conn_event(&mut self, id: ConnId, ready: Ready) {
+        if ready.writable {
+            let Some(conn) = self.state.conns.get_mut(id) else {
+                return;
+            };
+            conn.writable = true;
+            self.state.mark_dirty(id);
+        }
+        if ready.readable {
+            self.on_readable(id, ready.read_closed);
+        }
+    }
+
+    /// Reads and handles everything available on `id`, within the per-turn budget. A short
+    /// read ends the turn's reading early unless the peer has also closed its side: the EOF
+    /// behind the data raises no new edge, so it must be read now.
+    pub(super) fn on_readable(&mut self, id: ConnId, peer_closed: bool) {
+        let limit = self.state.config.max_packet_size as usize + 5;
+        // Packets left in the buffer when the connection was held go first.
+        if self
+            .state
+            .conns
+            .get(id)
+            .is_some_and(|c| !c.rx.is_empty() && c.held_by.is_none())
+            && let Err(why) = self.process_rx(id)
+        {
+            self.close(id, why);
+            return;
+        }
+        for _ in 0..READS_PER_TURN {
+            let state = &mut self.state;
+            let Some(conn) = state.conns.get_mut(id) else {
+                return;
+            };
+            if conn.read_paused || conn.held_by.is_some() {
+                return;
+            }
+            match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
+                Ok(ReadOutcome::Data { drained, .. }) => {
+                    if let Err(why) = self.process_rx(id) {
+                        self.close(id, why);
+                        return;
+                    }
+                    self.pause_if_backed_up(id);
+                    if drained && !peer_closed {
+                        return;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    conn.rx.release_if_empty(&mut state.pool);
+                    return;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    self.close(id, Close::PeerClosed);
+                    return;
+                }
+                Ok(ReadOutcome::Full) => {
+                    self.close(id, Close::Protocol("receive buffer full"));
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(id, close_for(&e));
+                    return;
+                }
+            }
+        }
+        // The read budget ran out: read the rest after the other connections, with what the
+        // event said about the peer's side.
+        self.read_again.push((id, peer_closed));
+    }
+
+    /// Parses and handles every complete packet in `id`'s receive buffer.
+    pub(super) fn process_rx(&mut self, id: ConnId) -> Result<(), Close> {
+        let Some(conn) = self.state.conns.get_mut(id) else {
+            return Ok(());
+        };
+        let mut rx = std::mem::take(&mut conn.rx);
+        let max_packet_size = self.state.config.max_packet_size;
+        let mut handled_any = false;
+        let result = loop {
+            // A held connection's packets wait in the buffer until it is released.
+            let Some(version) = self
+                .state
+                .conns
+                .get(id)
+                .filter(|c| c.held_by.is_none())
+                .map(|c| c.version)
+            else {
+                break Ok(());
+            };
+            let state = &mut self.state;
+            let decoded = wire::decode_with(rx.front(), version, max_packet_size, |packet| {
+                trace!("{id:?} -> {packet:?}");
+                handle::dispatch(state, id, packet)
+            });
+            match decoded {
+                Ok(None) => break Ok(()),
+                Ok(Some((handled, len))) => {
+                    handled_any = true;
+                    rx.consume(len);
+                    if let Err(why) = handled {
+                        break Err(why);
+                    }
+                }
+                Err(e) => break Err(Close::Decode(e)),
+            }
+        };
+        let state = &mut self.state;
+        let now = state.millis();
+        if let Some(conn) = state.conns.get_mut(id) {
+            rx.release_if_empty(&mut state.pool);
+            conn.rx = rx;
+            if handled_any {
+                conn.last_packet_at = now;
+            }
+        }
+        result
+    }
+
+    /// Stops reading from a client whose own replies are not being read.
+    pub(super) fn pause_if_backed_up(&mut self, id: ConnId) {
+        let cap = self.state.config.max_output_buffer;
+        if let Some(conn) = self.state.conns.get_mut(id)
+            && conn.tx.len() >= cap
+        {
+            conn.read_paused = true;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The end of a loop turn: close what handlers asked to close, move retained walks on,
+//! encode each dirty connection's queued messages and write them with one call, and let
+//! held publishers be read again once their subscribers catch up.
+
+use super::close::close_for;
+use super::*;
+
+impl Broker {
+    /// Closes what handlers asked to close, moves retained walks on, writes every dirty
+    /// connection's output and releases publishers whose subscribers caught up.
+    pub(super) fn finish_turn(&mut self) {
+        loop {
+            for (id, why) in std::mem::take(&mut self.state.to_close) {
+                self.close(id, why);
+            }
+            if !self.state.walks.is_empty() {
+                retain_walk::step(&mut self.state);
+            }
+            self.flush_dirty();
+            self.release_held();
+            // A walk whose client has room after this turn's writes goes on next turn.
+            self.walk_again = !self.state.walks.is_empty() && retain_walk::any_ready(&self.state);
+            if self.state.to_close.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Lets held publishers be read again once the subscriber they wait for is under half
+    /// its `max_output_buffer` (so each release is followed by a useful batch), is slow
+    /// (it will drop their QoS 0 now), or is gone.
+    pub(super) fn release_held(&mut self) {
+        let state = &mut self.state;
+        if state.held.is_empty() {
+            return;
+        }
+        let now = state.millis();
+        let cap = state.config.max_output_buffer;
+        let slow_after = state.config.slow_subscriber_timeout;
+        let mut held = std::mem::take(&mut state.held);
+        held.retain(|&(publisher, subscriber)| {
+            let Some(conn) = state.conns.get(publisher) else {
+                return false;
+            };
+            if conn.held_by != Some(subscriber) {
+                return false;
+            }
+            let waiting = state.output_backlog(subscriber).is_some_and(|backlog| {
+                backlog >= cap / 2
+                    && state
+                        .conns
+                        .get(subscriber)
+                        .is_some_and(|s| now.since(s.last_drained) <= slow_after)
+            });
+            if waiting {
+                return true;
+            }
+            if let Some(conn) = state.conns.get_mut(publisher) {
+                conn.held_by = None;
+            }
+            // Its read events were passed over while held: read to WouldBlock or EOF.
+            self.read_again.push((publisher, true));
+            false
+        });
+        held.append(&mut state.held);
+        state.held = held;
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.state.dirty);
+        let limits = self.state.queue_limits();
+        let millis = self.state.millis();
+        self.state.frames.clear();
+        let State {
+            conns,
+            sessions,
+            pool,
+            config,
+            to_close,
+            now,
+            stats,
+            frames,
+            ..
+        } = &mut self.state;
+        for &id in &dirty {
+            let Some(conn) = conns.get_mut(id) else {
+                continue;
+            };
+            conn.dirty = false;
+            if let Some(session) = conn.session.and_then(|s| sessions.get_mut(s.0 as usize))
+                && session.has_pending(limits)
+                && conn.tx.len() < config.max_output_buffer
+            {
+                let out = conn.tx.frames_up_to(config.max_output_buffer, pool);
+                let dropped = session.write_pending(
+                    out,
+                    config.max_output_buffer,
+                    conn.version,
+                    limits,
+                    *now,
+                    frames,
+                );
+                let client_id = &session.client_id;
+                stats
+                    .dropped
+                    .count(DropReason::Expired, dropped.expired, client_id);
+                stats
+                    .dropped
+                    .count(DropReason::TooLarge, dropped.too_large, client_id);
+            }
+            if !conn.writable {
+                continue;
+            }
+            if conn.tx.is_empty() {
+                conn.last_drained = millis;
+                // TLS records (handshake replies, the rest of earlier writes) may still wait.
+                match conn.socket.flush_pending() {
+                    Ok(true) => {}
+                    Ok(false) => conn.writable = false,
+                    Err(e) => to_close.push((id, close_for(&e))),
+                }
+                continue;
+            }
+            let before = conn.tx.len();
+            let written = conn.tx.write_to(&mut conn.socket, pool);
+            if conn.tx.len() < before {
+                conn.last_drained = millis;
+            }
+            match written {
+                Ok(true) => {
+                    if conn.read_paused {
+                        conn.read_paused = false;
+                        // Its read events were passed over while paused, so nothing says
+                        // whether an EOF waits behind the data: read to WouldBlock or EOF.
+                        self.read_again.push((id, true));
+                    }
+                }
+                Ok(false) => conn.writable = false,
+                Err(e) => to_close.push((id, close_for(&e))),
+            }
+        }
+        dirty.clear();
+        if self.state.dirty.is_empty() {
+            self.state.dirty = dirty;
+        }
+    }
+}
