@@ -9,7 +9,7 @@
 use log::debug;
 
 use crate::auth::Access;
-use crate::core::session::Session;
+use crate::core::session::{Attach, Session};
 use crate::core::state::{Close, State};
 use crate::core::topic::split_shared;
 use crate::core::tree::Subscriber;
@@ -26,7 +26,7 @@ pub fn attach(state: &mut State, conn: ConnId, client_id: &str, resume: bool) ->
     let old_will = existing.and_then(|old| take_over(state, old, client_id));
     let resumed = match existing {
         Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
-            session.conn = Some(conn);
+            session.attach = Some(Attach::Network(conn));
             session.expires_at = None;
             old
         }),
@@ -43,7 +43,7 @@ pub fn attach(state: &mut State, conn: ConnId, client_id: &str, resume: bool) ->
         return (sid, true);
     }
     let mut session = Session::new(client_id.into(), 0);
-    session.conn = Some(conn);
+    session.attach = Some(Attach::Network(conn));
     let sid = SessionId(state.sessions.insert(session) as u32);
     state.client_ids.insert(sid, &state.sessions);
     (sid, false)
@@ -53,7 +53,7 @@ pub fn attach(state: &mut State, conn: ConnId, client_id: &str, resume: bool) ->
 /// that connection [MQTT-3.1.4-3]; returns that connection's will, which is now the
 /// takeover's to settle rather than the close's.
 fn take_over(state: &mut State, sid: SessionId, client_id: &str) -> Option<Will> {
-    let old_conn = state.sessions.get_mut(sid.0 as usize)?.conn.take()?;
+    let Attach::Network(old_conn) = state.sessions.get_mut(sid.0 as usize)?.attach.take()?;
     debug!("client {client_id} taken over by a new connection");
     state.to_close.push((old_conn, Close::TakenOver));
     let conn = state.conns.get_mut(old_conn)?;
@@ -70,10 +70,10 @@ pub fn detach(state: &mut State, sid: SessionId, conn: ConnId) {
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return;
     };
-    if session.conn != Some(conn) {
+    if session.conn() != Some(conn) {
         return;
     }
-    session.conn = None;
+    session.attach = None;
     if session.ends_with_connection() {
         discard(state, sid);
     } else {
@@ -87,7 +87,7 @@ pub fn expire(state: &mut State) {
     let gone: Vec<SessionId> = state
         .sessions
         .iter()
-        .filter(|(_, s)| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now))
+        .filter(|(_, s)| !s.is_online() && s.expires_at.is_some_and(|at| at <= now))
         .map(|(key, _)| SessionId(key as u32))
         .collect();
     for sid in gone {
@@ -245,7 +245,7 @@ mod tests {
         subscribe(&mut s, lasting, "t/#", options(QoS::AtLeastOnce), 0).unwrap();
         // A detach from a connection the session no longer has changes nothing.
         detach(&mut s, lasting, ConnId::new(9, 9));
-        assert!(s.sessions[lasting.0 as usize].conn.is_some());
+        assert!(s.sessions[lasting.0 as usize].is_online());
         detach(&mut s, lasting, ConnId::new(1, 1));
         assert_eq!(
             subscribers(&mut s, "t/x"),

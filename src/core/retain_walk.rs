@@ -160,7 +160,7 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
 /// or, for a QoS 1/2 walk, queue full).
 fn room(state: &State, walk: &Walk) -> Option<usize> {
     let session = state.sessions.get(walk.session.0 as usize)?;
-    session.conn?;
+    session.conn()?;
     if room_for_qos0(state, walk.session) != Some(true) {
         return None;
     }
@@ -174,7 +174,7 @@ fn room(state: &State, walk: &Walk) -> Option<usize> {
 
 /// Whether the online session's backlog is under `max_output_buffer`; `None` if offline.
 fn room_for_qos0(state: &State, sid: SessionId) -> Option<bool> {
-    let conn = state.sessions.get(sid.0 as usize)?.conn?;
+    let conn = state.sessions.get(sid.0 as usize)?.conn()?;
     let backlog = state.output_backlog(conn)?;
     Some(backlog < state.config.max_output_buffer)
 }

@@ -104,7 +104,7 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
         None => tree.collect(&message.topic, &mut route.subs, &mut route.groups),
     }
     for &group in &route.groups {
-        let online = |s: SessionId| sessions.get(s.0 as usize).is_some_and(|s| s.conn.is_some());
+        let online = |s: SessionId| sessions.get(s.0 as usize).is_some_and(|s| s.is_online());
         if let Some(member) = tree.pick_shared(group, online) {
             route.subs.push(member);
         }
@@ -142,7 +142,7 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
     route.ids.sort_unstable();
     let publisher = origin
         .and_then(|sid| state.sessions.get(sid.0 as usize))
-        .and_then(|s| s.conn);
+        .and_then(|s| s.conn());
     let from = Sender::new(state, publisher);
     let mut next_id = 0;
     let mut delivered = 0;
@@ -247,7 +247,7 @@ pub fn deliver(
     let Some(session) = sessions.get_mut(sid.0 as usize) else {
         return;
     };
-    let mut conn = session.conn.and_then(|id| conns.get_mut(id));
+    let mut conn = session.conn().and_then(|id| conns.get_mut(id));
     let mut hold = None;
     if qos == QoS::AtMostOnce
         && let Some(conn) = conn.as_deref_mut()
@@ -282,7 +282,7 @@ pub fn deliver(
                 .count(DropReason::QueueFull, 1, &session.client_id);
         }
     }
-    if let (Some(publisher), Some(subscriber)) = (hold, session.conn) {
+    if let (Some(publisher), Some(subscriber)) = (hold, session.conn()) {
         state.hold(publisher, subscriber);
     }
 }

@@ -34,11 +34,7 @@ impl SysClock {
         }
         self.next = Some(now + std::time::Duration::from_secs(u64::from(interval)));
         let uptime = now.saturating_duration_since(self.started).as_secs();
-        let connected = state
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.conn.is_some())
-            .count();
+        let connected = state.sessions.iter().filter(|(_, s)| s.is_online()).count();
         let total = state.sessions.len();
         let stats = state.stats;
         let values: [(&str, String); 11] = [

@@ -215,7 +215,7 @@ impl Session {
         subscription_ids: &[u32],
         limits: QueueLimits,
     ) -> Enqueued {
-        let offline = self.conn.is_none();
+        let offline = !self.is_online();
         if offline && qos == QoS::AtMostOnce && !limits.queue_qos0_offline {
             return Enqueued::QueueFull;
         }
@@ -404,7 +404,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::core::frame_cache::FrameCache;
-    use crate::core::session::NEVER_EXPIRES;
+    use crate::core::session::{Attach, NEVER_EXPIRES};
     use crate::ids::ConnId;
     use crate::wire::{Packet, decode};
     use crate::wire::{SubscriptionOptions, Version};
@@ -419,7 +419,7 @@ mod tests {
 
     fn online() -> Session {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
-        s.conn = Some(ConnId::new(0, 0));
+        s.attach = Some(Attach::Network(ConnId::new(0, 0)));
         s
     }
 

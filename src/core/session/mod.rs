@@ -28,6 +28,16 @@ use crate::wire::SubscriptionOptions;
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
+/// What a session is attached to while its client is online. The queue, the inflight
+/// window and routing work the same whatever it is; only the loop's I/O differs. A network
+/// connection is the only kind today; in-process clients and bridges' outbound sessions
+/// will be attached here too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// A client over TCP or TLS: the connection.
+    Network(ConnId),
+}
+
 /// A subscription as the session remembers it (the tree holds the routing index).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Subscription {
@@ -87,8 +97,8 @@ pub struct Session {
     /// The client identifier, as the client sent it or as the broker assigned it (the
     /// client-id index looks it up here rather than keeping a copy).
     pub client_id: Box<str>,
-    /// The connection the session is attached to, if the client is online.
-    pub conn: Option<ConnId>,
+    /// What the session is attached to while its client is online.
+    pub attach: Option<Attach>,
     /// The username its client authenticated with, for ACL checks.
     pub username: Option<Box<str>>,
     /// The listener its client connected through, whose security settings apply.
@@ -117,7 +127,7 @@ impl Session {
     pub fn new(client_id: Box<str>, expiry_interval: u32) -> Session {
         Session {
             client_id,
-            conn: None,
+            attach: None,
             username: None,
             listener: 0,
             expiry_interval,
@@ -128,6 +138,19 @@ impl Session {
             route_stamp: 0,
             route_slot: 0,
         }
+    }
+
+    /// The network connection the session is attached to, if any.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self.attach {
+            Some(Attach::Network(id)) => Some(id),
+            None => None,
+        }
+    }
+
+    /// Whether the session's client is online.
+    pub fn is_online(&self) -> bool {
+        self.attach.is_some()
     }
 
     /// Whether the session ends when its connection does (Session Expiry Interval 0).
