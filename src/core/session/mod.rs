@@ -142,10 +142,7 @@ impl Session {
 
     /// The network connection the session is attached to, if any.
     pub fn conn(&self) -> Option<ConnId> {
-        match self.attach {
-            Some(Attach::Network(id)) => Some(id),
-            None => None,
-        }
+        self.attach.map(|Attach::Network(id)| id)
     }
 
     /// Whether the session's client is online.
