@@ -15,13 +15,14 @@ use crate::core::topic::{TopicError, validate_name};
 use crate::core::will::Will;
 use crate::ids::ConnId;
 use crate::ids::SessionId;
-use crate::net::conn::Phase;
+use crate::net::conn::{PeerAddr, Phase};
 use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
 const MAX_CLIENT_ID_V31: usize = 23;
 
-/// Handles CONNECT on a new connection.
+/// Handles CONNECT on a new connection: validate it (refusing with the CONNACK code the
+/// standard gives, before anything changes), then attach the session and answer.
 pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<(), Close> {
     let version = connect.version;
     let v5 = version == Version::V5;
@@ -30,168 +31,27 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     }
     let props = &connect.properties;
 
+    // Validate.
     // Enhanced authentication: no method is built in [MQTT-4.12.0-1].
     if let Some(method) = props.authentication_method {
         let verdict = super::auth::start(method, props.authentication_data);
-        return refuse(state, id, super::auth::connack_code(verdict));
+        return Err(refuse(state, id, super::auth::connack_code(verdict)));
     }
-
-    // Validate the client id.
-    let assigned = v5 && connect.client_id.is_empty();
-    let client_id = match (version, connect.client_id.is_empty()) {
-        (Version::V31, _) if connect.client_id.chars().count() > MAX_CLIENT_ID_V31 => {
-            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
-        }
-        // [MQTT-3.1.3-8] zero-length id without clean session: identifier rejected.
-        (Version::V31, true) | (Version::V311, true) if !connect.clean_start => {
-            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
-        }
-        (Version::V31, true) => return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID),
-        // Mosquitto's `allow_zero_length_clientid false`: no assigned ids.
-        (_, true) if !state.config.allow_zero_length_clientid => {
-            return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
-        }
-        // [MQTT-3.1.3-6] [MQTT-3.2.2-16] zero-length id: the server assigns one.
-        (_, true) => {
-            state.assigned_ids += 1;
-            format!("pipit-{}", state.assigned_ids)
-        }
-        (_, false) => connect.client_id.to_owned(),
-    };
-    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect.
-    if let Some(prefix) = &state.config.clientid_prefixes
-        && !client_id.starts_with(prefix.as_str())
-    {
-        debug!("client id {client_id} lacks the required prefix {prefix}");
-        return refuse(state, id, reason::NOT_AUTHORIZED);
-    }
-
-    // Validate the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
-    let will = match &connect.will {
-        Some(w) => {
-            let limits = state.topic_limits();
-            match validate_name(w.topic, limits) {
-                Ok(()) => {}
-                // Well-formed but over the topic length or level bound: refused, not closed
-                // (v5 0x90; 3.1.1 has no closer code than 0x03).
-                Err(TopicError::TooLong) => {
-                    debug!("will topic over the topic length or level bound");
-                    return refuse(state, id, reason::TOPIC_NAME_INVALID);
-                }
-                Err(_) => return Err(Close::Protocol("invalid will topic")),
-            }
-            let wp = &w.properties;
-            // [MQTT-3.3.2-13] a response topic is a topic name.
-            if wp
-                .response_topic
-                .is_some_and(|t| validate_name(t, limits).is_err())
-            {
-                return Err(Close::Protocol("invalid will response topic"));
-            }
-            // v5 3.1.3.2.3: a will declared UTF-8 must be UTF-8.
-            if wp.payload_format_indicator == Some(1) && std::str::from_utf8(w.payload).is_err() {
-                return refuse(state, id, reason::PAYLOAD_FORMAT_INVALID);
-            }
-            Some(w)
-        }
-        None => None,
-    };
-
-    // Authenticate.
-    let (listener, peer) = state
-        .conns
-        .get(id)
-        .map(|c| (c.listener, c.peer))
-        .ok_or(Close::Protocol("connection vanished"))?;
-    // use_identity_as_username: the client certificate's CN is the username, no password.
-    let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
-    let username = identity
-        .as_ref()
-        .map_or(connect.username, |cn| cn.as_deref());
-    let verdict = match &identity {
-        Some(Some(_)) => AuthResult::Ok,
-        Some(None) => AuthResult::NotAuthorized,
-        None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
-            auth.authenticate(connect.username, connect.password)
-        }),
-    };
-    match verdict {
-        AuthResult::Ok => {}
-        AuthResult::BadCredentials => {
-            warn!("client {client_id} from {peer}: bad username or password");
-            return refuse(state, id, reason::BAD_USER_NAME_OR_PASSWORD);
-        }
-        AuthResult::NotAuthorized => {
-            warn!("client {client_id} from {peer}: not authorised");
-            return refuse(state, id, reason::NOT_AUTHORIZED);
-        }
-    }
-
-    // A will the client may not publish is dropped and the client accepted, as Mosquitto
-    // 2.0 does; `will::publish` checks it again, as SIGHUP may reload the ACL meanwhile.
-    let will = will.filter(|w| {
-        let allowed = state.allowed_as(listener, &client_id, username, w.topic, Access::Write);
-        if !allowed {
-            debug!(
-                "client {client_id}: will to {:?} not authorised; dropped",
-                w.topic
-            );
-        }
-        allowed
-    });
-    let will = will.map(|w| {
-        let wp = &w.properties;
-        Will {
-            message: if v5 {
-                Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
-            } else {
-                Message::shared(w.topic, w.payload, w.qos, w.retain)
-            },
-            delay: wp.will_delay_interval.unwrap_or(0),
-            message_expiry_interval: wp.message_expiry_interval,
-            client_id: client_id.as_str().into(),
-            username: username.map(Box::from),
-            listener,
-        }
-    });
-
-    // v5 3.1.2.11.2: the Session Expiry Interval; 3.1.1 clean session ends with the connection.
-    let expiry_interval = match (v5, connect.clean_start) {
-        (true, _) => props.session_expiry_interval.unwrap_or(0),
-        (false, true) => 0,
-        (false, false) => NEVER_EXPIRES,
-    };
-    // [MQTT-3.2.2-21] a keepalive above ours, or none, is replaced by Server Keep Alive.
-    let max_keepalive = state.config.max_keepalive;
-    let server_keep_alive = (v5 && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
-        .then_some(max_keepalive);
-    let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
-    // MQTT 3 has no way to tell a client the server's keepalive: as Mosquitto does, a client
-    // asking for more than `max_keepalive` is refused with "identifier rejected".
-    if !v5 && connect.keep_alive > max_keepalive {
-        debug!(
-            "client {client_id} asked for keepalive {}s, over max_keepalive",
-            connect.keep_alive
-        );
-        return refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID);
-    }
-
+    let (client_id, assigned) = client_id(state, id, connect)?;
+    validate_will(state, id, connect)?;
+    let (username, listener, peer) = authenticate(state, id, connect, &client_id)?;
+    let (keep_alive, server_keep_alive) = keep_alive(state, id, connect, &client_id)?;
     // [MQTT-3.1.2-24] the CONNACK must fit the client's Maximum Packet Size. One that cannot
     // be answered is closed without CONNACK (as Mosquitto does), before it takes anything over.
     let mut connack = Connack {
         session_present: false,
         reason_code: reason::SUCCESS,
-        properties: if v5 {
-            connack_properties(
-                state,
-                listener,
-                assigned.then_some(&client_id),
-                server_keep_alive,
-            )
-        } else {
-            Properties::default()
-        },
+        properties: Properties::default(),
     };
+    if v5 {
+        let assigned_id = assigned.then_some(client_id.as_str());
+        connack.properties = connack_properties(state, listener, assigned_id, server_keep_alive);
+    }
     let client_max = props.maximum_packet_size.unwrap_or(u32::MAX);
     if !connack.fit(version, client_max) {
         debug!(
@@ -201,27 +61,16 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         return Err(Close::Refused);
     }
 
-    // Apply: a new connection to the session cancels its delayed will [MQTT-3.1.3-9]; a clean
-    // start ends the old session instead (`attach_session`), which publishes its will at once.
-    // A session belongs to the user that created it: anyone else starts a new one.
-    let existing = state.client_ids.get(&client_id, &state.sessions);
-    let owned = existing.is_some_and(|old| owns(state, old, username, listener));
-    if existing.is_some() && !connect.clean_start && !owned {
-        info!("client {client_id}: its session belongs to another user; starting a new one");
-    }
-    // A session that ends with its connection (3.1.1 clean session, 3.1.1 [MQTT-3.1.2-6];
-    // v5 Session Expiry 0, 3.1.2.11.2) ends when that connection is taken over: there is
-    // nothing to resume.
-    let lasting = existing.is_some_and(|old| {
-        (state.sessions.get(old.0 as usize)).is_some_and(|s| !s.ends_with_connection())
-    });
-    let resume = owned && lasting && !connect.clean_start;
-    if let Some(old) = existing
-        && resume
-    {
-        crate::core::will::cancel(state, old);
-    }
-    let (sid, resumed) = lifecycle::attach(state, id, &client_id, resume);
+    // Apply.
+    let will = build_will(state, connect, &client_id, username.as_deref(), listener);
+    let (sid, resumed) = attach(
+        state,
+        id,
+        connect,
+        &client_id,
+        username.as_deref(),
+        listener,
+    );
     let Some(conn) = state.conns.get_mut(id) else {
         return Err(Close::Protocol("connection vanished"));
     };
@@ -231,13 +80,19 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     conn.will = will.map(Box::new);
     let alias_bytes = state.config.max_outbound_alias_bytes;
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-        session.username = username.map(Box::from);
+        session.username = username;
         session.listener = listener;
-        session.expiry_interval = expiry_interval;
+        // v5 3.1.2.11.2: the Session Expiry Interval; 3.1.1 clean session ends with the
+        // connection.
+        session.expiry_interval = match (v5, connect.clean_start) {
+            (true, _) => props.session_expiry_interval.unwrap_or(0),
+            (false, true) => 0,
+            (false, false) => NEVER_EXPIRES,
+        };
         session.link = v5.then(|| {
             Box::new(Link {
                 receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
-                maximum_packet_size: props.maximum_packet_size.unwrap_or(u32::MAX),
+                maximum_packet_size: client_max,
                 topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
                 problem_information: props.request_problem_information != Some(0),
                 outbound_aliases: OutboundAliases::new(alias_bytes),
@@ -254,7 +109,6 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         keep_alive,
         if resumed { ", session resumed" } else { "" }
     );
-
     // [MQTT-3.2.2-2] session present reflects a resumed session.
     connack.session_present = resumed;
     if let Some(out) = super::reply(state, id) {
@@ -265,6 +119,207 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     }
     state.mark_dirty(id);
     Ok(())
+}
+
+/// The client id to use and whether the broker assigned it; refuses ids the version or the
+/// configuration does not allow.
+fn client_id(
+    state: &mut State,
+    id: ConnId,
+    connect: &Connect<'_>,
+) -> Result<(String, bool), Close> {
+    let version = connect.version;
+    let empty = connect.client_id.is_empty();
+    let client_id = match (version, empty) {
+        (Version::V31, _) if connect.client_id.chars().count() > MAX_CLIENT_ID_V31 => {
+            return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+        }
+        // [MQTT-3.1.3-8] zero-length id without clean session: identifier rejected.
+        (Version::V31, true) | (Version::V311, true) if !connect.clean_start => {
+            return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+        }
+        (Version::V31, true) => {
+            return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+        }
+        // Mosquitto's `allow_zero_length_clientid false`: no assigned ids.
+        (_, true) if !state.config.allow_zero_length_clientid => {
+            return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+        }
+        // [MQTT-3.1.3-6] [MQTT-3.2.2-16] zero-length id: the server assigns one.
+        (_, true) => {
+            state.assigned_ids += 1;
+            format!("pipit-{}", state.assigned_ids)
+        }
+        (_, false) => connect.client_id.to_owned(),
+    };
+    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect.
+    if let Some(prefix) = &state.config.clientid_prefixes
+        && !client_id.starts_with(prefix.as_str())
+    {
+        debug!("client id {client_id} lacks the required prefix {prefix}");
+        return Err(refuse(state, id, reason::NOT_AUTHORIZED));
+    }
+    Ok((client_id, version == Version::V5 && empty))
+}
+
+/// Checks the will [MQTT-3.1.2-9]: its topic is a topic name like any PUBLISH's.
+fn validate_will(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<(), Close> {
+    let Some(w) = &connect.will else {
+        return Ok(());
+    };
+    let limits = state.topic_limits();
+    match validate_name(w.topic, limits) {
+        Ok(()) => {}
+        // Well-formed but over the topic length or level bound: refused, not closed (v5
+        // 0x90; 3.1.1 has no closer code than 0x03).
+        Err(TopicError::TooLong) => {
+            debug!("will topic over the topic length or level bound");
+            return Err(refuse(state, id, reason::TOPIC_NAME_INVALID));
+        }
+        Err(_) => return Err(Close::Protocol("invalid will topic")),
+    }
+    let wp = &w.properties;
+    // [MQTT-3.3.2-13] a response topic is a topic name.
+    if wp
+        .response_topic
+        .is_some_and(|t| validate_name(t, limits).is_err())
+    {
+        return Err(Close::Protocol("invalid will response topic"));
+    }
+    // v5 3.1.3.2.3: a will declared UTF-8 must be UTF-8.
+    if wp.payload_format_indicator == Some(1) && std::str::from_utf8(w.payload).is_err() {
+        return Err(refuse(state, id, reason::PAYLOAD_FORMAT_INVALID));
+    }
+    Ok(())
+}
+
+/// Checks the credentials (or the client certificate, with `use_identity_as_username`);
+/// returns the username the client is known by, its listener and address.
+fn authenticate(
+    state: &mut State,
+    id: ConnId,
+    connect: &Connect<'_>,
+    client_id: &str,
+) -> Result<(Option<Box<str>>, u16, PeerAddr), Close> {
+    let (listener, peer) = state
+        .conns
+        .get(id)
+        .map(|c| (c.listener, c.peer))
+        .ok_or(Close::Protocol("connection vanished"))?;
+    // use_identity_as_username: the client certificate's CN is the username, no password.
+    let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
+    let verdict = match &identity {
+        Some(Some(_)) => AuthResult::Ok,
+        Some(None) => AuthResult::NotAuthorized,
+        None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
+            auth.authenticate(connect.username, connect.password)
+        }),
+    };
+    match verdict {
+        AuthResult::Ok => {}
+        AuthResult::BadCredentials => {
+            warn!("client {client_id} from {peer}: bad username or password");
+            return Err(refuse(state, id, reason::BAD_USER_NAME_OR_PASSWORD));
+        }
+        AuthResult::NotAuthorized => {
+            warn!("client {client_id} from {peer}: not authorised");
+            return Err(refuse(state, id, reason::NOT_AUTHORIZED));
+        }
+    }
+    let username = identity.unwrap_or_else(|| connect.username.map(Box::from));
+    Ok((username, listener, peer))
+}
+
+/// The keepalive the connection is held to, and the Server Keep Alive to announce if it
+/// differs from what an MQTT 5 client asked for [MQTT-3.2.2-21].
+fn keep_alive(
+    state: &mut State,
+    id: ConnId,
+    connect: &Connect<'_>,
+    client_id: &str,
+) -> Result<(u16, Option<u16>), Close> {
+    let v5 = connect.version == Version::V5;
+    let max_keepalive = state.config.max_keepalive;
+    let server_keep_alive = (v5 && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
+        .then_some(max_keepalive);
+    // MQTT 3 has no way to tell a client the server's keepalive: as Mosquitto does, a client
+    // asking for more than `max_keepalive` is refused with "identifier rejected".
+    if !v5 && connect.keep_alive > max_keepalive {
+        debug!(
+            "client {client_id} asked for keepalive {}s, over max_keepalive",
+            connect.keep_alive
+        );
+        return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+    }
+    Ok((
+        server_keep_alive.unwrap_or(connect.keep_alive),
+        server_keep_alive,
+    ))
+}
+
+/// The will to keep for the connection: none if the client may not publish to its topic
+/// (the client is still accepted, as Mosquitto 2.0 does; `will::publish` checks again, as
+/// SIGHUP may reload the ACL meanwhile).
+fn build_will(
+    state: &State,
+    connect: &Connect<'_>,
+    client_id: &str,
+    username: Option<&str>,
+    listener: u16,
+) -> Option<Will> {
+    let w = connect.will.as_ref()?;
+    if !state.allowed_as(listener, client_id, username, w.topic, Access::Write) {
+        debug!(
+            "client {client_id}: will to {:?} not authorised; dropped",
+            w.topic
+        );
+        return None;
+    }
+    let wp = &w.properties;
+    Some(Will {
+        message: if connect.version == Version::V5 {
+            Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
+        } else {
+            Message::shared(w.topic, w.payload, w.qos, w.retain)
+        },
+        delay: wp.will_delay_interval.unwrap_or(0),
+        message_expiry_interval: wp.message_expiry_interval,
+        client_id: client_id.into(),
+        username: username.map(Box::from),
+        listener,
+    })
+}
+
+/// Attaches the connection to its session: the existing one if the client asked to resume
+/// it, it lasts beyond its connection, and it belongs to this user; a new one otherwise.
+/// A resumed session's delayed will is cancelled [MQTT-3.1.3-9]; a clean start ends the old
+/// session instead, which publishes its will at once.
+fn attach(
+    state: &mut State,
+    id: ConnId,
+    connect: &Connect<'_>,
+    client_id: &str,
+    username: Option<&str>,
+    listener: u16,
+) -> (SessionId, bool) {
+    let existing = state.client_ids.get(client_id, &state.sessions);
+    let owned = existing.is_some_and(|old| owns(state, old, username, listener));
+    if existing.is_some() && !connect.clean_start && !owned {
+        info!("client {client_id}: its session belongs to another user; starting a new one");
+    }
+    // A session that ends with its connection (3.1.1 clean session, 3.1.1 [MQTT-3.1.2-6];
+    // v5 Session Expiry 0, 3.1.2.11.2) ends when that connection is taken over: there is
+    // nothing to resume.
+    let lasting = existing.is_some_and(|old| {
+        (state.sessions.get(old.0 as usize)).is_some_and(|s| !s.ends_with_connection())
+    });
+    let resume = owned && lasting && !connect.clean_start;
+    if let Some(old) = existing
+        && resume
+    {
+        crate::core::will::cancel(state, old);
+    }
+    lifecycle::attach(state, id, client_id, resume)
 }
 
 /// The CONNACK properties for an MQTT 5 client, each only when it differs from what its
@@ -322,10 +377,11 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
     }
 }
 
-/// Answers CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]) and closes.
-fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
+/// Queues CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]); returns the
+/// close that follows it.
+fn refuse(state: &mut State, id: ConnId, code: u8) -> Close {
     let Some(version) = state.conns.get(id).map(|c| c.version) else {
-        return Err(Close::Refused);
+        return Close::Refused;
     };
     let reason_code = if version == Version::V5 {
         code
@@ -340,7 +396,7 @@ fn refuse(state: &mut State, id: ConnId, code: u8) -> Result<(), Close> {
         }
         .encode(version, out);
     }
-    Err(Close::Refused)
+    Close::Refused
 }
 
 /// The level of the one-line connect and close log messages.
