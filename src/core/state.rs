@@ -155,11 +155,6 @@ impl State {
         }
     }
 
-    /// The session attached to connection `id`; handlers call it only once connected.
-    pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
-        self.conns.get(id).and_then(|c| c.session)
-    }
-
     /// Whether session `sid` may have `access` to `topic`, as `allowed_as` decides for its
     /// client.
     pub fn allowed(&self, sid: SessionId, topic: &str, access: Access) -> bool {

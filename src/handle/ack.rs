@@ -5,15 +5,16 @@
 //! closes the connection; one for a packet id with nothing in flight is not (a late
 //! duplicate): PUBACK and PUBCOMP are ignored and PUBREC is answered with PUBREL.
 
-use super::reply;
+use super::{Ctx, reply};
 use crate::core::session::AckOutcome;
 use crate::core::state::{Close, State};
-use crate::ids::ConnId;
+use crate::ids::{ConnId, SessionId};
 use crate::wire::{Ack, PacketType, Properties, reason};
 
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
-pub fn puback(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
-    let session = session_mut(state, id)?;
+pub fn puback(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
+    let id = ctx.id;
+    let session = session_mut(state, ctx.sid)?;
     match session.on_puback(ack.packet_id) {
         AckOutcome::Done => state.mark_dirty(id),
         // As Mosquitto: a PUBACK for nothing in flight (a late duplicate) is ignored.
@@ -24,8 +25,9 @@ pub fn puback(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close>
 }
 
 /// PUBREC from the client: answer PUBREL [MQTT-4.3.3-4].
-pub fn pubrec(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
-    let session = session_mut(state, id)?;
+pub fn pubrec(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
+    let id = ctx.id;
+    let session = session_mut(state, ctx.sid)?;
     // A PUBREC with a failure reason (v5) ends the flow without PUBREL [MQTT-4.3.3-4].
     let accepted = ack.reason_code < reason::UNSPECIFIED_ERROR;
     let code = match session.on_pubrec(ack.packet_id, accepted) {
@@ -44,8 +46,9 @@ pub fn pubrec(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close>
 
 /// PUBREL from the client: release the inbound QoS 2 packet id and answer PUBCOMP
 /// [MQTT-4.3.3-11].
-pub fn pubrel(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
-    let session = session_mut(state, id)?;
+pub fn pubrel(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
+    let id = ctx.id;
+    let session = session_mut(state, ctx.sid)?;
     let code = if session.release_qos2(ack.packet_id) {
         reason::SUCCESS
     } else {
@@ -56,8 +59,9 @@ pub fn pubrel(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close>
 }
 
 /// PUBCOMP from the client: ends an outbound QoS 2 flow.
-pub fn pubcomp(state: &mut State, id: ConnId, ack: &Ack<'_>) -> Result<(), Close> {
-    let session = session_mut(state, id)?;
+pub fn pubcomp(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
+    let id = ctx.id;
+    let session = session_mut(state, ctx.sid)?;
     match session.on_pubcomp(ack.packet_id) {
         AckOutcome::Done => state.mark_dirty(id),
         AckOutcome::UnknownPacketId => {}
@@ -92,8 +96,10 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
     state.mark_dirty(id);
 }
 
-fn session_mut(state: &mut State, id: ConnId) -> Result<&mut crate::core::session::Session, Close> {
-    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
+fn session_mut(
+    state: &mut State,
+    sid: SessionId,
+) -> Result<&mut crate::core::session::Session, Close> {
     state
         .sessions
         .get_mut(sid.0 as usize)

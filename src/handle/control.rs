@@ -1,12 +1,12 @@
 //! PINGREQ and DISCONNECT.
 
-use super::reply;
+use super::{Ctx, reply};
 use crate::core::state::{Close, State};
-use crate::ids::ConnId;
 use crate::wire::{Disconnect, reason};
 
 /// PINGREQ: answer PINGRESP [MQTT-3.12.4-1].
-pub fn pingreq(state: &mut State, id: ConnId) -> Result<(), Close> {
+pub fn pingreq(state: &mut State, ctx: Ctx) -> Result<(), Close> {
+    let id = ctx.id;
     if let Some(out) = reply(state, id) {
         crate::wire::encode_pingresp(out);
     }
@@ -16,11 +16,10 @@ pub fn pingreq(state: &mut State, id: ConnId) -> Result<(), Close> {
 
 /// DISCONNECT: a normal close discards the will [MQTT-3.14.4-3]; v5 reason 0x04 keeps it.
 /// A v5 DISCONNECT may change the Session Expiry Interval, but not from 0 [MQTT-3.14.2-2].
-pub fn disconnect(state: &mut State, id: ConnId, d: &Disconnect<'_>) -> Result<(), Close> {
+pub fn disconnect(state: &mut State, ctx: Ctx, d: &Disconnect<'_>) -> Result<(), Close> {
+    let id = ctx.id;
     if let Some(expiry) = d.properties.session_expiry_interval
-        && let Some(session) = state
-            .session_of(id)
-            .and_then(|sid| state.sessions.get_mut(sid.0 as usize))
+        && let Some(session) = state.sessions.get_mut(ctx.sid.0 as usize)
     {
         if session.expiry_interval == 0 && expiry != 0 {
             return Err(Close::Protocol("session expiry interval changed from 0"));

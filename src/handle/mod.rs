@@ -18,34 +18,59 @@ use crate::ids::SessionId;
 use crate::net::conn::Phase;
 use crate::wire::{Packet, Version};
 
+/// What every handler of a connected client's packet needs, looked up once per packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// The connection the packet came on.
+    pub id: ConnId,
+    /// The session it is attached to.
+    pub sid: SessionId,
+    /// Its protocol version.
+    pub version: Version,
+    /// The listener it came in on (whose settings apply).
+    pub listener: u16,
+}
+
 /// Handles one packet received on connection `id`.
 pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<(), Close> {
-    let phase = state
+    let conn = state
         .conns
         .get(id)
-        .map(|c| c.phase)
         .ok_or(Close::Protocol("unknown connection"))?;
-    match (phase, packet) {
-        (Phase::AwaitingConnect, Packet::Connect(connect)) => connect::handle(state, id, connect),
-        // [MQTT-3.1.0-1] the first packet must be CONNECT.
-        (Phase::AwaitingConnect, _) => Err(Close::Protocol("first packet must be CONNECT")),
+    let ctx = match (conn.phase, conn.session) {
+        (Phase::AwaitingConnect, _) => {
+            return match packet {
+                Packet::Connect(connect) => connect::handle(state, id, connect),
+                // [MQTT-3.1.0-1] the first packet must be CONNECT.
+                _ => Err(Close::Protocol("first packet must be CONNECT")),
+            };
+        }
+        (Phase::Connected, Some(sid)) => Ctx {
+            id,
+            sid,
+            version: conn.version,
+            listener: conn.listener,
+        },
+        // Taken over: its session now belongs to a newer connection.
+        (Phase::Connected, None) => return Err(Close::Protocol("no session")),
+    };
+    match packet {
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
-        (Phase::Connected, Packet::Connect(_)) => Err(Close::Protocol("second CONNECT")),
-        (Phase::Connected, Packet::Publish(publish)) => publish::handle(state, id, publish),
-        (Phase::Connected, Packet::Puback(ack)) => ack::puback(state, id, ack),
-        (Phase::Connected, Packet::Pubrec(ack)) => ack::pubrec(state, id, ack),
-        (Phase::Connected, Packet::Pubrel(ack)) => ack::pubrel(state, id, ack),
-        (Phase::Connected, Packet::Pubcomp(ack)) => ack::pubcomp(state, id, ack),
-        (Phase::Connected, Packet::Subscribe(sub)) => subscribe::subscribe(state, id, sub),
-        (Phase::Connected, Packet::Unsubscribe(unsub)) => subscribe::unsubscribe(state, id, unsub),
-        (Phase::Connected, Packet::Pingreq) => control::pingreq(state, id),
-        (Phase::Connected, Packet::Disconnect(d)) => control::disconnect(state, id, d),
-        (Phase::Connected, Packet::Auth(packet)) => auth::auth(packet),
+        Packet::Connect(_) => Err(Close::Protocol("second CONNECT")),
+        Packet::Publish(publish) => publish::handle(state, ctx, publish),
+        Packet::Puback(ack) => ack::puback(state, ctx, ack),
+        Packet::Pubrec(ack) => ack::pubrec(state, ctx, ack),
+        Packet::Pubrel(ack) => ack::pubrel(state, ctx, ack),
+        Packet::Pubcomp(ack) => ack::pubcomp(state, ctx, ack),
+        Packet::Subscribe(sub) => subscribe::subscribe(state, ctx, sub),
+        Packet::Unsubscribe(unsub) => subscribe::unsubscribe(state, ctx, unsub),
+        Packet::Pingreq => control::pingreq(state, ctx),
+        Packet::Disconnect(d) => control::disconnect(state, ctx, d),
+        Packet::Auth(packet) => auth::auth(packet),
         // Packets only a server sends.
-        (
-            Phase::Connected,
-            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp,
-        ) => Err(Close::Protocol("server-only packet from client")),
+        Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => {
+            Err(Close::Protocol("server-only packet from client"))
+        }
     }
 }
 
@@ -54,16 +79,6 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
     let State { conns, pool, .. } = state;
     let conn = conns.get_mut(id)?;
     Some(conn.tx.frames(pool))
-}
-
-/// The session and protocol version of a connected client's connection.
-fn attached(state: &State, id: ConnId) -> Result<(SessionId, Version), Close> {
-    let conn = state
-        .conns
-        .get(id)
-        .ok_or(Close::Protocol("no connection"))?;
-    let sid = conn.session.ok_or(Close::Protocol("no session"))?;
-    Ok((sid, conn.version))
 }
 
 /// The largest packet connection `id` accepts, if a Reason String may be sent to it at all:

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use log::debug;
 
+use super::Ctx;
 use super::ack::send_ack;
 use crate::auth::Access;
 use crate::core::alias::AliasError;
@@ -13,19 +14,18 @@ use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
-use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
-pub fn handle(state: &mut State, id: ConnId, publish: &Publish<'_>) -> Result<(), Close> {
+pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), Close> {
+    let Ctx {
+        id,
+        sid,
+        version,
+        listener,
+    } = ctx;
     // Parse: the topic, through the connection's topic aliases (v5).
-    let sid = state.session_of(id).ok_or(Close::Protocol("no session"))?;
-    let (version, listener) = state
-        .conns
-        .get(id)
-        .map(|c| (c.version, c.listener))
-        .ok_or(Close::Protocol("no connection"))?;
     let v5 = version == Version::V5;
     let props = &publish.properties;
     let alias_maximum = state

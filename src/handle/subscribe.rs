@@ -2,11 +2,10 @@
 
 use log::debug;
 
-use super::reply;
+use super::{Ctx, reply};
 use crate::core::lifecycle;
 use crate::core::state::{Close, State};
 use crate::core::topic::split_shared;
-use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::wire::{
     Properties, QoS, RetainHandling, Suback, Subscribe, Unsuback, Unsubscribe, reason,
@@ -19,8 +18,10 @@ use crate::wire::{
 /// Any number of filters is accepted: the packet is already bounded by `max_packet_size`, so
 /// the work per packet is bounded by its bytes, and what the session may hold is bounded by
 /// `max_subscriptions_per_client`, answered per filter (0x97 / v3 0x80), never by a close.
-pub fn subscribe(state: &mut State, id: ConnId, packet: &Subscribe<'_>) -> Result<(), Close> {
-    let (sid, version) = super::attached(state, id)?;
+pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<(), Close> {
+    let Ctx {
+        id, sid, version, ..
+    } = ctx;
     // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
     if packet
         .filters
@@ -106,8 +107,10 @@ fn send_retained(
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4], with one
 /// code per filter however many the packet (bounded by `max_packet_size`) carries.
-pub fn unsubscribe(state: &mut State, id: ConnId, packet: &Unsubscribe<'_>) -> Result<(), Close> {
-    let (sid, version) = super::attached(state, id)?;
+pub fn unsubscribe(state: &mut State, ctx: Ctx, packet: &Unsubscribe<'_>) -> Result<(), Close> {
+    let Ctx {
+        id, sid, version, ..
+    } = ctx;
     let mut codes = Vec::with_capacity(packet.filters.len());
     for raw_filter in packet.filters.iter() {
         codes.push(if lifecycle::unsubscribe(state, sid, raw_filter) {
