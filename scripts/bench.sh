@@ -203,6 +203,7 @@ run fanin0 fanin --qos 0 --publishers 16 --size 64 "${D[@]}"
 run fanin1 fanin --qos 1 --publishers 16 --size 64 "${D[@]}"
 run fanin2 fanin --qos 2 --publishers 16 --size 64 "${D[@]}"
 run fanout0 fanout --qos 0 --publishers 1 --subscribers 100 --size 64 "${D[@]}"
+run fanout1k fanout --qos 0 --publishers 1 --subscribers 1000 --size 64 "${D[@]}"
 run p2p1 p2p --qos 1 --pairs 100 --size 64 "${D[@]}"
 run lat0 latency --qos 0 --rate 1000 --size 64 "${D[@]}"
 run lat1 latency --qos 1 --rate 1000 --size 64 "${D[@]}"
@@ -271,6 +272,7 @@ both "conns $CONNS" "connections ok" conns conns_ok
 both "conns $CONNS" "connect rate, conn/s" conns conn_rate_per_s
 for spec in "fanin0|fanin QoS 0, 16->1, 64 B" "fanin1|fanin QoS 1, 16->1, 64 B" \
     "fanin2|fanin QoS 2, 16->1, 64 B" "fanout0|fanout QoS 0, 1->100, 64 B" \
+    "fanout1k|fanout QoS 0, 1->1000, 64 B" \
     "p2p1|p2p QoS 1, 100 pairs, 64 B"; do
     label=${spec%%|*} name=${spec#*|}
     both "$name" "delivered msg/s" "$label" delivered_per_s
@@ -299,7 +301,7 @@ log "table saved to $OUT_DIR/bench-$STAMP.md (and latest.md); raw runs in $RAW"
 # reordered a message (Mosquitto's losses are reported, not failed on).
 status=0
 if [[ " $BROKERS " == *" pipit "* ]]; then
-    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 p2p1 lat0 lat1; do
+    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 fanout1k p2p1 lat0 lat1; do
         if [ ! -f "$WORK/$label.pipit.json" ]; then
             log "FAIL: $label: no result from pipit"
             status=1
