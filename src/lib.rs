@@ -2,25 +2,31 @@
 //!
 //! # A tour
 //!
-//! One thread runs one `mio` poll loop ([`Broker::run`], in `broker.rs`) that owns every
-//! connection in a slab and everything else the broker knows in one `State` value, lent to
-//! the packet handlers as `&mut State`: no locks, no globals.
+//! One thread runs one `mio` poll loop ([`Broker::run`], in `broker/`) that owns every
+//! connection and everything else the broker knows in one `State` value (`core/state.rs`),
+//! lent to the packet handlers as `&mut State`: no locks, no globals.
 //!
 //! A PUBLISH travels like this: bytes are read into the connection's receive buffer
-//! (`buffer.rs`, buffers recycled through `pool.rs` so idle connections hold none); the
-//! sans-IO codec (`wire/`) checks that a whole frame is present and parses a borrowed view;
-//! `handle/` dispatches on (connection phase, packet type) and validates it; the payload is
-//! copied once into an `Rc<Message>` (`message.rs`); `retain.rs` stores it if retained;
-//! `route.rs` asks the subscription tree (`tree.rs`) for matching sessions, merges overlapping
-//! subscriptions, and queues an `Rc` to each `Session` (`session.rs`), which owns the inflight
-//! window and the bounded queue. At the end of the loop turn every connection with output has
-//! its queued messages encoded into its send buffer and written with one `write` call.
+//! (`net/buffer.rs`, buffers recycled through `net/pool.rs` so idle connections hold none);
+//! the sans-IO codec (`wire/`) checks that a whole frame is present and parses a borrowed
+//! view; `handle/` dispatches on (connection phase, packet type) with a `Ctx` looked up once,
+//! validates, then applies; the payload is copied once into an `Rc<Message>`
+//! (`core/message.rs`); `core/retain.rs` stores it if retained; `core/route.rs` asks the
+//! subscription tree (`core/tree.rs`) for matching sessions, merges overlapping
+//! subscriptions, and queues an `Rc` to each `Session` (`core/session/`), holding the
+//! publisher back (TCP back-pressure) when a subscriber's output is over its bound. At the
+//! end of the loop turn (`broker/write.rs`) every connection with output has its queued
+//! messages encoded into its send buffer, each frame built once per form
+//! (`core/frame_cache.rs`), and written with one `write` call.
 //!
-//! Around that path: `net.rs` is the transport seam (plain TCP or `tls.rs`'s rustls stream,
-//! both driven by the same loop); `config.rs` and `config/` read mosquitto.conf; `auth/`
-//! checks password and ACL files and `passwd.rs` writes password files; `will.rs` holds
-//! delayed wills, `alias.rs` MQTT 5 topic aliases, `clients.rs` the client-id index,
-//! `sys.rs` the `$SYS` topics; `hash.rs` is the topic trees' hasher.
+//! Around that path: `ids.rs` holds the keys every module shares; `core/lifecycle.rs` is the
+//! only place a session is attached, taken over, detached, expired or discarded, or its
+//! subscriptions change; `core/close.rs` is the one table of close reasons; `core/will.rs`
+//! holds delayed wills, `core/retain_walk.rs` a SUBSCRIBE's retained messages still to send,
+//! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
+//! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
+//! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
+//! `$SYS`; `broker/reload.rs` applies SIGHUP.
 //!
 //! # Embedding
 //!
