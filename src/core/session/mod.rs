@@ -143,6 +143,14 @@ impl Session {
         Some(now + keep)
     }
 
+    /// The largest packet the current connection's client accepts: its MQTT 5 Maximum Packet
+    /// Size, or no limit for an MQTT 3 client [MQTT-3.1.2-24].
+    pub fn maximum_packet_size(&self) -> u32 {
+        self.link
+            .as_deref()
+            .map_or(u32::MAX, |link| link.maximum_packet_size)
+    }
+
     /// The session's subscriptions in filter order: each filter as subscribed (`$share/`
     /// prefix included) with its options.
     pub fn subscriptions(&self) -> impl Iterator<Item = (&str, &SubscriptionOptions)> {
