@@ -290,6 +290,14 @@ impl Session {
         self.flow.as_ref().map_or(0, |f| f.queue.len())
     }
 
+    /// The queued messages, oldest first, each with the QoS, RETAIN flag and subscription
+    /// identifiers it is to be sent with.
+    #[cfg(test)]
+    pub fn queued_messages(&self) -> impl Iterator<Item = (&Message, QoS, bool, &[u32])> {
+        let queue = self.flow.as_ref().map(|f| &f.queue).into_iter().flatten();
+        queue.map(|q| (&*q.message, q.qos, q.retain, q.subscription_ids.as_slice()))
+    }
+
     /// Number of outbound messages awaiting acknowledgement.
     #[cfg(test)]
     pub fn inflight_len(&self) -> usize {

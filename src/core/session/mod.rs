@@ -186,24 +186,15 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{QoS, RetainHandling};
-
-    fn options(qos: QoS) -> SubscriptionOptions {
-        SubscriptionOptions {
-            qos,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: RetainHandling::SendAtSubscribe,
-        }
-    }
+    use crate::wire::QoS;
 
     #[test]
     fn subscriptions_stay_sorted_and_unique() {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         for f in ["b/#", "a", "$share/g/x", "b/#", "c/+"] {
-            s.set_subscription(f, options(QoS::AtMostOnce));
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtMostOnce));
         }
-        s.set_subscription("a", options(QoS::ExactlyOnce));
+        s.set_subscription("a", SubscriptionOptions::at(QoS::ExactlyOnce));
         let filters: Vec<&str> = s.subscriptions().map(|(f, _)| f).collect();
         assert_eq!(filters, ["$share/g/x", "a", "b/#", "c/+"]);
         let qos: Vec<QoS> = s.subscriptions().map(|(_, o)| o.qos).collect();
@@ -226,7 +217,7 @@ mod tests {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         let start = Instant::now();
         for f in &filters {
-            s.set_subscription(f, options(QoS::AtLeastOnce));
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtLeastOnce));
         }
         assert_eq!(s.subscription_count(), N);
         assert_eq!(s.subscriptions().next().map(|(f, _)| f), Some("f/000000"));
