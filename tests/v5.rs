@@ -2,13 +2,19 @@
 //! forwarded properties, subscription identifiers and options, shared subscriptions, acks.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
 
 use std::time::Duration;
 
 use common::{
     Connect, Prop, Props, Raw, ack_v5, disconnect_v5, prop, prop_int, publish, publish_v5, start,
-    start_with,
+    start_with, subscribe_v5, unsubscribe_v5,
 };
+use mosquitto::{Kind, pipit_and_mosquitto};
+use support::Scratch;
 
 /// SUBSCRIBE options byte: QoS, No Local, Retain As Published, Retain Handling.
 fn opts(qos: u8, no_local: bool, rap: bool, rh: u8) -> u8 {
@@ -559,5 +565,80 @@ fn reason_strings_only_on_failures_the_client_accepts() {
                 c.recv_kind(7);
             }
         }
+    }
+}
+
+/// A SUBACK or UNSUBACK larger than the client's Maximum Packet Size is never sent
+/// [MQTT-3.1.2-24]: the broker closes with DISCONNECT 0x95 (Packet too large) instead, and
+/// applies none of the packet's filters, since the client cannot learn what was applied.
+/// Mosquitto 2.0.11 sends the oversized ack (checked here, so the difference is on record).
+#[test]
+fn acks_over_the_clients_maximum_packet_size_are_not_sent() {
+    let dir = Scratch::new("ack-size");
+    // 20 bytes: a v5 SUBACK or UNSUBACK of n codes is 5 + n bytes, so 15 codes fit, 16 not.
+    let tight = |clean| {
+        let props = Props::new().u32(0x27, 20).u32(0x11, 60);
+        Connect::v5("tight", props).clean(clean)
+    };
+    let filters =
+        |prefix: &str, n| -> Vec<String> { (0..n).map(|i| format!("{prefix}/{i}")).collect() };
+    let sub = |id, filters: &[String]| {
+        let pairs: Vec<(&str, u8)> = filters.iter().map(|f| (f.as_str(), 1)).collect();
+        subscribe_v5(id, Props::new(), &pairs)
+    };
+    let unsub = |id, filters: &[String]| {
+        let names: Vec<&str> = filters.iter().map(String::as_str).collect();
+        unsubscribe_v5(id, Props::new(), &names)
+    };
+    let (fits, too_many) = (filters("u", 15), filters("s", 16));
+    for peer in pipit_and_mosquitto(&dir, "allow_anonymous true\n") {
+        let kind = peer.kind;
+        let (mut c, _) = Raw::connect_v5(peer.addr, &tight(true));
+        c.send(&sub(1, &fits));
+        let ack = c.recv_kind(9);
+        assert_eq!(2 + ack.body.len(), 20, "{kind:?}: a SUBACK that just fits");
+
+        c.send(&sub(2, &too_many));
+        if kind == Kind::Mosquitto {
+            let ack = c.recv_kind(9);
+            assert_eq!(
+                2 + ack.body.len(),
+                21,
+                "Mosquitto sends the oversized SUBACK"
+            );
+            c.send(&unsub(3, &too_many));
+            let ack = c.recv_kind(11);
+            assert_eq!(
+                2 + ack.body.len(),
+                21,
+                "Mosquitto sends the oversized UNSUBACK"
+            );
+            continue;
+        }
+        let bare_0x95 = |c: &mut Raw| {
+            let frames = c.expect_closed();
+            let frames: Vec<(u8, Vec<u8>)> =
+                frames.into_iter().map(|f| (f.header, f.body)).collect();
+            assert_eq!(
+                frames,
+                [(0xe0, vec![0x95])],
+                "DISCONNECT 0x95, no Reason String"
+            );
+        };
+        bare_0x95(&mut c);
+
+        let (mut c, ack) = Raw::connect_v5(peer.addr, &tight(false));
+        assert!(ack.session_present);
+        let mut sixteen = fits.clone();
+        sixteen.push("s/0".into());
+        c.send(&unsub(4, &sixteen));
+        bare_0x95(&mut c);
+
+        // Neither was applied: "s/0" was never subscribed, every "u/" filter still is.
+        let (mut c, _) = Raw::connect_v5(peer.addr, &tight(false));
+        c.send(&unsub(5, &["s/0".to_string()]));
+        assert_eq!(c.recv_kind(11).body, [0, 5, 0, 0x11]);
+        c.send(&unsub(6, &fits));
+        assert_eq!(c.recv_kind(11).body[3..], [0; 15]);
     }
 }

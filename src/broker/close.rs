@@ -15,8 +15,7 @@ impl Broker {
         let client_max = conn
             .session
             .and_then(|sid| state.sessions.get(sid.0 as usize))
-            .and_then(|s| s.link.as_deref())
-            .map_or(u32::MAX, |link| link.maximum_packet_size);
+            .map_or(u32::MAX, crate::core::session::Session::maximum_packet_size);
         last_words(&mut conn, why, client_max, &mut state.pool);
         if !conn.tx.is_empty() {
             // Best effort: what the socket does not take now lingers below (plain TCP).
@@ -124,7 +123,8 @@ pub(super) fn close_for(e: &io::Error) -> Close {
 
 /// Queues the final CONNACK or DISCONNECT a closing connection is owed. A v5 DISCONNECT
 /// carries the reason as a Reason String unless that would exceed the client's Maximum
-/// Packet Size (`client_max`) [MQTT-3.14.2-3].
+/// Packet Size (`client_max`) [MQTT-3.14.2-3], and is not sent at all if even the bare
+/// reason code would [MQTT-3.1.2-24].
 fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::net::pool::Pool) {
     match (conn.phase, why) {
         // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
@@ -161,7 +161,10 @@ fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::ne
             if disconnect.encoded_len(Version::V5) > client_max as usize {
                 disconnect.properties.reason_string = None;
             }
-            disconnect.encode(Version::V5, conn.tx.frames(pool));
+            // [MQTT-3.1.2-24] a client that cannot take even the bare reason code gets none.
+            if disconnect.encoded_len(Version::V5) <= client_max as usize {
+                disconnect.encode(Version::V5, conn.tx.frames(pool));
+            }
         }
         _ => {}
     }

@@ -87,11 +87,11 @@ fn revoke_subscriptions(state: &mut State) {
     let mut revoked = Vec::new();
     for (key, session) in &state.sessions {
         let sid = SessionId(key as u32);
-        for sub in &session.subscriptions {
-            if let Ok(split) = crate::core::topic::split_shared(&sub.raw_filter, limits)
+        for (raw_filter, _) in session.subscriptions() {
+            if let Ok(split) = crate::core::topic::split_shared(raw_filter, limits)
                 && !state.allowed(sid, split.filter, Access::Subscribe)
             {
-                revoked.push((sid, sub.raw_filter.clone()));
+                revoked.push((sid, Box::<str>::from(raw_filter)));
             }
         }
     }

@@ -113,8 +113,8 @@ pub fn discard(state: &mut State, sid: SessionId) {
         return;
     };
     state.walks.cancel_session(sid);
-    for sub in &session.subscriptions {
-        unindex(state, sid, &sub.raw_filter);
+    for (raw_filter, _) in session.subscriptions() {
+        unindex(state, sid, raw_filter);
     }
 }
 
@@ -139,7 +139,7 @@ pub fn subscribe(
         .sessions
         .get(sid.0 as usize)
         .ok_or(reason::UNSPECIFIED_ERROR)?;
-    if max != 0 && session.subscriptions.len() >= max && !session.has_subscription(raw_filter) {
+    if max != 0 && session.subscription_count() >= max && !session.has_subscription(raw_filter) {
         return Err(reason::QUOTA_EXCEEDED);
     }
     let existed = state.tree.subscribe(

@@ -286,3 +286,264 @@ pub fn deliver(
         state.hold(publisher, subscriber);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::core::lifecycle::{attach, detach, subscribe};
+    use crate::wire::SubscriptionOptions;
+
+    /// The connection of the `i`th client of `online` (no socket: routing only queues).
+    fn conn(i: usize) -> ConnId {
+        ConnId::new(i, 0)
+    }
+
+    /// A state with one session per client id, the `i`th online on `conn(i)`.
+    fn online(clients: &[&str]) -> (State, Vec<SessionId>) {
+        let mut state = State::for_test(Config::default(), Instant::now());
+        let sids = (0..)
+            .zip(clients)
+            .map(|(i, id)| attach(&mut state, conn(i), id, false).0)
+            .collect();
+        (state, sids)
+    }
+
+    /// Subscribes `sid` to `filter` with `options` and subscription identifier `id` (0: none).
+    fn sub(state: &mut State, sid: SessionId, filter: &str, options: SubscriptionOptions, id: u32) {
+        subscribe(state, sid, filter, options, id).expect("a valid filter the ACL allows");
+    }
+
+    /// What session `sid` has queued: (payload, QoS, RETAIN, subscription identifiers).
+    fn queued(state: &State, sid: SessionId) -> Vec<(String, QoS, bool, Vec<u32>)> {
+        state.sessions[sid.0 as usize]
+            .queued_messages()
+            .map(|(m, qos, retain, ids)| {
+                let payload = String::from_utf8_lossy(&m.payload).into_owned();
+                (payload, qos, retain, ids.to_vec())
+            })
+            .collect()
+    }
+
+    fn message(topic: &str, payload: &str, qos: QoS, retain: bool) -> Rc<Message> {
+        Message::shared(topic, payload.as_bytes(), qos, retain)
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_at_the_highest_qos_with_every_identifier() {
+        let (mut s, sids) = online(&["c"]);
+        let c = sids[0];
+        sub(
+            &mut s,
+            c,
+            "a/+",
+            SubscriptionOptions::at(QoS::AtMostOnce),
+            1,
+        );
+        sub(
+            &mut s,
+            c,
+            "a/#",
+            SubscriptionOptions::at(QoS::ExactlyOnce),
+            2,
+        );
+        sub(
+            &mut s,
+            c,
+            "a/b",
+            SubscriptionOptions::at(QoS::AtLeastOnce),
+            0,
+        );
+        sub(
+            &mut s,
+            c,
+            "+/b",
+            SubscriptionOptions::at(QoS::AtMostOnce),
+            3,
+        );
+        // [MQTT-3.3.5-1] one delivery, at the highest granted QoS (bounded by the message's);
+        // [MQTT-3.3.4-3] carrying the identifier of every matching subscription that has one.
+        assert_eq!(
+            publish(&mut s, &message("a/b", "2", QoS::ExactlyOnce, false), None),
+            1
+        );
+        assert_eq!(
+            publish(&mut s, &message("a/b", "1", QoS::AtLeastOnce, false), None),
+            1
+        );
+        assert_eq!(
+            publish(&mut s, &message("a/c", "0", QoS::ExactlyOnce, false), None),
+            1
+        );
+        assert_eq!(
+            queued(&s, c),
+            [
+                ("2".into(), QoS::ExactlyOnce, false, vec![1, 2, 3]),
+                ("1".into(), QoS::AtLeastOnce, false, vec![1, 2, 3]),
+                ("0".into(), QoS::ExactlyOnce, false, vec![1, 2]),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_local_keeps_a_message_from_the_session_that_published_it() {
+        let (mut s, sids) = online(&["publisher", "other"]);
+        let (publisher, other) = (sids[0], sids[1]);
+        let no_local = SubscriptionOptions {
+            no_local: true,
+            ..SubscriptionOptions::at(QoS::AtLeastOnce)
+        };
+        sub(&mut s, publisher, "t", no_local, 0);
+        sub(&mut s, other, "t", no_local, 0);
+        // [MQTT-3.8.3-3] not forwarded to the publishing session; others still get it.
+        assert_eq!(
+            publish(
+                &mut s,
+                &message("t", "own", QoS::AtLeastOnce, false),
+                Some(publisher)
+            ),
+            1
+        );
+        assert_eq!(queued(&s, publisher), []);
+        assert_eq!(queued(&s, other).len(), 1);
+        // A message the broker publishes (a will, say) has no publishing session.
+        publish(&mut s, &message("t", "will", QoS::AtLeastOnce, false), None);
+        assert_eq!(queued(&s, publisher).len(), 1);
+    }
+
+    #[test]
+    fn retain_as_published_keeps_the_retain_flag_only_where_asked() {
+        let (mut s, sids) = online(&["keeps", "clears"]);
+        let (keeps, clears) = (sids[0], sids[1]);
+        let rap = SubscriptionOptions {
+            retain_as_published: true,
+            ..SubscriptionOptions::at(QoS::AtMostOnce)
+        };
+        sub(&mut s, keeps, "r", rap, 0);
+        sub(
+            &mut s,
+            keeps,
+            "#",
+            SubscriptionOptions::at(QoS::AtMostOnce),
+            0,
+        );
+        sub(
+            &mut s,
+            clears,
+            "r",
+            SubscriptionOptions::at(QoS::AtMostOnce),
+            0,
+        );
+        publish(
+            &mut s,
+            &message("r", "retained", QoS::AtMostOnce, true),
+            None,
+        );
+        publish(&mut s, &message("r", "live", QoS::AtMostOnce, false), None);
+        // [MQTT-3.3.1-12] [MQTT-3.3.1-13]: a merged delivery keeps RETAIN if any matching
+        // subscription has Retain As Published.
+        let flags = |sid| {
+            queued(&s, sid)
+                .into_iter()
+                .map(|q| (q.0, q.2))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            flags(keeps),
+            [("retained".into(), true), ("live".into(), false)]
+        );
+        assert_eq!(
+            flags(clears),
+            [("retained".into(), false), ("live".into(), false)]
+        );
+    }
+
+    #[test]
+    fn a_shared_subscription_delivers_each_message_to_one_online_member() {
+        let (mut s, sids) = online(&["m1", "m2", "away"]);
+        for &sid in &sids {
+            sub(
+                &mut s,
+                sid,
+                "$share/g/s/+",
+                SubscriptionOptions::at(QoS::AtLeastOnce),
+                0,
+            );
+        }
+        let away = sids[2];
+        s.sessions[away.0 as usize].expiry_interval = 60;
+        detach(&mut s, away, conn(2));
+        for n in 0..6 {
+            let m = message("s/x", &n.to_string(), QoS::AtLeastOnce, false);
+            assert_eq!(publish(&mut s, &m, None), 1, "one member per message");
+        }
+        let counts: Vec<usize> = sids.iter().map(|&sid| queued(&s, sid).len()).collect();
+        assert_eq!(counts, [3, 3, 0], "round-robin over the online members");
+    }
+
+    #[test]
+    fn an_offline_session_queues_qos_1_and_drops_qos_0() {
+        let (mut s, sids) = online(&["away"]);
+        let away = sids[0];
+        sub(
+            &mut s,
+            away,
+            "q",
+            SubscriptionOptions::at(QoS::ExactlyOnce),
+            0,
+        );
+        s.sessions[away.0 as usize].expiry_interval = 60;
+        detach(&mut s, away, conn(0));
+        publish(&mut s, &message("q", "1", QoS::AtLeastOnce, false), None);
+        publish(&mut s, &message("q", "0", QoS::AtMostOnce, false), None);
+        assert_eq!(
+            queued(&s, away),
+            [("1".into(), QoS::AtLeastOnce, false, vec![])]
+        );
+        assert_eq!(
+            s.stats.dropped.get(DropReason::QueueFull),
+            1,
+            "QoS 0 counted as queue_full"
+        );
+        assert_eq!(s.stats.dropped.total(), 1);
+
+        // `queue_qos0_messages` keeps QoS 0 for it too.
+        s.config.queue_qos0_messages = true;
+        publish(&mut s, &message("q", "kept", QoS::AtMostOnce, false), None);
+        assert_eq!(s.sessions[away.0 as usize].queued(), 2);
+        assert_eq!(s.stats.dropped.total(), 1);
+    }
+
+    #[test]
+    fn publishing_a_retained_message_stores_it_and_an_empty_one_clears_it() {
+        let (mut s, _) = online(&[]);
+        // Stored even with no subscriber to route it to [MQTT-3.3.1-5].
+        assert_eq!(
+            publish(
+                &mut s,
+                &message("r/1", "kept", QoS::AtLeastOnce, true),
+                None
+            ),
+            0
+        );
+        publish(
+            &mut s,
+            &message("r/2", "not retained", QoS::AtLeastOnce, false),
+            None,
+        );
+        let stored = |s: &State| {
+            let mut found = Vec::new();
+            s.retained.for_each_match("r/#", |m| {
+                found.push((m.topic.to_string(), m.payload.to_vec()));
+                std::ops::ControlFlow::Continue(())
+            });
+            found
+        };
+        assert_eq!(stored(&s), [("r/1".to_string(), b"kept".to_vec())]);
+        // [MQTT-3.3.1-10] [MQTT-3.3.1-11] a zero-length retained payload clears the topic.
+        publish(&mut s, &message("r/1", "", QoS::AtMostOnce, true), None);
+        assert_eq!(stored(&s), []);
+    }
+}

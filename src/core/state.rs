@@ -221,3 +221,13 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+impl State {
+    /// A state with `config` and its security settings (which must name no files), at time
+    /// `now`: what the core's unit tests run against.
+    pub fn for_test(config: Config, now: Instant) -> State {
+        let auth = Auth::load(&config.security_for(0)).expect("a test config names no files");
+        State::new(config, vec![auth], now)
+    }
+}

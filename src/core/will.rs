@@ -158,3 +158,110 @@ pub fn publish(state: &mut State, will: Will) {
     let message = will.into_message(state.now);
     route::publish(state, &message, None);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::core::lifecycle::{self, attach, detach};
+    use crate::ids::ConnId;
+    use crate::wire::{QoS, SubscriptionOptions};
+
+    /// A state at `start` with "watcher" online, subscribed to `will/#`, and "dying", whose
+    /// session lasts `session_expiry` seconds, gone offline; returns both sessions.
+    fn setup(start: Instant, session_expiry: u32) -> (State, SessionId, SessionId) {
+        let mut s = State::for_test(Config::default(), start);
+        let (watcher, _) = attach(&mut s, ConnId::new(0, 0), "watcher", false);
+        let options = SubscriptionOptions::at(QoS::AtLeastOnce);
+        lifecycle::subscribe(&mut s, watcher, "will/#", options, 0).expect("allowed");
+        let (dying, _) = attach(&mut s, ConnId::new(1, 0), "dying", false);
+        s.sessions[dying.0 as usize].expiry_interval = session_expiry;
+        detach(&mut s, dying, ConnId::new(1, 0));
+        (s, watcher, dying)
+    }
+
+    /// A will to `will/dying` with a Will Delay Interval of `delay` seconds.
+    fn will(delay: u32) -> Will {
+        Will {
+            message: Message::shared("will/dying", b"gone", QoS::AtLeastOnce, false),
+            delay,
+            message_expiry_interval: None,
+            client_id: "dying".into(),
+            username: None,
+            listener: 0,
+        }
+    }
+
+    /// How many wills `watcher` has been sent.
+    fn received(s: &State, watcher: SessionId) -> usize {
+        s.sessions[watcher.0 as usize].queued()
+    }
+
+    #[test]
+    fn a_delayed_will_is_published_once_when_its_time_comes() {
+        let start = Instant::now();
+        let (mut s, watcher, dying) = setup(start, 60);
+        on_close(&mut s, Some(dying), will(10));
+        assert_eq!(received(&s, watcher), 0, "delayed, not published at close");
+        s.now = start + Duration::from_millis(9_999);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 0, "not before its time");
+        s.now = start + Duration::from_secs(10);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 1, "published when its time comes");
+        s.now = start + Duration::from_secs(20);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 1, "and only once");
+        assert!(s.pending_wills.is_empty());
+    }
+
+    #[test]
+    fn a_will_delay_is_cut_to_the_session_expiry() {
+        let start = Instant::now();
+        let (mut s, watcher, dying) = setup(start, 5);
+        on_close(&mut s, Some(dying), will(3600));
+        // v5 3.1.3.2.2: sent when the delay passes or the session ends, whichever is first.
+        s.now = start + Duration::from_secs(4);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 0);
+        s.now = start + Duration::from_secs(5);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 1);
+    }
+
+    #[test]
+    fn discarding_the_session_publishes_its_delayed_will_at_once() {
+        let start = Instant::now();
+        let (mut s, watcher, dying) = setup(start, 60);
+        on_close(&mut s, Some(dying), will(30));
+        // [MQTT-3.1.3-9] the session ends first (here: discarded), so the will goes now.
+        lifecycle::discard(&mut s, dying);
+        assert_eq!(received(&s, watcher), 1);
+        assert!(s.pending_wills.is_empty());
+        s.now = start + Duration::from_secs(30);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 1, "not again when its delay passes");
+    }
+
+    #[test]
+    fn a_reconnect_within_the_delay_cancels_the_will() {
+        let start = Instant::now();
+        let (mut s, watcher, dying) = setup(start, 60);
+        on_close(&mut s, Some(dying), will(30));
+        s.now = start + Duration::from_secs(10);
+        let (resumed, _) = attach(&mut s, ConnId::new(2, 0), "dying", true);
+        assert_eq!(resumed, dying);
+        cancel(&mut s, resumed);
+        s.now = start + Duration::from_secs(60);
+        publish_due(&mut s);
+        assert_eq!(received(&s, watcher), 0, "[MQTT-3.1.3-9] never sent");
+    }
+
+    #[test]
+    fn a_will_without_a_lasting_session_is_published_at_close() {
+        let (mut s, watcher, _) = setup(Instant::now(), 60);
+        on_close(&mut s, None, will(30));
+        assert_eq!(received(&s, watcher), 1, "no session to wait with");
+        assert!(s.pending_wills.is_empty());
+    }
+}

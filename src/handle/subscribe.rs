@@ -4,6 +4,7 @@ use log::debug;
 
 use super::{Ctx, reply};
 use crate::core::lifecycle;
+use crate::core::session::Session;
 use crate::core::state::{Close, State};
 use crate::core::topic::split_shared;
 use crate::ids::SessionId;
@@ -18,6 +19,7 @@ use crate::wire::{
 /// Any number of filters is accepted: the packet is already bounded by `max_packet_size`, so
 /// the work per packet is bounded by its bytes, and what the session may hold is bounded by
 /// `max_subscriptions_per_client`, answered per filter (0x97 / v3 0x80), never by a close.
+/// The one exception is a SUBACK too large for the client (`ack_fits`).
 pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<(), Close> {
     let Ctx {
         id, sid, version, ..
@@ -33,10 +35,22 @@ pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<
     // v5 3.8.2.1.2: the Subscription Identifier applies to every filter of the packet.
     let subscription_id = packet.properties.subscription_identifier.unwrap_or(0);
     // One code per filter, sized by the packet (one byte per filter it carries).
-    let mut codes = Vec::with_capacity(packet.filters.len());
+    let mut codes = vec![reason::SUCCESS; packet.filters.len()];
+    let len = Suback {
+        packet_id: packet.packet_id,
+        properties: Properties::default(),
+        reason_codes: &codes,
+    }
+    .encoded_len(version);
+    ack_fits(
+        state,
+        sid,
+        len,
+        "SUBACK over the client's Maximum Packet Size",
+    )?;
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
-    for (raw_filter, options) in packet.filters.iter() {
-        let code = match lifecycle::subscribe(state, sid, raw_filter, options, subscription_id) {
+    for ((raw_filter, options), code) in packet.filters.iter().zip(&mut codes) {
+        *code = match lifecycle::subscribe(state, sid, raw_filter, options, subscription_id) {
             Ok((granted, existed)) => {
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.
                 let send = match options.retain_handling {
@@ -54,7 +68,6 @@ pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<
                 code
             }
         };
-        codes.push(code);
     }
     if version < crate::wire::Version::V5 {
         for code in &mut codes {
@@ -106,18 +119,29 @@ fn send_retained(
 }
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4], with one
-/// code per filter however many the packet (bounded by `max_packet_size`) carries.
+/// code per filter however many the packet (bounded by `max_packet_size`) carries, unless
+/// that UNSUBACK is too large for the client (`ack_fits`).
 pub fn unsubscribe(state: &mut State, ctx: Ctx, packet: &Unsubscribe<'_>) -> Result<(), Close> {
     let Ctx {
         id, sid, version, ..
     } = ctx;
-    let mut codes = Vec::with_capacity(packet.filters.len());
-    for raw_filter in packet.filters.iter() {
-        codes.push(if lifecycle::unsubscribe(state, sid, raw_filter) {
-            reason::SUCCESS
-        } else {
-            reason::NO_SUBSCRIPTION_EXISTED
-        });
+    let mut codes = vec![reason::SUCCESS; packet.filters.len()];
+    let len = Unsuback {
+        packet_id: packet.packet_id,
+        properties: Properties::default(),
+        reason_codes: &codes,
+    }
+    .encoded_len(version);
+    ack_fits(
+        state,
+        sid,
+        len,
+        "UNSUBACK over the client's Maximum Packet Size",
+    )?;
+    for (raw_filter, code) in packet.filters.iter().zip(&mut codes) {
+        if !lifecycle::unsubscribe(state, sid, raw_filter) {
+            *code = reason::NO_SUBSCRIPTION_EXISTED;
+        }
     }
     if let Some(out) = reply(state, id) {
         Unsuback {
@@ -128,5 +152,21 @@ pub fn unsubscribe(state: &mut State, ctx: Ctx, packet: &Unsubscribe<'_>) -> Res
         .encode(version, out);
     }
     state.mark_dirty(id);
+    Ok(())
+}
+
+/// Checks, before any filter is applied, that a SUBACK or UNSUBACK of `len` bytes (one code
+/// per filter, no Reason String) fits the client's Maximum Packet Size. One that does not
+/// may not be sent [MQTT-3.1.2-24], and a client that never gets its ack cannot tell what
+/// was applied, so nothing is: the connection closes with DISCONNECT 0x95 (Packet too
+/// large; `why`), itself sent only if it fits. Mosquitto 2.0.11 sends the oversized ack.
+fn ack_fits(state: &State, sid: SessionId, len: usize, why: &'static str) -> Result<(), Close> {
+    let max = state
+        .sessions
+        .get(sid.0 as usize)
+        .map_or(u32::MAX, Session::maximum_packet_size);
+    if len > max as usize {
+        return Err(Close::Reason(reason::PACKET_TOO_LARGE, why));
+    }
     Ok(())
 }

@@ -318,6 +318,20 @@ impl<'a> Suback<'a> {
     }
 }
 
+#[cfg(test)]
+impl SubscriptionOptions {
+    /// Options granting `qos` with No Local and Retain As Published off and retained
+    /// messages sent at subscribe: what most tests subscribe with.
+    pub(crate) fn at(qos: QoS) -> SubscriptionOptions {
+        SubscriptionOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: RetainHandling::SendAtSubscribe,
+        }
+    }
+}
+
 /// An UNSUBSCRIBE packet.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Unsubscribe<'a> {

@@ -775,6 +775,17 @@ pub fn subscribe_v5(packet_id: u16, properties: Props, filters: &[(&str, u8)]) -
     frame(0x82, &body)
 }
 
+/// A v5 UNSUBSCRIBE packet.
+pub fn unsubscribe_v5(packet_id: u16, properties: Props, filters: &[&str]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    varint(properties.0.len(), &mut body);
+    body.extend_from_slice(&properties.0);
+    for f in filters {
+        string(f.as_bytes(), &mut body);
+    }
+    frame(0xa2, &body)
+}
+
 /// A v5 DISCONNECT with a reason code and properties.
 pub fn disconnect_v5(code: u8, properties: Props) -> Vec<u8> {
     let mut body = vec![code];

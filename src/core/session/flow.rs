@@ -290,6 +290,14 @@ impl Session {
         self.flow.as_ref().map_or(0, |f| f.queue.len())
     }
 
+    /// The queued messages, oldest first, each with the QoS, RETAIN flag and subscription
+    /// identifiers it is to be sent with.
+    #[cfg(test)]
+    pub fn queued_messages(&self) -> impl Iterator<Item = (&Message, QoS, bool, &[u32])> {
+        let queue = self.flow.as_ref().map(|f| &f.queue).into_iter().flatten();
+        queue.map(|q| (&*q.message, q.qos, q.retain, q.subscription_ids.as_slice()))
+    }
+
     /// Number of outbound messages awaiting acknowledgement.
     #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
@@ -406,8 +414,8 @@ mod tests {
     use crate::core::frame_cache::FrameCache;
     use crate::core::session::{Attach, NEVER_EXPIRES};
     use crate::ids::ConnId;
+    use crate::wire::Version;
     use crate::wire::{Packet, decode};
-    use crate::wire::{SubscriptionOptions, Version};
     use std::time::Instant;
 
     const LIMITS: QueueLimits = QueueLimits {
@@ -595,33 +603,6 @@ mod tests {
         assert_eq!(publishes(&out[4..]), [(2, true, b"y".to_vec())]);
         assert_eq!(s.on_pubcomp(1), AckOutcome::Done);
         assert_eq!(s.inflight_len(), 1);
-    }
-
-    #[test]
-    fn subscriptions_stay_sorted_and_unique() {
-        let mut s = online();
-        let options = |qos| SubscriptionOptions {
-            qos,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: crate::wire::RetainHandling::SendAtSubscribe,
-        };
-        for f in ["b/#", "a", "$share/g/x", "b/#", "c/+"] {
-            s.set_subscription(f, options(QoS::AtMostOnce));
-        }
-        s.set_subscription("a", options(QoS::ExactlyOnce));
-        let filters: Vec<&str> = s.subscriptions.iter().map(|x| &*x.raw_filter).collect();
-        assert_eq!(filters, ["$share/g/x", "a", "b/#", "c/+"]);
-        assert_eq!(
-            s.subscriptions[1].options.qos,
-            QoS::ExactlyOnce,
-            "replaced in place"
-        );
-        assert!(s.has_subscription("c/+"));
-        s.remove_subscription("c/+");
-        s.remove_subscription("never");
-        assert!(!s.has_subscription("c/+"));
-        assert_eq!(s.subscriptions.len(), 3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `Session`: what the broker remembers about one client id, across its connections.
 //!
-//! A session owns the client's subscriptions (as a list, so they can be removed when the
-//! session ends; the tree holds the index), its outbound inflight window of unacknowledged
+//! A session owns the client's subscriptions (as a map from filter to options, so they can
+//! be removed when the session ends; the tree holds the routing index), its outbound inflight window of unacknowledged
 //! QoS 1/2 messages, a bounded queue of messages not yet sent, the packet ids of inbound
 //! QoS 2 messages awaiting PUBREL, and the next outbound packet id. It outlives its
 //! connection when the client asked for a persistent session.
@@ -15,6 +15,7 @@
 mod flow;
 mod write;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use flow::Flow;
@@ -36,15 +37,6 @@ pub const NEVER_EXPIRES: u32 = u32::MAX;
 pub enum Attach {
     /// A client over TCP or TLS: the connection.
     Network(ConnId),
-}
-
-/// A subscription as the session remembers it (the tree holds the routing index).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Subscription {
-    /// The filter as subscribed, including any `$share/{group}/` prefix.
-    pub raw_filter: Box<str>,
-    /// Granted QoS and options.
-    pub options: SubscriptionOptions,
 }
 
 /// What the current connection of an MQTT 5 client asked for in CONNECT, and its topic
@@ -111,9 +103,10 @@ pub struct Session {
     pub link: Option<Box<Link>>,
     /// When an offline session is discarded; `None` while online or when it never expires.
     pub expires_at: Option<Instant>,
-    /// The session's subscriptions, sorted by `raw_filter` so a SUBSCRIBE or UNSUBSCRIBE
-    /// finds its filter by binary search however many the session holds.
-    pub subscriptions: Vec<Subscription>,
+    /// The session's subscriptions: each filter as subscribed (`$share/{group}/` prefix
+    /// included) with its granted QoS and options, in filter order. A map, so adding or
+    /// removing one is O(log n) however many a SUBSCRIBE carries; empty, it allocates nothing.
+    subscriptions: BTreeMap<Box<str>, SubscriptionOptions>,
     /// Message flow state, allocated on first use so an idle session stays small.
     flow: Option<Box<Flow>>,
     /// Routing scratch: the publish sequence number this session was last collected for.
@@ -133,7 +126,7 @@ impl Session {
             expiry_interval,
             link: None,
             expires_at: None,
-            subscriptions: Vec::new(),
+            subscriptions: BTreeMap::new(),
             flow: None,
             route_stamp: 0,
             route_slot: 0,
@@ -170,34 +163,92 @@ impl Session {
         Some(now + keep)
     }
 
+    /// The largest packet the current connection's client accepts: its MQTT 5 Maximum Packet
+    /// Size, or no limit for an MQTT 3 client [MQTT-3.1.2-24].
+    pub fn maximum_packet_size(&self) -> u32 {
+        self.link
+            .as_deref()
+            .map_or(u32::MAX, |link| link.maximum_packet_size)
+    }
+
+    /// The session's subscriptions in filter order: each filter as subscribed (`$share/`
+    /// prefix included) with its options.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, &SubscriptionOptions)> {
+        self.subscriptions.iter().map(|(f, o)| (&**f, o))
+    }
+
+    /// How many subscriptions the session holds.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
     /// Whether the session subscribes to `raw_filter` (as written, `$share/` prefix included).
     pub fn has_subscription(&self, raw_filter: &str) -> bool {
-        self.subscription_slot(raw_filter).is_ok()
+        self.subscriptions.contains_key(raw_filter)
     }
 
     /// Adds a subscription, or replaces the options of an existing one.
     pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions) {
-        match self.subscription_slot(raw_filter) {
-            Ok(i) => self.subscriptions[i].options = options,
-            Err(i) => self.subscriptions.insert(
-                i,
-                Subscription {
-                    raw_filter: raw_filter.into(),
-                    options,
-                },
-            ),
+        match self.subscriptions.get_mut(raw_filter) {
+            Some(existing) => *existing = options,
+            None => {
+                self.subscriptions.insert(raw_filter.into(), options);
+            }
         }
     }
 
     /// Forgets a subscription, if there is one.
     pub fn remove_subscription(&mut self, raw_filter: &str) {
-        if let Ok(i) = self.subscription_slot(raw_filter) {
-            self.subscriptions.remove(i);
+        self.subscriptions.remove(raw_filter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::QoS;
+
+    #[test]
+    fn subscriptions_stay_sorted_and_unique() {
+        let mut s = Session::new("c".into(), NEVER_EXPIRES);
+        for f in ["b/#", "a", "$share/g/x", "b/#", "c/+"] {
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtMostOnce));
         }
+        s.set_subscription("a", SubscriptionOptions::at(QoS::ExactlyOnce));
+        let filters: Vec<&str> = s.subscriptions().map(|(f, _)| f).collect();
+        assert_eq!(filters, ["$share/g/x", "a", "b/#", "c/+"]);
+        let qos: Vec<QoS> = s.subscriptions().map(|(_, o)| o.qos).collect();
+        assert_eq!(qos[1], QoS::ExactlyOnce, "replaced in place");
+        assert!(s.has_subscription("c/+"));
+        s.remove_subscription("c/+");
+        s.remove_subscription("never");
+        assert!(!s.has_subscription("c/+"));
+        assert_eq!(s.subscription_count(), 3);
     }
 
-    fn subscription_slot(&self, raw_filter: &str) -> Result<usize, usize> {
-        self.subscriptions
-            .binary_search_by(|s| (*s.raw_filter).cmp(raw_filter))
+    /// Regression: the subscriptions were a sorted `Vec`, so each insert shifted the entries
+    /// after it and 100k filters subscribed in reverse order (one 1 MiB SUBSCRIBE with
+    /// `max_subscriptions_per_client 0`) took seconds of event-loop time. Each add and
+    /// remove is now O(log n); the bound is generous for a debug build on a busy machine.
+    #[test]
+    fn a_hundred_thousand_reverse_sorted_filters_are_added_and_removed_fast() {
+        const N: usize = 100_000;
+        let filters: Vec<String> = (0..N).rev().map(|i| format!("f/{i:06}")).collect();
+        let mut s = Session::new("c".into(), NEVER_EXPIRES);
+        let start = Instant::now();
+        for f in &filters {
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtLeastOnce));
+        }
+        assert_eq!(s.subscription_count(), N);
+        assert_eq!(s.subscriptions().next().map(|(f, _)| f), Some("f/000000"));
+        for f in filters.iter().rev() {
+            s.remove_subscription(f);
+        }
+        let took = start.elapsed();
+        assert_eq!(s.subscription_count(), 0);
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "100k reverse-sorted subscribe + unsubscribe took {took:?}"
+        );
     }
 }
