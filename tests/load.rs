@@ -224,3 +224,25 @@ fn a_broker_that_drops_everything_ends_the_run_early() {
     assert_eq!(run.count("lost"), run.count("sent"), "{}", run.json);
     assert!(run.count("sent") >= 100, "{}", run.json);
 }
+
+#[test]
+fn a_stalled_subscriber_found_slow_holds_the_publisher_back_no_longer() {
+    // For 3 s one subscriber of three reads nothing. The publisher waits for it for
+    // `slow_subscriber_timeout` (1 s here), then its QoS 0 is dropped and the others get the
+    // rest at full speed. Before the fix, a stalled client whose backlog shrank just under
+    // its bound (queue entries costing more than their frames) restarted its own slow clock
+    // on every delivery, and the publisher moved about 15,000 messages in the whole run;
+    // now it is well over 100,000 even in a debug build.
+    let broker = bench_broker();
+    let run = load(
+        broker.addr.port(),
+        "slow --subscribers 3 --size 256 --duration 3",
+    );
+    run.assert_clean();
+    assert!(run.count("sent") > 50_000, "{}", run.json);
+    assert_eq!(
+        run.count("delivered"),
+        2 * run.count("sent"),
+        "the two readers got all"
+    );
+}

@@ -253,7 +253,10 @@ pub fn deliver(
         && let Some(conn) = conn.as_deref_mut()
     {
         if conn.tx.len() + session.backlog() < config.max_output_buffer {
-            if conn.last_drained != from.now {
+            // Under the bound is not the same as draining: only an empty output buffer
+            // (everything written) restarts the slow clock here, so a stalled client sitting
+            // just under the bound cannot keep resetting it.
+            if conn.tx.is_empty() && conn.last_drained != from.now {
                 conn.last_drained = from.now;
             }
         } else if from.now.since(conn.last_drained) > config.slow_subscriber_timeout {
