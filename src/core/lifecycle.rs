@@ -1,15 +1,18 @@
 //! A session's life: attach (new, resumed, or taken over from another connection), detach,
-//! expiry, discard, and its subscriptions added and removed. This is the only place a
-//! session's durable state changes (sessions created or dropped, subscriptions added or
-//! removed), so persistence has one place to hook in. Wills are scheduled through `will`
-//! from here.
+//! expiry, discard, its subscriptions added and removed, and its messages queued,
+//! acknowledged, and (inbound QoS 2) held until PUBREL. This is the only place a session's
+//! durable state changes, so persistence has one place to hook in. Wills are scheduled
+//! through `will` from here.
 //!
 //! Time is `state.now`, set by the loop; nothing here reads a clock or touches a socket.
 
 use log::debug;
 
 use crate::auth::Access;
-use crate::core::session::{Attach, Session};
+use std::rc::Rc;
+
+use crate::core::message::Message;
+use crate::core::session::{AckOutcome, Attach, Enqueued, QueueLimits, Session};
 use crate::core::state::{Close, State};
 use crate::core::topic::split_shared;
 use crate::core::tree::Subscriber;
@@ -168,6 +171,67 @@ pub fn unsubscribe(state: &mut State, sid: SessionId, raw_filter: &str) -> bool 
     }
     state.walks.cancel(sid, raw_filter);
     removed
+}
+
+/// Queues `message` to `session` for delivery at `qos` (see `Session::enqueue`); every
+/// message a session is given comes through here (from `route::deliver`).
+pub fn enqueue(
+    session: &mut Session,
+    message: &Rc<Message>,
+    qos: QoS,
+    retain: bool,
+    subscription_ids: &[u32],
+    limits: QueueLimits,
+) -> Enqueued {
+    session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits)
+}
+
+/// An acknowledgement from the client of a message the broker sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acknowledgement {
+    /// PUBACK: a QoS 1 message is done.
+    Puback,
+    /// PUBREC, accepting (the flow goes on to PUBREL) or refusing (v5, it ends here).
+    Pubrec {
+        /// Whether the reason code is below 0x80.
+        accepted: bool,
+    },
+    /// PUBCOMP: a QoS 2 message is done.
+    Pubcomp,
+}
+
+/// Applies an acknowledgement from session `sid`'s client to its inflight window.
+pub fn acknowledge(
+    state: &mut State,
+    sid: SessionId,
+    ack: Acknowledgement,
+    packet_id: u16,
+) -> AckOutcome {
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return AckOutcome::UnknownPacketId;
+    };
+    match ack {
+        Acknowledgement::Puback => session.on_puback(packet_id),
+        Acknowledgement::Pubrec { accepted } => session.on_pubrec(packet_id, accepted),
+        Acknowledgement::Pubcomp => session.on_pubcomp(packet_id),
+    }
+}
+
+/// Records inbound QoS 2 `packet_id` of session `sid` as awaiting PUBREL; false if it
+/// already was (a resend, not to be routed again) [MQTT-4.3.3-9].
+pub fn receive_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
+    state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .is_some_and(|s| s.receive_qos2(packet_id))
+}
+
+/// Releases inbound QoS 2 `packet_id` of session `sid` (PUBREL); false if it was not held.
+pub fn release_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
+    state
+        .sessions
+        .get_mut(sid.0 as usize)
+        .is_some_and(|s| s.release_qos2(packet_id))
 }
 
 /// Takes session `sid`'s subscription to `raw_filter` out of the tree.

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::auth::Access;
 use crate::core::drops::DropReason;
+use crate::core::lifecycle;
 use crate::core::message::Message;
 use crate::core::session::{Enqueued, QueueLimits};
 use crate::core::state::State;
@@ -269,7 +270,7 @@ pub fn deliver(
         }
     }
     let limits = from.limits;
-    match session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits) {
+    match lifecycle::enqueue(session, message, qos, retain, subscription_ids, limits) {
         Enqueued::Queued => {
             stats.messages_sent += 1;
             if let Some(conn) = conn

@@ -6,16 +6,16 @@
 //! duplicate): PUBACK and PUBCOMP are ignored and PUBREC is answered with PUBREL.
 
 use super::{Ctx, reply};
+use crate::core::lifecycle::{self, Acknowledgement};
 use crate::core::session::AckOutcome;
 use crate::core::state::{Close, State};
-use crate::ids::{ConnId, SessionId};
+use crate::ids::ConnId;
 use crate::wire::{Ack, PacketType, Properties, reason};
 
 /// PUBACK from the client: ends an outbound QoS 1 flow and frees an inflight slot.
 pub fn puback(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
     let id = ctx.id;
-    let session = session_mut(state, ctx.sid)?;
-    match session.on_puback(ack.packet_id) {
+    match lifecycle::acknowledge(state, ctx.sid, Acknowledgement::Puback, ack.packet_id) {
         AckOutcome::Done => state.mark_dirty(id),
         // As Mosquitto: a PUBACK for nothing in flight (a late duplicate) is ignored.
         AckOutcome::UnknownPacketId => {}
@@ -27,10 +27,10 @@ pub fn puback(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
 /// PUBREC from the client: answer PUBREL [MQTT-4.3.3-4].
 pub fn pubrec(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
     let id = ctx.id;
-    let session = session_mut(state, ctx.sid)?;
     // A PUBREC with a failure reason (v5) ends the flow without PUBREL [MQTT-4.3.3-4].
     let accepted = ack.reason_code < reason::UNSPECIFIED_ERROR;
-    let code = match session.on_pubrec(ack.packet_id, accepted) {
+    let pubrec = Acknowledgement::Pubrec { accepted };
+    let code = match lifecycle::acknowledge(state, ctx.sid, pubrec, ack.packet_id) {
         AckOutcome::Done if !accepted => {
             state.mark_dirty(id);
             return Ok(());
@@ -48,8 +48,7 @@ pub fn pubrec(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
 /// [MQTT-4.3.3-11].
 pub fn pubrel(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
     let id = ctx.id;
-    let session = session_mut(state, ctx.sid)?;
-    let code = if session.release_qos2(ack.packet_id) {
+    let code = if lifecycle::release_qos2(state, ctx.sid, ack.packet_id) {
         reason::SUCCESS
     } else {
         reason::PACKET_IDENTIFIER_NOT_FOUND
@@ -61,8 +60,7 @@ pub fn pubrel(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
 /// PUBCOMP from the client: ends an outbound QoS 2 flow.
 pub fn pubcomp(state: &mut State, ctx: Ctx, ack: &Ack<'_>) -> Result<(), Close> {
     let id = ctx.id;
-    let session = session_mut(state, ctx.sid)?;
-    match session.on_pubcomp(ack.packet_id) {
+    match lifecycle::acknowledge(state, ctx.sid, Acknowledgement::Pubcomp, ack.packet_id) {
         AckOutcome::Done => state.mark_dirty(id),
         AckOutcome::UnknownPacketId => {}
         AckOutcome::WrongKind => return Err(Close::Protocol("PUBCOMP out of its QoS 2 flow")),
@@ -94,14 +92,4 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
         ack.encode(kind, version, out);
     }
     state.mark_dirty(id);
-}
-
-fn session_mut(
-    state: &mut State,
-    sid: SessionId,
-) -> Result<&mut crate::core::session::Session, Close> {
-    state
-        .sessions
-        .get_mut(sid.0 as usize)
-        .ok_or(Close::Protocol("no session"))
 }

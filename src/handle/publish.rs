@@ -10,11 +10,11 @@ use super::ack::send_ack;
 use crate::auth::Access;
 use crate::core::alias::AliasError;
 use crate::core::drops::DropReason;
+use crate::core::lifecycle;
 use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
-use crate::ids::SessionId;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
@@ -156,7 +156,9 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             }
         }
         // QoS 2 is routed once per packet id until PUBREL [MQTT-4.3.3-9].
-        None if publish.qos == QoS::ExactlyOnce && !receive_qos2(state, sid, publish.packet_id) => {
+        None if publish.qos == QoS::ExactlyOnce
+            && !lifecycle::receive_qos2(state, sid, publish.packet_id) =>
+        {
             reason::SUCCESS
         }
         None => {
@@ -192,13 +194,4 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
     };
     send_ack(state, id, kind, publish.packet_id, code);
     Ok(())
-}
-
-/// Records inbound QoS 2 `packet_id` as awaiting PUBREL; false if it already was (a resend,
-/// not to be routed again).
-fn receive_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
-    state
-        .sessions
-        .get_mut(sid.0 as usize)
-        .is_some_and(|s| s.receive_qos2(packet_id))
 }
