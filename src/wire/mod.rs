@@ -22,6 +22,7 @@ mod publish;
 mod reader;
 pub mod reason;
 mod subscribe;
+mod user_properties;
 mod writer;
 
 pub use connect::{Connack, Connect, Will, connect_version};

@@ -5,6 +5,7 @@
 
 use super::Error;
 use super::reader::Reader;
+pub use super::user_properties::UserProperties;
 use super::writer;
 
 /// The Topic Alias property's name, which is also its decode error's field: a Topic Alias
@@ -61,7 +62,7 @@ const ALL: u16 = CONNECT | CONNACK | PUBLISH | WILL | ACK | SUBSCRIBE | SUBACK |
 /// Subscription Identifier: may repeat on PUBLISH, and is written from a separate list there.
 const SUBSCRIPTION_IDENTIFIER: u8 = 0x0b;
 /// User Property: may repeat anywhere; kept as an encoded block.
-const USER_PROPERTY: u8 = 0x26;
+pub(super) const USER_PROPERTY: u8 = 0x26;
 
 /// The value types of v5 section 1.5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +88,7 @@ enum Rule {
 }
 
 /// One row of the property table.
-struct Def {
+pub(super) struct Def {
     id: u8,
     name: &'static str,
     ty: Type,
@@ -144,13 +145,13 @@ const TABLE: [Def; 27] = [
     def(0x2a, "shared subscription available", Type::Byte, Rule::Bool, CONNACK),
 ];
 
-fn lookup(id: u32) -> Option<&'static Def> {
+pub(super) fn lookup(id: u32) -> Option<&'static Def> {
     TABLE.iter().find(|d| u32::from(d.id) == id)
 }
 
 /// One decoded property value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Byte(u8),
     TwoByte(u16),
     /// A four-byte integer or a variable byte integer (the table's type says which).
@@ -161,7 +162,7 @@ enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    fn read(r: &mut Reader<'a>, def: &Def) -> Result<Value<'a>, Error> {
+    pub(super) fn read(r: &mut Reader<'a>, def: &Def) -> Result<Value<'a>, Error> {
         Ok(match def.ty {
             Type::Byte => Value::Byte(r.u8(def.name)?),
             Type::TwoByte => Value::TwoByte(r.u16(def.name)?),
@@ -467,68 +468,6 @@ impl<'a> Properties<'a> {
             out.push(SUBSCRIPTION_IDENTIFIER);
             writer::varint(out, id as usize);
         }
-    }
-}
-
-/// User properties borrowed as a block of encoded properties; only id 0x26 entries are
-/// yielded. Two blocks are equal when they yield the same pairs in the same order.
-#[derive(Clone, Copy, Default)]
-pub struct UserProperties<'a> {
-    raw: &'a [u8],
-}
-
-impl<'a> UserProperties<'a> {
-    /// Wraps an already-validated encoded property block (e.g. one `encode_entries` wrote,
-    /// or a decoded packet's whole property block). Entries other than 0x26 are skipped.
-    pub fn new(block: &'a [u8]) -> Self {
-        UserProperties { raw: block }
-    }
-
-    /// The (key, value) pairs in the order they were sent.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let mut r = Reader::new(self.raw);
-        // The block was validated when decoded; should it not be, iteration just stops.
-        std::iter::from_fn(move || {
-            while !r.is_empty() {
-                let def = lookup(r.varint("property id").ok()?)?;
-                if let Value::Pair(key, value) = Value::read(&mut r, def).ok()? {
-                    return Some((key, value));
-                }
-            }
-            None
-        })
-    }
-
-    /// True when there is no user property.
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-
-    /// Bytes of the 0x26 entries only (id + key + value each).
-    pub fn encoded_len(&self) -> usize {
-        self.iter().map(|(k, v)| 5 + k.len() + v.len()).sum()
-    }
-
-    /// Appends only the 0x26 entries (so a broker can store them as one owned block and
-    /// later wrap them with `new`).
-    pub fn encode_entries(&self, out: &mut Vec<u8>) {
-        for (key, value) in self.iter() {
-            out.push(USER_PROPERTY);
-            writer::str(out, key);
-            writer::str(out, value);
-        }
-    }
-}
-
-impl PartialEq for UserProperties<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
-    }
-}
-
-impl std::fmt::Debug for UserProperties<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
     }
 }
 
