@@ -206,6 +206,9 @@ impl Conn {
             Phase::AwaitingConnect if silent > connect_timeout => Some(Expiry::ConnectTimeout),
             Phase::AwaitingConnect => None,
             Phase::Connected if self.keep_alive == 0 => None,
+            // Not read from by the broker's choice (held for a subscriber, or its own output
+            // backed up): its packets wait unread, so its silence is not its own.
+            Phase::Connected if self.held_by.is_some() || self.read_paused => None,
             // [MQTT-3.1.2-24] one and a half times the keepalive, in milliseconds.
             Phase::Connected => {
                 let limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
@@ -247,6 +250,23 @@ mod tests {
         assert_eq!(conns.len(), 1);
         assert_eq!(conns.id_at(new.index()), Some(new));
         assert!(conns.get(new).is_some());
+    }
+
+    #[test]
+    fn a_connection_the_broker_is_not_reading_does_not_time_out() {
+        let mut c = conn(ConnId::new(0, 0));
+        c.phase = Phase::Connected;
+        c.keep_alive = 10;
+        let later = Millis(16_000);
+        assert_eq!(
+            c.expired(later, Duration::from_secs(10)),
+            Some(Expiry::KeepAlive)
+        );
+        c.held_by = Some(ConnId::new(1, 1));
+        assert_eq!(c.expired(later, Duration::from_secs(10)), None, "held");
+        c.held_by = None;
+        c.read_paused = true;
+        assert_eq!(c.expired(later, Duration::from_secs(10)), None, "paused");
     }
 
     #[test]
