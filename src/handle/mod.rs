@@ -1,5 +1,5 @@
 //! Packet handlers, one file per packet family. Each reads parse → validate → apply and
-//! returns `Result<(), Close>`; only `broker.rs` acts on a `Close`.
+//! returns `Result<(), Close>`; only `broker/` acts on a `Close`.
 //!
 //! `dispatch` is the one table from (connection phase, packet) to handler.
 
