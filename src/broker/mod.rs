@@ -231,7 +231,7 @@ impl Broker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.state.now = Instant::now();
+            self.state.set_now(Instant::now());
             self.ready.clear();
             self.ready.extend(self.events.iter().map(|e| Ready {
                 token: e.token(),

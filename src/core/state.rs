@@ -67,10 +67,12 @@ pub struct State {
     pub route: RouteScratch,
     /// Counters.
     pub stats: Stats,
-    /// The time of this loop turn.
+    /// The time of this loop turn (set with `set_now`, which also updates `millis()`).
     pub now: Instant,
     /// When the broker started, the origin of `Millis` stamps.
     started: Instant,
+    /// `now` as a `Millis` stamp, worked out once per turn (routing reads it per message).
+    now_millis: Millis,
     /// Sequence for broker-assigned client ids.
     pub assigned_ids: u64,
     /// Security settings per listener (all alike without `per_listener_settings`).
@@ -113,6 +115,7 @@ impl State {
             stats: Stats::default(),
             now,
             started: now,
+            now_millis: Millis(0),
             assigned_ids: 0,
             pending_wills: HashMap::new(),
             held: Vec::new(),
@@ -123,8 +126,14 @@ impl State {
 
     /// This loop turn's time as a compact `Millis` stamp.
     pub fn millis(&self) -> Millis {
+        self.now_millis
+    }
+
+    /// Starts a loop turn at `now` (the only way the loop moves time forward).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
         // Truncation is the intended wrap-around.
-        Millis(self.now.saturating_duration_since(self.started).as_millis() as u32)
+        self.now_millis = Millis(now.saturating_duration_since(self.started).as_millis() as u32);
     }
 
     /// Queue bounds from the configuration.
