@@ -13,6 +13,7 @@
 //! A new SUBSCRIBE of the same filter restarts its walk; UNSUBSCRIBE cancels it; a walk of an
 //! offline session waits for it to reconnect.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 
@@ -30,22 +31,21 @@ const MESSAGES_PER_TURN: usize = 256;
 /// Most stored topics one walk looks at per loop turn (a sparse filter visits many).
 const TOPICS_PER_TURN: usize = 4096;
 
-/// One subscription's retained messages still to send.
+/// Where one subscription's retained messages stand; keyed in `Walks` by the session and
+/// the topic filter (never a shared subscription: those get no retained messages).
 #[derive(Debug)]
 struct Walk {
-    session: SessionId,
-    /// The topic filter (never a shared subscription: those get no retained messages).
-    filter: Box<str>,
     granted: QoS,
     subscription_id: u32,
     /// The last topic visited; `None` before the first.
     cursor: Option<Rc<str>>,
 }
 
-/// The walks in progress.
+/// The walks in progress, by (session, filter): starting, replacing or cancelling one is a
+/// lookup, however many filters one SUBSCRIBE carries.
 #[derive(Debug, Default)]
 pub struct Walks {
-    list: Vec<Walk>,
+    map: BTreeMap<(SessionId, Box<str>), Walk>,
     /// Messages of the walk being stepped (reused).
     batch: Vec<Rc<Message>>,
 }
@@ -54,51 +54,52 @@ impl Walks {
     /// Starts delivering the retained messages matching `filter` to session `session`,
     /// replacing a walk of the same filter that was under way.
     pub fn start(&mut self, session: SessionId, filter: &str, granted: QoS, subscription_id: u32) {
-        self.cancel(session, filter);
-        self.list.push(Walk {
-            session,
-            filter: filter.into(),
+        let walk = Walk {
             granted,
             subscription_id,
             cursor: None,
-        });
+        };
+        self.map.insert((session, filter.into()), walk);
     }
 
     /// Stops the walk of `filter` for `session`, if one is under way.
     pub fn cancel(&mut self, session: SessionId, filter: &str) {
-        self.list
-            .retain(|w| !(w.session == session && *w.filter == *filter));
+        if !self.map.is_empty() {
+            self.map.remove(&(session, Box::from(filter)));
+        }
     }
 
     /// Stops every walk of `session` (it ended).
     pub fn cancel_session(&mut self, session: SessionId) {
-        self.list.retain(|w| w.session != session);
+        if !self.map.is_empty() {
+            self.map.retain(|(s, _), _| *s != session);
+        }
     }
 
     /// Whether any walk is under way.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.map.is_empty()
     }
 }
 
 /// Moves every walk whose client has room forward by one slice.
 pub fn step(state: &mut State) {
-    let mut list = std::mem::take(&mut state.walks.list);
-    list.retain_mut(|walk| !step_one(state, walk));
-    // Walks started while stepping (none today) are kept behind the stepped ones.
-    list.append(&mut state.walks.list);
-    state.walks.list = list;
+    let mut map = std::mem::take(&mut state.walks.map);
+    map.retain(|(sid, filter), walk| !step_one(state, *sid, filter, walk));
+    // Walks started while stepping (none today) join the rest.
+    map.append(&mut state.walks.map);
+    state.walks.map = map;
 }
 
 /// Whether a walk's client has room for more now (after this turn's output was written), so
 /// the loop should run another turn at once rather than wait for an event.
 pub fn any_ready(state: &State) -> bool {
-    state.walks.list.iter().any(|w| room(state, w).is_some())
+    (state.walks.map.iter()).any(|((sid, _), walk)| room(state, *sid, walk).is_some())
 }
 
-/// Moves one walk forward; returns whether it is finished.
-fn step_one(state: &mut State, walk: &mut Walk) -> bool {
-    let Some(room) = room(state, walk) else {
+/// Moves session `sid`'s walk of `filter` forward; returns whether it is finished.
+fn step_one(state: &mut State, sid: SessionId, filter: &str, walk: &mut Walk) -> bool {
+    let Some(room) = room(state, sid, walk) else {
         return false;
     };
     let mut batch = std::mem::take(&mut state.walks.batch);
@@ -106,7 +107,7 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
     let want = room.min(MESSAGES_PER_TURN);
     let scan = state
         .retained
-        .scan(&walk.filter, walk.cursor.as_deref(), TOPICS_PER_TURN, |m| {
+        .scan(filter, walk.cursor.as_deref(), TOPICS_PER_TURN, |m| {
             if batch.len() == want {
                 return ControlFlow::Break(());
             }
@@ -121,29 +122,25 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
     let mut done = scan == Scan::Done;
     let mut stopped_at = None;
     let from = Sender::new(state, None);
-    for message in &batch {
+    for (i, message) in batch.iter().enumerate() {
         // An expired retained message is not sent [MQTT-3.3.2-5].
         if message.expired(state.now) {
             continue;
         }
-        if !state.allowed(walk.session, &message.topic, Access::Read) {
-            state.count_drop(walk.session, DropReason::Acl, 1);
+        if !state.allowed(sid, &message.topic, Access::Read) {
+            state.count_drop(sid, DropReason::Acl, 1);
             continue;
         }
         let qos = message.qos.min(walk.granted);
-        if qos == QoS::AtMostOnce && room_for_qos0(state, walk.session) == Some(false) {
-            stopped_at = Some(Rc::clone(&message.topic));
+        if qos == QoS::AtMostOnce && room_for_qos0(state, sid) == Some(false) {
+            stopped_at = Some(i);
             break;
         }
-        deliver(state, walk.session, message, qos, true, ids, &from);
+        deliver(state, sid, message, qos, true, ids, &from);
     }
-    if let Some(resume_before) = stopped_at {
-        // Resume with this message: the cursor is exclusive, so step back to the one before
-        // it in the batch (or keep the old cursor if it was the first).
-        let i = batch
-            .iter()
-            .position(|m| Rc::ptr_eq(&m.topic, &resume_before))
-            .unwrap_or(0);
+    if let Some(i) = stopped_at {
+        // Resume with message `i`: the cursor is exclusive, so it stays on the one before it
+        // (or where it was, if `i` is the first).
         if i > 0 {
             walk.cursor = Some(Rc::clone(&batch[i - 1].topic));
         }
@@ -158,10 +155,10 @@ fn step_one(state: &mut State, walk: &mut Walk) -> bool {
 
 /// How many messages the walk's session can take now: `None` if none (offline, output full
 /// or, for a QoS 1/2 walk, queue full).
-fn room(state: &State, walk: &Walk) -> Option<usize> {
-    let session = state.sessions.get(walk.session.0 as usize)?;
+fn room(state: &State, sid: SessionId, walk: &Walk) -> Option<usize> {
+    let session = state.sessions.get(sid.0 as usize)?;
     session.conn()?;
-    if room_for_qos0(state, walk.session) != Some(true) {
+    if room_for_qos0(state, sid) != Some(true) {
         return None;
     }
     let room = if walk.granted == QoS::AtMostOnce {
@@ -177,4 +174,36 @@ fn room_for_qos0(state: &State, sid: SessionId) -> Option<bool> {
     let conn = state.sessions.get(sid.0 as usize)?.conn()?;
     let backlog = state.output_backlog(conn)?;
     Some(backlog < state.config.max_output_buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_are_started_replaced_and_cancelled_by_session_and_filter() {
+        let mut walks = Walks::default();
+        // One SUBSCRIBE may carry tens of thousands of filters: each start is a lookup, not
+        // a pass over every walk under way (which made such a SUBSCRIBE quadratic).
+        for i in 0..20_000 {
+            walks.start(SessionId(1), &format!("f/{i}"), QoS::AtMostOnce, 0);
+        }
+        walks.start(SessionId(2), "f/0", QoS::AtMostOnce, 0);
+        assert_eq!(walks.map.len(), 20_001);
+        walks.start(SessionId(1), "f/0", QoS::AtLeastOnce, 7);
+        assert_eq!(
+            walks.map.len(),
+            20_001,
+            "a new SUBSCRIBE of the filter restarts it"
+        );
+        let restarted = &walks.map[&(SessionId(1), Box::from("f/0"))];
+        assert_eq!(
+            (restarted.granted, restarted.subscription_id),
+            (QoS::AtLeastOnce, 7)
+        );
+        walks.cancel(SessionId(1), "f/1");
+        assert_eq!(walks.map.len(), 20_000);
+        walks.cancel_session(SessionId(1));
+        assert_eq!(walks.map.len(), 1, "only session 2's walk is left");
+    }
 }
