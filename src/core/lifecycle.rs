@@ -247,24 +247,15 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::auth::Auth;
     use crate::config::Config;
-    use crate::wire::RetainHandling;
 
     /// A broker state with the default configuration, at time `now`.
     fn state(now: Instant) -> State {
-        let config = Config::default();
-        let auth = vec![Auth::load(&config.security_for(0)).expect("no files to load")];
-        State::new(config, auth, now)
+        State::for_test(Config::default(), now)
     }
 
     fn options(qos: QoS) -> SubscriptionOptions {
-        SubscriptionOptions {
-            qos,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: RetainHandling::SendAtSubscribe,
-        }
+        SubscriptionOptions::at(qos)
     }
 
     /// The sessions subscribed to topic `name`.
