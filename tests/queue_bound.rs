@@ -12,7 +12,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Connect, Raw, ack, publish};
+use common::{Connect, Raw, ack};
 use mosquitto::{Kind, pipit_and_mosquitto};
 use support::Scratch;
 
