@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::auth::Access;
+use crate::core::drops::DropReason;
 use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::State;
@@ -150,9 +151,13 @@ pub fn publish(state: &mut State, will: Will) {
         Access::Write,
     ) {
         debug!(
-            "client {}: will to {topic:?} not authorised; dropped",
+            "client {}: will to {topic:?} not authorised",
             will.client_id
         );
+        state
+            .stats
+            .dropped
+            .count(DropReason::Acl, 1, &will.client_id);
         return;
     }
     let message = will.into_message(state.now);
@@ -263,5 +268,17 @@ mod tests {
         on_close(&mut s, None, will(30));
         assert_eq!(received(&s, watcher), 1, "no session to wait with");
         assert!(s.pending_wills.is_empty());
+    }
+
+    #[test]
+    fn a_will_the_client_may_not_publish_is_dropped_and_counted() {
+        let mut s = State::for_test(Config::default(), Instant::now());
+        let sys = Will {
+            message: Message::shared("$SYS/broker/version", b"planted", QoS::AtMostOnce, true),
+            ..will(0)
+        };
+        publish(&mut s, sys);
+        assert!(s.retained.is_empty(), "not stored");
+        assert_eq!(s.stats.dropped.get(DropReason::Acl), 1);
     }
 }
