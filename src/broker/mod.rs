@@ -108,6 +108,8 @@ pub struct Broker {
     /// out, or their reads were paused and resumed), each with whether the peer may have
     /// closed its side, which makes a short read not the end of it.
     read_again: Vec<(ConnId, bool)>,
+    /// Publishers released from a hold this turn, to resume at the start of the next.
+    released: Vec<ConnId>,
     /// Reused list of this turn's events.
     ready: Vec<Ready>,
     /// Open connections per listener, for each listener's `max_connections`.
@@ -151,6 +153,7 @@ impl Broker {
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
             read_again: Vec::new(),
+            released: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listeners.len()],
             sys: SysClock::new(Instant::now()),
@@ -220,12 +223,13 @@ impl Broker {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
             let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
-            let timeout = if self.read_again.is_empty() && !self.walk_again {
-                let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
-                wake.saturating_duration_since(Instant::now())
-            } else {
-                Duration::ZERO
-            };
+            let timeout =
+                if self.read_again.is_empty() && self.released.is_empty() && !self.walk_again {
+                    let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+                    wake.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::ZERO
+                };
             match self.poll.poll(&mut self.events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -256,6 +260,9 @@ impl Broker {
                         }
                     }
                 }
+            }
+            for id in std::mem::take(&mut self.released) {
+                self.resume(id);
             }
             for (id, peer_closed) in std::mem::take(&mut self.read_again) {
                 self.on_readable(id, peer_closed);

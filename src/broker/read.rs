@@ -75,22 +75,24 @@ impl Broker {
         }
     }
 
-    /// Reads and handles everything available on `id`, within the per-turn budget. A short
-    /// read ends the turn's reading early unless the peer has also closed its side: the EOF
-    /// behind the data raises no new edge, so it must be read now.
-    pub(super) fn on_readable(&mut self, id: ConnId, peer_closed: bool) {
-        let limit = self.state.config.max_packet_size as usize + 5;
-        // Packets left in the buffer when the connection was held go first.
-        if self
-            .state
-            .conns
-            .get(id)
-            .is_some_and(|c| !c.rx.is_empty() && c.held_by.is_none())
+    /// Resumes a publisher that was held: the packets left in its buffer first, then what
+    /// waits on its socket (its read events were passed over while held: read to
+    /// `WouldBlock` or EOF).
+    pub(super) fn resume(&mut self, id: ConnId) {
+        if self.state.conns.get(id).is_some_and(|c| !c.rx.is_empty())
             && let Err(why) = self.process_rx(id)
         {
             self.close(id, why);
             return;
         }
+        self.on_readable(id, true);
+    }
+
+    /// Reads and handles everything available on `id`, within the per-turn budget. A short
+    /// read ends the turn's reading early unless the peer has also closed its side: the EOF
+    /// behind the data raises no new edge, so it must be read now.
+    pub(super) fn on_readable(&mut self, id: ConnId, peer_closed: bool) {
+        let limit = self.state.config.max_packet_size as usize + 5;
         for _ in 0..READS_PER_TURN {
             let state = &mut self.state;
             let Some(conn) = state.conns.get_mut(id) else {

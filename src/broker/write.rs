@@ -58,8 +58,7 @@ impl Broker {
             if let Some(conn) = state.conns.get_mut(publisher) {
                 conn.held_by = None;
             }
-            // Its read events were passed over while held: read to WouldBlock or EOF.
-            self.read_again.push((publisher, true));
+            self.released.push(publisher);
             false
         });
         held.append(&mut state.held);
