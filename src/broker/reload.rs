@@ -111,15 +111,14 @@ fn revoke_subscriptions(state: &mut State) {
 fn revoke_wills(state: &mut State) {
     let mut revoked = Vec::new();
     for conn in state.conns.iter() {
-        if let Some(w) = &conn.will {
-            let (topic, username) = (&w.message.topic, w.username.as_deref());
-            if !state.allowed_as(w.listener, &w.client_id, username, topic, Access::Write) {
-                info!(
-                    "SIGHUP: client {}: will to {topic:?} is no longer allowed; dropped",
-                    w.client_id
-                );
-                revoked.push(conn.id);
-            }
+        if let Some(w) = &conn.will
+            && !w.allowed(state)
+        {
+            info!(
+                "SIGHUP: client {}: will to {:?} is no longer allowed; dropped",
+                w.client_id, w.message.topic
+            );
+            revoked.push(conn.id);
         }
     }
     for id in revoked {
@@ -128,11 +127,7 @@ fn revoke_wills(state: &mut State) {
         }
     }
     let delayed: Vec<SessionId> = (state.pending_wills.iter())
-        .filter(|(_, pending)| {
-            let w = &pending.will;
-            let (topic, username) = (&w.message.topic, w.username.as_deref());
-            !state.allowed_as(w.listener, &w.client_id, username, topic, Access::Write)
-        })
+        .filter(|(_, pending)| !pending.will.allowed(state))
         .map(|(&sid, _)| sid)
         .collect();
     for sid in delayed {

@@ -46,6 +46,20 @@ pub struct Will {
 }
 
 impl Will {
+    /// Whether its client may publish it, under the ACL as it is now (it may have been
+    /// reloaded since CONNECT) and the broker's hold on `$SYS`.
+    pub fn allowed(&self, state: &State) -> bool {
+        let username = self.username.as_deref();
+        let topic = &self.message.topic;
+        state.allowed_as(
+            self.listener,
+            &self.client_id,
+            username,
+            topic,
+            Access::Write,
+        )
+    }
+
     /// The message to publish at `now`, its expiry counted from `now`.
     pub fn into_message(mut self, now: Instant) -> Rc<Message> {
         if let (Some(secs), Some(message)) =
@@ -141,15 +155,8 @@ pub fn publish_all(state: &mut State) {
 /// Publishes `will` now (its Message Expiry Interval counts from now), if its client may
 /// still publish to its topic.
 pub fn publish(state: &mut State, will: Will) {
-    let topic = &will.message.topic;
-    let username = will.username.as_deref();
-    if !state.allowed_as(
-        will.listener,
-        &will.client_id,
-        username,
-        topic,
-        Access::Write,
-    ) {
+    if !will.allowed(state) {
+        let topic = &will.message.topic;
         debug!(
             "client {}: will to {topic:?} not authorised",
             will.client_id
