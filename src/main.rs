@@ -26,6 +26,9 @@ OPTIONS:
         --max-keepalive SECS
                          largest keepalive a client may use (MQTT 5 clients asking for
                          more, or for 0, are told this value); overrides max_keepalive
+        --persistence-dir DIR
+                         keep retained messages and persistent sessions in the store
+                         directory DIR (persistence on); overrides persistence_location
     -v, --verbose        more logging (-v debug, -vv trace); RUST_LOG overrides
     -h, --help           print this help
     -V, --version        print the version
@@ -39,6 +42,7 @@ struct Args {
     port: Option<u16>,
     binds: Vec<IpAddr>,
     max_keepalive: Option<u16>,
+    persistence_dir: Option<std::path::PathBuf>,
     verbosity: usize,
 }
 
@@ -63,6 +67,9 @@ fn parse_args() -> Result<Option<Args>, pico_args::Error> {
         port: args.opt_value_from_str(["-p", "--port"])?,
         binds: args.values_from_str("--bind")?,
         max_keepalive: args.opt_value_from_str("--max-keepalive")?,
+        persistence_dir: args.opt_value_from_os_str("--persistence-dir", |s| {
+            Ok::<_, std::convert::Infallible>(std::path::PathBuf::from(s))
+        })?,
         verbosity,
     };
     let rest = args.finish();
@@ -102,6 +109,10 @@ fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), St
             ));
         }
         config.max_keepalive = max_keepalive;
+    }
+    if let Some(dir) = &args.persistence_dir {
+        config.persistence = true;
+        config.persistence_dir = Some(dir.clone());
     }
     if !args.binds.is_empty() || args.port.is_some() {
         let port = args.port.unwrap_or(1883);

@@ -59,10 +59,13 @@ impl Broker {
             lifecycle::detach(state, sid, id);
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
-        if why.publishes_will()
-            && let Some(will) = conn.will.take()
-        {
-            crate::core::will::on_close(state, conn.session, *will);
+        if let Some(will) = conn.will.take() {
+            if why.publishes_will() {
+                crate::core::will::on_close(state, conn.session, *will);
+            } else {
+                // [MQTT-3.14.4-3] discarded: a stored session must not keep it either.
+                crate::core::will::gone(state, &will.client_id);
+            }
         }
         if why.lingers() {
             // A TLS connection's unwritten bytes are plaintext: only the TCP ones can go.
@@ -92,6 +95,7 @@ impl Broker {
             self.close(id, Close::Shutdown);
         }
         self.lingering.clear(self.poll.registry());
+        self.close_store();
         info!("stopped");
     }
 }

@@ -11,6 +11,7 @@
 //! call where the socket allows. Writability is only waited for while output is left.
 
 mod close;
+mod persist;
 mod read;
 mod reload;
 mod write;
@@ -120,6 +121,12 @@ pub struct Broker {
     lingering: Lingerers,
     /// A retained walk can go on: run the next turn at once.
     walk_again: bool,
+    /// Connections whose sending stopped at a QoS 2 message not yet durable.
+    durable_waiters: Vec<ConnId>,
+    /// The persistent store's directory, if persistence is on.
+    store_dir: Option<std::path::PathBuf>,
+    /// When the last snapshot was written (or the broker started).
+    last_snapshot: Instant,
 }
 
 impl Broker {
@@ -145,10 +152,18 @@ impl Broker {
             .map(|i| Auth::load(&config.security_for(i)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let store_dir = config.store_dir();
+        let mut state = State::new(config, auth, Instant::now());
+        if let Some(dir) = &store_dir {
+            persist::open(&mut state, dir, &waker)?;
+        }
         Ok(Broker {
             poll,
             events: Events::with_capacity(1024),
-            state: State::new(config, auth, Instant::now()),
+            state,
+            durable_waiters: Vec::new(),
+            store_dir,
+            last_snapshot: Instant::now(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -246,7 +261,7 @@ impl Broker {
             for i in 0..self.ready.len() {
                 let ready = self.ready[i];
                 match ready.token {
-                    WAKER => {}
+                    WAKER => self.on_durable(),
                     SIGNALS => self.on_signals(),
                     Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
                         self.accept(LISTENER_TOP - t);
@@ -274,6 +289,7 @@ impl Broker {
             }
             if self.state.now >= next_sweep {
                 self.sweep();
+                self.persist_sweep();
                 self.sys.tick(&mut self.state);
                 self.finish_turn();
                 next_sweep = self.state.now + SWEEP_INTERVAL;

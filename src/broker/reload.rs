@@ -87,7 +87,7 @@ fn revoke_subscriptions(state: &mut State) {
     let mut revoked = Vec::new();
     for (key, session) in &state.sessions {
         let sid = SessionId(key as u32);
-        for (raw_filter, _) in session.subscriptions() {
+        for (raw_filter, _, _) in session.subscriptions() {
             if let Ok(split) = crate::core::topic::split_shared(raw_filter, limits)
                 && !state.allowed(sid, split.filter, Access::Subscribe)
             {

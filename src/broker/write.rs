@@ -18,9 +18,12 @@ impl Broker {
             }
             self.flush_dirty();
             self.release_held();
+            // Everything this turn appended, written once and synced once (group commit);
+            // acknowledgements it releases are written by the next pass.
+            self.commit_journal();
             // A walk whose client has room after this turn's writes goes on next turn.
             self.walk_again = !self.state.walks.is_empty() && retain_walk::any_ready(&self.state);
-            if self.state.to_close.is_empty() {
+            if self.state.to_close.is_empty() && self.state.dirty.is_empty() {
                 return;
             }
         }
@@ -79,6 +82,7 @@ impl Broker {
             now,
             stats,
             frames,
+            journal,
             ..
         } = &mut self.state;
         for &id in &dirty {
@@ -98,7 +102,11 @@ impl Broker {
                     limits,
                     *now,
                     frames,
+                    journal,
                 );
+                if dropped.held {
+                    self.durable_waiters.push(id);
+                }
                 let client_id = &session.client_id;
                 stats
                     .dropped

@@ -15,6 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::persist::store::SyncPolicy;
+
 /// The smallest `max_keepalive` accepted (from the file or `--max-keepalive`), as in
 /// Mosquitto: below it, clients would be told to ping more often than is sensible, and 0
 /// would turn keepalive checking off.
@@ -197,8 +199,17 @@ pub struct Config {
     pub persistence_location: Option<PathBuf>,
     /// Name of the persistence file inside `persistence_location`.
     pub persistence_file: PathBuf,
-    /// Time between saves of the persistent state; zero saves only at exit.
+    /// How often a snapshot is written even if the log is small (see `persist::snapshot`):
+    /// seconds, or changes with `autosave_on_changes`; zero for only by log size.
     pub autosave_interval: Duration,
+    /// Whether `autosave_interval` counts changes instead of seconds.
+    pub autosave_on_changes: bool,
+    /// When appended records reach the disk (`persistence_sync`).
+    pub persistence_sync: SyncPolicy,
+    /// Below this many free bytes on the store's file system, QoS 1/2 PUBLISHes are refused.
+    pub persistence_min_free_space: u64,
+    /// The store directory given on the command line, overriding the configuration's.
+    pub persistence_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -239,11 +250,31 @@ impl Default for Config {
             persistence_location: None,
             persistence_file: PathBuf::from("mosquitto.db"),
             autosave_interval: Duration::from_secs(1800),
+            autosave_on_changes: false,
+            persistence_sync: SyncPolicy::Fsync,
+            persistence_min_free_space: 64 << 20,
+            persistence_dir: None,
         }
     }
 }
 
 impl Config {
+    /// The persistent store's directory, if persistence is on: the command line's, or
+    /// `persistence_file` with `.pipit` added, in `persistence_location` (pipit's store is a
+    /// directory of its own format next to where Mosquitto keeps its file).
+    pub fn store_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.persistence_dir {
+            return Some(dir.clone());
+        }
+        if !self.persistence {
+            return None;
+        }
+        let mut name = self.persistence_file.clone().into_os_string();
+        name.push(".pipit");
+        let location = self.persistence_location.clone().unwrap_or_default();
+        Some(location.join(name))
+    }
+
     /// Loads a config file, logging each warning with `log::warn!`.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let (config, warnings) = Config::load(path)?;

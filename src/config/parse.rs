@@ -28,6 +28,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::persist::store::SyncPolicy;
+
 /// Largest MQTT packet.
 const MQTT_MAX_PACKET: u32 = crate::wire::MAX_PACKET_SIZE;
 /// Largest MQTT remaining length, hence the largest payload.
@@ -37,7 +39,7 @@ const MQTT_MAX_REMAINING: i64 = 268_435_455;
 /// use is a `Warning` (a space-separated list). Those that would restrict access are in
 /// `refused`.
 const UNSUPPORTED: &str = "\
-    accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix autosave_on_changes \
+    accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
     dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
     max_qos memory_limit pid_file set_tcp_nodelay socket_domain tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
@@ -307,13 +309,10 @@ impl Parser {
             "allow_zero_length_clientid" => c.allow_zero_length_clientid = l.flag()?,
             "clientid_prefixes" => c.clientid_prefixes = Some(l.text()?.to_string()),
             "connection_messages" => c.connection_messages = l.flag()?,
-            "persistence" => {
-                c.persistence = l.flag()?;
-                if c.persistence {
-                    let why = "sessions and retained messages are kept in memory only";
-                    self.warnings.push(not_yet(l, why));
-                }
-            }
+            "persistence" => c.persistence = l.flag()?,
+            "persistence_sync" => c.persistence_sync = persistence_sync(l)?,
+            "persistence_min_free_space" => c.persistence_min_free_space = l.int(0, i64::MAX)?,
+            "autosave_on_changes" => c.autosave_on_changes = l.flag()?,
             "persistence_location" => c.persistence_location = Some(l.path()?),
             "persistence_file" => c.persistence_file = l.path()?,
             "autosave_interval" => c.autosave_interval = Duration::from_secs(l.int(0, i64::MAX)?),
@@ -480,6 +479,28 @@ fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, Conf
     }
 }
 
+/// `persistence_sync fsync | interval MS | none`.
+fn persistence_sync(l: &Line) -> Result<SyncPolicy, ConfigError> {
+    let mut words = l.text()?.split_whitespace();
+    let policy = match (words.next(), words.next()) {
+        (Some("fsync"), None) => SyncPolicy::Fsync,
+        (Some("none"), None) => SyncPolicy::Never,
+        (Some("interval"), Some(ms)) => {
+            SyncPolicy::Interval(Duration::from_millis(l.parse_int(ms, 1, 3_600_000)?))
+        }
+        _ => {
+            return Err(l.error(format!(
+                "persistence_sync: expected fsync, interval MS or none, got \"{}\"",
+                l.value
+            )));
+        }
+    };
+    match words.next() {
+        None => Ok(policy),
+        Some(extra) => Err(l.error(format!("persistence_sync: unexpected \"{extra}\""))),
+    }
+}
+
 /// The most verbose level one `log_type` asks for; `none` is `Off`.
 fn log_type(l: &Line) -> Result<LevelFilter, ConfigError> {
     Ok(match l.word()? {
@@ -553,6 +574,9 @@ persistence true
 persistence_location /var/lib/pipit/
 persistence_file pipit.db
 autosave_interval 60
+autosave_on_changes true
+persistence_sync interval 500
+persistence_min_free_space 1000
 log_type warning
 log_type error
 log_dest stderr
@@ -574,7 +598,7 @@ protocol websockets
 ";
         let (c, warnings) = parse(text).unwrap();
         let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(warned, [19, 40], "options parsed but not acted on yet");
+        assert_eq!(warned, [43], "options parsed but not acted on yet");
         assert!(!c.per_listener_settings);
         assert!(c.allow_anonymous);
         assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
@@ -603,6 +627,16 @@ protocol websockets
         );
         assert_eq!(c.persistence_file, PathBuf::from("pipit.db"));
         assert_eq!(c.autosave_interval, Duration::from_secs(60));
+        assert!(c.autosave_on_changes);
+        assert_eq!(
+            c.persistence_sync,
+            SyncPolicy::Interval(Duration::from_millis(500))
+        );
+        assert_eq!(c.persistence_min_free_space, 1000);
+        assert_eq!(
+            c.store_dir(),
+            Some(PathBuf::from("/var/lib/pipit/pipit.db.pipit"))
+        );
         assert_eq!(c.log_level, Some(LevelFilter::Warn));
         assert_eq!(
             c.listeners.len(),
@@ -650,6 +684,31 @@ protocol websockets
     }
 
     #[test]
+    fn persistence_sync_takes_fsync_interval_or_none() {
+        for (value, expected) in [
+            ("fsync", Some(SyncPolicy::Fsync)),
+            ("none", Some(SyncPolicy::Never)),
+            (
+                "interval 1000",
+                Some(SyncPolicy::Interval(Duration::from_secs(1))),
+            ),
+            ("interval", None),
+            ("interval 0", None),
+            ("fsync now", None),
+            ("always", None),
+        ] {
+            let parsed = parse(&format!("persistence_sync {value}\n"));
+            assert_eq!(
+                parsed.ok().map(|(c, _)| c.persistence_sync),
+                expected,
+                "{value}"
+            );
+        }
+        let (c, _) = parse("persistence false\n").unwrap();
+        assert_eq!(c.store_dir(), None, "off: no store");
+    }
+
+    #[test]
     fn options_without_effect_yet_warn_instead_of_passing_silently() {
         let text = "\
 allow_zero_length_clientid false
@@ -662,16 +721,16 @@ protocol websockets
         let (c, warnings) = parse(text).unwrap();
         assert!(!c.allow_zero_length_clientid && c.persistence);
         let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
-        // The client id and logging options are enforced; persistence and WebSockets are not.
-        assert_eq!(messages.len(), 2, "{messages:?}");
-        for (message, line) in messages.iter().zip([4, 6]) {
+        // The client id, logging and persistence options are enforced; WebSockets are not.
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        for (message, line) in messages.iter().zip([6]) {
             assert!(
                 message.starts_with(&format!("pipit.conf:{line}: ")),
                 "{message}"
             );
             assert!(message.contains("is not implemented yet"), "{message}");
         }
-        assert!(messages[1].contains("protocol websockets"));
+        assert!(messages[0].contains("protocol websockets"));
         // The defaults, and settings that ask for what pipit already does, are silent.
         let quiet = "allow_zero_length_clientid true\nconnection_messages true\n\
                      persistence false\nprotocol mqtt\n";

@@ -18,7 +18,9 @@ use crate::core::topic::split_shared;
 use crate::core::tree::Subscriber;
 use crate::core::will::{self, Will};
 use crate::ids::{ConnId, SessionId};
-use crate::wire::{QoS, SubscriptionOptions, reason};
+use crate::persist::journal::{Journal, stored_message};
+use crate::persist::record::{self, StoredSession, StoredWill};
+use crate::wire::{QoS, SubscriptionOptions, Version, reason};
 
 /// Attaches connection `conn` to the session for `client_id`: the existing one if `resume`
 /// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
@@ -115,8 +117,13 @@ pub fn discard(state: &mut State, sid: SessionId) {
     let Some(session) = state.sessions.try_remove(sid.0 as usize) else {
         return;
     };
+    if session.store_key != 0 {
+        state
+            .journal
+            .key_only(record::SESSION_END, session.store_key);
+    }
     state.walks.cancel_session(sid);
-    for (raw_filter, _) in session.subscriptions() {
+    for (raw_filter, _, _) in session.subscriptions() {
         unindex(state, sid, raw_filter);
     }
 }
@@ -158,7 +165,11 @@ pub fn subscribe(
         .sessions
         .get_mut(sid.0 as usize)
         .ok_or(reason::UNSPECIFIED_ERROR)?;
-    session.set_subscription(raw_filter, options);
+    session.set_subscription(raw_filter, options, subscription_id);
+    if session.store_key != 0 {
+        let key = session.store_key;
+        (state.journal).subscribe(key, raw_filter, options, subscription_id);
+    }
     Ok((options.qos, existed))
 }
 
@@ -168,13 +179,18 @@ pub fn unsubscribe(state: &mut State, sid: SessionId, raw_filter: &str) -> bool 
     let removed = unindex(state, sid, raw_filter);
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.remove_subscription(raw_filter);
+        if session.store_key != 0 {
+            state.journal.unsubscribe(session.store_key, raw_filter);
+        }
     }
     state.walks.cancel(sid, raw_filter);
     removed
 }
 
 /// Queues `message` to `session` for delivery at `qos` (see `Session::enqueue`); every
-/// message a session is given comes through here (from `route::deliver`).
+/// message a session is given comes through here (from `route::deliver`). A stored session
+/// records what it queues, except QoS 0 for an online client (the entries that count
+/// toward the queue's bound are exactly the recorded ones).
 pub fn enqueue(
     session: &mut Session,
     message: &Rc<Message>,
@@ -182,8 +198,51 @@ pub fn enqueue(
     retain: bool,
     subscription_ids: &[u32],
     limits: QueueLimits,
+    journal: &mut Journal,
 ) -> Enqueued {
-    session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits)
+    let recorded = session.store_key != 0 && (qos != QoS::AtMostOnce || !session.is_online());
+    let enqueued = session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits);
+    if recorded && enqueued == Enqueued::Queued {
+        let key = session.store_key;
+        journal.enqueue(key, message, qos, retain, subscription_ids);
+    }
+    enqueued
+}
+
+/// Records persistent session `sid` (and the will of the connection that just attached to
+/// it) in the journal: once it outlives its connection, and again on every CONNECT to it.
+pub fn record_session(state: &mut State, sid: SessionId, version: Version, will: Option<&Will>) {
+    if !state.journal.enabled() {
+        return;
+    }
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return;
+    };
+    if session.store_key == 0 {
+        if session.ends_with_connection() {
+            return;
+        }
+        session.store_key = state.journal.new_key();
+    }
+    let will = will.map(|w| StoredWill {
+        message: stored_message(&w.message, 0, &state.journal),
+        delay: w.delay,
+        message_expiry_interval: w.message_expiry_interval,
+    });
+    let stored = StoredSession {
+        key: session.store_key,
+        client_id: &session.client_id,
+        version,
+        expiry_interval: session.expiry_interval,
+        listener: session.listener,
+        username: session.username.as_deref(),
+        will,
+    };
+    let mut body = Vec::new();
+    record::put_session(&mut body, &stored);
+    state
+        .journal
+        .append(record::SESSION, |out| out.extend_from_slice(&body));
 }
 
 /// An acknowledgement from the client of a message the broker sent it.
@@ -210,28 +269,45 @@ pub fn acknowledge(
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return AckOutcome::UnknownPacketId;
     };
-    match ack {
-        Acknowledgement::Puback => session.on_puback(packet_id),
-        Acknowledgement::Pubrec { accepted } => session.on_pubrec(packet_id, accepted),
-        Acknowledgement::Pubcomp => session.on_pubcomp(packet_id),
+    let (outcome, kind) = match ack {
+        Acknowledgement::Puback => (session.on_puback(packet_id), record::ACKED),
+        Acknowledgement::Pubrec { accepted: true } => {
+            (session.on_pubrec(packet_id, true), record::PUBREC)
+        }
+        Acknowledgement::Pubrec { accepted: false } => {
+            (session.on_pubrec(packet_id, false), record::ACKED)
+        }
+        Acknowledgement::Pubcomp => (session.on_pubcomp(packet_id), record::ACKED),
+    };
+    if outcome == AckOutcome::Done && session.store_key != 0 {
+        state.journal.packet(kind, session.store_key, packet_id);
     }
+    outcome
 }
 
 /// Records inbound QoS 2 `packet_id` of session `sid` as awaiting PUBREL; false if it
 /// already was (a resend, not to be routed again) [MQTT-4.3.3-9].
 pub fn receive_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
-    state
-        .sessions
-        .get_mut(sid.0 as usize)
-        .is_some_and(|s| s.receive_qos2(packet_id))
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return false;
+    };
+    let new = session.receive_qos2(packet_id);
+    if new && session.store_key != 0 {
+        (state.journal).packet(record::QOS2_IN, session.store_key, packet_id);
+    }
+    new
 }
 
 /// Releases inbound QoS 2 `packet_id` of session `sid` (PUBREL); false if it was not held.
 pub fn release_qos2(state: &mut State, sid: SessionId, packet_id: u16) -> bool {
-    state
-        .sessions
-        .get_mut(sid.0 as usize)
-        .is_some_and(|s| s.release_qos2(packet_id))
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return false;
+    };
+    let released = session.release_qos2(packet_id);
+    if released && session.store_key != 0 {
+        (state.journal).packet(record::QOS2_RELEASED, session.store_key, packet_id);
+    }
+    released
 }
 
 /// Takes session `sid`'s subscription to `raw_filter` out of the tree.

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::persist::journal::StoreId;
 use crate::wire::{Properties, QoS, UserProperties};
 
 /// One application message as the broker keeps it, after the publisher's PUBLISH is parsed.
@@ -30,6 +31,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Where its PUBLISH frame is in the current output pass's `FrameCache`, if there.
     pub frame: FrameSlot,
+    /// Its id in the persistent store, 0 while not stored.
+    pub store_id: StoreId,
 }
 
 /// A message's place in the output pass's frame cache: (pass, entry), pass 0 for none. A
@@ -89,6 +92,7 @@ impl Message {
             properties: None,
             expires_at: None,
             frame: FrameSlot::default(),
+            store_id: StoreId::default(),
         })
     }
 
@@ -128,6 +132,7 @@ impl Message {
                 .message_expiry_interval
                 .map(|secs| now + Duration::from_secs(u64::from(secs))),
             frame: FrameSlot::default(),
+            store_id: StoreId::default(),
         })
     }
 

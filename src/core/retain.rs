@@ -72,6 +72,11 @@ impl RetainedStore {
         self.by_topic.len()
     }
 
+    /// Every retained message, in topic order.
+    pub fn iter(&self) -> impl Iterator<Item = &Rc<Message>> {
+        self.by_topic.values()
+    }
+
     /// Whether no message is retained.
     pub fn is_empty(&self) -> bool {
         self.by_topic.is_empty()

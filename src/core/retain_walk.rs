@@ -39,6 +39,8 @@ struct Walk {
     subscription_id: u32,
     /// The last topic visited; `None` before the first.
     cursor: Option<Rc<str>>,
+    /// The journal batch its SUBACK waits for: no retained message goes out before it.
+    after: u64,
 }
 
 /// The walks in progress, by (session, filter): starting, replacing or cancelling one is a
@@ -52,12 +54,21 @@ pub struct Walks {
 
 impl Walks {
     /// Starts delivering the retained messages matching `filter` to session `session`,
-    /// replacing a walk of the same filter that was under way.
-    pub fn start(&mut self, session: SessionId, filter: &str, granted: QoS, subscription_id: u32) {
+    /// replacing a walk of the same filter that was under way, once journal batch `after`
+    /// (that of its SUBACK, 0 for none) is durable.
+    pub fn start(
+        &mut self,
+        session: SessionId,
+        filter: &str,
+        granted: QoS,
+        subscription_id: u32,
+        after: u64,
+    ) {
         let walk = Walk {
             granted,
             subscription_id,
             cursor: None,
+            after,
         };
         self.map.insert((session, filter.into()), walk);
     }
@@ -158,6 +169,9 @@ fn step_one(state: &mut State, sid: SessionId, filter: &str, walk: &mut Walk) ->
 fn room(state: &State, sid: SessionId, walk: &Walk) -> Option<usize> {
     let session = state.sessions.get(sid.0 as usize)?;
     session.conn()?;
+    if walk.after > state.journal.durable_batch() {
+        return None;
+    }
     if room_for_qos0(state, sid) != Some(true) {
         return None;
     }
@@ -186,11 +200,11 @@ mod tests {
         // One SUBSCRIBE may carry tens of thousands of filters: each start is a lookup, not
         // a pass over every walk under way (which made such a SUBSCRIBE quadratic).
         for i in 0..20_000 {
-            walks.start(SessionId(1), &format!("f/{i}"), QoS::AtMostOnce, 0);
+            walks.start(SessionId(1), &format!("f/{i}"), QoS::AtMostOnce, 0, 0);
         }
-        walks.start(SessionId(2), "f/0", QoS::AtMostOnce, 0);
+        walks.start(SessionId(2), "f/0", QoS::AtMostOnce, 0, 0);
         assert_eq!(walks.map.len(), 20_001);
-        walks.start(SessionId(1), "f/0", QoS::AtLeastOnce, 7);
+        walks.start(SessionId(1), "f/0", QoS::AtLeastOnce, 7, 0);
         assert_eq!(
             walks.map.len(),
             20_001,

@@ -73,6 +73,12 @@ impl LastTopic {
 /// queued to.
 pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) -> usize {
     if message.retain && state.config.retain_available {
+        // `$SYS` is the broker's own, published again after a restart: not stored.
+        if !message.topic.starts_with("$SYS/") {
+            // An empty payload clears the topic's retained message [MQTT-3.3.1-10].
+            let kept = (!message.payload.is_empty()).then_some(&**message);
+            state.journal.retain(&message.topic, kept);
+        }
         state.retained.set(Rc::clone(message));
     }
     route(state, message, origin)
@@ -243,6 +249,7 @@ pub fn deliver(
         config,
         stats,
         dirty,
+        journal,
         ..
     } = state;
     let Some(session) = sessions.get_mut(sid.0 as usize) else {
@@ -270,7 +277,15 @@ pub fn deliver(
         }
     }
     let limits = from.limits;
-    match lifecycle::enqueue(session, message, qos, retain, subscription_ids, limits) {
+    match lifecycle::enqueue(
+        session,
+        message,
+        qos,
+        retain,
+        subscription_ids,
+        limits,
+        journal,
+    ) {
         Enqueued::Queued => {
             stats.messages_sent += 1;
             if let Some(conn) = conn

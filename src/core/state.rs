@@ -23,6 +23,8 @@ use crate::ids::SessionId;
 use crate::ids::{ConnId, Millis};
 use crate::net::conn::Conns;
 use crate::net::pool::Pool;
+use crate::persist::held::HeldAcks;
+use crate::persist::journal::Journal;
 
 /// Counters for `$SYS` and logs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -88,6 +90,10 @@ pub struct State {
     pub walks: Walks,
     /// PUBLISH frames encoded this output pass, for copying to other subscribers.
     pub frames: FrameCache,
+    /// The persistent store's journal (a no-op with `persistence false`).
+    pub journal: Journal,
+    /// Acknowledgements waiting for the journal to be durable.
+    pub held_acks: HeldAcks,
 }
 
 impl State {
@@ -121,6 +127,8 @@ impl State {
             held: Vec::new(),
             walks: Walks::default(),
             frames: FrameCache::default(),
+            journal: Journal::default(),
+            held_acks: HeldAcks::default(),
         }
     }
 

@@ -27,6 +27,7 @@ use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::State;
 use crate::ids::SessionId;
+use crate::persist::record;
 
 /// A connection's will, from its CONNECT.
 #[derive(Debug)]
@@ -155,6 +156,7 @@ pub fn publish_all(state: &mut State) {
 /// Publishes `will` now (its Message Expiry Interval counts from now), if its client may
 /// still publish to its topic.
 pub fn publish(state: &mut State, will: Will) {
+    gone(state, &will.client_id);
     if !will.allowed(state) {
         let topic = &will.message.topic;
         debug!(
@@ -169,6 +171,22 @@ pub fn publish(state: &mut State, will: Will) {
     }
     let message = will.into_message(state.now);
     route::publish(state, &message, None);
+}
+
+/// Records that the will of `client_id`'s stored session is no longer pending (published
+/// or discarded), so a restart does not publish it again.
+pub fn gone(state: &mut State, client_id: &str) {
+    if !state.journal.enabled() {
+        return;
+    }
+    let key = state
+        .client_ids
+        .get(client_id, &state.sessions)
+        .and_then(|sid| state.sessions.get(sid.0 as usize))
+        .map_or(0, |s| s.store_key);
+    if key != 0 {
+        state.journal.key_only(record::WILL_GONE, key);
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! closes the connection; one for a packet id with nothing in flight is not (a late
 //! duplicate): PUBACK and PUBCOMP are ignored and PUBREC is answered with PUBREL.
 
-use super::{Ctx, reply};
+use super::{Ctx, acknowledge};
 use crate::core::lifecycle::{self, Acknowledgement};
 use crate::core::session::AckOutcome;
 use crate::core::state::{Close, State};
@@ -88,8 +88,5 @@ pub fn send_ack(state: &mut State, id: ConnId, kind: PacketType, packet_id: u16,
             ack.properties.reason_string = None;
         }
     }
-    if let Some(out) = reply(state, id) {
-        ack.encode(kind, version, out);
-    }
-    state.mark_dirty(id);
+    acknowledge(state, id, |out| ack.encode(kind, version, out));
 }

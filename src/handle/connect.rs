@@ -100,6 +100,11 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
             })
         });
     }
+    let will = state.conns.get_mut(id).and_then(|c| c.will.take());
+    lifecycle::record_session(state, sid, version, will.as_deref());
+    if let Some(conn) = state.conns.get_mut(id) {
+        conn.will = will;
+    }
     // `connection_messages false` moves connect/close lines from info to debug (Mosquitto).
     let level = connection_log_level(state.config.connection_messages);
     log::log!(
@@ -367,10 +372,11 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
         pool,
         now,
         stats,
+        journal,
         ..
     } = state;
     if let (Some(conn), Some(session)) = (conns.get_mut(id), sessions.get_mut(sid.0 as usize)) {
-        let dropped = session.resend_inflight(conn.tx.frames(pool), version, *now);
+        let dropped = session.resend_inflight(conn.tx.frames(pool), version, *now, journal);
         stats
             .dropped
             .count(DropReason::TooLarge, dropped.too_large, &session.client_id);

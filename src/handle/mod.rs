@@ -81,6 +81,24 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
     Some(conn.tx.frames(pool))
 }
 
+/// Appends an acknowledgement for connection `id`, written by `encode`: to its output, or,
+/// while the journal has records not yet durable (`persistence_sync fsync`), held until they
+/// are (`persist::held`), so an ack never confirms what a crash could still lose.
+fn acknowledge(state: &mut State, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+    match state.journal.hold() {
+        Some(batch) => {
+            encode(state.held_acks.start(id, batch));
+            state.held_acks.end();
+        }
+        None => {
+            if let Some(out) = reply(state, id) {
+                encode(out);
+            }
+            state.mark_dirty(id);
+        }
+    }
+}
+
 /// The largest packet connection `id` accepts, if a Reason String may be sent to it at all:
 /// an MQTT 5 client that did not set Request Problem Information to 0 [MQTT-3.1.2-29].
 /// Callers drop the string when the packet would exceed that size [MQTT-3.4.2-2].

@@ -137,6 +137,15 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
     } else if bad_format {
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
         Some((reason::PAYLOAD_FORMAT_INVALID, DropReason::TooLarge))
+    } else if state.journal.low_space && publish.qos != QoS::AtMostOnce {
+        // Refused rather than stored on a full disk; 3.1.1 has no way to say so but
+        // withholding the PUBACK, so the client sends it again later.
+        debug!("PUBLISH to {topic:?} refused: the store is short of free space");
+        if !v5 {
+            state.count_drop(sid, DropReason::QueueFull, 1);
+            return Ok(());
+        }
+        Some((reason::QUOTA_EXCEEDED, DropReason::QueueFull))
     } else {
         None
     };
@@ -178,6 +187,16 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             } else {
                 Message::shared(shared_topic, publish.payload, publish.qos, publish.retain)
             };
+            // A stored publisher's QoS 2 message is stored too, so its deliveries can wait
+            // until the record of its packet id is durable (`Journal::durable`).
+            if publish.qos == QoS::ExactlyOnce
+                && state
+                    .sessions
+                    .get(sid.0 as usize)
+                    .is_some_and(|s| s.store_key != 0)
+            {
+                state.journal.message(&message);
+            }
             if route::publish(state, &message, Some(sid)) == 0 {
                 reason::NO_MATCHING_SUBSCRIBERS
             } else {

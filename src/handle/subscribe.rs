@@ -2,7 +2,7 @@
 
 use log::debug;
 
-use super::{Ctx, reply};
+use super::{Ctx, acknowledge};
 use crate::core::lifecycle;
 use crate::core::session::Session;
 use crate::core::state::{Close, State};
@@ -87,10 +87,7 @@ pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<
     if !refused || report.is_none_or(|max| suback.encoded_len(version) > max as usize) {
         suback.properties.reason_string = None;
     }
-    if let Some(out) = reply(state, id) {
-        suback.encode(version, out);
-    }
-    state.mark_dirty(id);
+    acknowledge(state, id, |out| suback.encode(version, out));
     for (raw_filter, granted) in accepted {
         send_retained(state, sid, raw_filter, granted, subscription_id);
     }
@@ -113,9 +110,10 @@ fn send_retained(
     if split.share_group.is_some() || state.retained.is_empty() {
         return;
     }
+    let after = state.journal.hold().unwrap_or(0);
     state
         .walks
-        .start(sid, split.filter, granted, subscription_id);
+        .start(sid, split.filter, granted, subscription_id, after);
 }
 
 /// Handles UNSUBSCRIBE: remove each filter and answer UNSUBACK [MQTT-3.10.4-4], with one
@@ -143,15 +141,12 @@ pub fn unsubscribe(state: &mut State, ctx: Ctx, packet: &Unsubscribe<'_>) -> Res
             *code = reason::NO_SUBSCRIPTION_EXISTED;
         }
     }
-    if let Some(out) = reply(state, id) {
-        Unsuback {
-            packet_id: packet.packet_id,
-            properties: Properties::default(),
-            reason_codes: &codes,
-        }
-        .encode(version, out);
-    }
-    state.mark_dirty(id);
+    let unsuback = Unsuback {
+        packet_id: packet.packet_id,
+        properties: Properties::default(),
+        reason_codes: &codes,
+    };
+    acknowledge(state, id, |out| unsuback.encode(version, out));
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub struct SubscriptionOptions {
 
 impl SubscriptionOptions {
     /// Decodes an options byte in `version`.
-    fn parse(byte: u8, version: Version) -> Result<Self, Error> {
+    pub fn parse(byte: u8, version: Version) -> Result<Self, Error> {
         // [MQTT-3.8.3-4] (v5 [MQTT-3.8.3-5]): reserved bits must be 0; v3 uses only the
         // QoS bits, v5 bits 0-5.
         let reserved = match version {
@@ -60,7 +60,7 @@ impl SubscriptionOptions {
     }
 
     /// The options byte in `version` (v3 carries only the QoS).
-    fn to_byte(self, version: Version) -> u8 {
+    pub fn to_byte(self, version: Version) -> u8 {
         let qos = self.qos as u8;
         match version {
             Version::V31 | Version::V311 => qos,

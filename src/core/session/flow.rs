@@ -60,7 +60,7 @@ pub(super) enum SubscriptionIds {
 }
 
 impl SubscriptionIds {
-    fn new(ids: &[u32]) -> SubscriptionIds {
+    pub(super) fn new(ids: &[u32]) -> SubscriptionIds {
         match ids {
             [] => SubscriptionIds::None,
             [id] => SubscriptionIds::One(*id),
@@ -414,6 +414,7 @@ mod tests {
     use crate::core::frame_cache::FrameCache;
     use crate::core::session::{Attach, NEVER_EXPIRES};
     use crate::ids::ConnId;
+    use crate::persist::journal::Journal;
     use crate::wire::Version;
     use crate::wire::{Packet, decode};
     use std::time::Instant;
@@ -465,6 +466,7 @@ mod tests {
             limits,
             Instant::now(),
             &mut cache,
+            &mut Journal::default(),
         );
         out
     }
@@ -563,7 +565,15 @@ mod tests {
             s.enqueue(Rc::clone(&m), QoS::AtLeastOnce, false, &[], LIMITS);
             let mut out = Vec::new();
             let now = Instant::now();
-            s.write_pending(&mut out, 1 << 20, Version::V311, LIMITS, now, &mut cache);
+            s.write_pending(
+                &mut out,
+                1 << 20,
+                Version::V311,
+                LIMITS,
+                now,
+                &mut cache,
+                &mut Journal::default(),
+            );
             assert_eq!(
                 s.on_puback(first_id),
                 AckOutcome::Done,
@@ -597,7 +607,12 @@ mod tests {
         assert_eq!(s.on_pubrec(1, true), AckOutcome::Done, "PUBREC again");
         assert_eq!(s.on_pubrec(1, false), AckOutcome::WrongKind, "refused late");
         let mut out = Vec::new();
-        s.resend_inflight(&mut out, Version::V311, Instant::now());
+        s.resend_inflight(
+            &mut out,
+            Version::V311,
+            Instant::now(),
+            &mut Journal::default(),
+        );
         // Message 1 awaits PUBCOMP: PUBREL (0x62) goes first; message 2 is re-sent with DUP.
         assert_eq!(&out[..4], &[0x62, 0x02, 0x00, 0x01]);
         assert_eq!(publishes(&out[4..]), [(2, true, b"y".to_vec())]);

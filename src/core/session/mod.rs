@@ -13,6 +13,7 @@
 //! [`Link`] that each CONNECT replaces, so they never outlive the connection they came with.
 
 mod flow;
+mod stored;
 mod write;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::time::Instant;
 
 use flow::Flow;
 pub use flow::{AckOutcome, Enqueued};
+pub use stored::StoredEntry;
 pub use write::SendDrops;
 
 use crate::core::alias::{InboundAliases, OutboundAliases};
@@ -106,9 +108,12 @@ pub struct Session {
     /// The session's subscriptions: each filter as subscribed (`$share/{group}/` prefix
     /// included) with its granted QoS and options, in filter order. A map, so adding or
     /// removing one is O(log n) however many a SUBSCRIBE carries; empty, it allocates nothing.
-    subscriptions: BTreeMap<Box<str>, SubscriptionOptions>,
+    subscriptions: BTreeMap<Box<str>, (SubscriptionOptions, u32)>,
     /// Message flow state, allocated on first use so an idle session stays small.
     flow: Option<Box<Flow>>,
+    /// Its key in the persistent store, 0 while not stored (persistence off, or a session
+    /// that ends with its connection).
+    pub store_key: u64,
     /// Routing scratch: the publish sequence number this session was last collected for.
     pub route_stamp: u64,
     /// Routing scratch: where in the scratch list this session's delivery sits.
@@ -128,6 +133,7 @@ impl Session {
             expires_at: None,
             subscriptions: BTreeMap::new(),
             flow: None,
+            store_key: 0,
             route_stamp: 0,
             route_slot: 0,
         }
@@ -172,9 +178,9 @@ impl Session {
     }
 
     /// The session's subscriptions in filter order: each filter as subscribed (`$share/`
-    /// prefix included) with its options.
-    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, &SubscriptionOptions)> {
-        self.subscriptions.iter().map(|(f, o)| (&**f, o))
+    /// prefix included) with its options and subscription identifier (0 for none).
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, SubscriptionOptions, u32)> {
+        self.subscriptions.iter().map(|(f, &(o, id))| (&**f, o, id))
     }
 
     /// How many subscriptions the session holds.
@@ -188,11 +194,11 @@ impl Session {
     }
 
     /// Adds a subscription, or replaces the options of an existing one.
-    pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions) {
+    pub fn set_subscription(&mut self, raw_filter: &str, options: SubscriptionOptions, id: u32) {
         match self.subscriptions.get_mut(raw_filter) {
-            Some(existing) => *existing = options,
+            Some(existing) => *existing = (options, id),
             None => {
-                self.subscriptions.insert(raw_filter.into(), options);
+                self.subscriptions.insert(raw_filter.into(), (options, id));
             }
         }
     }
@@ -212,12 +218,12 @@ mod tests {
     fn subscriptions_stay_sorted_and_unique() {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         for f in ["b/#", "a", "$share/g/x", "b/#", "c/+"] {
-            s.set_subscription(f, SubscriptionOptions::at(QoS::AtMostOnce));
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtMostOnce), 0);
         }
-        s.set_subscription("a", SubscriptionOptions::at(QoS::ExactlyOnce));
-        let filters: Vec<&str> = s.subscriptions().map(|(f, _)| f).collect();
+        s.set_subscription("a", SubscriptionOptions::at(QoS::ExactlyOnce), 0);
+        let filters: Vec<&str> = s.subscriptions().map(|(f, _, _)| f).collect();
         assert_eq!(filters, ["$share/g/x", "a", "b/#", "c/+"]);
-        let qos: Vec<QoS> = s.subscriptions().map(|(_, o)| o.qos).collect();
+        let qos: Vec<QoS> = s.subscriptions().map(|(_, o, _)| o.qos).collect();
         assert_eq!(qos[1], QoS::ExactlyOnce, "replaced in place");
         assert!(s.has_subscription("c/+"));
         s.remove_subscription("c/+");
@@ -237,10 +243,13 @@ mod tests {
         let mut s = Session::new("c".into(), NEVER_EXPIRES);
         let start = Instant::now();
         for f in &filters {
-            s.set_subscription(f, SubscriptionOptions::at(QoS::AtLeastOnce));
+            s.set_subscription(f, SubscriptionOptions::at(QoS::AtLeastOnce), 0);
         }
         assert_eq!(s.subscription_count(), N);
-        assert_eq!(s.subscriptions().next().map(|(f, _)| f), Some("f/000000"));
+        assert_eq!(
+            s.subscriptions().next().map(|(f, _, _)| f),
+            Some("f/000000")
+        );
         for f in filters.iter().rev() {
             s.remove_subscription(f);
         }

@@ -11,6 +11,8 @@ use super::{Link, QueueLimits, Session};
 use crate::core::alias::OutboundTopic;
 use crate::core::frame_cache::FrameCache;
 use crate::core::message::Message;
+use crate::persist::journal::Journal;
+use crate::persist::record;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, Version};
 
 /// What one `write_pending` or `resend_inflight` dropped instead of sending.
@@ -20,6 +22,9 @@ pub struct SendDrops {
     pub expired: u64,
     /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
     pub too_large: u64,
+    /// Sending stopped at a QoS 2 message whose record is not yet durable (see
+    /// `persist::journal`): the session is to be written again when it is.
+    pub held: bool,
 }
 
 impl Session {
@@ -27,7 +32,9 @@ impl Session {
     /// bytes and the inflight window has room, in queue order (so per-topic order holds).
     /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
     /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped. A frame
-    /// another subscriber already took in the same form is copied from `cache`.
+    /// another subscriber already took in the same form is copied from `cache`. A stored
+    /// session's sends and drops are recorded in `journal`.
+    #[allow(clippy::too_many_arguments)]
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
@@ -36,9 +43,16 @@ impl Session {
         limits: QueueLimits,
         now: Instant,
         cache: &mut FrameCache,
+        journal: &mut Journal,
     ) -> SendDrops {
         let max_inflight = self.max_inflight(limits);
-        let Session { flow, link, .. } = self;
+        let Session {
+            flow,
+            link,
+            store_key,
+            ..
+        } = self;
+        let key = *store_key;
         let mut dropped = SendDrops::default();
         let Some(flow) = flow.as_deref_mut() else {
             return dropped;
@@ -51,14 +65,25 @@ impl Session {
             if !expired && front.qos != QoS::AtMostOnce && flow.inflight.len() >= max_inflight {
                 return dropped;
             }
+            // A crash before its record is durable would make the publisher's retransmission
+            // a second delivery: exactly once waits for the disk.
+            if front.qos == QoS::ExactlyOnce && !journal.durable(front.message.store_id.get()) {
+                dropped.held = true;
+                return dropped;
+            }
             let q = flow.queue.pop_front().expect("front was just seen");
             flow.backlog -= queued_cost(&q.message);
             if q.counted {
                 flow.counted -= 1;
                 flow.counted_bytes -= q.message.payload.len();
             }
+            // What a stored session queued is on disk when it counted (see `lifecycle::enqueue`).
+            let stored = key != 0 && q.counted;
             let ids = q.subscription_ids.as_slice();
             if expired {
+                if stored {
+                    journal.dequeue(key, q.message.store_id.get());
+                }
                 dropped.expired += 1;
                 continue;
             }
@@ -75,14 +100,23 @@ impl Session {
                         _ => flow.allocate_packet_id(),
                     };
                     cache.copy_into(out, &q.message, version, q.qos, q.retain, packet_id);
+                    if stored {
+                        journal.sent(key, q.message.store_id.get(), packet_id);
+                    }
                     flow.push_inflight(q, packet_id);
                 } else {
+                    if stored {
+                        journal.dequeue(key, q.message.store_id.get());
+                    }
                     dropped.too_large += 1;
                 }
                 continue;
             }
             let mut publish = publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
             if !fits(&mut publish, link.as_deref(), ids, version) {
+                if stored {
+                    journal.dequeue(key, q.message.store_id.get());
+                }
                 dropped.too_large += 1;
                 continue;
             }
@@ -108,6 +142,9 @@ impl Session {
                 cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
             }
             let packet_id = publish.packet_id;
+            if stored {
+                journal.sent(key, q.message.store_id.get(), packet_id);
+            }
             flow.push_inflight(q, packet_id);
         }
         dropped
@@ -122,8 +159,15 @@ impl Session {
         out: &mut Vec<u8>,
         version: Version,
         now: Instant,
+        journal: &mut Journal,
     ) -> SendDrops {
-        let Session { flow, link, .. } = self;
+        let Session {
+            flow,
+            link,
+            store_key,
+            ..
+        } = self;
+        let key = *store_key;
         let Some(flow) = flow.as_deref_mut() else {
             return SendDrops::default();
         };
@@ -135,6 +179,9 @@ impl Session {
                 let mut publish =
                     publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
                 if !fits(&mut publish, link.as_deref(), ids, version) {
+                    if key != 0 {
+                        journal.packet(record::ACKED, key, f.packet_id);
+                    }
                     return false;
                 }
                 publish.properties.topic_alias = None;
@@ -147,8 +194,8 @@ impl Session {
             }
         });
         SendDrops {
-            expired: 0,
             too_large: (before - flow.inflight.len()) as u64,
+            ..SendDrops::default()
         }
     }
 }

@@ -1,0 +1,113 @@
+//! The loop's side of persistence: open and restore the store at start, commit each turn's
+//! records once at the end of the turn (group commit), release what waited for them when
+//! the sync thread says they are durable, check free space and compact on the one-second
+//! sweep, and sync everything at shutdown.
+
+use std::path::Path;
+
+use log::{error, info, warn};
+
+use super::*;
+use crate::persist::journal::Journal;
+use crate::persist::restore::Restore;
+use crate::persist::snapshot;
+use crate::persist::store::{self, Store, StoreOptions};
+
+/// Segment size of the log.
+const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Opens the store in `dir` and replays it into `state`; the journal is then live.
+pub(super) fn open(state: &mut State, dir: &Path, waker: &Arc<Waker>) -> io::Result<()> {
+    let options = StoreOptions {
+        sync: state.config.persistence_sync,
+        segment_bytes: SEGMENT_BYTES,
+    };
+    let started = Instant::now();
+    let mut restore = Restore::default();
+    let (store, recovery) = Store::open(dir, options, Some(Arc::clone(waker)), |kind, body| {
+        restore.apply(state, kind, body)
+    })
+    .map_err(|e| io::Error::other(format!("persistence in {}: {e}", dir.display())))?;
+    info!("store {}: {recovery}", dir.display());
+    for problem in recovery.problems() {
+        warn!("store {}: {problem}", dir.display());
+    }
+    state.journal = Journal::new(Some(store), options.sync, state.now);
+    restore.finish(state);
+    info!("store opened in {:?}", started.elapsed());
+    Ok(())
+}
+
+impl Broker {
+    /// Ends the turn's batch of records and releases whatever became durable.
+    pub(super) fn commit_journal(&mut self) {
+        if !self.state.journal.enabled() {
+            return;
+        }
+        self.state.journal.commit();
+        self.on_durable();
+    }
+
+    /// The sync thread woke the loop: take in its report.
+    pub(super) fn on_durable(&mut self) {
+        self.state.journal.poll();
+        let durable = self.state.journal.durable_batch();
+        let State {
+            held_acks,
+            conns,
+            pool,
+            ..
+        } = &mut self.state;
+        let waiters = &mut self.durable_waiters;
+        if !held_acks.is_empty() {
+            held_acks.release(durable, conns, pool, |id| waiters.push(id));
+        }
+        for id in std::mem::take(&mut self.durable_waiters) {
+            self.state.mark_dirty(id);
+        }
+        // Retained walks waiting for their SUBACK to be durable may go on.
+        if !self.state.walks.is_empty() {
+            self.walk_again = true;
+        }
+    }
+
+    /// The one-second checks: free space, and a snapshot when one is due.
+    pub(super) fn persist_sweep(&mut self) {
+        let Some(dir) = self.store_dir.clone() else {
+            return;
+        };
+        let min = self.state.config.persistence_min_free_space;
+        let low = match store::free_space(&dir) {
+            Ok(free) => free < min,
+            Err(e) => {
+                warn!("free space of {}: {e}", dir.display());
+                false
+            }
+        };
+        if low != self.state.journal.low_space {
+            if low {
+                error!(
+                    "less than {min} bytes free for the store in {}: refusing QoS 1/2 messages",
+                    dir.display()
+                );
+            } else {
+                info!("free space for the store is back: accepting QoS 1/2 messages");
+            }
+            self.state.journal.low_space = low;
+        }
+        if snapshot::due(&self.state, self.last_snapshot) {
+            snapshot::write(&mut self.state);
+            self.last_snapshot = self.state.now;
+        }
+    }
+
+    /// Commits and syncs what is left, and closes the store (shutdown).
+    pub(super) fn close_store(&mut self) {
+        self.state.journal.commit();
+        if let Some(store) = self.state.journal.take_store()
+            && let Err(e) = store.close()
+        {
+            error!("closing the store: {e}");
+        }
+    }
+}
