@@ -13,3 +13,6 @@ pub mod record;
 pub mod restore;
 pub mod snapshot;
 pub mod store;
+
+#[cfg(test)]
+mod round_trip;
