@@ -12,7 +12,10 @@ mod subscribe;
 
 pub use connect::connection_log_level;
 
+use log::debug;
+
 use crate::core::state::{Close, State};
+use crate::persist::journal::Hold;
 use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::net::conn::Phase;
@@ -86,16 +89,17 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
 /// are (`persist::held`), so an ack never confirms what a crash could still lose.
 fn acknowledge(state: &mut State, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
     match state.journal.hold() {
-        Some(batch) => {
+        Hold::Until(batch) => {
             encode(state.held_acks.start(id, batch));
             state.held_acks.end();
         }
-        None => {
+        Hold::No => {
             if let Some(out) = reply(state, id) {
                 encode(out);
             }
             state.mark_dirty(id);
         }
+        Hold::Never => debug!("acknowledgement to {id:?} withheld: the store failed"),
     }
 }
 

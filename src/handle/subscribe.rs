@@ -110,7 +110,7 @@ fn send_retained(
     if split.share_group.is_some() || state.retained.is_empty() {
         return;
     }
-    let after = state.journal.hold().unwrap_or(0);
+    let after = state.journal.walk_after();
     state
         .walks
         .start(sid, split.filter, granted, subscription_id, after);

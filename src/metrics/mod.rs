@@ -75,6 +75,13 @@ impl SysClock {
             let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
             route::publish(state, &message, None);
         }
+        if state.journal.enabled() {
+            // What the store has written to disk since start, for bytes per message.
+            let value = state.journal.bytes_written().to_string();
+            let topic = "$SYS/broker/store/bytes written";
+            let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
+            route::publish(state, &message, None);
+        }
         for reason in DropReason::ALL {
             let topic = format!("$SYS/broker/messages/dropped/{}", reason.name());
             let value = stats.dropped.get(reason).to_string();

@@ -44,6 +44,17 @@ impl PartialEq for StoreId {
     }
 }
 
+/// What becomes of an acknowledgement (see [`Journal::hold`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Sent now: nothing it confirms can still be lost.
+    No,
+    /// Held until this batch is durable.
+    Until(u64),
+    /// Never sent: the store failed, so nothing more is confirmed.
+    Never,
+}
+
 /// The broker's handle on its store.
 #[derive(Debug)]
 pub struct Journal {
@@ -313,22 +324,29 @@ impl Journal {
         self.failed = true;
     }
 
-    /// The batch an acknowledgement sent now must wait for, if it must wait: while anything
-    /// appended is not durable (or the store failed, forever).
-    pub fn hold(&self) -> Option<u64> {
-        if !self.holds {
-            return None;
-        }
+    /// What becomes of an acknowledgement sent now: it waits while anything appended is not
+    /// durable, and after a failure it is never sent.
+    pub fn hold(&self) -> Hold {
+        let Some(store) = self.store.as_ref().filter(|_| self.holds) else {
+            return Hold::No;
+        };
         if self.failed {
-            return Some(u64::MAX);
-        }
-        let store = self.store.as_ref()?;
-        if !store.batch_is_empty() {
-            Some(store.batch())
+            Hold::Never
+        } else if !store.batch_is_empty() {
+            Hold::Until(store.batch())
         } else if store.durable() < self.committed {
-            Some(self.committed)
+            Hold::Until(self.committed)
         } else {
-            None
+            Hold::No
+        }
+    }
+
+    /// The batch a retained walk started now waits for (0: none).
+    pub fn walk_after(&self) -> u64 {
+        match self.hold() {
+            Hold::No => 0,
+            Hold::Until(batch) => batch,
+            Hold::Never => u64::MAX,
         }
     }
 
