@@ -140,22 +140,24 @@ impl Broker {
             .iter()
             .map(Transport::for_listener)
             .collect::<io::Result<Vec<_>>>()?;
-        let mut listeners = Vec::new();
-        for (i, listener) in config.listeners.iter().enumerate() {
-            let mut socket = TcpListener::bind(listener.addr)?;
-            poll.registry()
-                .register(&mut socket, Token(LISTENER_TOP - i), Interest::READABLE)?;
-            info!("listening on {}", socket.local_addr()?);
-            listeners.push(socket);
-        }
         let auth = (0..config.listeners.len())
             .map(|i| Auth::load(&config.security_for(i)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let store_dir = config.store_dir();
         let mut state = State::new(config, auth, Instant::now());
+        // The store first: a second broker on the same store is refused for its lock, not for
+        // an address in use, and no client connects before the state is restored.
         if let Some(dir) = &store_dir {
             persist::open(&mut state, dir, &waker)?;
+        }
+        let mut listeners = Vec::new();
+        for (i, listener) in state.config.listeners.iter().enumerate() {
+            let mut socket = TcpListener::bind(listener.addr)?;
+            poll.registry()
+                .register(&mut socket, Token(LISTENER_TOP - i), Interest::READABLE)?;
+            info!("listening on {}", socket.local_addr()?);
+            listeners.push(socket);
         }
         Ok(Broker {
             poll,
