@@ -44,13 +44,24 @@ impl Broker {
         if !self.state.journal.enabled() {
             return;
         }
-        self.state.journal.commit();
-        self.on_durable();
+        let committed = self.state.journal.commit();
+        let synced = self.state.journal.poll();
+        if committed || synced {
+            self.release_durable();
+        }
     }
 
     /// The sync thread woke the loop: take in its report.
     pub(super) fn on_durable(&mut self) {
-        self.state.journal.poll();
+        if self.state.journal.poll() {
+            self.release_durable();
+        }
+    }
+
+    /// Sends what waited for records that are now durable: held acknowledgements and QoS 2
+    /// deliveries (retained walks see it for themselves, `retain_walk::room`). Only called when durability moved, so what still waits is
+    /// not woken again for nothing.
+    fn release_durable(&mut self) {
         let durable = self.state.journal.durable_batch();
         let State {
             held_acks,
@@ -64,10 +75,6 @@ impl Broker {
         }
         for id in std::mem::take(&mut self.durable_waiters) {
             self.state.mark_dirty(id);
-        }
-        // Retained walks waiting for their SUBACK to be durable may go on.
-        if !self.state.walks.is_empty() {
-            self.walk_again = true;
         }
     }
 
@@ -103,7 +110,7 @@ impl Broker {
 
     /// Commits and syncs what is left, and closes the store (shutdown).
     pub(super) fn close_store(&mut self) {
-        self.state.journal.commit();
+        let _ = self.state.journal.commit();
         if let Some(store) = self.state.journal.take_store()
             && let Err(e) = store.close()
         {

@@ -15,10 +15,10 @@ pub use connect::connection_log_level;
 use log::debug;
 
 use crate::core::state::{Close, State};
-use crate::persist::journal::Hold;
 use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::net::conn::Phase;
+use crate::persist::journal::Hold;
 use crate::wire::{Packet, Version};
 
 /// What every handler of a connected client's packet needs, looked up once per packet.

@@ -264,13 +264,14 @@ impl Journal {
     }
 
     /// Ends the loop turn's batch: written, and synced as the policy says. A failure stops
-    /// all acknowledgements for good, and says so once.
-    pub fn commit(&mut self) {
+    /// all acknowledgements for good, and says so once. Returns whether anything became
+    /// durable.
+    pub fn commit(&mut self) -> bool {
         let Some(store) = &mut self.store else {
-            return;
+            return false;
         };
         if store.batch_is_empty() {
-            return;
+            return false;
         }
         let batch = store.batch();
         let result = store.commit();
@@ -279,7 +280,7 @@ impl Journal {
         if let Err(e) = result {
             self.fail(&e);
         }
-        self.advance();
+        self.advance()
     }
 
     /// Takes in the sync thread's reports; returns whether anything became durable.
@@ -348,6 +349,16 @@ impl Journal {
             Hold::Until(batch) => batch,
             Hold::Never => u64::MAX,
         }
+    }
+
+    /// Whether acknowledgements wait for durability (`persistence_sync fsync`).
+    pub fn holds(&self) -> bool {
+        self.holds
+    }
+
+    /// The batch records appended now go into.
+    pub fn open_batch(&self) -> u64 {
+        self.store.as_ref().map_or(0, Store::batch)
     }
 
     /// The highest batch known durable.

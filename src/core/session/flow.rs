@@ -24,6 +24,9 @@ pub(super) enum AckState {
     Pubrec,
     /// PUBREL sent, PUBCOMP awaited.
     Pubcomp,
+    /// QoS 2 to a stored session, given its packet id but not sent until the record of that
+    /// (journal batch here) is durable: a crash could otherwise resend it under another id.
+    Unsent(u64),
 }
 
 #[derive(Debug)]
@@ -113,6 +116,8 @@ pub(super) struct Flow {
     pub(super) backlog: usize,
     pub(super) inbound_qos2: Vec<u16>,
     pub(super) next_packet_id: u16,
+    /// Inflight entries in state `Unsent`, so a window without any is not scanned.
+    pub(super) unsent: usize,
     /// The topic this client last published to and what it matched (`route::LastTopic`).
     pub(super) last_topic: Option<LastTopic>,
 }
@@ -127,6 +132,7 @@ impl Default for Flow {
             backlog: 0,
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
+            unsent: 0,
             last_topic: None,
         }
     }
@@ -141,6 +147,11 @@ impl Flow {
             QoS::AtLeastOnce => AckState::Puback,
             QoS::ExactlyOnce => AckState::Pubrec,
         };
+        self.push_inflight_as(q, packet_id, state);
+    }
+
+    /// Puts a QoS 1/2 message in the inflight window at `state`.
+    pub(super) fn push_inflight_as(&mut self, q: Queued, packet_id: u16, state: AckState) {
         self.inflight.push_back(Inflight {
             packet_id,
             state,
@@ -325,6 +336,8 @@ impl Session {
             (AckState::Pubrec, false) => {
                 flow.inflight.remove(i);
             }
+            // Not sent yet: an ack for the id's previous message, late.
+            (AckState::Unsent(_), _) => return AckOutcome::UnknownPacketId,
             (AckState::Puback, _) | (AckState::Pubcomp, false) => return AckOutcome::WrongKind,
         }
         AckOutcome::Done
@@ -389,6 +402,9 @@ impl Session {
         // Dropping any inflight entries keeps the rest in allocation order, as packet ids need.
         flow.inflight
             .retain(|f| f.state == AckState::Pubcomp || readable(&f.message.topic));
+        flow.unsent = (flow.inflight.iter())
+            .filter(|f| matches!(f.state, AckState::Unsent(_)))
+            .count();
         before - flow.queue.len() - flow.inflight.len()
     }
 
@@ -401,6 +417,10 @@ impl Session {
             Some(i) if flow.inflight[i].state == state => {
                 flow.inflight.remove(i);
                 AckOutcome::Done
+            }
+            // Not sent yet: an ack for the id's previous message, late.
+            Some(i) if matches!(flow.inflight[i].state, AckState::Unsent(_)) => {
+                AckOutcome::UnknownPacketId
             }
             Some(_) => AckOutcome::WrongKind,
             None => AckOutcome::UnknownPacketId,

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::flow::{AckState, queued_cost};
+use super::flow::{AckState, Flow, queued_cost};
 use super::{Link, QueueLimits, Session};
 use crate::core::alias::OutboundTopic;
 use crate::core::frame_cache::FrameCache;
@@ -57,6 +57,24 @@ impl Session {
         let Some(flow) = flow.as_deref_mut() else {
             return dropped;
         };
+        if flow.unsent > 0 {
+            send_unsent(
+                flow,
+                link,
+                key,
+                out,
+                out_limit,
+                version,
+                now,
+                journal,
+                &mut dropped,
+            );
+            if flow.unsent > 0 {
+                return dropped;
+            }
+        }
+        // A stored session's QoS 2 gets its packet id recorded before it is sent (`Unsent`).
+        let assign_first = key != 0 && journal.holds();
         while out.len() < out_limit {
             let Some(front) = flow.queue.front() else {
                 return dropped;
@@ -66,9 +84,17 @@ impl Session {
                 return dropped;
             }
             // A crash before its record is durable would make the publisher's retransmission
-            // a second delivery: exactly once waits for the disk.
-            if front.qos == QoS::ExactlyOnce && !journal.durable(front.message.store_id.get()) {
+            // a second delivery: exactly once waits for the disk. (A stored session waits
+            // for the later record of its packet id instead, below.)
+            if front.qos == QoS::ExactlyOnce
+                && !assign_first
+                && !journal.durable(front.message.store_id.get())
+            {
                 dropped.held = true;
+                return dropped;
+            }
+            // What comes after an unsent QoS 2 message waits with it, to keep the order.
+            if flow.unsent > 0 && front.qos != QoS::ExactlyOnce {
                 return dropped;
             }
             let q = flow.queue.pop_front().expect("front was just seen");
@@ -85,6 +111,22 @@ impl Session {
                     journal.dequeue(key, q.message.store_id.get());
                 }
                 dropped.expired += 1;
+                continue;
+            }
+            if assign_first && q.qos == QoS::ExactlyOnce {
+                let mut publish =
+                    publish_frame(&q.message, q.qos, q.retain, 0, false, version, now);
+                if !fits(&mut publish, link.as_deref(), ids, version) {
+                    journal.dequeue(key, q.message.store_id.get());
+                    dropped.too_large += 1;
+                    continue;
+                }
+                let packet_id = flow.allocate_packet_id();
+                journal.sent(key, q.message.store_id.get(), packet_id);
+                let batch = journal.open_batch();
+                flow.push_inflight_as(q, packet_id, AckState::Unsent(batch));
+                flow.unsent += 1;
+                dropped.held = true;
                 continue;
             }
             // The frame is the same for every subscriber without aliases or identifiers; it
@@ -124,17 +166,7 @@ impl Session {
                 publish.packet_id = flow.allocate_packet_id();
             }
             if let Some(link) = link.as_deref_mut() {
-                match link
-                    .outbound_aliases
-                    .choose(&q.message.topic, link.topic_alias_maximum)
-                {
-                    OutboundTopic::Plain => publish.properties.topic_alias = None,
-                    OutboundTopic::Assign(alias) => publish.properties.topic_alias = Some(alias),
-                    OutboundTopic::Known(alias) => {
-                        publish.properties.topic_alias = Some(alias);
-                        publish.topic = "";
-                    }
-                }
+                set_alias(&mut publish, link, &q.message.topic);
             }
             let start = out.len();
             publish.encode(version, ids, out);
@@ -192,10 +224,83 @@ impl Session {
                 encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out);
                 true
             }
+            // Never sent: `write_pending` sends it once its packet id is durable.
+            AckState::Unsent(_) => true,
         });
         SendDrops {
             too_large: (before - flow.inflight.len()) as u64,
             ..SendDrops::default()
+        }
+    }
+}
+
+/// Sends the QoS 2 messages in `flow`'s window that wait for the record of their packet id
+/// (`AckState::Unsent`), in window order, as far as that record is durable.
+#[allow(clippy::too_many_arguments)]
+fn send_unsent(
+    flow: &mut Flow,
+    link: &mut Option<Box<Link>>,
+    key: u64,
+    out: &mut Vec<u8>,
+    out_limit: usize,
+    version: Version,
+    now: Instant,
+    journal: &mut Journal,
+    dropped: &mut SendDrops,
+) {
+    let durable = journal.durable_batch();
+    let mut i = 0;
+    while i < flow.inflight.len() && flow.unsent > 0 {
+        let AckState::Unsent(batch) = flow.inflight[i].state else {
+            i += 1;
+            continue;
+        };
+        if batch > durable {
+            dropped.held = true;
+            return;
+        }
+        if out.len() >= out_limit {
+            return;
+        }
+        flow.unsent -= 1;
+        let f = &flow.inflight[i];
+        let ids = f.subscription_ids.as_slice();
+        let mut publish = publish_frame(
+            &f.message,
+            f.qos,
+            f.retain,
+            f.packet_id,
+            false,
+            version,
+            now,
+        );
+        // The client may have reconnected with a smaller Maximum Packet Size meanwhile.
+        if fits(&mut publish, link.as_deref(), ids, version) {
+            if let Some(link) = link.as_deref_mut() {
+                set_alias(&mut publish, link, &f.message.topic);
+            }
+            publish.encode(version, ids, out);
+            flow.inflight[i].state = AckState::Pubrec;
+            i += 1;
+        } else {
+            journal.packet(record::ACKED, key, f.packet_id);
+            flow.inflight.remove(i);
+            dropped.too_large += 1;
+        }
+    }
+}
+
+/// Gives `publish` the topic alias `link`'s outbound map chooses for `topic`.
+fn set_alias(publish: &mut Publish<'_>, link: &mut Link, topic: &Rc<str>) {
+    match link
+        .outbound_aliases
+        .choose(topic, link.topic_alias_maximum)
+    {
+        OutboundTopic::Plain => publish.properties.topic_alias = None,
+        OutboundTopic::Assign(alias) => publish.properties.topic_alias = Some(alias),
+        OutboundTopic::Known(alias) => {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = "";
         }
     }
 }
