@@ -150,6 +150,7 @@ fn drop_unreadable_messages(state: &mut State) {
         sessions,
         auth,
         stats,
+        journal,
         ..
     } = state;
     for (_, session) in sessions.iter_mut() {
@@ -158,9 +159,10 @@ fn drop_unreadable_messages(state: &mut State) {
         };
         let client_id = session.client_id.clone();
         let username = session.username.clone();
-        let dropped = session.drop_unreadable(|topic| {
-            auth.allowed(&client_id, username.as_deref(), topic, Access::Read)
-        });
+        let dropped = session.drop_unreadable(
+            |topic| auth.allowed(&client_id, username.as_deref(), topic, Access::Read),
+            journal,
+        );
         stats
             .dropped
             .count(DropReason::Acl, dropped as u64, &client_id);

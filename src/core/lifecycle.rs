@@ -212,20 +212,23 @@ pub fn enqueue(
 /// Records persistent session `sid` (and the will of the connection that just attached to
 /// it) in the journal: once it outlives its connection, and again on every CONNECT to it.
 pub fn record_session(state: &mut State, sid: SessionId, version: Version, will: Option<&Will>) {
-    if !state.journal.enabled() {
+    let State {
+        sessions, journal, ..
+    } = state;
+    if !journal.enabled() {
         return;
     }
-    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+    let Some(session) = sessions.get_mut(sid.0 as usize) else {
         return;
     };
     if session.store_key == 0 {
         if session.ends_with_connection() {
             return;
         }
-        session.store_key = state.journal.new_key();
+        session.store_key = journal.new_key();
     }
     let will = will.map(|w| StoredWill {
-        message: stored_message(&w.message, 0, &state.journal),
+        message: stored_message(&w.message, 0, journal),
         delay: w.delay,
         message_expiry_interval: w.message_expiry_interval,
     });
@@ -238,11 +241,7 @@ pub fn record_session(state: &mut State, sid: SessionId, version: Version, will:
         username: session.username.as_deref(),
         will,
     };
-    let mut body = Vec::new();
-    record::put_session(&mut body, &stored);
-    state
-        .journal
-        .append(record::SESSION, |out| out.extend_from_slice(&body));
+    journal.append(record::SESSION, |out| record::put_session(out, &stored));
 }
 
 /// An acknowledgement from the client of a message the broker sent it.

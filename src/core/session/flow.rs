@@ -13,6 +13,8 @@ use std::rc::Rc;
 use super::{QueueLimits, Session};
 use crate::core::message::Message;
 use crate::core::route::LastTopic;
+use crate::persist::journal::Journal;
+use crate::persist::record;
 use crate::wire::QoS;
 
 /// Where an outbound QoS 1/2 message is in its acknowledgement flow.
@@ -384,13 +386,25 @@ impl Session {
 
     /// Drops the queued messages, and the unacknowledged ones not yet past PUBREC, whose topic
     /// `readable` refuses (after SIGHUP reloaded the ACL), so the session sends its client
-    /// only what the client may read. Returns how many were dropped.
-    pub fn drop_unreadable(&mut self, mut readable: impl FnMut(&str) -> bool) -> usize {
+    /// only what the client may read; a stored session records the drops in `journal`.
+    /// Returns how many were dropped.
+    pub fn drop_unreadable(
+        &mut self,
+        mut readable: impl FnMut(&str) -> bool,
+        journal: &mut Journal,
+    ) -> usize {
+        let key = self.store_key;
         let Some(flow) = self.flow.as_deref_mut() else {
             return 0;
         };
         let before = flow.queue.len() + flow.inflight.len();
-        flow.queue.retain(|q| readable(&q.message.topic));
+        flow.queue.retain(|q| {
+            let keep = readable(&q.message.topic);
+            if !keep && key != 0 && q.counted {
+                journal.dequeue(key, q.message.store_id.get());
+            }
+            keep
+        });
         flow.counted = flow.queue.iter().filter(|q| q.counted).count();
         flow.counted_bytes = flow
             .queue
@@ -400,8 +414,13 @@ impl Session {
             .sum();
         flow.backlog = flow.queue.iter().map(|q| queued_cost(&q.message)).sum();
         // Dropping any inflight entries keeps the rest in allocation order, as packet ids need.
-        flow.inflight
-            .retain(|f| f.state == AckState::Pubcomp || readable(&f.message.topic));
+        flow.inflight.retain(|f| {
+            let keep = f.state == AckState::Pubcomp || readable(&f.message.topic);
+            if !keep && key != 0 {
+                journal.packet(record::ACKED, key, f.packet_id);
+            }
+            keep
+        });
         flow.unsent = (flow.inflight.iter())
             .filter(|f| matches!(f.state, AckState::Unsent(_)))
             .count();
