@@ -92,6 +92,7 @@ restart_scenarios!(
     retained_messages_come_back_with_their_properties,
     message_expiry_counts_down_across_a_restart,
     a_persistent_session_gets_what_was_queued_while_offline,
+    a_subscription_is_kept_from_its_suback_on,
     subscription_options_and_identifiers_survive,
     in_flight_messages_are_resent_with_dup_and_the_same_packet_id,
     inbound_qos2_is_routed_exactly_once_across_restarts,
@@ -222,6 +223,27 @@ fn a_persistent_session_gets_what_was_queued_while_offline(t: Target) {
         publ.publish(&format!("off/{v:?}/3"), b"after", 1, false);
         let after = [row(&format!("off/{v:?}/3"), "after", 1, false)];
         assert_eq!(summary(&sub.drain(IDLE)), after, "{t:?} {v:?}");
+    }
+}
+
+fn a_subscription_is_kept_from_its_suback_on(t: Target) {
+    let mut s = t.start("");
+    let mut subs = Vec::new();
+    for v in VERSIONS {
+        let (mut sub, _) = Client::connect(s.addr, v, &named("suback", v), true);
+        assert_eq!(sub.subscribe(&format!("suback/{v:?}"), 1, None), 1);
+        subs.push(sub);
+    }
+    // At once, the subscribers still connected: the SUBACK is the promise under test.
+    s.restart(t.stop);
+    drop(subs);
+    for v in VERSIONS {
+        let (mut sub, present) = Client::connect(s.addr, v, &named("suback", v), true);
+        assert!(present, "{t:?} {v:?}: session present:\n{}", s.log());
+        let (mut publ, _) = Client::connect(s.addr, v, &named("suback-pub", v), false);
+        publ.publish(&format!("suback/{v:?}"), b"m", 1, false);
+        let expected = [row(&format!("suback/{v:?}"), "m", 1, false)];
+        assert_eq!(summary(&sub.drain(IDLE)), expected, "{t:?} {v:?}");
     }
 }
 
@@ -630,8 +652,10 @@ fn qos1_and_qos2_are_refused_below_the_free_space_margin() {
     let (mut sub, _) = Client::connect(s.addr, Version::V5, "space-sub", false);
     assert_eq!(sub.subscribe("space/#", 2, None), 2);
     for v in VERSIONS {
-        let (mut publ, _) = Client::connect(s.addr, v, &named("space-pub", v), false);
         for qos in [1, 2] {
+            // A connection each: what 3.1.1 does after the refusal is not the question here.
+            let id = format!("space-pub-{v:?}-{qos}");
+            let (mut publ, _) = Client::connect(s.addr, v, &id, false);
             let topic = format!("space/{v:?}/{qos}");
             let packet_id = publ.packet_id();
             let packet =
@@ -640,11 +664,8 @@ fn qos1_and_qos2_are_refused_below_the_free_space_margin() {
             let ack_kind = if qos == 1 { 4 } else { 5 };
             match v {
                 Version::V5 => {
-                    assert_eq!(
-                        publ.wait_ack(ack_kind, packet_id),
-                        0x97,
-                        "{topic}: Quota exceeded"
-                    )
+                    let code = publ.wait_ack(ack_kind, packet_id);
+                    assert_eq!(code, 0x97, "{topic}: Quota exceeded\n{}", s.log());
                 }
                 Version::V3 => {
                     let acked =
