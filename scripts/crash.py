@@ -547,6 +547,8 @@ def one_round(args, rng, number, work):
         raise Violation("%s: %s\n%s" % (desc, e, broker.log())) from None
     except (Closed, socket.timeout, OSError) as e:
         raise Violation("%s: connection failed: %r\n%s" % (desc, e, broker.log())) from None
+    except (struct.error, IndexError, ValueError) as e:
+        raise Violation("%s: malformed packet: %r\n%s" % (desc, e, broker.log())) from None
     finally:
         sub.close()
         if pub.conn:
