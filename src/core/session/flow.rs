@@ -271,13 +271,15 @@ impl Session {
         self.flow.as_ref().map_or(0, |f| f.backlog)
     }
 
-    /// Whether anything waits to be written: queued messages that the window admits.
+    /// Whether anything waits to be written: queued messages that the window admits, or QoS 2
+    /// messages in the window not yet sent (`AckState::Unsent`).
     pub fn has_pending(&self, limits: QueueLimits) -> bool {
         let max_inflight = self.max_inflight(limits);
         self.flow.as_ref().is_some_and(|f| {
-            f.queue
-                .front()
-                .is_some_and(|q| q.qos == QoS::AtMostOnce || f.inflight.len() < max_inflight)
+            f.unsent > 0
+                || f.queue
+                    .front()
+                    .is_some_and(|q| q.qos == QoS::AtMostOnce || f.inflight.len() < max_inflight)
         })
     }
 
