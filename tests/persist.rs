@@ -93,6 +93,7 @@ restart_scenarios!(
     message_expiry_counts_down_across_a_restart,
     a_persistent_session_gets_what_was_queued_while_offline,
     a_subscription_is_kept_from_its_suback_on,
+    an_unsubscribe_is_kept_from_its_unsuback_on,
     subscription_options_and_identifiers_survive,
     in_flight_messages_are_resent_with_dup_and_the_same_packet_id,
     inbound_qos2_is_routed_exactly_once_across_restarts,
@@ -243,6 +244,27 @@ fn a_subscription_is_kept_from_its_suback_on(t: Target) {
         let (mut publ, _) = Client::connect(s.addr, v, &named("suback-pub", v), false);
         publ.publish(&format!("suback/{v:?}"), b"m", 1, false);
         let expected = [row(&format!("suback/{v:?}"), "m", 1, false)];
+        assert_eq!(summary(&sub.drain(IDLE)), expected, "{t:?} {v:?}");
+    }
+}
+
+fn an_unsubscribe_is_kept_from_its_unsuback_on(t: Target) {
+    let mut s = t.start("");
+    for v in VERSIONS {
+        let (mut sub, _) = Client::connect(s.addr, v, &named("unsuback", v), true);
+        assert_eq!(sub.subscribe(&format!("unsuback/{v:?}/a"), 1, None), 1);
+        assert_eq!(sub.subscribe(&format!("unsuback/{v:?}/b"), 1, None), 1);
+        sub.disconnect();
+        let (mut sub, _) = Client::connect(s.addr, v, &named("unsuback", v), true);
+        sub.unsubscribe(&format!("unsuback/{v:?}/a"));
+        // At once: the UNSUBACK is the promise under test.
+        s.restart(t.stop);
+        let (mut sub, present) = Client::connect(s.addr, v, &named("unsuback", v), true);
+        assert!(present, "{t:?} {v:?}: session present:\n{}", s.log());
+        let (mut publ, _) = Client::connect(s.addr, v, &named("unsuback-pub", v), false);
+        publ.publish(&format!("unsuback/{v:?}/a"), b"gone", 1, false);
+        publ.publish(&format!("unsuback/{v:?}/b"), b"kept", 1, false);
+        let expected = [row(&format!("unsuback/{v:?}/b"), "kept", 1, false)];
         assert_eq!(summary(&sub.drain(IDLE)), expected, "{t:?} {v:?}");
     }
 }
@@ -518,6 +540,37 @@ fn persistence_false_writes_nothing(t: Target) {
 }
 
 // ---- pipit only: the store's own contract ----
+
+/// With `persistence_sync interval` and `none`, acknowledgements do not wait for the disk,
+/// and `kill -9` alone (the machine still up) loses nothing: what was written is in the OS.
+#[test]
+fn interval_and_none_lose_nothing_to_a_kill_9() {
+    for sync in ["interval 200", "none"] {
+        let mut s = Server::start(Kind::Pipit, &format!("persistence_sync {sync}\n"));
+        let (mut sub, _) = Client::connect(s.addr, Version::V5, "sync-sub", true);
+        assert_eq!(sub.subscribe("sync/#", 2, None), 2);
+        sub.disconnect();
+        let (mut publ, _) = Client::connect(s.addr, Version::V5, "sync-pub", false);
+        publ.publish("sync/kept", b"r", 1, true);
+        for i in 0..20 {
+            publ.publish("sync/q", i.to_string().as_bytes(), 1 + i % 2, false);
+        }
+        s.restart(Stop::Kill);
+        let (mut sub, present) = Client::connect(s.addr, Version::V5, "sync-sub", true);
+        assert!(present, "{sync}: session present:\n{}", s.log());
+        let got = sub.drain(IDLE);
+        let payloads: Vec<String> = (got.iter())
+            .filter(|m| m.topic == "sync/q")
+            .map(Msg::text)
+            .collect();
+        let expected: Vec<String> = (0..20).map(|i: u8| i.to_string()).collect();
+        assert_eq!(payloads, expected, "{sync}:\n{}", s.log());
+        assert!(
+            got.iter().any(|m| m.topic == "sync/kept"),
+            "{sync}: the queued retained one"
+        );
+    }
+}
 
 /// A store that a running pipit holds: a second pipit on it exits non-zero, naming the lock.
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::common::{
     Connack5, Connect, Frame, Prop, Props, Publish, Publish5, Raw, ack, prop, prop_int, publish,
-    publish_v5, subscribe, subscribe_v5,
+    publish_v5, subscribe, subscribe_v5, unsubscribe, unsubscribe_v5,
 };
 
 /// The protocol version a client speaks.
@@ -159,6 +159,18 @@ impl Client {
         assert_eq!(ack.body[..2], packet_id.to_be_bytes(), "SUBACK packet id");
         // v5: the property length is 0 from both brokers; the code follows it.
         *ack.body.last().expect("SUBACK with a code")
+    }
+
+    /// Unsubscribes from `filter` and waits for the UNSUBACK.
+    pub fn unsubscribe(&mut self, filter: &str) {
+        let packet_id = self.packet_id();
+        let packet = match self.version {
+            Version::V3 => unsubscribe(packet_id, &[filter]),
+            Version::V5 => unsubscribe_v5(packet_id, Props::new(), &[filter]),
+        };
+        self.raw.send(&packet);
+        let ack = self.wait_for(11);
+        assert_eq!(ack.body[..2], packet_id.to_be_bytes(), "UNSUBACK packet id");
     }
 
     /// The bytes of a PUBLISH in this client's version (`props` are left out in 3.1.1).
