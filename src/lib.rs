@@ -47,6 +47,7 @@ mod handle;
 pub mod ids;
 mod metrics;
 mod net;
+pub mod persist;
 pub mod wire;
 
 pub use broker::{Broker, Handle, Spawned};
