@@ -23,7 +23,10 @@ pub(super) const HEADER: usize = 13;
 pub(super) const MAX_BODY: usize = 1 << 30;
 /// The kind of a snapshot's end record; callers' kinds are 1..=255.
 pub(super) const END: u8 = 0;
-/// The reader's buffer: large reads keep start-up at disk speed.
+/// The reader's buffer starts at this size (small files are common: a segment a start
+/// opened, a small snapshot) and doubles each time it fills, up to `READ_CHUNK`.
+const FIRST_CHUNK: usize = 64 << 10;
+/// The reader's largest buffer: large reads keep start-up at disk speed.
 const READ_CHUNK: usize = 1 << 20;
 
 /// Appends one frame to `buf`: reserves the header, lets `body` write the body, then
@@ -115,7 +118,7 @@ impl<R: Read> Reader<R> {
     pub(super) fn new(src: R, offset: u64) -> Reader<R> {
         Reader {
             src,
-            buf: vec![0; READ_CHUNK],
+            buf: vec![0; FIRST_CHUNK],
             pos: 0,
             end: 0,
             base: offset,
@@ -135,14 +138,15 @@ impl<R: Read> Reader<R> {
                 return Ok(false);
             }
             if self.end == self.buf.len() || self.buf.len() - self.pos < need {
-                // Move the unconsumed bytes to the front, growing only for a record larger
-                // than the buffer.
+                // Move the unconsumed bytes to the front; grow (for a large file, or a
+                // record larger than the buffer).
                 self.buf.copy_within(self.pos..self.end, 0);
                 self.base += self.pos as u64;
                 self.end -= self.pos;
                 self.pos = 0;
-                if self.buf.len() < need {
-                    self.buf.resize(need, 0);
+                let size = need.max((self.buf.len() * 2).min(READ_CHUNK));
+                if self.buf.len() < size {
+                    self.buf.resize(size, 0);
                 }
             }
             match self.src.read(&mut self.buf[self.end..]) {

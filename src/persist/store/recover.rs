@@ -145,7 +145,7 @@ pub(super) fn recover(
                 ));
             }
             fs.remove(&path).map_err(|e| OpenError::io(&path, e))?;
-        } else if found.tail_only() && Some(number) == last {
+        } else if found.damaged() && found.tail_only() && Some(number) == last {
             let bytes = found.len - found.valid_end;
             fs.truncate(&path, found.valid_end)
                 .map_err(|e| OpenError::io(&path, e))?;
@@ -317,6 +317,8 @@ fn salvage(
     let aside = aside_name(fs, dir, &name)?;
     fs.hard_link(&path, &dir.join(&aside))
         .map_err(|e| OpenError::io(&path, e))?;
+    // The damaged original's second name must be durable before its first is replaced.
+    fs.sync_dir(dir).map_err(|e| OpenError::io(dir, e))?;
     fs.rename(&copy, &path)
         .map_err(|e| OpenError::io(&copy, e))?;
     fs.sync_dir(dir).map_err(|e| OpenError::io(dir, e))?;

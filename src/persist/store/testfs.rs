@@ -6,7 +6,8 @@
 //! "crashes": that call and every later one fails. [`CrashFs::after_crash`] then builds the
 //! file system a restart would find: synced data plus a random prefix of the operations
 //! since, the last kept write possibly torn at a random byte or its blocks zeroed (pages
-//! written back out of order), and a random prefix of the unsynced directory operations.
+//! written back out of order), and a random prefix or a random subset of the unsynced
+//! directory operations.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
@@ -133,9 +134,15 @@ impl CrashFs {
     pub(super) fn after_crash(&self, rng: &mut Rng) -> CrashFs {
         let inner = self.inner();
         let mut names = inner.synced_names.clone();
-        let kept = rng.below(inner.dir_ops.len() as u64 + 1) as usize;
-        for op in &inner.dir_ops[..kept] {
-            apply_dir(&mut names, op);
+        // Journalled file systems keep a prefix of the directory operations; others may
+        // keep any of them.
+        let prefix = rng.below(inner.dir_ops.len() as u64 + 1) as usize;
+        let any = rng.below(2) == 0;
+        for (i, op) in inner.dir_ops.iter().enumerate() {
+            let kept = if any { rng.below(2) == 0 } else { i < prefix };
+            if kept {
+                apply_dir(&mut names, op);
+            }
         }
         let inodes = inner
             .inodes
@@ -156,30 +163,6 @@ impl CrashFs {
             ..Inner::default()
         };
         CrashFs(Arc::new(Mutex::new(out)))
-    }
-
-    /// The names and contents of the files (for comparing directories).
-    pub(super) fn contents(&self) -> BTreeMap<String, Vec<u8>> {
-        let inner = self.inner();
-        inner
-            .names
-            .iter()
-            .map(|(n, &i)| (n.clone(), inner.inodes[i].current.clone()))
-            .collect()
-    }
-
-    /// Replaces the contents of `name` (creating it), durably: damage made by a test.
-    pub(super) fn put(&self, name: &str, data: Vec<u8>) {
-        let mut inner = self.inner();
-        let inode = Inode {
-            synced: data.clone(),
-            pending: Vec::new(),
-            current: data,
-        };
-        inner.inodes.push(inode);
-        let id = inner.inodes.len() - 1;
-        inner.names.insert(name.to_string(), id);
-        inner.synced_names.insert(name.to_string(), id);
     }
 }
 
