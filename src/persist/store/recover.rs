@@ -238,9 +238,9 @@ fn read_file(
                     found.damage_at_tail = false;
                 }
                 found.records += 1;
-                r.recovery.records += 1;
-                r.recovery.bytes += (frame::HEADER + body.len()) as u64;
                 if record_kind != frame::END {
+                    r.recovery.records += 1;
+                    r.recovery.bytes += (frame::HEADER + body.len()) as u64;
                     each(record_kind, body);
                 }
                 found.valid_end = reader.offset();

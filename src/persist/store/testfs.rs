@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::error::OpenError;
 use super::fs::{Fs, FsFile, ReadFile};
@@ -64,6 +64,7 @@ struct Inner {
     dir_ops: Vec<DirOp>,
     steps: u64,
     crash_at: Option<u64>,
+    data_syncs: u64,
 }
 
 impl Inner {
@@ -113,11 +114,26 @@ fn apply_dir(names: &mut BTreeMap<String, usize>, op: &DirOp) {
 
 /// The crashing file system; cheap to clone (clones share the files).
 #[derive(Clone, Default)]
-pub(super) struct CrashFs(Arc<Mutex<Inner>>);
+pub(super) struct CrashFs {
+    inner: Arc<Mutex<Inner>>,
+    /// While true, `sync_data` waits (to hold the sync thread busy in a test).
+    hold: Arc<(Mutex<bool>, Condvar)>,
+}
 
 impl CrashFs {
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `sync_data` wait (`true`) until released (`false`).
+    pub(super) fn hold_syncs(&self, hold: bool) {
+        *self.hold.0.lock().unwrap_or_else(|e| e.into_inner()) = hold;
+        self.hold.1.notify_all();
+    }
+
+    /// Calls of `sync_data` so far.
+    pub(super) fn data_syncs(&self) -> u64 {
+        self.inner().data_syncs
     }
 
     /// Makes step `at` (counted from 1) and all later ones fail.
@@ -162,7 +178,10 @@ impl CrashFs {
             names,
             ..Inner::default()
         };
-        CrashFs(Arc::new(Mutex::new(out)))
+        CrashFs {
+            inner: Arc::new(Mutex::new(out)),
+            hold: Arc::default(),
+        }
     }
 }
 
@@ -213,8 +232,15 @@ impl FsFile for CrashFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let (held, released) = &*self.fs.hold;
+        let mut hold = held.lock().unwrap_or_else(|e| e.into_inner());
+        while *hold {
+            hold = released.wait(hold).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(hold);
         let mut inner = self.fs.inner();
         inner.step()?;
+        inner.data_syncs += 1;
         let inode = &mut inner.inodes[self.inode];
         inode.synced = inode.current.clone();
         inode.pending.clear();

@@ -186,6 +186,26 @@ fn crash_at_every_step_loses_nothing_durable() {
 }
 
 #[test]
+fn batches_committed_during_a_sync_share_the_next_one() {
+    let fs = CrashFs::default();
+    let (mut store, _, _) = open_crash(&fs, StoreOptions::default()).unwrap();
+    fs.hold_syncs(true);
+    for i in 1..=20u8 {
+        store.append(1, |b| b.push(i));
+        store.commit().unwrap();
+    }
+    fs.hold_syncs(false);
+    store.wait_durable().unwrap();
+    assert_eq!(store.durable(), 20);
+    // At most one sync started before the thread was held; the rest wait for one more.
+    assert!(
+        fs.data_syncs() <= 2,
+        "{} fdatasyncs for 20 batches",
+        fs.data_syncs()
+    );
+}
+
+#[test]
 fn failed_sync_fails_the_store_for_good() {
     let fs = CrashFs::default();
     let (mut store, _, _) = open_crash(&fs, StoreOptions::default()).unwrap();
@@ -496,6 +516,7 @@ fn snapshot_retires_the_segments_it_covers() {
     let (_, recovery, records) = open_dir(&dir.0, options).unwrap();
     assert_eq!(text(&records), ["9:live", "7:new"]);
     assert_eq!(recovery.snapshot.as_deref(), Some(&*snapshot));
+    assert_eq!(recovery.records, 2, "the end record is the store's own");
 }
 
 fn store_files_len(dir: &Path) -> u64 {
