@@ -65,7 +65,7 @@ pub(super) fn recover(
     for name in names {
         match file::entry(name) {
             Entry::Numbered(kind, number) => {
-                r.next_segment = r.next_segment.max(number + 1);
+                r.next_segment = r.next_segment.max(number.saturating_add(1));
                 match kind {
                     Kind::Log => logs.insert(number, name.clone()),
                     Kind::Snapshot => snapshots.insert(number, name.clone()),
@@ -81,95 +81,112 @@ pub(super) fn recover(
         }
     }
 
-    // The newest complete snapshot; newer incomplete ones are set aside, older ones retired.
-    let mut chosen = None;
-    for (&number, name) in snapshots.iter().rev() {
-        if chosen.is_some() {
-            remove(fs, dir, name, &mut r.recovery)?;
-        } else if complete(fs, &dir.join(name), number)
-            .map_err(|e| OpenError::io(&dir.join(name), e))?
-        {
-            chosen = Some(number);
-        } else {
-            let aside = set_aside(fs, dir, name)?;
-            r.recovery.problems.push(format!(
-                "{name} is incomplete (no end record): kept as {aside} and ignored"
-            ));
-            r.recovery.quarantined.push(name.clone());
-        }
-    }
-    if let Some(number) = chosen {
+    if let Some(number) = choose_snapshot(fs, dir, &snapshots, &mut r.recovery)? {
         for name in logs.range(..number).map(|(_, name)| name) {
             remove(fs, dir, name, &mut r.recovery)?;
         }
         logs.retain(|&n, _| n >= number);
-        let name = file::name(Kind::Snapshot, number);
         let found = read_file(fs, dir, Kind::Snapshot, number, each, &mut r)?;
         let mut len = found.len;
         if found.damaged() {
-            r.recovery.skipped_records += found.skipped_records;
-            r.recovery.skipped_bytes += found.skipped_bytes;
             len = salvage(fs, dir, Kind::Snapshot, number, &found, &mut r)?;
         }
         r.snapshot = Some((number, len));
-        r.recovery.snapshot = Some(name);
+        r.recovery.snapshot = Some(file::name(Kind::Snapshot, number));
     }
-
     let last = logs.keys().next_back().copied();
     let mut previous = None;
     for (&number, name) in &logs {
         if let Some(p) = previous
             && number != p + 1
         {
+            let p = file::name(Kind::Log, p);
             r.recovery.problems.push(format!(
-                "{name} follows {}: the segments between are missing",
-                file::name(Kind::Log, p)
+                "{name} follows {p}: the segments between are missing"
             ));
         }
         previous = Some(number);
         r.recovery.segments += 1;
-        let found = read_file(fs, dir, Kind::Log, number, each, &mut r)?;
-        let path = dir.join(name);
-        if found.records == 0 && (!found.damaged() || (found.tail_only() && Some(number) == last)) {
-            // Nothing to keep (a torn first write, or a segment a start opened and never
-            // wrote to).
-            if found.damaged() {
-                r.recovery.torn = Some(Torn {
-                    file: name.clone(),
-                    offset: 0,
-                    bytes: found.len,
-                });
-                r.recovery.problems.push(format!(
-                    "{name}: torn write of {} bytes, no record in it: removed",
-                    found.len
-                ));
-            }
-            fs.remove(&path).map_err(|e| OpenError::io(&path, e))?;
-        } else if found.damaged() && found.tail_only() && Some(number) == last {
-            let bytes = found.len - found.valid_end;
-            fs.truncate(&path, found.valid_end)
-                .map_err(|e| OpenError::io(&path, e))?;
-            r.recovery.problems.push(format!(
-                "{name}: torn tail of {bytes} bytes at offset {} truncated",
-                found.valid_end
-            ));
-            r.recovery.torn = Some(Torn {
-                file: name.clone(),
-                offset: found.valid_end,
-                bytes,
-            });
-            r.segments.push((number, found.valid_end));
-        } else if found.damaged() {
-            r.recovery.skipped_records += found.skipped_records;
-            r.recovery.skipped_bytes += found.skipped_bytes;
-            let len = salvage(fs, dir, Kind::Log, number, &found, &mut r)?;
-            r.segments.push((number, len));
-        } else {
-            r.segments.push((number, found.len));
-        }
+        read_log(fs, dir, number, Some(number) == last, each, &mut r)?;
     }
     r.recovery.elapsed = started.elapsed();
     Ok(r)
+}
+
+/// The newest complete snapshot of `snapshots`; newer incomplete ones are set aside, older
+/// ones removed (their retirement was interrupted).
+fn choose_snapshot(
+    fs: &dyn Fs,
+    dir: &Path,
+    snapshots: &BTreeMap<u64, String>,
+    recovery: &mut Recovery,
+) -> Result<Option<u64>, OpenError> {
+    let mut chosen = None;
+    for (&number, name) in snapshots.iter().rev() {
+        let path = dir.join(name);
+        if chosen.is_some() {
+            remove(fs, dir, name, recovery)?;
+        } else if complete(fs, &path, number).map_err(|e| OpenError::io(&path, e))? {
+            chosen = Some(number);
+        } else {
+            let aside = set_aside(fs, dir, name)?;
+            recovery.problems.push(format!(
+                "{name} is incomplete (no end record): kept as {aside} and ignored"
+            ));
+            recovery.quarantined.push(name.clone());
+        }
+    }
+    Ok(chosen)
+}
+
+/// Reads log segment `number` (the newest if `last`), then truncates a torn tail, removes
+/// it if it holds no record, or replaces it by its valid records if damaged otherwise.
+fn read_log(
+    fs: &dyn Fs,
+    dir: &Path,
+    number: u64,
+    last: bool,
+    each: &mut dyn FnMut(u8, &[u8]),
+    r: &mut Recovered,
+) -> Result<(), OpenError> {
+    let found = read_file(fs, dir, Kind::Log, number, each, r)?;
+    let name = file::name(Kind::Log, number);
+    let path = dir.join(&name);
+    let torn = found.damaged() && found.tail_only() && last;
+    if found.records == 0 && (!found.damaged() || torn) {
+        // Nothing to keep: a segment a start opened and never wrote to, or a torn first write.
+        if torn {
+            let bytes = found.len;
+            r.recovery.problems.push(format!(
+                "{name}: torn write of {bytes} bytes, no record in it: removed"
+            ));
+            r.recovery.torn = Some(Torn {
+                file: name,
+                offset: 0,
+                bytes,
+            });
+        }
+        fs.remove(&path).map_err(|e| OpenError::io(&path, e))?;
+    } else if torn {
+        let (offset, bytes) = (found.valid_end, found.len - found.valid_end);
+        fs.truncate(&path, offset)
+            .map_err(|e| OpenError::io(&path, e))?;
+        r.recovery.problems.push(format!(
+            "{name}: torn tail of {bytes} bytes at offset {offset} truncated"
+        ));
+        r.recovery.torn = Some(Torn {
+            file: name,
+            offset,
+            bytes,
+        });
+        r.segments.push((number, offset));
+    } else if found.damaged() {
+        let len = salvage(fs, dir, Kind::Log, number, &found, r)?;
+        r.segments.push((number, len));
+    } else {
+        r.segments.push((number, found.len));
+    }
+    Ok(())
 }
 
 /// What reading one file found.
@@ -274,7 +291,7 @@ fn complete(fs: &dyn Fs, path: &Path, number: u64) -> io::Result<bool> {
 }
 
 /// Replaces damaged file `number` of `kind` by a copy of its valid records, keeping the
-/// original aside. Returns the copy's length.
+/// original aside, and counts what it dropped. Returns the copy's length.
 fn salvage(
     fs: &dyn Fs,
     dir: &Path,
@@ -283,6 +300,8 @@ fn salvage(
     found: &Found,
     r: &mut Recovered,
 ) -> Result<u64, OpenError> {
+    r.recovery.skipped_records += found.skipped_records;
+    r.recovery.skipped_bytes += found.skipped_bytes;
     let name = file::name(kind, number);
     let path = dir.join(&name);
     let copy = dir.join(format!("{name}.salvage"));
