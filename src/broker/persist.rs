@@ -33,9 +33,34 @@ pub(super) fn open(state: &mut State, dir: &Path, waker: &Arc<Waker>) -> io::Res
         warn!("store {}: {problem}", dir.display());
     }
     state.journal = Journal::new(Some(store), options.sync, state.now);
+    check_free_space(state, dir);
     restore.finish(state);
     info!("store opened in {:?}", started.elapsed());
     Ok(())
+}
+
+/// Sets `journal.low_space` from the free space of the store's file system, saying so when it
+/// changes.
+fn check_free_space(state: &mut State, dir: &Path) {
+    let min = state.config.persistence_min_free_space;
+    let low = match store::free_space(dir) {
+        Ok(free) => free < min,
+        Err(e) => {
+            warn!("free space of {}: {e}", dir.display());
+            false
+        }
+    };
+    if low != state.journal.low_space {
+        if low {
+            error!(
+                "less than {min} bytes free for the store in {}: refusing QoS 1/2 messages",
+                dir.display()
+            );
+        } else {
+            info!("free space for the store is back: accepting QoS 1/2 messages");
+        }
+        state.journal.low_space = low;
+    }
 }
 
 impl Broker {
@@ -80,28 +105,10 @@ impl Broker {
 
     /// The one-second checks: free space, and a snapshot when one is due.
     pub(super) fn persist_sweep(&mut self) {
-        let Some(dir) = self.store_dir.clone() else {
+        let Some(dir) = &self.store_dir else {
             return;
         };
-        let min = self.state.config.persistence_min_free_space;
-        let low = match store::free_space(&dir) {
-            Ok(free) => free < min,
-            Err(e) => {
-                warn!("free space of {}: {e}", dir.display());
-                false
-            }
-        };
-        if low != self.state.journal.low_space {
-            if low {
-                error!(
-                    "less than {min} bytes free for the store in {}: refusing QoS 1/2 messages",
-                    dir.display()
-                );
-            } else {
-                info!("free space for the store is back: accepting QoS 1/2 messages");
-            }
-            self.state.journal.low_space = low;
-        }
+        check_free_space(&mut self.state, dir);
         if snapshot::due(&self.state, self.last_snapshot) {
             snapshot::write(&mut self.state);
             self.last_snapshot = self.state.now;

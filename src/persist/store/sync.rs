@@ -1,0 +1,227 @@
+//! The sync thread: makes committed batches durable off the event loop, and puts finished
+//! snapshots in place.
+//!
+//! It owns nothing of the broker's state: only handles of the files it syncs, shared with
+//! the loop through [`Shared`] (a mutex the loop takes once per commit and per poll) and
+//! woken back through the `mio::Waker`. Group commit falls out of the protocol: each round
+//! syncs every batch written before it started, so the batches committed while one
+//! fdatasync runs are all covered by the next.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use log::warn;
+
+use super::error::StoreFailed;
+use super::fs::{Fs, FsFile};
+
+/// What the loop and the sync thread share.
+pub(super) struct Shared {
+    state: Mutex<SyncState>,
+    changed: Condvar,
+    waker: Option<Arc<mio::Waker>>,
+}
+
+/// The protocol between loop and thread; every field is read and written under the mutex.
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// Segment files that may hold bytes not yet synced, oldest first; the last is the one
+    /// the loop writes to.
+    pub files: Vec<(Arc<dyn FsFile>, PathBuf)>,
+    /// A segment was created since the directory was last synced.
+    pub dir_dirty: bool,
+    /// The highest batch written to the files.
+    pub committed: u64,
+    /// The highest batch the loop wants synced now.
+    pub requested: u64,
+    /// The highest batch synced.
+    pub durable: u64,
+    /// Finished snapshots to put in place, in order.
+    pub snapshots: VecDeque<SnapshotJob>,
+    /// Snapshots handed over and not yet in place (or failed).
+    pub snapshots_pending: usize,
+    /// Snapshots put in place since the loop last looked: (number, bytes).
+    pub snapshots_done: Vec<(u64, u64)>,
+    /// The first failure; nothing is synced after it.
+    pub failed: Option<StoreFailed>,
+    /// The loop is closing: finish what was asked, then exit.
+    pub stop: bool,
+}
+
+/// A snapshot written to its temporary file, to be synced, renamed and then to retire the
+/// files it makes redundant.
+pub(super) struct SnapshotJob {
+    pub file: Arc<dyn FsFile>,
+    pub temporary: PathBuf,
+    pub path: PathBuf,
+    pub number: u64,
+    pub bytes: u64,
+    /// Segments below `number` and older snapshots.
+    pub retire: Vec<PathBuf>,
+}
+
+impl Shared {
+    /// Shared state for a store whose batches up to `durable` are on disk.
+    pub(super) fn new(waker: Option<Arc<mio::Waker>>, durable: u64) -> Shared {
+        let state = SyncState {
+            committed: durable,
+            requested: durable,
+            durable,
+            ..SyncState::default()
+        };
+        Shared {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            waker,
+        }
+    }
+
+    /// Locks the shared state.
+    pub(super) fn lock(&self) -> MutexGuard<'_, SyncState> {
+        // Neither side panics while holding the lock; if one did, the state is still
+        // consistent field by field, so carry on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the thread (or a waiter) that the state changed.
+    pub(super) fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `done` holds or the store failed.
+    pub(super) fn wait_until(&self, done: impl Fn(&SyncState) -> bool) {
+        let mut state = self.lock();
+        while !done(&state) && state.failed.is_none() {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Starts the sync thread; with `interval`, it also syncs on that cadence by itself.
+pub(super) fn spawn(
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    interval: Option<Duration>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pipit-fsync".into())
+        .spawn(move || run(&*fs, &dir, &shared, interval))
+}
+
+fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
+    let mut tick = interval.map(|d| Instant::now() + d);
+    loop {
+        // Wait for work, then take it under the lock.
+        let (files, dir_dirty, target, job) = {
+            let mut s = shared.lock();
+            loop {
+                if s.failed.is_some()
+                    || (s.stop && s.requested <= s.durable && s.snapshots.is_empty())
+                {
+                    return;
+                }
+                if let (Some(at), Some(every)) = (tick, interval)
+                    && Instant::now() >= at
+                {
+                    tick = Some(Instant::now() + every);
+                    s.requested = s.requested.max(s.committed);
+                }
+                if s.requested > s.durable || !s.snapshots.is_empty() {
+                    break;
+                }
+                s = match tick {
+                    Some(at) => {
+                        let wait = at.saturating_duration_since(Instant::now());
+                        shared
+                            .changed
+                            .wait_timeout(s, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => shared.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                };
+            }
+            let sync = s.requested > s.durable;
+            let files = if sync { s.files.clone() } else { Vec::new() };
+            let dir_dirty = sync && std::mem::take(&mut s.dir_dirty);
+            (files, dir_dirty, s.committed, s.snapshots.pop_front())
+        };
+        // The slow part, without the lock.
+        let synced = sync_log(fs, dir, &files, dir_dirty);
+        let placed = match (&synced, job) {
+            (Ok(()), Some(job)) => Some(place_snapshot(fs, dir, job)),
+            _ => None,
+        };
+        {
+            let mut s = shared.lock();
+            match synced {
+                Err(e) => s.failed = Some(e),
+                Ok(()) if !files.is_empty() => {
+                    s.durable = s.durable.max(target);
+                    // Files before the last one this round saw were complete when it
+                    // started, so they are now synced for good.
+                    s.files.drain(..files.len() - 1);
+                }
+                Ok(()) => {}
+            }
+            match placed {
+                Some(Ok(done)) => {
+                    s.snapshots_done.push(done);
+                    s.snapshots_pending -= 1;
+                }
+                Some(Err(e)) => s.failed = Some(e),
+                None => {}
+            }
+        }
+        shared.notify();
+        if let Some(waker) = &shared.waker
+            && let Err(e) = waker.wake()
+        {
+            warn!("persistence: cannot wake the event loop: {e}");
+        }
+    }
+}
+
+/// Syncs every segment file in `files` and, if a segment was created, the directory.
+fn sync_log(
+    fs: &dyn Fs,
+    dir: &Path,
+    files: &[(Arc<dyn FsFile>, PathBuf)],
+    dir_dirty: bool,
+) -> Result<(), StoreFailed> {
+    for (file, path) in files {
+        file.sync_data()
+            .map_err(|e| StoreFailed::new("fdatasync", path, e))?;
+    }
+    if dir_dirty {
+        fs.sync_dir(dir)
+            .map_err(|e| StoreFailed::new("fsync", dir, e))?;
+    }
+    Ok(())
+}
+
+/// Syncs a finished snapshot, renames it into place, syncs the directory, and only then
+/// removes what it makes redundant. Returns (number, bytes).
+fn place_snapshot(fs: &dyn Fs, dir: &Path, job: SnapshotJob) -> Result<(u64, u64), StoreFailed> {
+    job.file
+        .sync_data()
+        .map_err(|e| StoreFailed::new("fdatasync", &job.temporary, e))?;
+    fs.rename(&job.temporary, &job.path)
+        .map_err(|e| StoreFailed::new("rename", &job.temporary, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| StoreFailed::new("fsync", dir, e))?;
+    for path in &job.retire {
+        // A file left behind costs only disk space, and the next open removes it.
+        match fs.remove(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!("persistence: cannot remove {}: {e}", path.display());
+            }
+            _ => {}
+        }
+    }
+    Ok((job.number, job.bytes))
+}
