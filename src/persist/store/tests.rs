@@ -418,9 +418,7 @@ fn garbage_directory_is_not_ours_and_left_untouched() {
     std::fs::write(dir.0.join("log-0000000000000001"), b"not a segment").unwrap();
     std::fs::create_dir(dir.0.join("sub")).unwrap();
     let before = contents(&dir.0);
-    let error = open_dir(&dir.0, StoreOptions::default())
-        .err()
-        .expect("refused");
+    let error = open_dir(&dir.0, StoreOptions::default()).expect_err("refused");
     assert!(
         matches!(&error, OpenError::NotOurs { path } if *path == dir.0),
         "{error}"
@@ -447,9 +445,7 @@ fn newer_version_is_refused_and_left_untouched() {
     std::fs::write(dir.0.join("FORMAT"), b"pipit-store 2\n").unwrap();
     std::fs::remove_file(dir.0.join("lock")).unwrap();
     let before = contents(&dir.0);
-    let error = open_dir(&dir.0, StoreOptions::default())
-        .err()
-        .expect("refused");
+    let error = open_dir(&dir.0, StoreOptions::default()).expect_err("refused");
     assert!(
         matches!(error, OpenError::NewerVersion { found: 2, .. }),
         "{error}"
