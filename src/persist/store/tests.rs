@@ -458,9 +458,7 @@ fn newer_version_is_refused_and_left_untouched() {
 fn a_held_lock_refuses_a_second_store() {
     let dir = TempDir::new("lock");
     let (store, _, _) = open_dir(&dir.0, StoreOptions::default()).unwrap();
-    let error = open_dir(&dir.0, StoreOptions::default())
-        .err()
-        .expect("locked");
+    let error = open_dir(&dir.0, StoreOptions::default()).expect_err("locked");
     assert!(
         matches!(error, OpenError::Locked { pid: Some(pid), .. } if pid == std::process::id()),
         "{error}"
