@@ -20,7 +20,7 @@ use crate::core::will::{self, Will};
 use crate::ids::{ConnId, SessionId};
 use crate::persist::journal::{Journal, stored_message};
 use crate::persist::record::{self, StoredSession, StoredWill};
-use crate::wire::{QoS, SubscriptionOptions, Version, reason};
+use crate::wire::{QoS, SubscriptionOptions, reason};
 
 /// Attaches connection `conn` to the session for `client_id`: the existing one if `resume`
 /// [MQTT-3.1.2-5], else a new one, the existing one discarded [MQTT-3.1.2-4]. A connection
@@ -211,7 +211,7 @@ pub fn enqueue(
 
 /// Records persistent session `sid` (and the will of the connection that just attached to
 /// it) in the journal: once it outlives its connection, and again on every CONNECT to it.
-pub fn record_session(state: &mut State, sid: SessionId, version: Version, will: Option<&Will>) {
+pub fn record_session(state: &mut State, sid: SessionId, will: Option<&Will>) {
     let State {
         sessions, journal, ..
     } = state;
@@ -235,7 +235,7 @@ pub fn record_session(state: &mut State, sid: SessionId, version: Version, will:
     let stored = StoredSession {
         key: session.store_key,
         client_id: &session.client_id,
-        version,
+        version: session.version,
         expiry_interval: session.expiry_interval,
         listener: session.listener,
         username: session.username.as_deref(),

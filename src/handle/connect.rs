@@ -82,6 +82,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
         session.username = username;
         session.listener = listener;
+        session.version = version;
         // v5 3.1.2.11.2: the Session Expiry Interval; 3.1.1 clean session ends with the
         // connection.
         session.expiry_interval = match (v5, connect.clean_start) {
@@ -101,7 +102,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         });
     }
     let will = state.conns.get_mut(id).and_then(|c| c.will.take());
-    lifecycle::record_session(state, sid, version, will.as_deref());
+    lifecycle::record_session(state, sid, will.as_deref());
     if let Some(conn) = state.conns.get_mut(id) {
         conn.will = will;
     }

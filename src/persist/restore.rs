@@ -184,6 +184,7 @@ impl Restore {
         if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
             session.expiry_interval = s.expiry_interval;
             session.listener = s.listener;
+            session.version = s.version;
             session.username = s.username.map(Box::from);
         }
         self.wills.remove(&s.key);

@@ -58,7 +58,8 @@ fn close(mut state: State) {
 fn persistent(state: &mut State, conn: usize, client_id: &str) -> SessionId {
     let (sid, _) = attach(state, ConnId::new(conn, conn as u32), client_id, true);
     state.sessions[sid.0 as usize].expiry_interval = 3600;
-    lifecycle::record_session(state, sid, Version::V5, None);
+    state.sessions[sid.0 as usize].version = Version::V5;
+    lifecycle::record_session(state, sid, None);
     sid
 }
 

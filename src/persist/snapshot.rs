@@ -86,14 +86,10 @@ pub fn write(state: &mut State) {
                 let sid = crate::ids::SessionId(sid as u32);
                 state.pending_wills.get(&sid).map(|p| &p.will)
             });
-        let version = session
-            .conn()
-            .and_then(|c| state.conns.get(c))
-            .map_or(crate::wire::Version::V5, |c| c.version);
         let stored = StoredSession {
             key,
             client_id: &session.client_id,
-            version,
+            version: session.version,
             expiry_interval: session.expiry_interval,
             listener: session.listener,
             username: session.username.as_deref(),

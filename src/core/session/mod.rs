@@ -26,7 +26,7 @@ pub use write::SendDrops;
 
 use crate::core::alias::{InboundAliases, OutboundAliases};
 use crate::ids::ConnId;
-use crate::wire::SubscriptionOptions;
+use crate::wire::{SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
@@ -97,6 +97,8 @@ pub struct Session {
     pub username: Option<Box<str>>,
     /// The listener its client connected through, whose security settings apply.
     pub listener: u16,
+    /// The protocol version of its last connection (kept in the store with the session).
+    pub version: Version,
     /// Session Expiry Interval in seconds: 0 ends the session with its connection (3.1.1
     /// clean session = 1), [`NEVER_EXPIRES`] keeps it (subject to
     /// `persistent_client_expiration`).
@@ -128,6 +130,7 @@ impl Session {
             attach: None,
             username: None,
             listener: 0,
+            version: Version::V311,
             expiry_interval,
             link: None,
             expires_at: None,
