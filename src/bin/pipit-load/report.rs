@@ -93,6 +93,8 @@ pub struct Report {
     pub latency_samples: usize,
     /// `conns` outcome.
     pub conns: Option<ConnsResult>,
+    /// `resume`: seconds from the first connect to the last subscriber's CONNACK.
+    pub connected_s: Option<f64>,
     /// `resume`: seconds from the first connect to the first message.
     pub first_arrival_s: Option<f64>,
     /// `slow`: stalled subscribers and what they received before stalling.
@@ -224,8 +226,9 @@ impl Report {
             );
         }
         if self.scenario == "resume" {
-            let ms = self.first_arrival_s.map(|s| s * 1e3);
-            let _ = write!(j, ",\"first_arrival_ms\":{}", opt(ms));
+            let ms = |s: Option<f64>| opt(s.map(|s| s * 1e3));
+            let (connack, first) = (ms(self.connected_s), ms(self.first_arrival_s));
+            let _ = write!(j, ",\"connack_ms\":{connack},\"first_arrival_ms\":{first}");
         }
         if let Some((n, received)) = self.stalled {
             let _ = write!(

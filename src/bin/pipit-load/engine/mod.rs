@@ -33,7 +33,8 @@ use crate::scenario::{Plan, Scenario};
 use crate::stats::{self, SeqTrack};
 use watch::BrokerWatch;
 
-/// Time allowed for a connection to get its CONNACK (and SUBACK).
+/// Time allowed for a connection to get its CONNACK (and SUBACK); `resume` allows its whole
+/// `--timeout`, for a broker that loads a large store before it answers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest poll wait, so deadlines are noticed promptly.
 const MAX_WAIT: Duration = Duration::from_millis(100);
@@ -63,6 +64,7 @@ struct Engine<'o> {
     deadline: Instant,
     client_prefix: String,
     more_work: bool,
+    connect_timeout: Duration,
     measuring: bool,
     next_tick: Instant,
     progress: (Instant, u64),
@@ -166,6 +168,10 @@ impl<'o> Engine<'o> {
             deadline: now + opts.timeout,
             client_prefix: format!("pl{run_id:08x}"),
             more_work: false,
+            connect_timeout: match opts.scenario {
+                Scenario::Resume => opts.timeout,
+                _ => CONNECT_TIMEOUT,
+            },
             measuring: false,
             next_tick: now + Duration::from_secs(1),
             progress: (now, 0),
@@ -385,7 +391,7 @@ impl<'o> Engine<'o> {
                     }
                 }
                 State::Connecting | State::AwaitConnack | State::AwaitSuback
-                    if now - client.opened > CONNECT_TIMEOUT =>
+                    if now - client.opened > self.connect_timeout =>
                 {
                     late.push((key, Fail::Timeout));
                 }

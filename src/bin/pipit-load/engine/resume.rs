@@ -33,14 +33,22 @@ impl Engine<'_> {
             .opts
             .duration
             .map_or(self.deadline, |d| (t0 + d).min(self.deadline));
+        let mut connected: Option<f64> = None;
         loop {
-            let last_arrival = self.epoch + Duration::from_nanos(self.world.last_arrival_ns);
-            let quiet_until = (last_arrival + self.opts.drain).min(stop);
-            let all_closed = (self.world.subs.iter()).all(|s| {
-                self.clients
-                    .get(s.key)
-                    .is_none_or(|c| c.state == State::Closed)
+            let state = |key: usize| self.clients.get(key).map(|c| c.state);
+            let keys = || self.world.subs.iter().map(|s| s.key);
+            let waiting =
+                keys().any(|k| matches!(state(k), Some(State::Connecting | State::AwaitConnack)));
+            if connected.is_none() && !waiting {
+                connected = Some(t0.elapsed().as_secs_f64());
+            }
+            let all_closed = keys().all(|k| state(k).is_none_or(|s| s == State::Closed));
+            // The quiet period starts once connected: loading a large store comes first.
+            let since = connected.map_or(stop, |c| {
+                let last_arrival = self.epoch + Duration::from_nanos(self.world.last_arrival_ns);
+                last_arrival.max(t0 + Duration::from_secs_f64(c)) + self.opts.drain
             });
+            let quiet_until = since.min(stop);
             if want.is_some_and(|w| self.world.arrivals >= w)
                 || all_closed
                 || Instant::now() >= quiet_until
@@ -52,6 +60,10 @@ impl Engine<'_> {
         let self_end = stats::sample("self").unwrap_or_default();
         let broker = self.end_broker_watch();
         let w = &self.world;
+        let first = (w.first_arrival_ns).map(|ns| ns.saturating_sub(w.start_ns) as f64 / 1e9);
+        // Connection is noticed after the turn that read the CONNACK, which may have read
+        // the first messages too: those came after it.
+        let connected = connected.map(|c| first.map_or(c, |f| c.min(f)));
         let report = Report {
             scenario: self.opts.scenario.name(),
             qos: self.opts.qos,
@@ -60,8 +72,8 @@ impl Engine<'_> {
             delivered: w.arrivals,
             client_failures: self.client_failures,
             elapsed_s: w.last_arrival_ns.saturating_sub(w.start_ns) as f64 / 1e9,
-            first_arrival_s: (w.first_arrival_ns)
-                .map(|ns| ns.saturating_sub(w.start_ns) as f64 / 1e9),
+            connected_s: connected,
+            first_arrival_s: first,
             loadgen_cpu_s: self_end.cpu_s - self_start.cpu_s,
             broker,
             first_error: self.first_error.clone(),
