@@ -362,7 +362,7 @@ fi
 # startup_set: fill a store, restart pipit on it, time it (see the header). Figures go to ST.
 declare -A ST
 startup_set() {
-    local name=pipit-startup port=$STARTUP_PORT pid t0 t1 per=$(((STARTUP_MSGS + 7) / 8))
+    local name=pipit-startup port=$STARTUP_PORT pid t0 t1 sampler per=$(((STARTUP_MSGS + 7) / 8))
     local topics=$(((STARTUP_RETAINED + 3) / 4))
     start_broker "$name" "$PIPIT_BIN" "$port"
     alive "$name" || return 0
@@ -387,6 +387,11 @@ startup_set() {
     pid=$!
     PIDS+=("$pid")
     BPID[$name]=$pid
+    ST[t0]=$t0
+    # RSS with its time every 20 ms, to read it at CONNACK: the port accepts before the load.
+    (while kill -0 "$pid" 2>/dev/null; do echo "$(now_ns) $(rss_kb "$pid")"; sleep 0.02; done) \
+        >"$WORK/startup.rss" &
+    sampler=$!
     until port_open "$port"; do
         if ! kill -0 "$pid" 2>/dev/null || [ $(($(now_ns) - t0)) -gt 300000000000 ]; then
             log "startup: pipit did not listen: $(tail -c 300 "$WORK/$name.log" | tr '\n' ' ')"
@@ -402,6 +407,8 @@ startup_set() {
     "${LOAD_PIN[@]}" "$LOAD" resume --qos 1 --count "${ST[expected]}" --duration 300 \
         --port "$port" --broker-pid "$pid" --quiet >"$WORK/resume.pipit.json" \
         || log "startup: resume failed"
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
     ST[end_rss]=$(rss_kb "$pid")
     ST[end_hwm]=$(hwm_kb "$pid")
     if command -v mosquitto_sub >/dev/null; then
@@ -554,6 +561,13 @@ fi
 
 # --- start-up table
 plus() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; return 0; }
+# rss_until MS max|last: the largest RSS sampled up to MS after exec, or the last one.
+rss_until() {
+    [ -n "$1" ] && [ -s "$WORK/startup.rss" ] && awk -v t="$((ST[t0] + ${1%.*} * 1000000))" -v how="$2" \
+        '$1 <= t && $2 != "" { last = $2; if ($2 > max) max = $2 }
+         END { if (last != "") print (how == "max" ? max : last) }' "$WORK/startup.rss"
+    return 0
+}
 srow() { printf '| %s | %s | %s |\n' "$1" "$2" "$(fmt "$3")" >>"$TABLE"; }
 if in_sets startup; then
     name="start-up, $(fmt "${ST[expected]:-$STARTUP_MSGS}") queued + $(fmt "${ST[retained_fill]:-$STARTUP_RETAINED}") retained"
@@ -573,10 +587,12 @@ if in_sets startup; then
     srow "$name" "broker RSS when filled (before the restart), KiB" "${ST[filled_rss]:-}"
     srow "$name" "store on disk after a clean stop, bytes" "${ST[store_bytes]:-}"
     srow "$name" "exec to the port accepting, ms" "${ST[port_ms]:-}"
-    srow "$name" "exec to CONNACK, ms" "$(plus "${ST[launch_ms]:-}" "$(field resume pipit connack_ms)")"
+    connack=$(plus "${ST[launch_ms]:-}" "$(field resume pipit connack_ms)")
+    srow "$name" "exec to CONNACK, ms" "$connack"
     srow "$name" "exec to the first queued message, ms" "$(plus "${ST[launch_ms]:-}" "$(field resume pipit first_arrival_ms)")"
     srow "$name" "RSS when the port accepts, KiB" "${ST[port_rss]:-}"
-    srow "$name" "RSS at CONNACK + first messages (resume's first sample), KiB" "$(field resume pipit rss_start)"
+    srow "$name" "RSS at CONNACK (20 ms samples), KiB" "$(rss_until "$connack" last)"
+    srow "$name" "RSS max up to CONNACK (loading the store), KiB" "$(rss_until "$connack" max)"
     srow "$name" "queued messages delivered after the restart" "$(field resume pipit delivered)"
     srow "$name" "backlog delivery, msg/s (from the first connect)" "$(field resume pipit delivered_per_s)"
     srow "$name" "RSS after the backlog was delivered, KiB" "${ST[end_rss]:-}"
