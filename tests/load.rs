@@ -246,3 +246,100 @@ fn a_stalled_subscriber_found_slow_holds_the_publisher_back_no_longer() {
         "the two readers got all"
     );
 }
+
+/// A fresh directory for a broker's store, removed on drop.
+struct StoreDir(std::path::PathBuf);
+
+impl StoreDir {
+    fn new(name: &str) -> StoreDir {
+        let dir = std::env::temp_dir().join(format!("pipit-load-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        StoreDir(dir)
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn an_offline_fill_waits_in_persistent_sessions_across_a_restart_and_resume_takes_it() {
+    // What scripts/bench.sh does to time a start-up: fill the store with QoS 1 messages for
+    // persistent subscribers that left, restart the broker on it, reconnect them.
+    let store = StoreDir::new("resume");
+    let on_store = |c: &mut pipit::Config| c.persistence_dir = Some(store.0.clone());
+    let broker = common::start_with(on_store);
+    let fill = load(
+        broker.addr.port(),
+        "fanin --qos 1 --persistent --offline --publishers 2 --subscribers 2 --count 300",
+    );
+    fill.assert_clean();
+    assert_eq!(fill.count("sent"), 600, "{}", fill.json);
+    assert_eq!(fill.count("delivered"), 0, "offline: {}", fill.json);
+    drop(broker);
+
+    let broker = common::start_with(on_store);
+    let resume = load(
+        broker.addr.port(),
+        "resume --qos 1 --subscribers 2 --count 600",
+    );
+    assert_eq!(
+        resume.count("delivered"),
+        1200,
+        "600 to each: {}",
+        resume.json
+    );
+    assert_eq!(resume.count("client_failures"), 0, "{}", resume.json);
+    let (connack, first) = (resume.num("connack_ms"), resume.num("first_arrival_ms"));
+    assert!(0.0 < connack && connack <= first, "{}", resume.json);
+    // Every message was acknowledged and the sessions were resumed, not replaced.
+    let again = load(broker.addr.port(), "resume --qos 1 --subscribers 2");
+    assert_eq!(again.count("delivered"), 0, "{}", again.json);
+    assert!(
+        again.json.contains("\"first_arrival_ms\":null"),
+        "{}",
+        again.json
+    );
+}
+
+#[test]
+fn persistent_subscribers_leave_with_their_sessions_kept() {
+    let broker = bench_broker();
+    let run = load(
+        broker.addr.port(),
+        "p2p --qos 1 --pairs 3 --persistent --count 200",
+    );
+    run.assert_clean();
+    assert_eq!(run.count("delivered"), 600, "{}", run.json);
+    for s in 0..3 {
+        let mut c = common::Raw::open(broker.addr);
+        let id = format!("pipit-load-s{s}");
+        c.send(&common::Connect::v311(&id).clean(false).bytes());
+        let ack = c.recv_kind(2);
+        // Session present [MQTT-3.2.2-2]: the run ended with DISCONNECT, not a clean session.
+        assert_eq!(ack.body, [1, 0], "{id}");
+    }
+}
+
+#[test]
+fn retained_messages_spread_over_topics_are_each_stored() {
+    let broker = bench_broker();
+    let run = load(
+        broker.addr.port(),
+        "fanin --qos 1 --retain --topics 50 --publishers 2 --count 100",
+    );
+    run.assert_clean();
+    assert_eq!(run.count("delivered"), 200, "{}", run.json);
+    let mut c = common::Raw::connect(broker.addr, "reader", true);
+    c.subscribe("pipit-load/+/in/+", 0);
+    let mut topics = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        let p = c.recv_publish();
+        assert!(p.retain, "{p:?}");
+        topics.insert(p.topic);
+    }
+    c.expect_silence(300);
+    assert_eq!(topics.len(), 100, "2 publishers x 50 topics: {topics:?}");
+}

@@ -218,6 +218,10 @@ pub struct Limits {
     pub rate_per_pub: Option<f64>,
     /// Smallest batch worth a write when not rate-limited.
     pub min_batch: u64,
+    /// PUBLISHes carry the RETAIN flag.
+    pub retain: bool,
+    /// Topics a publisher cycles through (`--topics`); 1 is its own topic only.
+    pub topics: u64,
 }
 
 /// Every publisher, subscriber and stream, plus run-wide counters.
@@ -252,6 +256,10 @@ pub struct World {
     pub latencies: Option<Vec<u64>>,
     /// Idle clients that got a successful CONNACK.
     pub idle_ready: u64,
+    /// Every PUBLISH a subscriber gets counts as an arrival, whoever sent it (`resume`).
+    pub backlog: bool,
+    /// Time of the first arrival when counting a backlog, ns since the epoch.
+    pub first_arrival_ns: Option<u64>,
 }
 
 impl World {
@@ -367,6 +375,12 @@ impl World {
 
     /// Records one PUBLISH arriving at subscriber `s`.
     fn arrive(&mut self, s: usize, payload: &[u8], now_ns: u64) {
+        if self.backlog {
+            self.first_arrival_ns.get_or_insert(now_ns);
+            self.arrivals += 1;
+            self.last_arrival_ns = now_ns;
+            return;
+        }
         let Some(header) = PayloadHeader::read(payload) else {
             self.foreign += 1;
             return;
@@ -435,13 +449,15 @@ impl World {
                 sent_ns: now_ns,
             };
             header.write(&mut self.payload);
-            mqtt::publish(
-                &mut conn.tx,
-                &publisher.topic,
-                limits.qos,
-                packet_id,
-                &self.payload,
-            );
+            let spread;
+            let topic = if limits.topics > 1 {
+                spread = format!("{}-{}", publisher.topic, publisher.sent % limits.topics);
+                &spread
+            } else {
+                &publisher.topic
+            };
+            let (qos, retain) = (limits.qos, limits.retain);
+            mqtt::publish(&mut conn.tx, topic, qos, retain, packet_id, &self.payload);
             publisher.sent += 1;
             room -= 1;
         }

@@ -34,6 +34,9 @@ SCENARIOS:
     latency   P publishers at a fixed total --rate -> 1 subscriber; latency percentiles
     conns     open --conns idle connections at --conn-rate, hold them --hold seconds
     slow      P publishers -> C subscribers, one of which stops reading once publishing starts
+    resume    C subscribers reconnect their persistent sessions (as --persistent) and take what
+              the broker kept queued for them; reports the time to the first message, and
+              the rate until --count per subscriber arrived or none arrived for --drain
 
 OPTIONS:
     --host HOST          broker address [default: 127.0.0.1]
@@ -51,6 +54,16 @@ OPTIONS:
                          subscriber [default: 1000]
     --inflight N         unacknowledged QoS 1/2 PUBLISHes per publisher [default: 20,
                          Mosquitto's max_inflight_messages]
+    --persistent         subscribers keep their sessions: clean session 0 and the client id
+                         pipit-load-s<index>, the same in every run (so a broker with
+                         persistence stores what is queued for them); DISCONNECT at the end
+    --offline            with --persistent: subscribers subscribe, then DISCONNECT before
+                         publishing starts, so the broker queues every message for them;
+                         nothing counts as delivered (fills a broker's store; see resume)
+    --retain             publish with the RETAIN flag
+    --topics N           fanin: each publisher spreads its messages over N topics
+                         <topic>-0 .. <topic>-<N-1>, all matched by the subscribers'
+                         filter (with --retain: N retained topics per publisher) [default: 1]
     --conns C            conns: connections to open [default: 1000]
     --conn-rate R        conns: connections opened per second, 0 = as fast as possible
                          [default: 1000]
@@ -111,6 +124,14 @@ pub struct Options {
     pub broker_pid: Option<u32>,
     /// Suppress progress lines.
     pub quiet: bool,
+    /// Subscribers use clean session 0 and stable client ids.
+    pub persistent: bool,
+    /// Subscribers disconnect before publishing; nothing is delivered.
+    pub offline: bool,
+    /// PUBLISHes carry the RETAIN flag.
+    pub retain: bool,
+    /// Topics each fan-in publisher cycles through.
+    pub topics: u64,
 }
 
 /// Parses a number of seconds (fractions allowed) into a `Duration`.
@@ -176,6 +197,10 @@ fn parse_args() -> Result<Options, String> {
     let timeout = args.opt_value_from_fn("--timeout", seconds).map_err(e)?;
     let broker_pid: Option<u32> = args.opt_value_from_str("--broker-pid").map_err(e)?;
     let quiet = args.contains("--quiet");
+    let persistent = args.contains("--persistent");
+    let offline = args.contains("--offline");
+    let retain = args.contains("--retain");
+    let topics: u64 = args.opt_value_from_str("--topics").map_err(e)?.unwrap_or(1);
     let name: String = args
         .free_from_str()
         .map_err(|_| "missing SCENARIO (see --help)".to_string())?;
@@ -202,6 +227,12 @@ fn parse_args() -> Result<Options, String> {
     {
         return Err("--rate must be > 0 and --conn-rate >= 0".into());
     }
+    if offline && !persistent {
+        return Err("--offline needs --persistent (a clean session keeps nothing)".into());
+    }
+    if topics == 0 || (topics > 1 && scenario != Scenario::Fanin) {
+        return Err("--topics must be >= 1, and above 1 only for fanin".into());
+    }
     let addr = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|err| format!("cannot resolve {host}: {err}"))?
@@ -217,7 +248,8 @@ fn parse_args() -> Result<Options, String> {
         _ => publishers.unwrap_or(def_pubs),
     };
     let subscribers = subscribers.unwrap_or(def_subs);
-    if scenario != Scenario::Conns && (publishers == 0 || subscribers == 0) {
+    let needs_publishers = !matches!(scenario, Scenario::Conns | Scenario::Resume);
+    if (needs_publishers && publishers == 0) || (scenario != Scenario::Conns && subscribers == 0) {
         return Err("need at least one publisher and one subscriber".into());
     }
     if scenario == Scenario::Slow && subscribers < 2 {
@@ -256,6 +288,10 @@ fn parse_args() -> Result<Options, String> {
         timeout,
         broker_pid,
         quiet,
+        persistent: persistent || scenario == Scenario::Resume,
+        offline,
+        retain,
+        topics,
     })
 }
 

@@ -75,12 +75,14 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Appends a CONNECT with clean session, no will, no credentials.
-pub fn connect(out: &mut Vec<u8>, client_id: &str, keep_alive: u16) {
+/// Appends a CONNECT without will or credentials; `clean` sets the clean session flag.
+pub fn connect(out: &mut Vec<u8>, client_id: &str, clean: bool, keep_alive: u16) {
     out.push(0x10);
     put_remaining(out, 10 + 2 + client_id.len());
-    // Protocol name "MQTT", level 4 [MQTT-3.1.2-1], [MQTT-3.1.2-2]; flags: clean session.
-    out.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 0x02]);
+    // Protocol name "MQTT", level 4 [MQTT-3.1.2-1], [MQTT-3.1.2-2]; flags: only clean
+    // session, bit 1 [MQTT-3.1.2-4].
+    let flags = if clean { 0x02 } else { 0x00 };
+    out.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, flags]);
     out.extend_from_slice(&keep_alive.to_be_bytes());
     put_str(out, client_id);
 }
@@ -95,8 +97,16 @@ pub fn subscribe(out: &mut Vec<u8>, packet_id: u16, topic_filter: &str, qos: u8)
 }
 
 /// Appends a PUBLISH; `packet_id` is written only for QoS 1 and 2 [MQTT-2.3.1-5].
-pub fn publish(out: &mut Vec<u8>, topic: &str, qos: u8, packet_id: u16, payload: &[u8]) {
-    out.push(0x30 | (qos << 1));
+pub fn publish(
+    out: &mut Vec<u8>,
+    topic: &str,
+    qos: u8,
+    retain: bool,
+    packet_id: u16,
+    payload: &[u8],
+) {
+    // RETAIN is bit 0 of the fixed header [MQTT-3.3.1-5].
+    out.push(0x30 | (qos << 1) | u8::from(retain));
     let id_len = if qos > 0 { 2 } else { 0 };
     put_remaining(out, 2 + topic.len() + id_len + payload.len());
     put_str(out, topic);
@@ -228,7 +238,7 @@ mod tests {
     fn publish_round_trips_and_truncations_need_more() {
         for qos in 0..=2 {
             let mut out = Vec::new();
-            publish(&mut out, "a/b", qos, 7, b"hello");
+            publish(&mut out, "a/b", qos, false, 7, b"hello");
             let (packet, used) = decode(&out).expect("valid").expect("complete");
             assert_eq!(used, out.len());
             let packet_id = if qos > 0 { 7 } else { 0 };
@@ -249,13 +259,19 @@ mod tests {
     #[test]
     fn fixed_bytes() {
         let mut out = Vec::new();
-        connect(&mut out, "c", 60);
+        connect(&mut out, "c", true, 60);
         assert_eq!(
             out,
             [
                 0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'c'
             ]
         );
+        out.clear();
+        connect(&mut out, "c", false, 60);
+        assert_eq!(out[9], 0, "no flag set: a persistent session");
+        out.clear();
+        publish(&mut out, "t", 1, true, 5, b"x");
+        assert_eq!(out, [0x33, 6, 0, 1, b't', 0, 5, b'x']);
         out.clear();
         subscribe(&mut out, 1, "t/#", 1);
         assert_eq!(out, [0x82, 8, 0, 1, 0, 3, b't', b'/', b'#', 1]);

@@ -93,6 +93,10 @@ pub struct Report {
     pub latency_samples: usize,
     /// `conns` outcome.
     pub conns: Option<ConnsResult>,
+    /// `resume`: seconds from the first connect to the last subscriber's CONNACK.
+    pub connected_s: Option<f64>,
+    /// `resume`: seconds from the first connect to the first message.
+    pub first_arrival_s: Option<f64>,
     /// `slow`: stalled subscribers and what they received before stalling.
     pub stalled: Option<(usize, u64)>,
     /// First failure seen, if any.
@@ -221,6 +225,11 @@ impl Report {
                 num(c.hold_s)
             );
         }
+        if self.scenario == "resume" {
+            let ms = |s: Option<f64>| opt(s.map(|s| s * 1e3));
+            let (connack, first) = (ms(self.connected_s), ms(self.first_arrival_s));
+            let _ = write!(j, ",\"connack_ms\":{connack},\"first_arrival_ms\":{first}");
+        }
         if let Some((n, received)) = self.stalled {
             let _ = write!(
                 j,
@@ -283,6 +292,9 @@ impl Report {
                 "latency us: p50 {:.0}, p90 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} samples)",
                 l.p50, l.p90, l.p99, l.p999, l.max, self.latency_samples
             );
+        }
+        if let Some(first) = self.first_arrival_s {
+            let _ = writeln!(s, "first message {:.1} ms after connecting", first * 1e3);
         }
         if let Some((n, received)) = self.stalled {
             let _ = writeln!(

@@ -18,6 +18,8 @@ pub enum Scenario {
     Conns,
     /// Fan-out where one subscriber stops reading.
     Slow,
+    /// Persistent subscribers reconnect and take their queued messages.
+    Resume,
 }
 
 impl Scenario {
@@ -30,6 +32,7 @@ impl Scenario {
             "latency" => Scenario::Latency,
             "conns" => Scenario::Conns,
             "slow" => Scenario::Slow,
+            "resume" => Scenario::Resume,
             _ => return None,
         })
     }
@@ -43,6 +46,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Conns => "conns",
             Scenario::Slow => "slow",
+            Scenario::Resume => "resume",
         }
     }
 
@@ -55,6 +59,7 @@ impl Scenario {
             Scenario::Latency => (1, 1),
             Scenario::Conns => (0, 0),
             Scenario::Slow => (1, 4),
+            Scenario::Resume => (0, 1),
         }
     }
 }
@@ -120,6 +125,18 @@ impl Plan {
                     })
                     .collect(),
             },
+            // What arrives was published in an earlier run; the filter only completes the
+            // subscriber's handshake.
+            Scenario::Resume => Plan {
+                publisher_topics: Vec::new(),
+                subscribers: (0..subscribers)
+                    .map(|_| SubPlan {
+                        topic_filter: format!("{prefix}/resume"),
+                        publishers: Vec::new(),
+                        stalled: false,
+                    })
+                    .collect(),
+            },
             Scenario::Conns => Plan {
                 publisher_topics: Vec::new(),
                 subscribers: Vec::new(),
@@ -143,7 +160,12 @@ mod tests {
         let slow = Plan::build(Scenario::Slow, 1, 3, "x");
         let stalled: Vec<bool> = slow.subscribers.iter().map(|s| s.stalled).collect();
         assert_eq!(stalled, [true, false, false]);
-        for name in ["fanin", "fanout", "p2p", "latency", "conns", "slow"] {
+        let resume = Plan::build(Scenario::Resume, 0, 2, "x");
+        assert!(resume.publisher_topics.is_empty());
+        assert_eq!(resume.subscribers.len(), 2);
+        for name in [
+            "fanin", "fanout", "p2p", "latency", "conns", "slow", "resume",
+        ] {
             assert_eq!(Scenario::from_name(name).map(Scenario::name), Some(name));
         }
     }

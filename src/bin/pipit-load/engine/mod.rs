@@ -3,14 +3,17 @@
 //! Traffic scenarios: connect and subscribe every subscriber (waiting for each SUBACK), connect
 //! every publisher, then the measured window: publishers fill until `--duration`/`--count`,
 //! then a drain waits (at most `--drain`) until every counted stream has every message and
-//! every QoS 1/2 flow is complete. `conns` opens idle connections at a rate and holds them.
+//! every QoS 1/2 flow is complete. `conns` opens idle connections at a rate and holds them;
+//! `resume` reconnects persistent subscribers and counts what the broker kept for them.
 //! Every phase has a deadline under the run's hard `--timeout`.
 //!
 //! Only this module calls `Instant::now()` and closes connections; a failed client is
 //! deregistered and marked `Closed` (idle ones are removed from the slab).
 
 mod conns;
+mod resume;
 mod traffic;
+mod watch;
 
 use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,11 +28,13 @@ use crate::client::{
 };
 use crate::conn::{Conn, RX_DATA, RX_IDLE, ReadOutcome};
 use crate::mqtt;
-use crate::report::{BrokerUsage, Report};
+use crate::report::Report;
 use crate::scenario::{Plan, Scenario};
-use crate::stats::{self, ProcSample, SeqTrack};
+use crate::stats::{self, SeqTrack};
+use watch::BrokerWatch;
 
-/// Time allowed for a connection to get its CONNACK (and SUBACK).
+/// Time allowed for a connection to get its CONNACK (and SUBACK); `resume` allows its whole
+/// `--timeout`, for a broker that loads a large store before it answers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest poll wait, so deadlines are noticed promptly.
 const MAX_WAIT: Duration = Duration::from_millis(100);
@@ -37,13 +42,6 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 const STALLED_RCVBUF: usize = 4096;
 /// Most connects started per loop turn in `conns`.
 const CONNECTS_PER_TURN: usize = 256;
-
-/// Broker process being sampled.
-struct BrokerWatch {
-    pid: String,
-    start: ProcSample,
-    rss_max_kb: u64,
-}
 
 /// Counters of the `conns` scenario.
 #[derive(Default)]
@@ -66,6 +64,7 @@ struct Engine<'o> {
     deadline: Instant,
     client_prefix: String,
     more_work: bool,
+    connect_timeout: Duration,
     measuring: bool,
     next_tick: Instant,
     progress: (Instant, u64),
@@ -80,6 +79,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut engine = Engine::new(opts).map_err(|e| format!("poll: {e}"))?;
     match opts.scenario {
         Scenario::Conns => engine.run_conns(),
+        Scenario::Resume => engine.run_resume(),
         _ => engine.run_traffic(),
     }
 }
@@ -136,6 +136,8 @@ impl<'o> Engine<'o> {
                 count: opts.count,
                 rate_per_pub: opts.rate.map(|r| r / opts.publishers.max(1) as f64),
                 min_batch: (opts.window.min(opts.inflight as u64) / 8).max(1),
+                retain: opts.retain,
+                topics: opts.topics,
             },
             pubs,
             subs,
@@ -151,6 +153,8 @@ impl<'o> Engine<'o> {
             stray_acks: 0,
             latencies: (opts.scenario == Scenario::Latency).then(Vec::new),
             idle_ready: 0,
+            backlog: opts.scenario == Scenario::Resume,
+            first_arrival_ns: None,
         };
         let now = Instant::now();
         Ok(Engine {
@@ -164,6 +168,10 @@ impl<'o> Engine<'o> {
             deadline: now + opts.timeout,
             client_prefix: format!("pl{run_id:08x}"),
             more_work: false,
+            connect_timeout: match opts.scenario {
+                Scenario::Resume => opts.timeout,
+                _ => CONNECT_TIMEOUT,
+            },
             measuring: false,
             next_tick: now + Duration::from_secs(1),
             progress: (now, 0),
@@ -191,16 +199,19 @@ impl<'o> Engine<'o> {
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let letter = match role {
-            Role::Publisher(_) => 'p',
-            Role::Subscriber(_) => 's',
-            Role::Idle => 'c',
+        let (letter, persistent) = match role {
+            Role::Publisher(_) => ('p', false),
+            Role::Subscriber(_) => ('s', self.opts.persistent),
+            Role::Idle => ('c', false),
         };
-        mqtt::connect(
-            &mut conn.tx,
-            &format!("{}{letter}{index}", self.client_prefix),
-            self.opts.keepalive,
-        );
+        // A persistent subscriber's id is the same in every run, so a later run resumes it.
+        let prefix = if persistent {
+            "pipit-load-"
+        } else {
+            &self.client_prefix
+        };
+        let id = format!("{prefix}{letter}{index}");
+        mqtt::connect(&mut conn.tx, &id, !persistent, self.opts.keepalive);
         let now = Instant::now();
         entry.insert(Client {
             conn,
@@ -380,7 +391,7 @@ impl<'o> Engine<'o> {
                     }
                 }
                 State::Connecting | State::AwaitConnack | State::AwaitSuback
-                    if now - client.opened > CONNECT_TIMEOUT =>
+                    if now - client.opened > self.connect_timeout =>
                 {
                     late.push((key, Fail::Timeout));
                 }
@@ -450,38 +461,6 @@ impl<'o> Engine<'o> {
             }
             self.turn(deadline)?;
         }
-    }
-
-    /// Starts sampling the broker if `--broker-pid` was given.
-    fn start_broker_watch(&mut self) {
-        let Some(pid) = self.opts.broker_pid else {
-            return;
-        };
-        let pid = pid.to_string();
-        match stats::sample(&pid) {
-            Ok(start) => {
-                self.broker = Some(BrokerWatch {
-                    pid,
-                    rss_max_kb: start.rss_kb,
-                    start,
-                })
-            }
-            Err(e) => warn!("cannot sample broker: {e}"),
-        }
-    }
-
-    /// Final broker figures.
-    fn end_broker_watch(&mut self) -> Option<BrokerUsage> {
-        let b = self.broker.take()?;
-        let end = stats::sample(&b.pid)
-            .map_err(|e| warn!("cannot sample broker: {e}"))
-            .ok()?;
-        Some(BrokerUsage {
-            cpu_s: end.cpu_s - b.start.cpu_s,
-            rss_start_kb: b.start.rss_kb,
-            rss_end_kb: end.rss_kb,
-            rss_max_kb: b.rss_max_kb.max(end.rss_kb),
-        })
     }
 
     /// Sends DISCONNECT on every open connection (best effort) and closes them all.

@@ -1,10 +1,13 @@
 //! The traffic scenarios' phases: subscribe, connect publishers, publish for the measured
-//! window, drain, then count per publisher.
+//! window, drain, then count per publisher. With `--offline` the subscribers leave (with
+//! DISCONNECT, keeping their persistent sessions) before anything is published, so every
+//! message is queued at the broker and no stream is counted.
 
 use std::time::{Duration, Instant};
 
 use super::Engine;
 use crate::client::{Role, State};
+use crate::mqtt;
 use crate::report::{PubCounts, Report};
 use crate::stats;
 
@@ -34,6 +37,10 @@ impl Engine<'_> {
     /// A broker that dropped what the windows wait for would otherwise hold the run until
     /// `--timeout`.
     fn delivery_stalled(&self) -> bool {
+        // Offline, nothing ever arrives; `--timeout` bounds a broker that stops acknowledging.
+        if self.opts.offline {
+            return false;
+        }
         let last_arrival = self.epoch + Duration::from_nanos(self.world.last_arrival_ns);
         if Instant::now() < last_arrival + self.opts.drain {
             return false;
@@ -57,6 +64,9 @@ impl Engine<'_> {
             self.world.subs[s].key = key;
         }
         self.wait_ready("subscribing")?;
+        if self.opts.offline {
+            self.leave_subscribers();
+        }
         for p in 0..self.world.pubs.len() {
             let key = self
                 .open(Role::Publisher(p), p)
@@ -131,6 +141,26 @@ impl Engine<'_> {
         report.broker = broker;
         self.disconnect_all();
         Ok(report)
+    }
+
+    /// Sends DISCONNECT for every subscriber and stops serving them: their sessions stay at
+    /// the broker (they are persistent) and no stream counts. The sockets stay open until the
+    /// run ends, so the DISCONNECT is read before any close.
+    fn leave_subscribers(&mut self) {
+        for sub in &mut self.world.subs {
+            // Forgetting the key takes the subscriber out of the phases' waits and checks.
+            let key = std::mem::replace(&mut sub.key, usize::MAX);
+            let Some(client) = self.clients.get_mut(key) else {
+                continue;
+            };
+            mqtt::disconnect(&mut client.conn.tx);
+            let _ = client.conn.flush();
+            let _ = self.poll.registry().deregister(&mut client.conn.stream);
+            client.state = State::Closed;
+        }
+        for stream in &mut self.world.streams {
+            stream.counted = false;
+        }
     }
 
     /// Counts per publisher and in total.
