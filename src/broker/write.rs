@@ -16,10 +16,14 @@ impl Broker {
             if !self.state.walks.is_empty() {
                 retain_walk::step(&mut self.state);
             }
+            // What the handlers appended reaches the OS before any acknowledgement of it
+            // leaves (without `fsync`, which holds them, that is what makes a kill -9 lose
+            // nothing), and its sync starts now (group commit).
+            self.commit_journal();
             self.flush_dirty();
             self.release_held();
-            // Everything this turn appended, written once and synced once (group commit);
-            // acknowledgements it releases are written by the next pass.
+            // Then the sends just made (packet ids given to stored messages). What either
+            // commit releases is written by the next pass.
             self.commit_journal();
             // A walk whose client has room after this turn's writes goes on next turn.
             self.walk_again = !self.state.walks.is_empty() && retain_walk::any_ready(&self.state);
