@@ -204,9 +204,23 @@ impl Journal {
         retain: bool,
         subscription_ids: &[u32],
     ) {
-        let id = self.message(message);
+        if self.store.is_none() {
+            return;
+        }
+        let id = message.store_id.get();
+        if id != 0 {
+            self.append(record::ENQUEUE, |out| {
+                record::put_enqueue(out, key, id, qos, retain, subscription_ids, None)
+            });
+            return;
+        }
+        // The message's first record: it goes inline.
+        let id = self.next_message;
+        self.next_message += 1;
+        message.store_id.set(id);
+        let stored = stored_message(message, id, self);
         self.append(record::ENQUEUE, |out| {
-            record::put_enqueue(out, key, id, qos, retain, subscription_ids)
+            record::put_enqueue(out, key, id, qos, retain, subscription_ids, Some(&stored))
         });
     }
 

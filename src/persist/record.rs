@@ -24,7 +24,8 @@ pub const SESSION_END: u8 = 4;
 pub const SUBSCRIBE: u8 = 5;
 /// A subscription removed.
 pub const UNSUBSCRIBE: u8 = 6;
-/// A message queued to a session.
+/// A message queued to a session; the first reference to a message carries the message
+/// itself, which saves a record per message in the common case of one stored subscriber.
 pub const ENQUEUE: u8 = 7;
 /// A queued message sent: into the inflight window under a packet id (QoS 1/2), or gone
 /// (packet id 0: QoS 0).
@@ -155,6 +156,8 @@ pub enum Record<'a> {
         retain: bool,
         /// Subscription identifiers, encoded as `u32`s.
         subscription_ids: &'a [u8],
+        /// The message itself, when this is its first record (its id is `message`).
+        inline: Option<StoredMessage<'a>>,
     },
     /// See [`SENT`].
     Sent {
@@ -211,6 +214,8 @@ const QOS_MASK: u8 = 0x03;
 const RETAIN_BIT: u8 = 0x04;
 const EXPIRY_BIT: u8 = 0x08;
 const PROPERTIES_BIT: u8 = 0x10;
+/// ENQUEUE: the message follows.
+const INLINE_BIT: u8 = 0x08;
 
 /// Appends a MESSAGE body.
 pub fn put_message(out: &mut Vec<u8>, m: &StoredMessage<'_>) {
@@ -281,7 +286,7 @@ pub fn put_subscribe(
     put_u32(out, subscription_id);
 }
 
-/// Appends an ENQUEUE body.
+/// Appends an ENQUEUE body, with the message inline when `inline` is given.
 pub fn put_enqueue(
     out: &mut Vec<u8>,
     key: u64,
@@ -289,13 +294,19 @@ pub fn put_enqueue(
     qos: QoS,
     retain: bool,
     subscription_ids: &[u32],
+    inline: Option<&StoredMessage<'_>>,
 ) {
     put_u64(out, key);
     put_u64(out, message);
-    out.push(qos as u8 | if retain { RETAIN_BIT } else { 0 });
+    let mut flags = qos as u8 | if retain { RETAIN_BIT } else { 0 };
+    flags |= if inline.is_some() { INLINE_BIT } else { 0 };
+    out.push(flags);
     put_u32(out, subscription_ids.len() as u32 * 4);
     for id in subscription_ids {
         put_u32(out, *id);
+    }
+    if let Some(m) = inline {
+        put_message(out, m);
     }
 }
 
@@ -380,12 +391,22 @@ pub fn decode(kind: u8, body: &[u8]) -> Option<Record<'_>> {
             let key = r.u64()?;
             let message = r.u64()?;
             let flags = r.u8()?;
+            let subscription_ids = r.bytes()?;
+            let inline = if flags & INLINE_BIT != 0 {
+                Some(r.message()?).filter(|m| m.id == message)
+            } else {
+                None
+            };
+            if flags & INLINE_BIT != 0 && inline.is_none() {
+                return None;
+            }
             Record::Enqueue {
                 key,
                 message,
                 qos: QoS::from_bits(flags & QOS_MASK)?,
                 retain: flags & RETAIN_BIT != 0,
-                subscription_ids: r.bytes()?,
+                subscription_ids,
+                inline,
             }
         }
         SENT => Record::Sent {
@@ -589,7 +610,7 @@ mod tests {
         round_trip(SESSION, out, Record::Session(session));
 
         let mut out = Vec::new();
-        put_enqueue(&mut out, 3, 7, QoS::AtLeastOnce, true, &[1, 9]);
+        put_enqueue(&mut out, 3, 7, QoS::AtLeastOnce, true, &[1, 9], None);
         round_trip(
             ENQUEUE,
             out,
@@ -599,6 +620,21 @@ mod tests {
                 qos: QoS::AtLeastOnce,
                 retain: true,
                 subscription_ids: &[1, 0, 0, 0, 9, 0, 0, 0],
+                inline: None,
+            },
+        );
+        let mut out = Vec::new();
+        put_enqueue(&mut out, 3, 7, QoS::AtMostOnce, false, &[], Some(&message));
+        round_trip(
+            ENQUEUE,
+            out,
+            Record::Enqueue {
+                key: 3,
+                message: 7,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                subscription_ids: &[],
+                inline: Some(message),
             },
         );
 

@@ -48,13 +48,7 @@ impl Restore {
         };
         let applied = match record {
             Record::Message(m) => {
-                self.last_message = self.last_message.max(m.id);
-                match message_of(&m, &state.journal, state.now) {
-                    Some(message) => {
-                        self.messages.insert(m.id, message);
-                    }
-                    None => self.expired += 1,
-                }
+                self.message(state, &m);
                 true
             }
             Record::Retain { topic, message: 0 } => {
@@ -105,7 +99,11 @@ impl Restore {
                 qos,
                 retain,
                 subscription_ids,
+                inline,
             } => {
+                if let Some(m) = &inline {
+                    self.message(state, m);
+                }
                 let ids: Vec<u32> = subscription_ids
                     .chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -153,6 +151,17 @@ impl Restore {
         };
         if !applied {
             self.skipped += 1;
+        }
+    }
+
+    /// A message record (or an ENQUEUE's inline one): known by its id from now on.
+    fn message(&mut self, state: &State, m: &StoredMessage<'_>) {
+        self.last_message = self.last_message.max(m.id);
+        match message_of(m, &state.journal, state.now) {
+            Some(message) => {
+                self.messages.insert(m.id, message);
+            }
+            None => self.expired += 1,
         }
     }
 

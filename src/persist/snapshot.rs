@@ -111,7 +111,7 @@ pub fn write(state: &mut State) {
             }
             let id = e.message.store_id.get();
             w.append(record::ENQUEUE, |out| {
-                record::put_enqueue(out, key, id, e.qos, e.retain, e.subscription_ids)
+                record::put_enqueue(out, key, id, e.qos, e.retain, e.subscription_ids, None)
             });
             if e.packet_id != 0 {
                 w.append(record::SENT, |out| {

@@ -40,7 +40,7 @@ pub(super) fn push(buf: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>))
         len <= MAX_BODY,
         "record body of {len} bytes: callers bound records far below 1 GiB"
     );
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind]), &buf[start + HEADER..]);
+    let crc = crc32c::crc32c_append(KIND_CRC[usize::from(kind)], &buf[start + HEADER..]);
     let head = &mut buf[start..start + HEADER];
     head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4] = kind;
@@ -80,7 +80,33 @@ pub(super) fn is_end(frame: &[u8], number: u64) -> bool {
 /// Whether the whole frame `frame` (header and body) checks.
 fn body_checks(frame: &[u8]) -> bool {
     let crc = u32::from_le_bytes([frame[5], frame[6], frame[7], frame[8]]);
-    crc32c::crc32c_append(crc32c::crc32c(&frame[4..5]), &frame[HEADER..]) == crc
+    crc32c::crc32c_append(KIND_CRC[usize::from(frame[4])], &frame[HEADER..]) == crc
+}
+
+/// The CRC-32C of each one-byte kind, worked out at compile time: the body CRC starts from
+/// it, which saves a call into the CRC crate per record (its per-call cost, not the bytes,
+/// is what a small record pays for).
+static KIND_CRC: [u32; 256] = kind_crcs();
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) of every single byte.
+const fn kind_crcs() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = !0u32 ^ byte as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[byte] = !crc;
+        byte += 1;
+    }
+    table
 }
 
 /// What the reader found next.
@@ -262,6 +288,17 @@ mod tests {
                 )),
                 Event::End => return out,
             }
+        }
+    }
+
+    #[test]
+    fn kind_crcs_are_the_crates() {
+        for kind in 0..=255u8 {
+            assert_eq!(
+                KIND_CRC[usize::from(kind)],
+                crc32c::crc32c(&[kind]),
+                "{kind}"
+            );
         }
     }
 
