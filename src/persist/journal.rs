@@ -78,6 +78,33 @@ pub struct Journal {
     pub low_space: bool,
     /// Records appended since the last snapshot.
     changes: u64,
+    /// The run of SENT, ACKED or PUBREC records being coalesced.
+    run: Option<Run>,
+}
+
+/// Consecutive SENT, ACKED or PUBREC records of one session (consecutive packet ids, and for
+/// SENT consecutive message ids), appended as one record (`record::SENT`).
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    kind: u8,
+    key: u64,
+    message: u64,
+    packet_id: u16,
+    count: u16,
+    last_message: u64,
+    last_packet_id: u16,
+}
+
+impl Run {
+    /// Whether a record of `kind` for (`key`, `message`, `packet_id`) continues this run.
+    fn extends(&self, kind: u8, key: u64, message: u64, packet_id: u16) -> bool {
+        self.kind == kind
+            && self.key == key
+            && self.count < u16::MAX
+            && packet_id != 0
+            && packet_id == record::next_packet_id(self.last_packet_id)
+            && (kind != record::SENT || message == self.last_message + 1)
+    }
 }
 
 impl Default for Journal {
@@ -104,6 +131,7 @@ impl Journal {
             failed: false,
             low_space: false,
             changes: 0,
+            run: None,
         }
     }
 
@@ -154,6 +182,7 @@ impl Journal {
 
     /// Appends a record of `kind` if a store is open.
     pub fn append(&mut self, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+        self.flush_run();
         if let Some(store) = &mut self.store {
             store.append(kind, body);
             self.changes += 1;
@@ -226,21 +255,61 @@ impl Journal {
 
     /// Records a queued message sent under `packet_id` (0: QoS 0, gone).
     pub fn sent(&mut self, key: u64, message: u64, packet_id: u16) {
-        self.append(record::SENT, |out| {
-            record::put_key_message(out, key, message, Some(packet_id))
-        });
+        self.coalesce(record::SENT, key, message, packet_id);
     }
 
     /// Records a queued message dropped unsent.
     pub fn dequeue(&mut self, key: u64, message: u64) {
         self.append(record::DEQUEUE, |out| {
-            record::put_key_message(out, key, message, None)
+            record::put_key_message(out, key, message)
         });
     }
 
-    /// Records one of the records that are a session key and a packet id.
+    /// Records one of the records that are a session key and a packet id (ACKED and
+    /// PUBREC are coalesced into runs).
     pub fn packet(&mut self, kind: u8, key: u64, packet_id: u16) {
-        self.append(kind, |out| record::put_key_packet(out, key, packet_id));
+        if kind == record::ACKED || kind == record::PUBREC {
+            self.coalesce(kind, key, 0, packet_id);
+        } else {
+            self.append(kind, |out| record::put_key_packet(out, key, packet_id));
+        }
+    }
+
+    /// Adds a SENT, ACKED or PUBREC to the run being built if it continues it, else
+    /// appends that run and starts another.
+    fn coalesce(&mut self, kind: u8, key: u64, message: u64, packet_id: u16) {
+        if self.store.is_none() {
+            return;
+        }
+        if let Some(run) = &mut self.run
+            && run.extends(kind, key, message, packet_id)
+        {
+            run.count += 1;
+            run.last_message = message;
+            run.last_packet_id = packet_id;
+            return;
+        }
+        self.flush_run();
+        self.run = Some(Run {
+            kind,
+            key,
+            message,
+            packet_id,
+            count: 1,
+            last_message: message,
+            last_packet_id: packet_id,
+        });
+    }
+
+    /// Appends the run being built, if any.
+    pub fn flush_run(&mut self) {
+        if let (Some(run), Some(store)) = (self.run.take(), &mut self.store) {
+            let message = (run.kind == record::SENT).then_some(run.message);
+            store.append(run.kind, |out| {
+                record::put_run(out, run.key, message, run.packet_id, run.count)
+            });
+            self.changes += 1;
+        }
     }
 
     /// Records a subscription added or replaced.
@@ -281,6 +350,7 @@ impl Journal {
     /// all acknowledgements for good, and says so once. Returns whether anything became
     /// durable.
     pub fn commit(&mut self) -> bool {
+        self.flush_run();
         let Some(store) = &mut self.store else {
             return false;
         };
@@ -347,7 +417,7 @@ impl Journal {
         };
         if self.failed {
             Hold::Never
-        } else if !store.batch_is_empty() {
+        } else if !store.batch_is_empty() || self.run.is_some() {
             Hold::Until(store.batch())
         } else if store.durable() < self.committed {
             Hold::Until(self.committed)

@@ -27,14 +27,17 @@ pub const UNSUBSCRIBE: u8 = 6;
 /// A message queued to a session; the first reference to a message carries the message
 /// itself, which saves a record per message in the common case of one stored subscriber.
 pub const ENQUEUE: u8 = 7;
-/// A queued message sent: into the inflight window under a packet id (QoS 1/2), or gone
-/// (packet id 0: QoS 0).
+/// A run of queued messages sent: `count` messages with consecutive store ids from
+/// `message`, into the inflight window under consecutive packet ids from `packet_id` (QoS 1/2),
+/// or gone (packet id 0: QoS 0, a run of one). Runs are what a subscriber's one write per
+/// loop turn produces, so most turns need one record, not one per message.
 pub const SENT: u8 = 8;
 /// A queued message dropped unsent (expired, too large, no longer readable).
 pub const DEQUEUE: u8 = 9;
-/// An outbound QoS 1/2 flow ended (PUBACK, PUBCOMP, or a refusing PUBREC).
+/// A run of outbound QoS 1/2 flows ended (PUBACK, PUBCOMP, or a refusing PUBREC), for
+/// `count` consecutive packet ids.
 pub const ACKED: u8 = 10;
-/// An outbound QoS 2 message's PUBREC came: PUBREL is what remains.
+/// A run of outbound QoS 2 messages' PUBRECs came: PUBREL is what remains.
 pub const PUBREC: u8 = 11;
 /// An inbound QoS 2 packet id now awaits PUBREL.
 pub const QOS2_IN: u8 = 12;
@@ -163,10 +166,12 @@ pub enum Record<'a> {
     Sent {
         /// Session key.
         key: u64,
-        /// Message id.
+        /// First message id.
         message: u64,
-        /// Packet id, 0 for QoS 0.
+        /// First packet id, 0 for QoS 0.
         packet_id: u16,
+        /// Messages in the run.
+        count: u16,
     },
     /// See [`DEQUEUE`].
     Dequeue {
@@ -179,15 +184,19 @@ pub enum Record<'a> {
     Acked {
         /// Session key.
         key: u64,
-        /// Packet id.
+        /// First packet id.
         packet_id: u16,
+        /// Packet ids in the run.
+        count: u16,
     },
     /// See [`PUBREC`].
     Pubrec {
         /// Session key.
         key: u64,
-        /// Packet id.
+        /// First packet id.
         packet_id: u16,
+        /// Packet ids in the run.
+        count: u16,
     },
     /// See [`QOS2_IN`].
     Qos2In {
@@ -310,16 +319,32 @@ pub fn put_enqueue(
     }
 }
 
-/// Appends the body of a record that is a key and a message id (SENT with its packet id).
-pub fn put_key_message(out: &mut Vec<u8>, key: u64, message: u64, packet_id: Option<u16>) {
+/// Appends the body of a record that is a key and a message id (DEQUEUE).
+pub fn put_key_message(out: &mut Vec<u8>, key: u64, message: u64) {
     put_u64(out, key);
     put_u64(out, message);
-    if let Some(packet_id) = packet_id {
-        put_u16(out, packet_id);
+}
+
+/// Appends the body of a run: SENT (with `message`), ACKED or PUBREC (without).
+pub fn put_run(out: &mut Vec<u8>, key: u64, message: Option<u64>, packet_id: u16, count: u16) {
+    put_u64(out, key);
+    if let Some(message) = message {
+        put_u64(out, message);
+    }
+    put_u16(out, packet_id);
+    put_u16(out, count);
+}
+
+/// The packet id after `packet_id` in a run (ids wrap from 65535 to 1; 0 stays 0).
+pub fn next_packet_id(packet_id: u16) -> u16 {
+    match packet_id {
+        0 => 0,
+        u16::MAX => 1,
+        p => p + 1,
     }
 }
 
-/// Appends the body of a record that is a key and a packet id (ACKED, PUBREC, QOS2_*).
+/// Appends the body of a record that is a key and a packet id (QOS2_IN, QOS2_RELEASED).
 pub fn put_key_packet(out: &mut Vec<u8>, key: u64, packet_id: u16) {
     put_u64(out, key);
     put_u16(out, packet_id);
@@ -413,16 +438,30 @@ pub fn decode(kind: u8, body: &[u8]) -> Option<Record<'_>> {
             key: r.u64()?,
             message: r.u64()?,
             packet_id: r.u16()?,
+            count: r.u16()?,
         },
         DEQUEUE => Record::Dequeue {
             key: r.u64()?,
             message: r.u64()?,
         },
-        ACKED | PUBREC | QOS2_IN | QOS2_RELEASED => {
+        ACKED | PUBREC => {
+            let (key, packet_id, count) = (r.u64()?, r.u16()?, r.u16()?);
+            match kind {
+                ACKED => Record::Acked {
+                    key,
+                    packet_id,
+                    count,
+                },
+                _ => Record::Pubrec {
+                    key,
+                    packet_id,
+                    count,
+                },
+            }
+        }
+        QOS2_IN | QOS2_RELEASED => {
             let (key, packet_id) = (r.u64()?, r.u16()?);
             match kind {
-                ACKED => Record::Acked { key, packet_id },
-                PUBREC => Record::Pubrec { key, packet_id },
                 QOS2_IN => Record::Qos2In { key, packet_id },
                 _ => Record::Qos2Released { key, packet_id },
             }
@@ -656,7 +695,7 @@ mod tests {
         );
 
         let mut out = Vec::new();
-        put_key_message(&mut out, 3, 7, Some(11));
+        put_run(&mut out, 3, Some(7), 11, 4);
         round_trip(
             SENT,
             out,
@@ -664,14 +703,26 @@ mod tests {
                 key: 3,
                 message: 7,
                 packet_id: 11,
+                count: 4,
+            },
+        );
+        let mut out = Vec::new();
+        put_run(&mut out, 3, None, 11, 2);
+        round_trip(
+            PUBREC,
+            out,
+            Record::Pubrec {
+                key: 3,
+                packet_id: 11,
+                count: 2,
             },
         );
         let mut out = Vec::new();
         put_key_packet(&mut out, 3, 11);
         round_trip(
-            PUBREC,
+            QOS2_IN,
             out,
-            Record::Pubrec {
+            Record::Qos2In {
                 key: 3,
                 packet_id: 11,
             },

@@ -120,21 +120,36 @@ impl Restore {
                 key,
                 message,
                 packet_id,
+                count,
             } => self
                 .session_mut(state, key)
-                .map(|s| s.restore_sent(message, packet_id))
+                .map(|s| {
+                    let mut packet_id = packet_id;
+                    for i in 0..u64::from(count) {
+                        s.restore_sent(message + i, packet_id);
+                        packet_id = record::next_packet_id(packet_id);
+                    }
+                })
                 .is_some(),
             Record::Dequeue { key, message } => self
                 .session_mut(state, key)
                 .map(|s| s.restore_dequeue(message))
                 .is_some(),
-            Record::Acked { key, packet_id } => self
+            Record::Acked {
+                key,
+                packet_id,
+                count,
+            } => self
                 .session_mut(state, key)
-                .map(|s| s.restore_acked(packet_id))
+                .map(|s| each_packet_id(packet_id, count, |p| s.restore_acked(p)))
                 .is_some(),
-            Record::Pubrec { key, packet_id } => self
+            Record::Pubrec {
+                key,
+                packet_id,
+                count,
+            } => self
                 .session_mut(state, key)
-                .map(|s| s.restore_pubrec(packet_id))
+                .map(|s| each_packet_id(packet_id, count, |p| s.restore_pubrec(p)))
                 .is_some(),
             Record::Qos2In { key, packet_id } => self
                 .session_mut(state, key)
@@ -250,6 +265,14 @@ impl Restore {
             let sid = self.sessions.get(&key).copied();
             will::on_close(state, sid, will);
         }
+    }
+}
+
+/// Calls `f` with each of the `count` consecutive packet ids from `packet_id`.
+fn each_packet_id(mut packet_id: u16, count: u16, mut f: impl FnMut(u16)) {
+    for _ in 0..count {
+        f(packet_id);
+        packet_id = record::next_packet_id(packet_id);
     }
 }
 

@@ -51,6 +51,8 @@ pub fn due(state: &State, last: Instant) -> bool {
 /// Writes a snapshot of `state` and hands it to the store.
 pub fn write(state: &mut State) {
     let started = Instant::now();
+    // A run still being coalesced belongs to the log before the snapshot.
+    state.journal.flush_run();
     let Some(store) = state.journal.store_mut() else {
         return;
     };
@@ -115,12 +117,12 @@ pub fn write(state: &mut State) {
             });
             if e.packet_id != 0 {
                 w.append(record::SENT, |out| {
-                    record::put_key_message(out, key, id, Some(e.packet_id))
+                    record::put_run(out, key, Some(id), e.packet_id, 1)
                 });
             }
             if e.released {
                 w.append(record::PUBREC, |out| {
-                    record::put_key_packet(out, key, e.packet_id)
+                    record::put_run(out, key, None, e.packet_id, 1)
                 });
             }
         }
