@@ -125,8 +125,10 @@ pub struct Broker {
     durable_waiters: Vec<ConnId>,
     /// The persistent store's directory, if persistence is on.
     store_dir: Option<std::path::PathBuf>,
-    /// When the last snapshot was written (or the broker started).
+    /// When the last snapshot was begun (or the broker started).
     last_snapshot: Instant,
+    /// A snapshot being written, a slice per turn.
+    snapshot: Option<crate::persist::snapshot::Snapshot>,
 }
 
 impl Broker {
@@ -166,6 +168,7 @@ impl Broker {
             durable_waiters: Vec::new(),
             store_dir,
             last_snapshot: Instant::now(),
+            snapshot: None,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -240,13 +243,16 @@ impl Broker {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         loop {
             let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
-            let timeout =
-                if self.read_again.is_empty() && self.released.is_empty() && !self.walk_again {
-                    let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
-                    wake.saturating_duration_since(Instant::now())
-                } else {
-                    Duration::ZERO
-                };
+            let timeout = if self.read_again.is_empty()
+                && self.released.is_empty()
+                && !self.walk_again
+                && self.snapshot.is_none()
+            {
+                let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+                wake.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match self.poll.poll(&mut self.events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -285,6 +291,7 @@ impl Broker {
                 self.on_readable(id, peer_closed);
             }
             self.finish_turn();
+            self.snapshot_step();
             if self.stop.load(Ordering::SeqCst) {
                 self.shutdown();
                 return Ok(());

@@ -10,7 +10,7 @@ use log::{error, info, warn};
 use super::*;
 use crate::persist::journal::Journal;
 use crate::persist::restore::Restore;
-use crate::persist::snapshot;
+use crate::persist::snapshot::{self, Snapshot};
 use crate::persist::store::{self, Store, StoreOptions};
 
 /// Segment size of the log.
@@ -109,14 +109,28 @@ impl Broker {
             return;
         };
         check_free_space(&mut self.state, dir);
-        if snapshot::due(&self.state, self.last_snapshot) {
-            snapshot::write(&mut self.state);
+        if self.snapshot.is_none() && snapshot::due(&self.state, self.last_snapshot) {
+            self.snapshot = Snapshot::begin(&mut self.state);
             self.last_snapshot = self.state.now;
+        }
+    }
+
+    /// Writes the next slice of a snapshot under way, and hands it to the store when done.
+    pub(super) fn snapshot_step(&mut self) {
+        let Some(snapshot) = &mut self.snapshot else {
+            return;
+        };
+        if snapshot.step(&self.state.journal)
+            && let Some(done) = self.snapshot.take()
+        {
+            done.finish(&mut self.state.journal);
         }
     }
 
     /// Commits and syncs what is left, and closes the store (shutdown).
     pub(super) fn close_store(&mut self) {
+        // A snapshot not finished is left as a temporary file, which the next start removes.
+        self.snapshot = None;
         let _ = self.state.journal.commit();
         if let Some(store) = self.state.journal.take_store()
             && let Err(e) = store.close()

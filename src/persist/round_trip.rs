@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::journal::Journal;
 use super::restore::Restore;
-use super::snapshot;
+use super::snapshot::Snapshot;
 use super::store::{Store, StoreOptions, SyncPolicy};
 use crate::config::Config;
 use crate::core::frame_cache::FrameCache;
@@ -254,13 +254,29 @@ fn a_restored_snapshot_holds_the_live_state() {
     let now = Instant::now();
     let held = build(&dir, now);
     let mut state = open(&dir, now);
-    snapshot::write(&mut state);
+    let mut snapshot = Snapshot::begin(&mut state).expect("a snapshot begins");
+    // Changes after it began go to the log after it, and are replayed on top of it.
+    route::publish(
+        &mut state,
+        &Message::shared("late/x", b"late", QoS::AtLeastOnce, true),
+        None,
+    );
+    while !snapshot.step(&state.journal) {}
+    snapshot.finish(&mut state.journal);
+    // The retained message published meanwhile is back too, from the log.
+    let _ = state.journal.commit();
     if let Some(store) = state.journal.store_mut() {
         store.wait_durable().expect("the snapshot is durable");
     }
     close(state);
     let state = open(&dir, now + Duration::from_secs(1));
     check(&state, &held);
+    let mut late = 0;
+    state.retained.for_each_match("late/#", |_| {
+        late += 1;
+        std::ops::ControlFlow::Continue(())
+    });
+    assert_eq!(late, 1, "published after the snapshot began: from the log");
     close(state);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,10 +3,14 @@
 //! The snapshot is the records a replay needs to rebuild what is live now, nothing of
 //! history: each retained message, and each stored session with its subscriptions, its
 //! messages in flight (queued, then sent under their packet id, PUBREC noted) and queued, and
-//! its inbound QoS 2 ids. Every message is written once however many queues hold it. It is
-//! written in one loop turn (the state must not change under it), through the store's
-//! buffered writer; the sync, the rename and the retiring of old segments happen on the
-//! store's thread.
+//! its inbound QoS 2 ids. Every message is written once however many queues hold it.
+//!
+//! It is taken from a frozen copy, so the loop is never stopped for long: `begin` rotates the
+//! log (what happens from then on goes to the segments the snapshot does not cover) and, in
+//! the same turn, copies what is live into a list: the messages themselves are shared (`Rc`),
+//! so the copy costs a few words per queued message. `step` then writes a bounded slice of
+//! that list each loop turn, through the store's buffered writer; the sync, the rename and the
+//! retiring of old segments happen on the store's thread.
 //!
 //! When: once the log since the last snapshot is larger than the snapshot itself was (and at
 //! least `MIN_LOG_BYTES`), so the disk holds at most about three times the live state and an
@@ -15,6 +19,7 @@
 //! many changes) if anything changed.
 
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::time::Instant;
 
 use log::{error, info};
@@ -22,11 +27,15 @@ use log::{error, info};
 use super::journal::{Journal, stored_message};
 use super::record::{self, StoredSession, StoredWill};
 use super::store::SnapshotWriter;
+use crate::core::hash::BuildLevelHasher;
 use crate::core::message::Message;
 use crate::core::state::State;
+use crate::wire::{QoS, SubscriptionOptions, Version};
 
 /// Log bytes below which no snapshot is worth writing.
 pub const MIN_LOG_BYTES: u64 = 8 << 20;
+/// Items `step` writes per loop turn (about 5 ms).
+const ITEMS_PER_TURN: usize = 8192;
 
 /// Whether a snapshot is due: see the module documentation.
 pub fn due(state: &State, last: Instant) -> bool {
@@ -48,103 +57,222 @@ pub fn due(state: &State, last: Instant) -> bool {
     }
 }
 
-/// Writes a snapshot of `state` and hands it to the store.
-pub fn write(state: &mut State) {
-    let started = Instant::now();
-    // A run still being coalesced belongs to the log before the snapshot.
-    state.journal.flush_run();
-    let Some(store) = state.journal.store_mut() else {
-        return;
-    };
-    let mut w = match store.begin_snapshot() {
-        Ok(w) => w,
-        Err(e) => {
-            error!("snapshot not started: {e}");
-            return;
-        }
-    };
-    let mut written = HashSet::new();
-    let journal = &state.journal;
-    let mut retained = 0;
-    for m in state.retained.iter() {
-        if put_message(&mut w, journal, &mut written, m) {
-            let id = m.store_id.get();
-            w.append(record::RETAIN, |out| record::put_retain(out, &m.topic, id));
-            retained += 1;
-        }
-    }
-    let mut sessions = 0;
-    for (sid, session) in state.sessions.iter() {
-        let key = session.store_key;
-        if key == 0 {
-            continue;
-        }
-        sessions += 1;
-        let will = session
-            .conn()
-            .and_then(|c| state.conns.get(c))
-            .and_then(|c| c.will.as_deref())
-            .or_else(|| {
-                let sid = crate::ids::SessionId(sid as u32);
-                state.pending_wills.get(&sid).map(|p| &p.will)
-            });
-        let stored = StoredSession {
-            key,
-            client_id: &session.client_id,
-            version: session.version,
-            expiry_interval: session.expiry_interval,
-            listener: session.listener,
-            username: session.username.as_deref(),
-            will: will.map(|w| StoredWill {
-                message: stored_message(&w.message, 0, journal),
-                delay: w.delay,
-                message_expiry_interval: w.message_expiry_interval,
-            }),
+/// A session as it was when the snapshot began, without its messages.
+#[derive(Debug)]
+struct FrozenSession {
+    key: u64,
+    client_id: Box<str>,
+    version: Version,
+    expiry_interval: u32,
+    listener: u16,
+    username: Option<Box<str>>,
+    will: Option<(Rc<Message>, u32, Option<u32>)>,
+    subscriptions: Vec<(Box<str>, SubscriptionOptions, u32)>,
+    inbound_qos2: Vec<u16>,
+}
+
+/// One piece of the frozen state, written as one or a few records.
+#[derive(Debug)]
+enum Item {
+    Retained(Rc<Message>),
+    Session(Box<FrozenSession>),
+    /// A message session `key` holds: queued (packet id 0) or in flight.
+    Entry {
+        key: u64,
+        message: Rc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Box<[u32]>,
+        packet_id: u16,
+        released: bool,
+    },
+}
+
+/// A snapshot being written.
+pub struct Snapshot {
+    writer: SnapshotWriter,
+    items: std::vec::IntoIter<Item>,
+    written: HashSet<u64, BuildLevelHasher>,
+    started: Instant,
+    sessions: usize,
+    retained: usize,
+}
+
+impl Snapshot {
+    /// Starts a snapshot of `state` as it is now; `None` if the store is off or failed.
+    pub fn begin(state: &mut State) -> Option<Snapshot> {
+        let started = Instant::now();
+        // A run still being coalesced belongs to the log before the snapshot.
+        state.journal.flush_run();
+        let writer = match state.journal.store_mut()?.begin_snapshot() {
+            Ok(w) => w,
+            Err(e) => {
+                error!("snapshot not started: {e}");
+                return None;
+            }
         };
-        w.append(record::SESSION, |out| record::put_session(out, &stored));
-        for (filter, options, id) in session.subscriptions() {
-            w.append(record::SUBSCRIBE, |out| {
-                record::put_subscribe(out, key, filter, options, id)
-            });
+        state.journal.snapshot_written();
+        let stored: usize = (state.sessions.iter())
+            .filter(|(_, s)| s.store_key != 0)
+            .map(|(_, s)| 1 + s.stored_len())
+            .sum();
+        let mut items = Vec::with_capacity(state.retained.len() + stored);
+        let mut retained = 0;
+        for m in state.retained.iter() {
+            if m.store_id.get() != 0 {
+                items.push(Item::Retained(Rc::clone(m)));
+                retained += 1;
+            }
         }
-        for e in session.stored_entries() {
-            if !put_message(&mut w, journal, &mut written, e.message) {
+        let mut sessions = 0;
+        for (sid, session) in state.sessions.iter() {
+            let key = session.store_key;
+            if key == 0 {
                 continue;
             }
-            let id = e.message.store_id.get();
+            sessions += 1;
+            let will = session
+                .conn()
+                .and_then(|c| state.conns.get(c))
+                .and_then(|c| c.will.as_deref())
+                .or_else(|| {
+                    let sid = crate::ids::SessionId(sid as u32);
+                    state.pending_wills.get(&sid).map(|p| &p.will)
+                })
+                .map(|w| (Rc::clone(&w.message), w.delay, w.message_expiry_interval));
+            items.push(Item::Session(Box::new(FrozenSession {
+                key,
+                client_id: session.client_id.clone(),
+                version: session.version,
+                expiry_interval: session.expiry_interval,
+                listener: session.listener,
+                username: session.username.clone(),
+                will,
+                subscriptions: (session.subscriptions())
+                    .map(|(f, o, id)| (Box::from(f), o, id))
+                    .collect(),
+                inbound_qos2: session.inbound_qos2().to_vec(),
+            })));
+            items.extend(session.stored_entries().map(|e| Item::Entry {
+                key,
+                message: Rc::clone(e.message),
+                qos: e.qos,
+                retain: e.retain,
+                subscription_ids: e.subscription_ids.into(),
+                packet_id: e.packet_id,
+                released: e.released,
+            }));
+        }
+        info!(
+            "snapshot begun: {sessions} sessions, {retained} retained messages, {} items, frozen in {:?}",
+            items.len(),
+            started.elapsed()
+        );
+        Some(Snapshot {
+            writer,
+            items: items.into_iter(),
+            written: HashSet::default(),
+            started,
+            sessions,
+            retained,
+        })
+    }
+
+    /// Writes the next slice; returns whether everything is written.
+    pub fn step(&mut self, journal: &Journal) -> bool {
+        for item in self.items.by_ref().take(ITEMS_PER_TURN) {
+            write_item(&mut self.writer, journal, &mut self.written, &item);
+        }
+        self.items.len() == 0
+    }
+
+    /// Hands the written snapshot to the store.
+    pub fn finish(self, journal: &mut Journal) {
+        let Some(store) = journal.store_mut() else {
+            return;
+        };
+        if let Err(e) = store.finish_snapshot(self.writer) {
+            error!("snapshot not finished: {e}");
+            return;
+        }
+        info!(
+            "snapshot of {} sessions, {} retained and {} other messages written in {:?}",
+            self.sessions,
+            self.retained,
+            self.written.len().saturating_sub(self.retained),
+            self.started.elapsed()
+        );
+    }
+}
+
+/// Writes one item's records.
+fn write_item(
+    w: &mut SnapshotWriter,
+    journal: &Journal,
+    written: &mut HashSet<u64, BuildLevelHasher>,
+    item: &Item,
+) {
+    match item {
+        Item::Retained(m) => {
+            put_message(w, journal, written, m);
+            let id = m.store_id.get();
+            w.append(record::RETAIN, |out| record::put_retain(out, &m.topic, id));
+        }
+        Item::Session(s) => {
+            let key = s.key;
+            let stored = StoredSession {
+                key,
+                client_id: &s.client_id,
+                version: s.version,
+                expiry_interval: s.expiry_interval,
+                listener: s.listener,
+                username: s.username.as_deref(),
+                will: s.will.as_ref().map(|(m, delay, expiry)| StoredWill {
+                    message: stored_message(m, 0, journal),
+                    delay: *delay,
+                    message_expiry_interval: *expiry,
+                }),
+            };
+            w.append(record::SESSION, |out| record::put_session(out, &stored));
+            for (filter, options, id) in &s.subscriptions {
+                w.append(record::SUBSCRIBE, |out| {
+                    record::put_subscribe(out, key, filter, *options, *id)
+                });
+            }
+            for &packet_id in &s.inbound_qos2 {
+                w.append(record::QOS2_IN, |out| {
+                    record::put_key_packet(out, key, packet_id)
+                });
+            }
+        }
+        Item::Entry {
+            key,
+            message,
+            qos,
+            retain,
+            subscription_ids,
+            packet_id,
+            released,
+        } => {
+            if !put_message(w, journal, written, message) {
+                return;
+            }
+            let (key, id) = (*key, message.store_id.get());
             w.append(record::ENQUEUE, |out| {
-                record::put_enqueue(out, key, id, e.qos, e.retain, e.subscription_ids, None)
+                record::put_enqueue(out, key, id, *qos, *retain, subscription_ids, None)
             });
-            if e.packet_id != 0 {
+            if *packet_id != 0 {
                 w.append(record::SENT, |out| {
-                    record::put_run(out, key, Some(id), e.packet_id, 1)
+                    record::put_run(out, key, Some(id), *packet_id, 1)
                 });
             }
-            if e.released {
+            if *released {
                 w.append(record::PUBREC, |out| {
-                    record::put_run(out, key, None, e.packet_id, 1)
+                    record::put_run(out, key, None, *packet_id, 1)
                 });
             }
         }
-        for &packet_id in session.inbound_qos2() {
-            w.append(record::QOS2_IN, |out| {
-                record::put_key_packet(out, key, packet_id)
-            });
-        }
     }
-    let Some(store) = state.journal.store_mut() else {
-        return;
-    };
-    if let Err(e) = store.finish_snapshot(w) {
-        error!("snapshot not finished: {e}");
-        return;
-    }
-    state.journal.snapshot_written();
-    info!(
-        "snapshot of {sessions} sessions, {retained} retained and {} other messages written in {:?}",
-        written.len().saturating_sub(retained),
-        started.elapsed()
-    );
 }
 
 /// Writes `message`'s MESSAGE record unless this snapshot already has it; false for a
@@ -152,7 +280,7 @@ pub fn write(state: &mut State) {
 fn put_message(
     w: &mut SnapshotWriter,
     journal: &Journal,
-    written: &mut HashSet<u64>,
+    written: &mut HashSet<u64, BuildLevelHasher>,
     message: &Message,
 ) -> bool {
     let id = message.store_id.get();

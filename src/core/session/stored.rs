@@ -135,6 +135,13 @@ impl Session {
         inflight.chain(queued)
     }
 
+    /// How many messages `stored_entries` lists.
+    pub fn stored_len(&self) -> usize {
+        self.flow
+            .as_deref()
+            .map_or(0, |f| f.inflight.len() + f.counted)
+    }
+
     /// The inbound QoS 2 packet ids awaiting PUBREL.
     pub fn inbound_qos2(&self) -> &[u16] {
         self.flow.as_deref().map_or(&[], |f| &f.inbound_qos2)
