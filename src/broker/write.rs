@@ -16,10 +16,13 @@ impl Broker {
             if !self.state.walks.is_empty() {
                 retain_walk::step(&mut self.state);
             }
-            // What the handlers appended reaches the OS before any acknowledgement of it
-            // leaves (without `fsync`, which holds them, that is what makes a kill -9 lose
-            // nothing), and its sync starts now (group commit).
-            self.commit_journal();
+            // Without `fsync` (which holds acknowledgements until their batch is durable),
+            // what the handlers appended reaches the OS before any acknowledgement of it
+            // leaves, so a kill -9 loses nothing. With it, one batch per turn: a second would
+            // make each turn's acknowledgements wait for two syncs.
+            if !self.state.journal.holds() {
+                self.commit_journal();
+            }
             self.flush_dirty();
             self.release_held();
             // Then the sends just made (packet ids given to stored messages). What either
