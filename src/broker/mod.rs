@@ -129,6 +129,8 @@ pub struct Broker {
     last_snapshot: Instant,
     /// A snapshot being written, a slice per turn.
     snapshot: Option<crate::persist::snapshot::Snapshot>,
+    /// When deliveries not yet recorded are recorded next (without `fsync`).
+    deferred_until: Instant,
 }
 
 impl Broker {
@@ -169,6 +171,7 @@ impl Broker {
             store_dir,
             last_snapshot: Instant::now(),
             snapshot: None,
+            deferred_until: Instant::now(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -248,7 +251,10 @@ impl Broker {
                 && !self.walk_again
                 && self.snapshot.is_none()
             {
-                let wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+                let mut wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+                if self.state.journal.has_deferred() {
+                    wake = wake.min(self.deferred_until);
+                }
                 wake.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO

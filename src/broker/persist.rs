@@ -15,6 +15,9 @@ use crate::persist::store::{self, Store, StoreOptions};
 
 /// Segment size of the log.
 const SEGMENT_BYTES: u64 = 64 << 20;
+/// Without `fsync`, how long a delivery to an online client may go unrecorded: one
+/// acknowledged within it is never written (see `lifecycle::enqueue`).
+const DEFER_FOR: Duration = Duration::from_millis(100);
 
 /// Opens the store in `dir` and replays it into `state`; the journal is then live.
 pub(super) fn open(state: &mut State, dir: &Path, waker: &Arc<Waker>) -> io::Result<()> {
@@ -69,6 +72,10 @@ impl Broker {
         if !self.state.journal.enabled() {
             return;
         }
+        if self.state.journal.defers() && self.state.now >= self.deferred_until {
+            lifecycle::log_deferred(&mut self.state);
+            self.deferred_until = self.state.now + DEFER_FOR;
+        }
         let committed = self.state.journal.commit();
         let synced = self.state.journal.poll();
         if committed || synced {
@@ -110,6 +117,8 @@ impl Broker {
         };
         check_free_space(&mut self.state, dir);
         if self.snapshot.is_none() && snapshot::due(&self.state, self.last_snapshot) {
+            // The snapshot lists what is held; all of it must be in the log before it.
+            lifecycle::log_deferred(&mut self.state);
             self.snapshot = Snapshot::begin(&mut self.state);
             self.last_snapshot = self.state.now;
         }
@@ -131,6 +140,7 @@ impl Broker {
     pub(super) fn close_store(&mut self) {
         // A snapshot not finished is left as a temporary file, which the next start removes.
         self.snapshot = None;
+        lifecycle::log_deferred(&mut self.state);
         let _ = self.state.journal.commit();
         if let Some(store) = self.state.journal.take_store()
             && let Err(e) = store.close()

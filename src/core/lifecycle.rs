@@ -190,8 +190,12 @@ pub fn unsubscribe(state: &mut State, sid: SessionId, raw_filter: &str) -> bool 
 /// Queues `message` to `session` for delivery at `qos` (see `Session::enqueue`); every
 /// message a session is given comes through here (from `route::deliver`). A stored session
 /// records what it queues, except QoS 0 for an online client (the entries that count
-/// toward the queue's bound are exactly the recorded ones).
+/// toward the queue's bound are exactly the recorded ones). Without `fsync`, what an online
+/// client is given is recorded only if it is still held at the next `log_deferred`, so a
+/// delivery acknowledged at once costs no disk.
+#[allow(clippy::too_many_arguments)]
 pub fn enqueue(
+    sid: SessionId,
     session: &mut Session,
     message: &Rc<Message>,
     qos: QoS,
@@ -203,10 +207,29 @@ pub fn enqueue(
     let recorded = session.store_key != 0 && (qos != QoS::AtMostOnce || !session.is_online());
     let enqueued = session.enqueue(Rc::clone(message), qos, retain, subscription_ids, limits);
     if recorded && enqueued == Enqueued::Queued {
-        let key = session.store_key;
-        journal.enqueue(key, message, qos, retain, subscription_ids);
+        if journal.defers() && (session.is_online() || session.has_deferred()) {
+            if session.defer_last() {
+                journal.defer(sid);
+            }
+        } else {
+            let key = session.store_key;
+            journal.enqueue(key, message, qos, retain, subscription_ids);
+        }
     }
     enqueued
+}
+
+/// Records what stored sessions were given and still hold since the last call (see
+/// `enqueue`).
+pub fn log_deferred(state: &mut State) {
+    let State {
+        sessions, journal, ..
+    } = state;
+    for sid in journal.take_deferred() {
+        if let Some(session) = sessions.get_mut(sid.0 as usize) {
+            session.log_deferred(journal);
+        }
+    }
 }
 
 /// Records persistent session `sid` (and the will of the connection that just attached to
@@ -268,6 +291,7 @@ pub fn acknowledge(
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return AckOutcome::UnknownPacketId;
     };
+    let logged = session.store_key != 0 && session.inflight_logged(packet_id);
     let (outcome, kind) = match ack {
         Acknowledgement::Puback => (session.on_puback(packet_id), record::ACKED),
         Acknowledgement::Pubrec { accepted: true } => {
@@ -278,7 +302,7 @@ pub fn acknowledge(
         }
         Acknowledgement::Pubcomp => (session.on_pubcomp(packet_id), record::ACKED),
     };
-    if outcome == AckOutcome::Done && session.store_key != 0 {
+    if outcome == AckOutcome::Done && logged {
         state.journal.packet(kind, session.store_key, packet_id);
     }
     outcome

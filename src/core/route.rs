@@ -278,6 +278,7 @@ pub fn deliver(
     }
     let limits = from.limits;
     match lifecycle::enqueue(
+        sid,
         session,
         message,
         qos,

@@ -18,6 +18,7 @@ use log::error;
 use super::record::{self, StoredMessage, StoredProperties};
 use super::store::{Store, StoreFailed, SyncPolicy};
 use crate::core::message::Message;
+use crate::ids::SessionId;
 use crate::wire::{QoS, SubscriptionOptions};
 
 /// A message's id in the store: 0 until its MESSAGE record is appended. A `Cell`, because
@@ -80,6 +81,12 @@ pub struct Journal {
     changes: u64,
     /// The run of SENT, ACKED or PUBREC records being coalesced.
     run: Option<Run>,
+    /// Whether deliveries to online clients are recorded late (`lifecycle::enqueue`):
+    /// without `fsync`, nothing waits for the disk, so a delivery acknowledged before the
+    /// next `log_deferred` need never be written.
+    defers: bool,
+    /// Sessions holding messages not yet recorded.
+    deferred: Vec<SessionId>,
 }
 
 /// Consecutive SENT, ACKED or PUBREC records of one session (consecutive packet ids, and for
@@ -121,6 +128,7 @@ impl Journal {
             .map_or(0, |d| d.as_millis() as u64);
         Journal {
             holds: store.is_some() && sync == SyncPolicy::Fsync,
+            defers: store.is_some() && sync != SyncPolicy::Fsync,
             store,
             next_message: 1,
             next_key: 1,
@@ -132,6 +140,7 @@ impl Journal {
             low_space: false,
             changes: 0,
             run: None,
+            deferred: Vec::new(),
         }
     }
 
@@ -433,6 +442,26 @@ impl Journal {
             Hold::Until(batch) => batch,
             Hold::Never => u64::MAX,
         }
+    }
+
+    /// Whether deliveries to online clients are recorded late (see `lifecycle::enqueue`).
+    pub fn defers(&self) -> bool {
+        self.defers
+    }
+
+    /// Puts session `sid` on the list of those holding messages not yet recorded.
+    pub fn defer(&mut self, sid: SessionId) {
+        self.deferred.push(sid);
+    }
+
+    /// Whether any session holds messages not yet recorded.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Takes the list of sessions holding messages not yet recorded.
+    pub fn take_deferred(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.deferred)
     }
 
     /// Whether acknowledgements wait for durability (`persistence_sync fsync`).

@@ -280,3 +280,57 @@ fn a_restored_snapshot_holds_the_live_state() {
     close(state);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_fsync_a_delivery_acknowledged_in_time_is_never_written() {
+    let dir = temp_dir("round-trip-deferred");
+    let now = Instant::now();
+    let interval = SyncPolicy::Interval(Duration::from_millis(50));
+    let mut state = State::for_test(Config::default(), now);
+    let options = StoreOptions {
+        sync: interval,
+        segment_bytes: 1 << 20,
+    };
+    let (store, _) = Store::open(&dir, options, None, |_, _| {}).expect("the store opens");
+    state.journal = Journal::new(Some(store), interval, now);
+    let a = persistent(&mut state, 1, "a");
+    subscribe(
+        &mut state,
+        a,
+        "t/#",
+        SubscriptionOptions::at(QoS::AtLeastOnce),
+        0,
+    )
+    .unwrap();
+    let _ = state.journal.commit();
+    let before = state.journal.bytes_written();
+    for i in 0..4 {
+        let m = Message::shared("t/x", format!("m{i}").as_bytes(), QoS::AtLeastOnce, false);
+        route::publish(&mut state, &m, None);
+    }
+    assert!(holds(&send(&mut state, a), b"m3"), "sent at once");
+    // m0 and m1 are acknowledged before the deferred records are written: never written.
+    for packet_id in [1, 2] {
+        lifecycle::acknowledge(&mut state, a, Acknowledgement::Puback, packet_id);
+    }
+    let _ = state.journal.commit();
+    assert_eq!(state.journal.bytes_written(), before, "nothing written yet");
+    lifecycle::log_deferred(&mut state);
+    let _ = state.journal.commit();
+    let per_message = (state.journal.bytes_written() - before) / 2;
+    assert!(
+        per_message > 64,
+        "m2 and m3 are written: {per_message} bytes each"
+    );
+    // An acknowledgement of a written message is written too.
+    lifecycle::acknowledge(&mut state, a, Acknowledgement::Puback, 3);
+    close(state);
+    let state = open(&dir, now);
+    let held: Vec<_> = entries(&state, "a")
+        .into_iter()
+        .map(|e| (e.0, e.1))
+        .collect();
+    assert_eq!(held, [("t/x=m3".to_string(), 4)]);
+    close(state);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -39,6 +39,9 @@ pub(super) struct Inflight {
     pub(super) retain: bool,
     pub(super) subscription_ids: SubscriptionIds,
     pub(super) state: AckState,
+    /// Whether a stored session's record of this message is in the journal (see
+    /// `Queued::logged`).
+    pub(super) logged: bool,
 }
 
 #[derive(Debug)]
@@ -51,6 +54,10 @@ pub(super) struct Queued {
     pub(super) counted: bool,
     /// MQTT 5 subscription identifiers of the matching subscriptions.
     pub(super) subscription_ids: SubscriptionIds,
+    /// Whether a stored session's ENQUEUE of it is in the journal: false while it is
+    /// deferred (`persist::journal`, without `fsync`), so a delivery acknowledged soon
+    /// costs no disk at all. Meaningless for sessions that are not stored.
+    pub(super) logged: bool,
 }
 
 /// The MQTT 5 subscription identifiers one delivery carries [MQTT-3.3.4-3]. None or one is
@@ -120,6 +127,8 @@ pub(super) struct Flow {
     pub(super) next_packet_id: u16,
     /// Inflight entries in state `Unsent`, so a window without any is not scanned.
     pub(super) unsent: usize,
+    /// Whether entries not yet logged wait here (the session is on the journal's list).
+    pub(super) deferred: bool,
     /// The topic this client last published to and what it matched (`route::LastTopic`).
     pub(super) last_topic: Option<LastTopic>,
 }
@@ -135,6 +144,7 @@ impl Default for Flow {
             inbound_qos2: Vec::new(),
             next_packet_id: 1,
             unsent: 0,
+            deferred: false,
             last_topic: None,
         }
     }
@@ -161,6 +171,7 @@ impl Flow {
             qos: q.qos,
             retain: q.retain,
             subscription_ids: q.subscription_ids,
+            logged: q.logged,
         });
     }
 
@@ -252,6 +263,7 @@ impl Session {
             retain,
             counted,
             subscription_ids: SubscriptionIds::new(subscription_ids),
+            logged: true,
         });
         Enqueued::Queued
     }
@@ -402,7 +414,7 @@ impl Session {
         let before = flow.queue.len() + flow.inflight.len();
         flow.queue.retain(|q| {
             let keep = readable(&q.message.topic);
-            if !keep && key != 0 && q.counted {
+            if !keep && key != 0 && q.counted && q.logged {
                 journal.dequeue(key, q.message.store_id.get());
             }
             keep
@@ -418,7 +430,7 @@ impl Session {
         // Dropping any inflight entries keeps the rest in allocation order, as packet ids need.
         flow.inflight.retain(|f| {
             let keep = f.state == AckState::Pubcomp || readable(&f.message.topic);
-            if !keep && key != 0 {
+            if !keep && key != 0 && f.logged {
                 journal.packet(record::ACKED, key, f.packet_id);
             }
             keep

@@ -10,6 +10,8 @@ use std::rc::Rc;
 use super::Session;
 use super::flow::{AckState, Queued, SubscriptionIds, queued_cost};
 use crate::core::message::Message;
+use crate::persist::journal::Journal;
+use crate::persist::record;
 use crate::wire::QoS;
 
 /// One message a stored session holds, for a snapshot.
@@ -49,7 +51,59 @@ impl Session {
             retain,
             counted: true,
             subscription_ids: SubscriptionIds::new(subscription_ids),
+            logged: true,
         });
+    }
+
+    /// Marks the message just queued as not yet in the journal; returns whether the session
+    /// was not already waiting with others (so it is to be put on the journal's list).
+    pub fn defer_last(&mut self) -> bool {
+        let flow = self.flow_mut();
+        if let Some(q) = flow.queue.back_mut() {
+            q.logged = false;
+        }
+        !std::mem::replace(&mut flow.deferred, true)
+    }
+
+    /// Whether messages not yet in the journal wait here: what is queued after them must
+    /// wait too, so the journal keeps the queue's order.
+    pub fn has_deferred(&self) -> bool {
+        self.flow.as_deref().is_some_and(|f| f.deferred)
+    }
+
+    /// Whether the message in flight under `packet_id` is in the journal (so its
+    /// acknowledgement is recorded).
+    pub fn inflight_logged(&self, packet_id: u16) -> bool {
+        self.flow
+            .as_deref()
+            .is_some_and(|f| (f.inflight.iter()).any(|e| e.packet_id == packet_id && e.logged))
+    }
+
+    /// Records every message of this stored session not yet in the journal, in the order
+    /// a replay needs: those in flight (queued, sent, PUBREC noted), then the queued ones.
+    pub fn log_deferred(&mut self, journal: &mut Journal) {
+        let key = self.store_key;
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
+        flow.deferred = false;
+        if key == 0 {
+            return;
+        }
+        for f in flow.inflight.iter_mut().filter(|f| !f.logged) {
+            f.logged = true;
+            let ids = f.subscription_ids.as_slice();
+            journal.enqueue(key, &f.message, f.qos, f.retain, ids);
+            journal.sent(key, f.message.store_id.get(), f.packet_id);
+            if f.state == AckState::Pubcomp {
+                journal.packet(record::PUBREC, key, f.packet_id);
+            }
+        }
+        for q in flow.queue.iter_mut().filter(|q| q.counted && !q.logged) {
+            q.logged = true;
+            let ids = q.subscription_ids.as_slice();
+            journal.enqueue(key, &q.message, q.qos, q.retain, ids);
+        }
     }
 
     /// Takes the first queued entry of message `id` out of the queue.

@@ -104,7 +104,7 @@ impl Session {
                 flow.counted_bytes -= q.message.payload.len();
             }
             // What a stored session queued is on disk when it counted (see `lifecycle::enqueue`).
-            let stored = key != 0 && q.counted;
+            let stored = key != 0 && q.counted && q.logged;
             let ids = q.subscription_ids.as_slice();
             if expired {
                 if stored {
@@ -211,7 +211,7 @@ impl Session {
                 let mut publish =
                     publish_frame(&f.message, f.qos, f.retain, f.packet_id, true, version, now);
                 if !fits(&mut publish, link.as_deref(), ids, version) {
-                    if key != 0 {
+                    if key != 0 && f.logged {
                         journal.packet(record::ACKED, key, f.packet_id);
                     }
                     return false;
