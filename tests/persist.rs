@@ -542,9 +542,10 @@ fn persistence_false_writes_nothing(t: Target) {
 // ---- pipit only: the store's own contract ----
 
 /// With `persistence_sync interval` and `none`, acknowledgements do not wait for the disk,
-/// and `kill -9` alone (the machine still up) loses nothing: what was written is in the OS.
+/// and `kill -9` alone (the machine still up) loses nothing queued for an offline client or
+/// retained: that is written in the turn it happens, and is in the OS.
 #[test]
-fn interval_and_none_lose_nothing_to_a_kill_9() {
+fn interval_and_none_lose_nothing_queued_offline_to_a_kill_9() {
     for sync in ["interval 200", "none"] {
         let mut s = Server::start(Kind::Pipit, &format!("persistence_sync {sync}\n"));
         let (mut sub, _) = Client::connect(s.addr, Version::V5, "sync-sub", true);
