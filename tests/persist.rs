@@ -541,6 +541,53 @@ fn persistence_false_writes_nothing(t: Target) {
 
 // ---- pipit only: the store's own contract ----
 
+/// A snapshot written while the broker runs (here after 5 changes, `autosave_on_changes`)
+/// retires the log before it, and what was live then and what came after both survive a
+/// kill -9.
+#[test]
+fn a_snapshot_retires_the_log_and_the_state_survives_it() {
+    let mut s = Server::start(
+        Kind::Pipit,
+        "autosave_on_changes true\nautosave_interval 5\n",
+    );
+    let (mut sub, _) = Client::connect(s.addr, Version::V5, "snap-sub", true);
+    assert_eq!(sub.subscribe("snap/#", 1, None), 1);
+    sub.disconnect();
+    let (mut publ, _) = Client::connect(s.addr, Version::V5, "snap-pub", false);
+    publ.publish("snap/kept", b"r", 1, true);
+    for i in 0..10 {
+        publ.publish("snap/q", format!("before{i}").as_bytes(), 1, false);
+    }
+    // The one-second sweep begins the snapshot; it is written and put in place after.
+    let dir = s.store().join("mosquitto.db.pipit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listing(&dir).iter().any(|n| n.starts_with("snapshot-")) {
+        assert!(Instant::now() < deadline, "no snapshot:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let names = listing(&dir);
+    let logs: Vec<_> = names.iter().filter(|n| n.starts_with("log-")).collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "the segments before the snapshot are retired: {names:?}"
+    );
+    publ.publish("snap/q", b"after", 1, false);
+    s.restart(Stop::Kill);
+    let (mut sub, present) = Client::connect(s.addr, Version::V5, "snap-sub", true);
+    assert!(present, "session present:\n{}", s.log());
+    let got: Vec<String> = sub
+        .drain(IDLE)
+        .iter()
+        .map(|m| format!("{}={}", m.topic, m.text()))
+        .collect();
+    let mut expected = vec!["snap/kept=r".to_string()];
+    expected.extend((0..10).map(|i| format!("snap/q=before{i}")));
+    expected.push("snap/q=after".to_string());
+    assert_eq!(got, expected, "{}", s.log());
+}
+
 /// With `persistence_sync interval` and `none`, acknowledgements do not wait for the disk,
 /// and `kill -9` alone (the machine still up) loses nothing queued for an offline client or
 /// retained: that is written in the turn it happens, and is in the OS.
