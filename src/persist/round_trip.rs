@@ -334,3 +334,38 @@ fn without_fsync_a_delivery_acknowledged_in_time_is_never_written() {
     close(state);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn acknowledgements_are_held_until_their_batch_is_durable() {
+    use super::journal::Hold;
+    let dir = temp_dir("round-trip-hold");
+    let now = Instant::now();
+    let mut state = open(&dir, now);
+    assert_eq!(state.journal.hold(), Hold::No, "nothing appended");
+    let a = persistent(&mut state, 1, "a");
+    let Hold::Until(batch) = state.journal.hold() else {
+        panic!("the SESSION record is not durable yet");
+    };
+    let _ = state.journal.commit();
+    assert_eq!(
+        state.journal.hold(),
+        Hold::Until(batch),
+        "written, not yet synced"
+    );
+    assert!(state.journal.durable_batch() < batch);
+    sync(&mut state);
+    assert!(state.journal.durable_batch() >= batch);
+    assert_eq!(state.journal.hold(), Hold::No, "durable");
+    // A retained walk started now waits for the SUBACK's batch.
+    subscribe(
+        &mut state,
+        a,
+        "t/#",
+        SubscriptionOptions::at(QoS::AtLeastOnce),
+        0,
+    )
+    .unwrap();
+    assert!(state.journal.walk_after() > state.journal.durable_batch());
+    close(state);
+    let _ = std::fs::remove_dir_all(&dir);
+}
