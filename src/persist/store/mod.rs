@@ -10,6 +10,8 @@
 //!   fails the store for good.
 //! - A snapshot (`snapshot.rs`) rewrites the live state into one file; once it is synced and
 //!   renamed into place, the segments it covers are deleted, so disk use follows live state.
+//!   That is done by a snapshot thread of its own, so the log's syncs, which acknowledgements
+//!   wait for, never wait behind a large snapshot's.
 //!   The log itself is only ever appended to.
 //! - [`Store::open`] recovers (`recover.rs`): torn tails are truncated, damaged files are
 //!   kept aside and replaced by their valid records, and [`Recovery`] says what happened.
@@ -100,7 +102,7 @@ pub struct Store {
     snapshot_bytes: u64,
     bytes_written: u64,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     failed: Option<StoreFailed>,
 }
 
@@ -151,7 +153,7 @@ impl Store {
             SyncPolicy::Interval(every) => Some(every),
             SyncPolicy::Fsync | SyncPolicy::Never => None,
         };
-        let thread =
+        let threads =
             sync::spawn(fs.clone(), dir.to_path_buf(), shared.clone(), interval).map_err(io)?;
         let store = Store {
             fs,
@@ -168,7 +170,7 @@ impl Store {
             snapshot_bytes: found.snapshot.map_or(0, |s| s.1),
             bytes_written: found.bytes_written,
             shared,
-            thread: Some(thread),
+            threads,
             failed: None,
         };
         Ok((store, found.recovery))
@@ -356,7 +358,7 @@ impl Store {
         ))
     }
 
-    /// Ends the snapshot and hands it to the sync thread, which fsyncs it, renames it into
+    /// Ends the snapshot and hands it to the snapshot thread, which fsyncs it, renames it into
     /// place, fsyncs the directory, and only then deletes the segments and snapshots it
     /// makes redundant. `poll` reports the outcome; a crash before the rename leaves a
     /// temporary file the next open removes.
@@ -426,19 +428,19 @@ impl Store {
         self.poll()
     }
 
-    /// Tells the sync thread to finish what it was asked and waits for it.
+    /// Tells the sync and snapshot threads to finish what they were asked and waits for them.
     fn stop_thread(&mut self) {
         self.shared.lock().stop = true;
         self.shared.notify();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            // The thread does not panic by design; if it did, nothing more is durable.
-            self.fail(StoreFailed::new(
-                "sync thread",
-                &self.dir,
-                std::io::Error::other("panicked"),
-            ));
+        for thread in std::mem::take(&mut self.threads) {
+            if thread.join().is_err() {
+                // The threads do not panic by design; if one did, nothing more is durable.
+                self.fail(StoreFailed::new(
+                    "sync thread",
+                    &self.dir,
+                    std::io::Error::other("panicked"),
+                ));
+            }
         }
     }
 }

@@ -100,28 +100,74 @@ impl Shared {
     }
 }
 
-/// Starts the sync thread; with `interval`, it also syncs on that cadence by itself.
+/// Starts the sync thread (with `interval`, it also syncs on that cadence by itself) and the
+/// snapshot thread. Snapshots are put in place on a thread of their own because syncing one
+/// can take seconds on an SD card, and the log's syncs, which acknowledgements wait for,
+/// must not wait behind it.
 pub(super) fn spawn(
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     shared: Arc<Shared>,
     interval: Option<Duration>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("pipit-fsync".into())
-        .spawn(move || run(&*fs, &dir, &shared, interval))
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let log = {
+        let (fs, dir, shared) = (fs.clone(), dir.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("pipit-fsync".into())
+            .spawn(move || run(&*fs, &dir, &shared, interval))?
+    };
+    let snapshots = std::thread::Builder::new()
+        .name("pipit-snapshot".into())
+        .spawn(move || run_snapshots(&*fs, &dir, &shared))?;
+    Ok(vec![log, snapshots])
+}
+
+/// The snapshot thread: puts each finished snapshot in place, in order.
+fn run_snapshots(fs: &dyn Fs, dir: &Path, shared: &Shared) {
+    loop {
+        let job = {
+            let mut s = shared.lock();
+            loop {
+                if s.failed.is_some() {
+                    return;
+                }
+                if let Some(job) = s.snapshots.pop_front() {
+                    break job;
+                }
+                if s.stop {
+                    return;
+                }
+                s = shared.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let placed = place_snapshot(fs, dir, job);
+        {
+            let mut s = shared.lock();
+            match placed {
+                Ok(done) => {
+                    s.snapshots_done.push(done);
+                    s.snapshots_pending -= 1;
+                }
+                Err(e) => s.failed = Some(e),
+            }
+        }
+        shared.notify();
+        if let Some(waker) = &shared.waker
+            && let Err(e) = waker.wake()
+        {
+            warn!("persistence: cannot wake the event loop: {e}");
+        }
+    }
 }
 
 fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
     let mut tick = interval.map(|d| Instant::now() + d);
     loop {
         // Wait for work, then take it under the lock.
-        let (files, dir_dirty, target, job) = {
+        let (files, dir_dirty, target) = {
             let mut s = shared.lock();
             loop {
-                if s.failed.is_some()
-                    || (s.stop && s.requested <= s.durable && s.snapshots.is_empty())
-                {
+                if s.failed.is_some() || (s.stop && s.requested <= s.durable) {
                     return;
                 }
                 if let (Some(at), Some(every)) = (tick, interval)
@@ -130,7 +176,7 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                     tick = Some(Instant::now() + every);
                     s.requested = s.requested.max(s.committed);
                 }
-                if s.requested > s.durable || !s.snapshots.is_empty() {
+                if s.requested > s.durable {
                     break;
                 }
                 s = match tick {
@@ -145,17 +191,12 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                     None => shared.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
                 };
             }
-            let sync = s.requested > s.durable;
-            let files = if sync { s.files.clone() } else { Vec::new() };
-            let dir_dirty = sync && std::mem::take(&mut s.dir_dirty);
-            (files, dir_dirty, s.committed, s.snapshots.pop_front())
+            let files = s.files.clone();
+            let dir_dirty = std::mem::take(&mut s.dir_dirty);
+            (files, dir_dirty, s.committed)
         };
         // The slow part, without the lock.
         let synced = sync_log(fs, dir, &files, dir_dirty);
-        let placed = match (&synced, job) {
-            (Ok(()), Some(job)) => Some(place_snapshot(fs, dir, job)),
-            _ => None,
-        };
         {
             let mut s = shared.lock();
             match synced {
@@ -167,14 +208,6 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                     s.files.drain(..files.len() - 1);
                 }
                 Ok(()) => {}
-            }
-            match placed {
-                Some(Ok(done)) => {
-                    s.snapshots_done.push(done);
-                    s.snapshots_pending -= 1;
-                }
-                Some(Err(e)) => s.failed = Some(e),
-                None => {}
             }
         }
         shared.notify();
