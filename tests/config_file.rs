@@ -4,6 +4,8 @@
 //! command-line flags `--help`, `--version`, `--bind`, `--port`.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
 #[path = "common/auth.rs"]
 mod support;
 
@@ -11,6 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use common::{Connect, Raw, connack_code, publish};
+use mosquitto::{Kind, mosquitto_installed};
 use support::{
     ACCEPTED, BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, Pipit, SUBACK_FAILURE, Scratch,
     alice_password_file, free_port, local, pipit_stdout, run_pipit,
@@ -209,6 +212,53 @@ topic sensors/# out 1
     assert!(log.contains(&bridge) && log.contains("bridge1"), "{log}");
     // Options of the ignored bridge are not warned about one by one.
     assert!(!log.contains(&format!("{file}:5:")), "{log}");
+}
+
+/// Issue 13, rows 1 and 2: lines as real files write them, with trailing comments, and
+/// options Mosquitto 2.0 still accepts (deprecated or gone) that pipit refused as unknown.
+/// Both pipit and Mosquitto 2.0.11 start on the same file and serve a QoS 1 round trip
+/// across both listeners, one of them opened by a `listener` line ending in a comment.
+#[test]
+fn trailing_comments_and_deprecated_options_start_pipit_and_mosquitto() {
+    let dir = Scratch::new("conf-mosquitto-lines");
+    for kind in [Kind::Pipit, Kind::Mosquitto] {
+        if kind == Kind::Mosquitto && !mosquitto_installed("trailing comments") {
+            continue;
+        }
+        let port = free_port();
+        let body = format!(
+            "\
+allow_anonymous true # comment
+max_inflight_messages 20  # x
+max_queued_messages 100 # per client
+persistent_client_expiration 1d # one day
+allow_duplicate_messages false # deprecated in 2.0
+retry_interval 20 # gone in 2.0
+retained_persistence false # persistence's other name
+sys_interval 10 # seconds
+connection_messages true # log them
+log_type error # errors only
+listener {port} 127.0.0.1 # MQTT
+protocol mqtt # plain TCP
+max_connections 10 # this listener
+"
+        );
+        let peer = mosquitto::start(&dir, kind, &body);
+        if let Some(pipit) = peer.pipit() {
+            let log = pipit.log();
+            assert!(!log.contains("WARN"), "unexpected warnings:\n{log}");
+        }
+        let mut sub = Raw::connect(local(port), "comments-sub", true);
+        assert_eq!(sub.subscribe("comments/#", 1), 1, "{kind:?}");
+        let mut publisher = Raw::connect(peer.addr, "comments-pub", true);
+        publisher.send(&publish("comments/a", b"hello", 1, false, 1));
+        let got = sub.recv_publish();
+        assert_eq!(
+            (got.topic.as_str(), &got.payload[..]),
+            ("comments/a", &b"hello"[..]),
+            "{kind:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! One line of a config file and the value parsers every option uses: words, flags, bounded
 //! integers, Mosquitto durations and listener addresses. Every error and warning made here
 //! names the option and carries its `FILE:LINE`.
+//!
+//! Trailing text, as Mosquitto 2.0 reads it: a flag, number or keyword is the value's first
+//! word and the rest of the line is ignored (`allow_anonymous true # comment` is `true`),
+//! while a path or string is the whole rest of the line (`password_file /etc/pw # c` names
+//! the file `/etc/pw # c`, which Mosquitto then fails to open, as pipit does).
 
 use super::{ConfigError, Warning};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -57,7 +62,7 @@ impl Line<'_> {
         self.origin().warning(message)
     }
 
-    /// The whole value, which must not be empty (paths, names).
+    /// The whole value, which must not be empty (paths, strings): trailing text is part of it.
     pub(super) fn text(&self) -> Result<&str, ConfigError> {
         match self.value {
             "" => Err(self.error(format!("{} needs a value", self.name))),
@@ -65,34 +70,33 @@ impl Line<'_> {
         }
     }
 
-    /// The value as exactly one word.
+    /// The value's first word (flags, numbers, keywords); the rest of the line is ignored,
+    /// as Mosquitto reads these values.
     pub(super) fn word(&self) -> Result<&str, ConfigError> {
         let value = self.text()?;
-        match value.contains(char::is_whitespace) {
-            true => Err(self.error(format!(
-                "{}: expected one value, got \"{value}\"",
-                self.name
-            ))),
-            false => Ok(value),
-        }
+        Ok(value.split_whitespace().next().unwrap_or(value))
     }
 
+    /// The whole value as a path.
     pub(super) fn path(&self) -> Result<PathBuf, ConfigError> {
         self.text().map(PathBuf::from)
     }
 
+    /// `true` or `false`; Mosquitto also takes `1` and `0`.
     pub(super) fn flag(&self) -> Result<bool, ConfigError> {
         match self.word()? {
-            "true" => Ok(true),
-            "false" => Ok(false),
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
             other => Err(self.error(format!("{}: \"{other}\" is not true or false", self.name))),
         }
     }
 
+    /// The first word as a whole number in `min..=max`.
     pub(super) fn int<T: TryFrom<i64>>(&self, min: i64, max: i64) -> Result<T, ConfigError> {
         self.parse_int(self.word()?, min, max)
     }
 
+    /// `word` as a whole number in `min..=max`; errors name this line's option.
     pub(super) fn parse_int<T: TryFrom<i64>>(
         &self,
         word: &str,
@@ -110,7 +114,7 @@ impl Line<'_> {
         T::try_from(value).map_err(|_| out_of_range())
     }
 
-    /// Mosquitto's duration: a positive count followed by h, d, w, m (30 days) or y (365 days).
+    /// Mosquitto's duration (the first word): a positive count followed by h, d, w, m (30 days) or y (365 days).
     pub(super) fn duration(&self) -> Result<Duration, ConfigError> {
         let word = self.word()?;
         let unit = word.chars().last().unwrap_or('?');

@@ -5,6 +5,7 @@
 //! `Config::load` read Mosquitto's `mosquitto.conf` format (see `parse` for the rules); their
 //! errors and warnings carry `FILE:LINE`.
 
+mod known;
 mod line;
 mod parse;
 mod refused;

@@ -1,7 +1,9 @@
 //! The Mosquitto `mosquitto.conf` parser that builds a `Config`.
 //!
 //! File format: one `option value` per line; a line whose first non-blank character is `#` is
-//! a comment. `listener PORT [ADDRESS]` opens a listener block: the listener options after it
+//! a comment. After a flag, number or keyword the rest of the line is ignored, so a trailing
+//! `# comment` is too; a path or string is the whole rest of the line (see `line`).
+//! `listener PORT [ADDRESS]` opens a listener block: the listener options after it
 //! (TLS, `protocol`, `max_connections`, `max_topic_alias` and, with `per_listener_settings
 //! true`, `allow_anonymous`/`password_file`/`acl_file`) apply to that listener. Before the first
 //! `listener` they apply to the default listener, which is opened by `port`/`bind_address`, or
@@ -16,8 +18,10 @@
 //! A file that opens a non-loopback listener without setting `allow_anonymous` refuses
 //! anonymous clients. An unknown option or a bad value is a `ConfigError` carrying
 //! `FILE:LINE`, and so is an option Mosquitto has that would restrict access and that pipit
-//! does not implement (`refused`); any other option pipit does not implement is a `Warning`.
+//! does not implement (`refused`); any other option pipit does not implement is a `Warning`,
+//! or, if deprecated in Mosquitto and changing nothing in pipit, accepted (`known`).
 
+use super::known;
 use super::line::{Line, Origin, resolve};
 use super::{
     Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, TlsConfig,
@@ -34,29 +38,6 @@ use crate::persist::store::SyncPolicy;
 const MQTT_MAX_PACKET: u32 = crate::wire::MAX_PACKET_SIZE;
 /// Largest MQTT remaining length, hence the largest payload.
 const MQTT_MAX_REMAINING: i64 = 268_435_455;
-
-/// Mosquitto options pipit recognises but does not implement and that restrict nobody: each
-/// use is a `Warning` (a space-separated list). Those that would restrict access are in
-/// `refused`.
-const UNSUPPORTED: &str = "\
-    accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
-    dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
-    max_qos memory_limit pid_file set_tcp_nodelay socket_domain tls_engine \
-    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
-    websockets_log_level";
-/// Prefixes of plugin option families: each use is a `Warning`.
-const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
-/// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
-/// (a space-separated list).
-const BRIDGE: &str = "\
-    address addresses bridge_alpn bridge_attempt_unsubscribe bridge_bind_address \
-    bridge_cafile bridge_capath bridge_certfile bridge_identity bridge_insecure \
-    bridge_keyfile bridge_max_packet_size bridge_outgoing_retain bridge_protocol_version \
-    bridge_psk bridge_require_ocsp bridge_tls_version cleansession clientid idle_timeout \
-    keepalive_interval local_cleansession local_clientid local_password local_username \
-    notification_topic notifications notifications_local_only password remote_clientid \
-    remote_password remote_username restart_timeout round_robin start_type threshold topic \
-    try_private username";
 
 /// Parses config text read from `origin`, following its `include_dir` lines.
 pub(super) fn parse(text: &str, origin: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
@@ -225,7 +206,8 @@ impl Parser {
         match l.name {
             "listener" => self.listener(l)?,
             "port" => self.port = Some(l.int(0, 65535)?),
-            "bind_address" => self.bind_address = Some(resolve(l, l.word()?, 0)?.ip()),
+            // A string in Mosquitto: trailing text is part of the address, which then fails.
+            "bind_address" => self.bind_address = Some(resolve(l, l.text()?, 0)?.ip()),
             "include_dir" if main => self.include_dir(l)?,
             "include_dir" => return Err(l.error("include_dir is only allowed in the main file")),
             "max_connections" => {
@@ -309,7 +291,8 @@ impl Parser {
             "allow_zero_length_clientid" => c.allow_zero_length_clientid = l.flag()?,
             "clientid_prefixes" => c.clientid_prefixes = Some(l.text()?.to_string()),
             "connection_messages" => c.connection_messages = l.flag()?,
-            "persistence" => c.persistence = l.flag()?,
+            // `retained_persistence` is Mosquitto's other name for `persistence`.
+            "persistence" | "retained_persistence" => c.persistence = l.flag()?,
             "persistence_sync" => c.persistence_sync = persistence_sync(l)?,
             "persistence_min_free_space" => c.persistence_min_free_space = l.int(0, i64::MAX)?,
             "autosave_on_changes" => c.autosave_on_changes = l.flag()?,
@@ -326,12 +309,13 @@ impl Parser {
             "log_dest" => self.log_dest(l)?,
             "connection" => {
                 self.in_bridge = true;
-                let name = l.text()?;
+                let name = l.word()?;
                 self.warnings.push(l.warning(format!(
                     "bridges are not supported: bridge \"{name}\" is ignored"
                 )));
             }
-            name if BRIDGE.split_whitespace().any(|o| o == name) => {
+            name if known::is_no_op(name) => known::no_op(l)?,
+            name if known::is_bridge(name) => {
                 if !self.in_bridge {
                     self.warnings.push(l.warning(format!(
                         "{name} is a bridge option and bridges are not supported"
@@ -339,9 +323,7 @@ impl Parser {
                 }
             }
             name if super::refused::is_refused(name) => super::refused::check(l)?,
-            name if UNSUPPORTED.split_whitespace().any(|o| o == name)
-                || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p)) =>
-            {
+            name if known::is_unsupported(name) => {
                 self.warnings
                     .push(l.warning(format!("{name} is not supported and is ignored")));
             }
@@ -350,16 +332,15 @@ impl Parser {
         Ok(())
     }
 
+    /// `listener PORT [ADDRESS]`: as in Mosquitto, an address starting with `#` is a
+    /// comment, and words after the address are ignored.
     fn listener(&mut self, l: &Line) -> Result<(), ConfigError> {
         self.in_bridge = false;
         let mut words = l.text()?.split_whitespace();
         let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
-        let addr = match (words.next(), words.next()) {
-            (None, _) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-            (Some(host), None) => resolve(l, host, port)?,
-            (Some(_), Some(extra)) => {
-                return Err(l.error(format!("listener: unexpected \"{extra}\"")));
-            }
+        let addr = match words.next().filter(|host| !host.starts_with('#')) {
+            None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            Some(host) => resolve(l, host, port)?,
         };
         self.listeners.push(Section::new(addr));
         Ok(())
@@ -467,8 +448,9 @@ fn not_yet(l: &Line, why: &str) -> Warning {
     l.warning(format!("{setting} is not implemented yet: {why}"))
 }
 
+/// A string in Mosquitto, so trailing text is part of the version (and fails).
 fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
-    match l.word()? {
+    match l.text()? {
         "tlsv1.3" => Ok(TlsVersion::Tls13),
         "tlsv1.2" => Ok(TlsVersion::Tls12),
         "tlsv1.1" => {
@@ -479,12 +461,13 @@ fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, Conf
     }
 }
 
-/// `persistence_sync fsync | interval MS | none`.
+/// `persistence_sync fsync | interval MS | none`; later words are ignored, as after every
+/// keyword.
 fn persistence_sync(l: &Line) -> Result<SyncPolicy, ConfigError> {
     let mut words = l.text()?.split_whitespace();
     let policy = match (words.next(), words.next()) {
-        (Some("fsync"), None) => SyncPolicy::Fsync,
-        (Some("none"), None) => SyncPolicy::Never,
+        (Some("fsync"), _) => SyncPolicy::Fsync,
+        (Some("none"), _) => SyncPolicy::Never,
         (Some("interval"), Some(ms)) => {
             SyncPolicy::Interval(Duration::from_millis(l.parse_int(ms, 1, 3_600_000)?))
         }
@@ -495,10 +478,7 @@ fn persistence_sync(l: &Line) -> Result<SyncPolicy, ConfigError> {
             )));
         }
     };
-    match words.next() {
-        None => Ok(policy),
-        Some(extra) => Err(l.error(format!("persistence_sync: unexpected \"{extra}\""))),
-    }
+    Ok(policy)
 }
 
 /// The most verbose level one `log_type` asks for; `none` is `Off`.
@@ -694,7 +674,12 @@ protocol websockets
             ),
             ("interval", None),
             ("interval 0", None),
-            ("fsync now", None),
+            ("fsync # always", Some(SyncPolicy::Fsync)),
+            (
+                "interval 1000 # ms",
+                Some(SyncPolicy::Interval(Duration::from_secs(1))),
+            ),
+            ("# fsync", None),
             ("always", None),
         ] {
             let parsed = parse(&format!("persistence_sync {value}\n"));
@@ -764,13 +749,11 @@ protocol websockets
             ("persistent_client_expiration 10", "needs a unit"),
             ("persistent_client_expiration 0d", "out of range"),
             ("persistent_client_expiration xd", "not a whole number"),
-            ("sys_interval 1 2", "expected one value"),
             ("protocol http", "unknown protocol"),
             ("log_type verbose", "unknown type"),
             ("log_dest printer", "unknown destination"),
             ("listener", "needs a value"),
             ("listener abc", "not a whole number"),
-            ("listener 1883 127.0.0.1 extra", "unexpected \"extra\""),
             ("listener 0 /run/pipit.sock", "unix socket"),
             ("tls_version sslv3", "unknown version"),
         ];
@@ -778,6 +761,76 @@ protocol websockets
             let message = error(&format!("{line}\n"));
             assert!(message.starts_with("pipit.conf:1: "), "{line}: {message}");
             assert!(message.contains(expected), "{line}: {message}");
+        }
+    }
+
+    /// Issue 13 row 1, as Mosquitto 2.0.11 reads these lines (checked with the real broker):
+    /// a flag, number or keyword is the first word, the rest of the line is ignored.
+    #[test]
+    fn trailing_text_after_flags_numbers_and_keywords_is_ignored() {
+        let text = "\
+allow_anonymous false # comment
+per_listener_settings 0   # Mosquitto's 0 and 1 are flags too
+max_inflight_messages 20  # x
+sys_interval 1 2
+max_keepalive 60\t# tabbed
+persistent_client_expiration 2d # two days
+log_type error # errors only
+persistence_sync none # fast
+listener 1884 127.0.0.1 # MQTT
+protocol mqtt # plain
+max_connections 7 # per listener
+max_topic_alias 3 extra words
+listener 1885 # every address
+listener 1886 ::1 ignored # v6
+";
+        let c = config(text);
+        assert!(!c.allow_anonymous && !c.per_listener_settings);
+        assert_eq!((c.max_inflight_messages, c.sys_interval), (20, 1));
+        assert_eq!(c.max_keepalive, 60);
+        assert_eq!(
+            c.persistent_client_expiration,
+            Some(Duration::from_secs(2 * 86_400))
+        );
+        assert_eq!(c.log_level, Some(LevelFilter::Error));
+        assert_eq!(c.persistence_sync, SyncPolicy::Never);
+        let addrs: Vec<SocketAddr> = c.listeners.iter().map(|l| l.addr).collect();
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 1886);
+        let expected = [v4([127, 0, 0, 1], 1884), v4([0, 0, 0, 0], 1885), v6];
+        assert_eq!(addrs, expected);
+        let first = &c.listeners[0];
+        assert_eq!((first.max_connections, first.max_topic_alias), (Some(7), 3));
+        assert!(config("allow_anonymous 1\n").allow_anonymous);
+    }
+
+    /// Mosquitto reads paths and strings as the whole rest of the line, so a trailing comment
+    /// becomes part of the path (and the file is then not found, as with Mosquitto).
+    #[test]
+    fn paths_and_strings_keep_the_rest_of_the_line() {
+        let c = config("password_file /etc/x # c\nacl_file /etc/my acl\nclientid_prefixes a b\n");
+        assert_eq!(c.password_file, Some(PathBuf::from("/etc/x # c")));
+        assert_eq!(c.acl_file, Some(PathBuf::from("/etc/my acl")));
+        assert_eq!(c.clientid_prefixes.as_deref(), Some("a b"));
+        assert!(error("tls_version tlsv1.2 # c\n").contains("unknown version"));
+        assert!(error("bind_address 127.0.0.1 # c\n").contains("cannot resolve"));
+    }
+
+    /// A value that is wrong in its first word is still refused, trailing comment or not.
+    #[test]
+    fn a_wrong_first_word_is_refused_whatever_follows() {
+        for line in [
+            "allow_anonymous maybe # c",
+            "allow_anonymous # true",
+            "max_connections ten # c",
+            "max_inflight_messages -5 # c",
+            "persistent_client_expiration 10 # days",
+            "protocol http # c",
+            "log_type verbose # c",
+            "listener abc # c",
+            "listener 1883 # c\nmax_topic_alias x # 3",
+        ] {
+            let message = error(&format!("{line}\n"));
+            assert!(message.starts_with("pipit.conf:"), "{line}: {message}");
         }
     }
 

@@ -1,0 +1,256 @@
+//! Mosquitto options pipit recognises without acting on them: deprecated ones that change
+//! nothing in pipit (accepted, noted at debug), options that restrict nobody and that pipit
+//! does not implement (each use a `Warning`), and bridge options. Options that would restrict
+//! access are not here: `refused` stops start-up for them.
+
+use super::ConfigError;
+use super::line::Line;
+
+/// Mosquitto options pipit recognises but does not implement and that restrict nobody: each
+/// use is a `Warning` (a space-separated list). `maximum_qos` is Mosquitto's other name for
+/// `max_qos`.
+const UNSUPPORTED: &str = "\
+    accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
+    dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
+    max_qos maximum_qos memory_limit pid_file set_tcp_nodelay socket_domain tls_engine \
+    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
+    websockets_log_level";
+/// Prefixes of plugin option families: each use is a `Warning`.
+const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
+/// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
+/// (a space-separated list).
+const BRIDGE: &str = "\
+    address addresses bridge_alpn bridge_attempt_unsubscribe bridge_bind_address \
+    bridge_cafile bridge_capath bridge_certfile bridge_identity bridge_insecure \
+    bridge_keyfile bridge_max_packet_size bridge_outgoing_retain bridge_protocol_version \
+    bridge_psk bridge_require_ocsp bridge_tls_version cleansession clientid idle_timeout \
+    keepalive_interval local_cleansession local_clientid local_password local_username \
+    notification_topic notifications notifications_local_only password remote_clientid \
+    remote_password remote_username restart_timeout round_robin start_type threshold topic \
+    try_private username";
+
+/// Options Mosquitto 2.0 still reads but that change nothing in pipit: (option, whether its
+/// value must be a flag, why it changes nothing). Accepted, and noted at debug level.
+const NO_OP: [(&str, bool, &str); 2] = [
+    (
+        "allow_duplicate_messages",
+        true,
+        "deprecated in Mosquitto 2.0; pipit delivers a message once to a client whose \
+         subscriptions overlap [MQTT-3.3.5-1], which both settings permit",
+    ),
+    (
+        "retry_interval",
+        false,
+        "Mosquitto 2.0 no longer has it and ignores the line",
+    ),
+];
+
+/// Whether `name` is a bridge option.
+pub(super) fn is_bridge(name: &str) -> bool {
+    BRIDGE.split_whitespace().any(|o| o == name)
+}
+
+/// Whether `name` is an option that restricts nobody and that pipit does not implement.
+pub(super) fn is_unsupported(name: &str) -> bool {
+    UNSUPPORTED.split_whitespace().any(|o| o == name)
+        || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether `name` is a deprecated option that changes nothing in pipit.
+pub(super) fn is_no_op(name: &str) -> bool {
+    NO_OP.iter().any(|(option, ..)| *option == name)
+}
+
+/// Accepts line `l`, whose option `is_no_op`: a flag's value is still checked, as Mosquitto
+/// checks it, and the line is noted at debug level.
+pub(super) fn no_op(l: &Line) -> Result<(), ConfigError> {
+    let Some((_, flag, why)) = NO_OP.iter().find(|(o, ..)| *o == l.name) else {
+        return Ok(());
+    };
+    if *flag {
+        l.flag()?;
+    }
+    log::debug!(
+        "{}:{}: {} changes nothing: {why}",
+        l.file.display(),
+        l.no,
+        l.name
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// What pipit does with a line, by design.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Outcome {
+        Accepted,
+        Warned,
+        Refused,
+    }
+    use Outcome::{Accepted, Refused, Warned};
+
+    /// Every option Mosquitto 2.0.11's example mosquitto.conf names (Debian's
+    /// /usr/share/doc/mosquitto/examples/mosquitto.conf), then the others its
+    /// mosquitto.conf(5) page and its parser (src/conf.c) still read, each with a value, and
+    /// what pipit does with it. `include_dir` is given an empty directory.
+    const MOSQUITTO_OPTIONS: [(&str, Outcome); 108] = [
+        ("per_listener_settings false", Accepted),
+        ("allow_zero_length_clientid true", Accepted),
+        ("auto_id_prefix auto-", Warned),
+        ("check_retain_source true", Refused),
+        ("max_inflight_bytes 0", Warned),
+        ("max_inflight_messages 20", Accepted),
+        ("max_keepalive 65535", Accepted),
+        ("max_packet_size 0", Accepted),
+        ("max_queued_bytes 0", Accepted),
+        ("max_qos 2", Warned),
+        ("max_queued_messages 1000", Accepted),
+        ("memory_limit 0", Warned),
+        ("message_size_limit 0", Accepted),
+        ("persistent_client_expiration 2w", Accepted),
+        ("pid_file /run/mosquitto.pid", Warned),
+        ("queue_qos0_messages false", Accepted),
+        ("retain_available true", Accepted),
+        ("set_tcp_nodelay false", Warned),
+        ("sys_interval 10", Accepted),
+        ("upgrade_outgoing_qos false", Warned),
+        ("user mosquitto", Warned),
+        ("listener 8883 127.0.0.1", Accepted),
+        ("socket_domain ipv4", Warned),
+        ("bind_interface eth0", Refused),
+        ("http_dir /var/www", Warned),
+        ("max_connections -1", Accepted),
+        ("mount_point tenant/", Refused),
+        ("protocol mqtt", Accepted),
+        ("use_username_as_clientid true", Refused),
+        ("websockets_headers_size 4096", Warned),
+        ("certfile /c.pem", Accepted),
+        ("keyfile /k.pem", Accepted),
+        ("ciphers ECDHE-RSA-AES128-GCM-SHA256", Refused),
+        ("ciphers_tls1.3 TLS_AES_128_GCM_SHA256", Refused),
+        ("crlfile /crl.pem", Refused),
+        ("dhparamfile /dh.pem", Warned),
+        ("require_certificate false", Accepted),
+        ("cafile /ca.pem", Accepted),
+        ("capath /certs", Accepted),
+        ("use_identity_as_username false", Accepted),
+        ("psk_hint hint", Refused),
+        ("autosave_interval 1800", Accepted),
+        ("autosave_on_changes false", Accepted),
+        ("persistence false", Accepted),
+        ("persistence_file mosquitto.db", Accepted),
+        ("persistence_location /var/lib/mosquitto/", Accepted),
+        ("log_dest stderr", Accepted),
+        ("log_type error", Accepted),
+        ("connection_messages true", Accepted),
+        ("log_facility 5", Warned),
+        ("log_timestamp true", Warned),
+        ("log_timestamp_format %Y-%m-%dT%H:%M:%S", Warned),
+        ("websockets_log_level 0", Warned),
+        ("clientid_prefixes secure-", Accepted),
+        ("allow_anonymous false", Accepted),
+        ("password_file /etc/mosquitto/pw", Accepted),
+        ("psk_file /etc/mosquitto/psk", Refused),
+        ("acl_file /etc/mosquitto/acl", Accepted),
+        ("auth_plugin /usr/lib/auth.so", Refused),
+        ("include_dir", Accepted),
+        ("connection bridge-01", Warned),
+        ("address 10.0.0.2:1883", Warned),
+        ("topic sensors/# out 1", Warned),
+        ("bridge_bind_address 10.0.0.1", Warned),
+        ("bridge_attempt_unsubscribe true", Warned),
+        ("bridge_protocol_version mqttv311", Warned),
+        ("cleansession false", Warned),
+        ("idle_timeout 60", Warned),
+        ("keepalive_interval 60", Warned),
+        ("local_clientid local", Warned),
+        ("notifications true", Warned),
+        ("notification_topic $SYS/bridge", Warned),
+        ("remote_clientid remote", Warned),
+        ("remote_password secret", Warned),
+        ("remote_username user", Warned),
+        ("restart_timeout 5 30", Warned),
+        ("round_robin false", Warned),
+        ("start_type automatic", Warned),
+        ("threshold 10", Warned),
+        ("try_private true", Warned),
+        ("bridge_outgoing_retain true", Warned),
+        ("bridge_max_packet_size 0", Warned),
+        ("bridge_cafile /ca.pem", Warned),
+        ("bridge_capath /certs", Warned),
+        ("bridge_alpn x-amzn-mqtt-ca", Warned),
+        ("bridge_insecure false", Warned),
+        ("bridge_certfile /c.pem", Warned),
+        ("bridge_keyfile /k.pem", Warned),
+        ("bridge_identity id", Warned),
+        ("bridge_psk 0123", Warned),
+        // Not in the example file, in the man page or the parser.
+        ("allow_duplicate_messages true", Accepted),
+        ("allow_duplicate_messages false", Accepted),
+        ("retry_interval 20", Accepted),
+        ("retained_persistence false", Accepted),
+        ("maximum_qos 1", Warned),
+        ("auth_opt_backend files", Warned),
+        ("auth_plugin_deny_special_chars true", Warned),
+        ("bind_address 127.0.0.1", Accepted),
+        ("port 1884", Accepted),
+        ("max_topic_alias 10", Accepted),
+        ("tls_version tlsv1.2", Accepted),
+        ("use_subject_as_username true", Refused),
+        ("tls_engine pkcs11", Warned),
+        ("tls_keyform pem", Warned),
+        ("local_password secret", Warned),
+        ("bridge_tls_version tlsv1.2", Warned),
+        ("plugin /usr/lib/mosquitto_dynamic_security.so", Refused),
+        ("plugin_opt_config_file /dynsec.json", Warned),
+    ];
+
+    /// The listener and TLS files every line is read after, so each listener option has a
+    /// complete listener to apply to.
+    const PRELUDE: &str = "listener 8883 127.0.0.1\ncertfile /c.pem\nkeyfile /k.pem\n\
+                           cafile /ca.pem\n";
+
+    /// What parsing `line` after `PRELUDE` does; `Err` for an error not made by design.
+    fn outcome(line: &str) -> Result<Outcome, String> {
+        let empty = std::env::temp_dir().join(format!("pipit-known-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let line = match line {
+            "include_dir" => format!("include_dir {}", empty.display()),
+            line => line.to_string(),
+        };
+        match Config::parse(&format!("{PRELUDE}{line}\n"), Path::new("pipit.conf")) {
+            Ok((_, warnings)) if warnings.is_empty() => Ok(Accepted),
+            Ok(_) => Ok(Warned),
+            Err(e) if e.to_string().contains("refuses to start") => Ok(Refused),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn no_option_mosquitto_documents_is_unknown() {
+        for (line, expected) in MOSQUITTO_OPTIONS {
+            assert_eq!(outcome(line), Ok(expected), "{line}");
+        }
+    }
+
+    #[test]
+    fn deprecated_flags_are_still_checked_and_retry_interval_takes_anything() {
+        for line in ["allow_duplicate_messages maybe", "allow_duplicate_messages"] {
+            let message = outcome(line).unwrap_err();
+            assert!(message.starts_with("pipit.conf:5: allow_duplicate_messages"));
+        }
+        assert_eq!(outcome("retry_interval"), Ok(Accepted));
+        assert_eq!(outcome("retry_interval twenty"), Ok(Accepted));
+    }
+
+    #[test]
+    fn retained_persistence_is_persistence() {
+        let parse = |text: &str| Config::parse(text, Path::new("pipit.conf")).unwrap().0;
+        assert!(parse("retained_persistence true\n").persistence);
+        assert!(!parse("persistence true\nretained_persistence false\n").persistence);
+    }
+}
