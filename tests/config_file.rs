@@ -261,6 +261,34 @@ max_connections 10 # this listener
     }
 }
 
+/// `listener PORT` without an address serves IPv4 and IPv6 clients both, in pipit as in
+/// Mosquitto; with `127.0.0.1`, IPv4 alone.
+#[test]
+fn a_listener_without_an_address_serves_ipv4_and_ipv6() {
+    let dir = Scratch::new("conf-dual-stack");
+    for kind in [Kind::Pipit, Kind::Mosquitto] {
+        if kind == Kind::Mosquitto && !mosquitto_installed("dual-stack listeners") {
+            continue;
+        }
+        let port = free_port();
+        let body = format!("allow_anonymous true\nlistener {port}\n");
+        let peer = mosquitto::start(&dir, kind, &body);
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        let mut sub = Raw::connect(v6, "dual-sub", true);
+        assert_eq!(sub.subscribe("dual/#", 1), 1, "{kind:?} over IPv6");
+        let mut publisher = Raw::connect(local(port), "dual-pub", true);
+        publisher.send(&publish("dual/a", b"both", 1, false, 1));
+        let got = sub.recv_publish();
+        assert_eq!(&got.payload[..], b"both", "{kind:?}");
+        // The loopback listener every peer starts with is IPv4 only.
+        let loopback_v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, peer.addr.port()));
+        assert!(
+            std::net::TcpStream::connect(loopback_v6).is_err(),
+            "{kind:?}: 127.0.0.1 is not ::1"
+        );
+    }
+}
+
 #[test]
 fn include_dir_reads_its_conf_files() {
     let dir = Scratch::new("conf-include");

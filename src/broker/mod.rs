@@ -157,7 +157,7 @@ impl Broker {
         }
         let mut listeners = Vec::new();
         for (i, listener) in state.config.listeners.iter().enumerate() {
-            let mut socket = TcpListener::bind(listener.addr)?;
+            let mut socket = crate::net::listen::bind(listener)?;
             poll.registry()
                 .register(&mut socket, Token(LISTENER_TOP - i), Interest::READABLE)?;
             info!("listening on {}", socket.local_addr()?);

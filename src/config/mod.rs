@@ -79,6 +79,10 @@ pub struct SecurityConfig {
 pub struct ListenerConfig {
     /// Address and port to bind; port 0 picks an ephemeral port (tests).
     pub addr: SocketAddr,
+    /// Listen on IPv6 and IPv4 both (`listener PORT` or `port PORT` without an address, as
+    /// Mosquitto does): one dual-stack socket on `[::]`, or `addr` (IPv4) alone where the
+    /// host has no IPv6.
+    pub dual_stack: bool,
     /// Transport spoken on this listener.
     pub protocol: Protocol,
     /// Most simultaneous connections on this listener; at the bound a new one is closed at
@@ -98,6 +102,7 @@ impl ListenerConfig {
     pub fn new(addr: SocketAddr) -> Self {
         ListenerConfig {
             addr,
+            dual_stack: false,
             protocol: Protocol::Mqtt,
             max_connections: None,
             max_topic_alias: 10,

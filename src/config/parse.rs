@@ -338,11 +338,14 @@ impl Parser {
         self.in_bridge = false;
         let mut words = l.text()?.split_whitespace();
         let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
-        let addr = match words.next().filter(|host| !host.starts_with('#')) {
+        let host = words.next().filter(|host| !host.starts_with('#'));
+        let addr = match host {
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
             Some(host) => resolve(l, host, port)?,
         };
-        self.listeners.push(Section::new(addr));
+        let mut section = Section::new(addr);
+        section.listener.dual_stack = host.is_none();
+        self.listeners.push(section);
         Ok(())
     }
 
@@ -398,6 +401,7 @@ impl Parser {
                 (None, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             };
             self.default.listener.addr = SocketAddr::new(ip, self.port.unwrap_or(DEFAULT_PORT));
+            self.default.listener.dual_stack = self.bind_address.is_none() && self.port.is_some();
             self.listeners.insert(0, self.default);
         } else {
             let lost = self.default.first.or(match config.per_listener_settings {
@@ -905,6 +909,15 @@ listener 1886 ::1 ignored # v6
         assert_eq!(addr("listener 1884 ::\n"), any6);
         assert_eq!(addr("listener 1884 [::]\n"), any6);
         assert_eq!(addr("port 1999\n"), v4([0, 0, 0, 0], 1999));
+        // Without an address, IPv6 too, as Mosquitto; with one, that address alone.
+        let dual = |text: &str| config(text).listeners[0].dual_stack;
+        assert!(dual("listener 1884\n") && dual("listener 1884 # all\n") && dual("port 1999\n"));
+        assert!(!dual("listener 1884 0.0.0.0\n") && !dual("listener 1884 ::\n"));
+        assert!(!dual("bind_address 127.0.0.1\n") && !dual("port 1999\nbind_address 0.0.0.0\n"));
+        assert!(
+            !dual("allow_anonymous true\n"),
+            "the default listener is loopback only"
+        );
         assert_eq!(addr("bind_address 127.0.0.1\n"), v4([127, 0, 0, 1], 1883));
         assert_eq!(
             addr("bind_address localhost\nport 1999\n"),

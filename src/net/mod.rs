@@ -10,6 +10,7 @@
 pub(crate) mod buffer;
 pub(crate) mod conn;
 pub(crate) mod linger;
+pub(crate) mod listen;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
