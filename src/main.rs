@@ -160,10 +160,24 @@ fn main() -> ExitCode {
     for warning in warnings {
         log::warn!("{warning}");
     }
+    let pid_file = config.pid_file.clone();
     let result = Broker::bind(config).and_then(|mut broker| {
+        // As Mosquitto: written once the broker could start, or no start at all.
+        if let Some(path) = &pid_file {
+            std::fs::write(path, std::process::id().to_string()).map_err(|e| {
+                let why = format!("unable to write pid file {}: {e}", path.display());
+                std::io::Error::new(e.kind(), why)
+            })?;
+        }
         broker.handle_signals()?;
         broker.run()
     });
+    if let Some(path) = &pid_file
+        && result.is_ok()
+    {
+        // Best effort: a file left behind names a process that is gone.
+        let _ = std::fs::remove_file(path);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

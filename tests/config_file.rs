@@ -261,6 +261,78 @@ max_connections 10 # this listener
     }
 }
 
+/// `pid_file`: the process id is written at start and the file removed at a clean exit; a
+/// file that cannot be written stops start-up. Mosquitto 2.0.11 does the same.
+#[test]
+fn pid_file_is_written_at_start_and_removed_at_exit() {
+    let dir = Scratch::new("conf-pid-file");
+    let pid_path = dir.path("broker.pid");
+    let port = free_port();
+    let conf = dir.write(
+        "pipit.conf",
+        &format!(
+            "listener {port} 127.0.0.1\npid_file {}\n",
+            pid_path.display()
+        ),
+    );
+    let mut pipit = Pipit::with_config(&conf, local(port), &dir.path("pipit.log"));
+    let written = std::fs::read_to_string(&pid_path).expect("the pid file is written");
+    assert_eq!(written.trim(), pipit.child.id().to_string());
+    pipit.signal("-TERM");
+    assert!(pipit.wait_exit().success(), "{}", pipit.log());
+    assert!(!pid_path.exists(), "removed at a clean exit");
+
+    let bad = dir.write(
+        "bad.conf",
+        &format!(
+            "listener {} 127.0.0.1\npid_file /nonexistent/dir/pipit.pid\n",
+            free_port()
+        ),
+    );
+    let (status, log) = run_pipit(&["-c", bad.to_str().unwrap()], &dir.path("bad.log"));
+    assert!(!status.success(), "an unwritable pid file stops start-up");
+    assert!(log.contains("pid file"), "{log}");
+
+    if mosquitto_installed("pid_file") {
+        let mosquitto_pid = dir.path("mosquitto.pid");
+        let body = format!("pid_file {}\nuser root\n", mosquitto_pid.display());
+        let mut m = std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(dir.write(
+                "m.conf",
+                &format!("listener {} 127.0.0.1\n{body}", free_port()),
+            ))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mosquitto");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !mosquitto_pid.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let written = std::fs::read_to_string(&mosquitto_pid).expect("Mosquitto's pid file");
+        assert_eq!(written.trim(), m.id().to_string());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &m.id().to_string()])
+            .status();
+        let _ = m.wait();
+        assert!(!mosquitto_pid.exists(), "Mosquitto removes it too");
+        let bad = dir.write(
+            "m-bad.conf",
+            &format!(
+                "listener {} 127.0.0.1\npid_file /nonexistent/dir/m.pid\nuser root\n",
+                free_port()
+            ),
+        );
+        let status = std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&bad)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run mosquitto");
+        assert!(!status.success(), "Mosquitto refuses to start too");
+    }
+}
+
 /// `listener PORT` without an address serves IPv4 and IPv6 clients both, in pipit as in
 /// Mosquitto; with `127.0.0.1`, IPv4 alone.
 #[test]

@@ -12,7 +12,7 @@ use super::line::Line;
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
     dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
-    max_qos maximum_qos memory_limit pid_file set_tcp_nodelay socket_domain tls_engine \
+    max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
     websockets_log_level";
 /// Prefixes of plugin option families: each use is a `Warning`.
@@ -112,7 +112,7 @@ mod tests {
         ("memory_limit 0", Warned),
         ("message_size_limit 0", Accepted),
         ("persistent_client_expiration 2w", Accepted),
-        ("pid_file /run/mosquitto.pid", Warned),
+        ("pid_file /run/mosquitto.pid", Accepted),
         ("queue_qos0_messages false", Accepted),
         ("retain_available true", Accepted),
         ("set_tcp_nodelay false", Warned),

@@ -216,6 +216,8 @@ pub struct Config {
     pub persistence_min_free_space: u64,
     /// The store directory given on the command line, overriding the configuration's.
     pub persistence_dir: Option<PathBuf>,
+    /// Where the `pipit` binary writes its process id at start (removed at a clean exit).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -260,6 +262,7 @@ impl Default for Config {
             persistence_sync: SyncPolicy::Fsync,
             persistence_min_free_space: 64 << 20,
             persistence_dir: None,
+            pid_file: None,
         }
     }
 }

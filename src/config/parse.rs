@@ -293,6 +293,7 @@ impl Parser {
             "connection_messages" => c.connection_messages = l.flag()?,
             // `retained_persistence` is Mosquitto's other name for `persistence`.
             "persistence" | "retained_persistence" => c.persistence = l.flag()?,
+            "pid_file" => c.pid_file = Some(l.path()?),
             "persistence_sync" => c.persistence_sync = persistence_sync(l)?,
             "persistence_min_free_space" => c.persistence_min_free_space = l.int(0, i64::MAX)?,
             "autosave_on_changes" => c.autosave_on_changes = l.flag()?,
@@ -997,7 +998,7 @@ allow_anonymous true
     fn unsupported_options_are_warnings_with_lines() {
         let text = "\
 user mosquitto
-pid_file /run/pipit.pid
+log_timestamp true
 auth_opt_backend files
 connection bridge-01
 address 10.0.0.2:1883
