@@ -195,7 +195,7 @@ fn unsupported_options_warn_and_the_broker_starts() {
     let text = format!(
         "\
 listener {port} 127.0.0.1
-pid_file /run/pipit.pid
+log_timestamp true
 
 connection bridge1
 address 10.0.0.2:1883
@@ -207,7 +207,7 @@ topic sensors/# out 1
     assert_eq!(connack_code(local(port), &Connect::v311("c")), ACCEPTED);
     let log = pipit.log();
     let file = config.display();
-    assert!(log.contains(&format!("{file}:2: pid_file")), "{log}");
+    assert!(log.contains(&format!("{file}:2: log_timestamp")), "{log}");
     let bridge = format!("{file}:4:");
     assert!(log.contains(&bridge) && log.contains("bridge1"), "{log}");
     // Options of the ignored bridge are not warned about one by one.
