@@ -28,6 +28,14 @@
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
 //! `$SYS`; `broker/reload.rs` applies SIGHUP.
 //!
+//! With persistence on, each durable change is also recorded where it happens
+//! (`core/lifecycle.rs`, `core/route.rs`, `core/session/write.rs`) through the `Journal`
+//! (`persist/journal.rs`) as a typed record (`persist/record/`). The store underneath
+//! (`persist/store/`) appends the turn's records with one `write` and syncs them on a helper
+//! thread (group commit); acknowledgements wait for that in `persist/held.rs`, and
+//! `broker/persist.rs` ties it to the loop. At start, `persist/restore.rs` replays the records
+//! into the state; `persist/snapshot.rs` rewrites the live state so old segments can go.
+//!
 //! # Embedding
 //!
 //! ```no_run
