@@ -175,6 +175,27 @@ impl Flow {
         });
     }
 
+    /// Appends `q` to the queue, keeping the queue's counts and backlog in step.
+    pub(super) fn push_queued(&mut self, q: Queued) {
+        self.backlog += queued_cost(&q.message);
+        if q.counted {
+            self.counted += 1;
+            self.counted_bytes += q.message.payload.len();
+        }
+        self.queue.push_back(q);
+    }
+
+    /// Takes queue entry `i` out, keeping the queue's counts and backlog in step.
+    pub(super) fn remove_queued(&mut self, i: usize) -> Option<Queued> {
+        let q = self.queue.remove(i)?;
+        self.backlog -= queued_cost(&q.message);
+        if q.counted {
+            self.counted -= 1;
+            self.counted_bytes -= q.message.payload.len();
+        }
+        Some(q)
+    }
+
     /// Where the message in flight under `packet_id` is (ids in flight are distinct).
     fn find(&self, packet_id: u16) -> Option<usize> {
         // Acks usually come in order, so the search starts at the front.
@@ -253,11 +274,8 @@ impl Session {
             if full {
                 return Enqueued::QueueFull;
             }
-            flow.counted += 1;
-            flow.counted_bytes += payload;
         }
-        flow.backlog += queued_cost(&message);
-        flow.queue.push_back(Queued {
+        flow.push_queued(Queued {
             message,
             qos,
             retain,

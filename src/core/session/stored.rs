@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use super::Session;
-use super::flow::{AckState, Queued, SubscriptionIds, queued_cost};
+use super::flow::{AckState, Queued, SubscriptionIds};
 use crate::core::message::Message;
 use crate::persist::journal::Journal;
 use crate::persist::record;
@@ -41,11 +41,7 @@ impl Session {
         retain: bool,
         subscription_ids: &[u32],
     ) {
-        let flow = self.flow_mut();
-        flow.counted += 1;
-        flow.counted_bytes += message.payload.len();
-        flow.backlog += queued_cost(&message);
-        flow.queue.push_back(Queued {
+        self.flow_mut().push_queued(Queued {
             message,
             qos,
             retain,
@@ -113,13 +109,7 @@ impl Session {
             .queue
             .iter()
             .position(|q| q.message.store_id.get() == id)?;
-        let q = flow.queue.remove(i)?;
-        flow.backlog -= queued_cost(&q.message);
-        if q.counted {
-            flow.counted -= 1;
-            flow.counted_bytes -= q.message.payload.len();
-        }
-        Some(q)
+        flow.remove_queued(i)
     }
 
     /// A queued message was sent: into the inflight window under `packet_id`, or gone (0).

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::flow::{AckState, Flow, queued_cost};
+use super::flow::{AckState, Flow};
 use super::{Link, QueueLimits, Session};
 use crate::core::alias::OutboundTopic;
 use crate::core::frame_cache::FrameCache;
@@ -97,12 +97,7 @@ impl Session {
             if flow.unsent > 0 && front.qos != QoS::ExactlyOnce {
                 return dropped;
             }
-            let q = flow.queue.pop_front().expect("front was just seen");
-            flow.backlog -= queued_cost(&q.message);
-            if q.counted {
-                flow.counted -= 1;
-                flow.counted_bytes -= q.message.payload.len();
-            }
+            let q = flow.remove_queued(0).expect("front was just seen");
             // What a stored session queued is on disk when it counted (see `lifecycle::enqueue`).
             let stored = key != 0 && q.counted && q.logged;
             let ids = q.subscription_ids.as_slice();
