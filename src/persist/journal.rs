@@ -225,11 +225,17 @@ impl Journal {
         if id != 0 || self.store.is_none() {
             return id;
         }
+        let id = self.assign_id(message);
+        let stored = stored_message(message, id, self);
+        self.append(record::MESSAGE, |out| record::put_message(out, &stored));
+        id
+    }
+
+    /// Gives `message`, not yet stored, the next store id.
+    fn assign_id(&mut self, message: &Message) -> u64 {
         let id = self.next_message;
         self.next_message += 1;
         message.store_id.set(id);
-        let stored = stored_message(message, id, self);
-        self.append(record::MESSAGE, |out| record::put_message(out, &stored));
         id
     }
 
@@ -253,9 +259,7 @@ impl Journal {
             return;
         }
         // The message's first record: it goes inline.
-        let id = self.next_message;
-        self.next_message += 1;
-        message.store_id.set(id);
+        let id = self.assign_id(message);
         let stored = stored_message(message, id, self);
         self.append(record::ENQUEUE, |out| {
             record::put_enqueue(out, key, id, qos, retain, subscription_ids, Some(&stored))
