@@ -92,6 +92,14 @@ fn acknowledge(state: &mut State, id: ConnId, encode: impl FnOnce(&mut Vec<u8>))
         Hold::Until(batch) => {
             encode(state.held_acks.start(id, batch));
             state.held_acks.end();
+            // A disk that stalls must not let held acknowledgements grow with what clients
+            // send: past `max_output_buffer` of them, a client that adds one is not read from
+            // until its acknowledgements are written (as when its output backs up).
+            if state.held_acks.bytes() >= state.config.max_output_buffer
+                && let Some(conn) = state.conns.get_mut(id)
+            {
+                conn.read_paused = true;
+            }
         }
         Hold::No => {
             if let Some(out) = reply(state, id) {

@@ -34,6 +34,8 @@ pub struct HeldAcks {
     spare: Vec<Held>,
     /// Where the frame being written for a connection starts (see `start`).
     open: Option<(ConnId, u32)>,
+    /// Bytes held, over every batch.
+    bytes: usize,
 }
 
 impl HeldAcks {
@@ -56,6 +58,7 @@ impl HeldAcks {
             let to = held.bytes.len() as u32;
             if to > from {
                 held.frames.push((conn, from..to));
+                self.bytes += (to - from) as usize;
             }
         }
     }
@@ -63,6 +66,11 @@ impl HeldAcks {
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Bytes of acknowledgements held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Moves every frame held for a batch up to `durable` into its connection's output, and
@@ -76,6 +84,7 @@ impl HeldAcks {
     ) {
         while self.queue.front().is_some_and(|h| h.batch <= durable) {
             let mut held = self.queue.pop_front().expect("front was just seen");
+            self.bytes -= held.bytes.len();
             for (conn, range) in held.frames.drain(..) {
                 let Some(c) = conns.get_mut(conn) else {
                     continue;
@@ -89,5 +98,32 @@ impl HeldAcks {
                 self.spare.push(held);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_bytes_are_counted_until_their_batch_is_released() {
+        let mut held = HeldAcks::default();
+        let (a, b) = (ConnId::new(0, 0), ConnId::new(1, 1));
+        held.start(a, 1).extend_from_slice(&[0x40, 2, 0, 1]);
+        held.end();
+        held.start(b, 2).extend_from_slice(&[0x40, 2, 0, 2]);
+        held.end();
+        assert_eq!(held.bytes(), 8);
+        let (mut conns, mut pool) = (Conns::with_capacity(1), Pool::new(64, 1));
+        let mut given = Vec::new();
+        held.release(1, &mut conns, &mut pool, |id| given.push(id));
+        assert_eq!(held.bytes(), 4, "batch 2 is not durable yet");
+        held.release(2, &mut conns, &mut pool, |id| given.push(id));
+        assert_eq!(held.bytes(), 0);
+        assert!(held.is_empty());
+        assert!(
+            given.is_empty(),
+            "the connections are gone: nothing is written"
+        );
     }
 }
