@@ -237,6 +237,8 @@ retry_interval 20 # gone in 2.0
 retained_persistence false # persistence's other name
 sys_interval 10 # seconds
 connection_messages true # log them
+queue_qos0_messages 0 # a flag as a digit
+retain_available 1
 log_type error # errors only
 listener {port} 127.0.0.1 # MQTT
 protocol mqtt # plain TCP
@@ -257,6 +259,49 @@ max_connections 10 # this listener
             (got.topic.as_str(), &got.payload[..]),
             ("comments/a", &b"hello"[..]),
             "{kind:?}"
+        );
+    }
+}
+
+/// A path is the whole rest of its line, trailing comment included: a file named so does not
+/// exist, and pipit, like Mosquitto 2.0.11, refuses to start.
+#[test]
+fn a_comment_after_a_path_is_part_of_the_path() {
+    let dir = Scratch::new("conf-path-comment");
+    let pw = alice_password_file(&dir);
+    let body = |port: u16| {
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {} # users\nuser root\n",
+            pw.display()
+        )
+    };
+    let conf = dir.write("pipit.conf", &body(free_port()).replace("user root\n", ""));
+    let (status, log) = run_pipit(&["-c", conf.to_str().unwrap()], &dir.path("pipit.log"));
+    assert!(!status.success(), "pipit refuses: {log}");
+    assert!(log.contains("# users"), "the path names the comment: {log}");
+    if mosquitto_installed("a comment after a path") {
+        let conf = dir.write("mosquitto.conf", &body(free_port()));
+        let mut child = std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mosquitto");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "Mosquitto refuses too: {status:?}"
         );
     }
 }
