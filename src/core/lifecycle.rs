@@ -18,8 +18,8 @@ use crate::core::topic::split_shared;
 use crate::core::tree::Subscriber;
 use crate::core::will::{self, Will};
 use crate::ids::{ConnId, SessionId};
-use crate::persist::journal::{Journal, stored_message};
-use crate::persist::record::{self, StoredSession, StoredWill};
+use crate::persist::journal::{Journal, stored_session};
+use crate::persist::record;
 use crate::wire::{QoS, SubscriptionOptions, reason};
 
 /// Attaches connection `conn` to the session for `client_id`: the existing one if `resume`
@@ -250,20 +250,7 @@ pub fn record_session(state: &mut State, sid: SessionId, will: Option<&Will>) {
         }
         session.store_key = journal.new_key();
     }
-    let will = will.map(|w| StoredWill {
-        message: stored_message(&w.message, 0, journal),
-        delay: w.delay,
-        message_expiry_interval: w.message_expiry_interval,
-    });
-    let stored = StoredSession {
-        key: session.store_key,
-        client_id: &session.client_id,
-        version: session.version,
-        expiry_interval: session.expiry_interval,
-        listener: session.listener,
-        username: session.username.as_deref(),
-        will,
-    };
+    let stored = stored_session(session, will, journal);
     journal.append(record::SESSION, |out| record::put_session(out, &stored));
 }
 

@@ -15,9 +15,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use log::error;
 
-use super::record::{self, StoredMessage, StoredProperties};
+use super::record::{self, StoredMessage, StoredProperties, StoredSession, StoredWill};
 use super::store::{Store, StoreFailed, SyncPolicy};
 use crate::core::message::Message;
+use crate::core::session::Session;
+use crate::core::will::Will;
 use crate::ids::SessionId;
 use crate::wire::{QoS, SubscriptionOptions};
 
@@ -491,6 +493,27 @@ impl Journal {
     /// delivery of it may go out.
     pub fn durable(&self, id: u64) -> bool {
         !self.holds || id <= self.durable_message
+    }
+}
+
+/// Stored session `session` (its store key given) as a SESSION record, with `will`.
+pub fn stored_session<'a>(
+    session: &'a Session,
+    will: Option<&'a Will>,
+    journal: &Journal,
+) -> StoredSession<'a> {
+    StoredSession {
+        key: session.store_key,
+        client_id: &session.client_id,
+        version: session.version,
+        expiry_interval: session.expiry_interval,
+        listener: session.listener,
+        username: session.username.as_deref(),
+        will: will.map(|w| StoredWill {
+            message: stored_message(&w.message, 0, journal),
+            delay: w.delay,
+            message_expiry_interval: w.message_expiry_interval,
+        }),
     }
 }
 

@@ -7,10 +7,11 @@
 //!
 //! It is taken from a frozen copy, so the loop is never stopped for long: `begin` rotates the
 //! log (what happens from then on goes to the segments the snapshot does not cover) and, in
-//! the same turn, copies what is live into a list: the messages themselves are shared (`Rc`),
-//! so the copy costs a few words per queued message. `step` then writes a bounded slice of
+//! the same turn writes each stored session's own few records (SESSION, SUBSCRIBE, QOS2_IN)
+//! and copies the messages live now into a list: they are shared (`Rc`), so the copy costs a
+//! few words per queued message. `step` then writes a bounded slice of
 //! that list each loop turn, through the store's buffered writer; the sync, the rename and the
-//! retiring of old segments happen on the store's thread.
+//! retiring of old segments happen on the store's snapshot thread.
 //!
 //! When: once the log since the last snapshot is larger than the snapshot itself was (and at
 //! least `MIN_LOG_BYTES`), so the disk holds at most about three times the live state and an
@@ -24,13 +25,13 @@ use std::time::Instant;
 
 use log::{error, info};
 
-use super::journal::{Journal, stored_message};
-use super::record::{self, StoredSession, StoredWill};
+use super::journal::{Journal, stored_message, stored_session};
+use super::record;
 use super::store::SnapshotWriter;
 use crate::core::hash::BuildLevelHasher;
 use crate::core::message::Message;
 use crate::core::state::State;
-use crate::wire::{QoS, SubscriptionOptions, Version};
+use crate::wire::QoS;
 
 /// Log bytes below which no snapshot is worth writing.
 pub const MIN_LOG_BYTES: u64 = 8 << 20;
@@ -57,25 +58,10 @@ pub fn due(state: &State, last: Instant) -> bool {
     }
 }
 
-/// A session as it was when the snapshot began, without its messages.
-#[derive(Debug)]
-struct FrozenSession {
-    key: u64,
-    client_id: Box<str>,
-    version: Version,
-    expiry_interval: u32,
-    listener: u16,
-    username: Option<Box<str>>,
-    will: Option<(Rc<Message>, u32, Option<u32>)>,
-    subscriptions: Vec<(Box<str>, SubscriptionOptions, u32)>,
-    inbound_qos2: Vec<u16>,
-}
-
 /// One piece of the frozen state, written as one or a few records.
 #[derive(Debug)]
 enum Item {
     Retained(Rc<Message>),
-    Session(Box<FrozenSession>),
     /// A message session `key` holds: queued (packet id 0) or in flight.
     Entry {
         key: u64,
@@ -104,7 +90,7 @@ impl Snapshot {
         let started = Instant::now();
         // A run still being coalesced belongs to the log before the snapshot.
         state.journal.flush_run();
-        let writer = match state.journal.store_mut()?.begin_snapshot() {
+        let mut writer = match state.journal.store_mut()?.begin_snapshot() {
             Ok(w) => w,
             Err(e) => {
                 error!("snapshot not started: {e}");
@@ -114,7 +100,7 @@ impl Snapshot {
         state.journal.snapshot_written();
         let stored: usize = (state.sessions.iter())
             .filter(|(_, s)| s.store_key != 0)
-            .map(|(_, s)| 1 + s.stored_len())
+            .map(|(_, s)| s.stored_len())
             .sum();
         let mut items = Vec::with_capacity(state.retained.len() + stored);
         let mut retained = 0;
@@ -131,6 +117,7 @@ impl Snapshot {
                 continue;
             }
             sessions += 1;
+            // A session's own records are few: written now, before the messages it holds.
             let will = session
                 .conn()
                 .and_then(|c| state.conns.get(c))
@@ -138,21 +125,19 @@ impl Snapshot {
                 .or_else(|| {
                     let sid = crate::ids::SessionId(sid as u32);
                     state.pending_wills.get(&sid).map(|p| &p.will)
-                })
-                .map(|w| (Rc::clone(&w.message), w.delay, w.message_expiry_interval));
-            items.push(Item::Session(Box::new(FrozenSession {
-                key,
-                client_id: session.client_id.clone(),
-                version: session.version,
-                expiry_interval: session.expiry_interval,
-                listener: session.listener,
-                username: session.username.clone(),
-                will,
-                subscriptions: (session.subscriptions())
-                    .map(|(f, o, id)| (Box::from(f), o, id))
-                    .collect(),
-                inbound_qos2: session.inbound_qos2().to_vec(),
-            })));
+                });
+            let stored = stored_session(session, will, &state.journal);
+            writer.append(record::SESSION, |out| record::put_session(out, &stored));
+            for (filter, options, id) in session.subscriptions() {
+                writer.append(record::SUBSCRIBE, |out| {
+                    record::put_subscribe(out, key, filter, options, id)
+                });
+            }
+            for &packet_id in session.inbound_qos2() {
+                writer.append(record::QOS2_IN, |out| {
+                    record::put_key_packet(out, key, packet_id)
+                });
+            }
             items.extend(session.stored_entries().map(|e| Item::Entry {
                 key,
                 message: Rc::clone(e.message),
@@ -217,33 +202,6 @@ fn write_item(
             put_message(w, journal, written, m);
             let id = m.store_id.get();
             w.append(record::RETAIN, |out| record::put_retain(out, &m.topic, id));
-        }
-        Item::Session(s) => {
-            let key = s.key;
-            let stored = StoredSession {
-                key,
-                client_id: &s.client_id,
-                version: s.version,
-                expiry_interval: s.expiry_interval,
-                listener: s.listener,
-                username: s.username.as_deref(),
-                will: s.will.as_ref().map(|(m, delay, expiry)| StoredWill {
-                    message: stored_message(m, 0, journal),
-                    delay: *delay,
-                    message_expiry_interval: *expiry,
-                }),
-            };
-            w.append(record::SESSION, |out| record::put_session(out, &stored));
-            for (filter, options, id) in &s.subscriptions {
-                w.append(record::SUBSCRIBE, |out| {
-                    record::put_subscribe(out, key, filter, *options, *id)
-                });
-            }
-            for &packet_id in &s.inbound_qos2 {
-                w.append(record::QOS2_IN, |out| {
-                    record::put_key_packet(out, key, packet_id)
-                });
-            }
         }
         Item::Entry {
             key,
