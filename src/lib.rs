@@ -26,7 +26,9 @@
 //! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
-//! `$SYS`; `broker/reload.rs` applies SIGHUP.
+//! `$SYS`; `broker/reload.rs` applies SIGHUP. The binary's own logger (`logging/`, Mosquitto's
+//! log destinations) and its switch away from root (`user.rs`) are library modules the
+//! library itself never uses.
 //!
 //! With persistence on, each durable change is also recorded where it happens
 //! (`core/lifecycle.rs`, `core/route.rs`, `core/session/write.rs`) through the `Journal`
@@ -53,9 +55,11 @@ pub mod config;
 pub mod core;
 mod handle;
 pub mod ids;
+pub mod logging;
 mod metrics;
 mod net;
 pub mod persist;
+pub mod user;
 pub mod wire;
 
 pub use broker::{Broker, Handle, Spawned};
