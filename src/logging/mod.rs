@@ -150,11 +150,6 @@ impl Logger {
         log::set_max_level(max);
         Ok(())
     }
-
-    /// The line `record` is written as, without the newline.
-    pub fn format(&self, record: &Record) -> String {
-        self.out.line(record)
-    }
 }
 
 impl Log for Logger {
