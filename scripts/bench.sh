@@ -152,8 +152,8 @@ EOF
     case $3 in
         pipit-fsync | pipit-interval | pipit-none | pipit-startup | mosquitto-p)
             mkdir -p "$WORK/store-$3"
-            # Mosquitto started as root runs as user mosquitto: let it reach its store.
-            [ "$3" = mosquitto-p ] && chmod a+x "$WORK" && chmod 777 "$WORK/store-$3"
+            # Started as root, both brokers run as user mosquitto: let them reach the store.
+            chmod a+x "$WORK" && chmod 777 "$WORK/store-$3"
             printf 'persistence true\npersistence_location %s/\n' "$WORK/store-$3" >>"$1"
             ;;
         *) echo "persistence false" >>"$1" ;;

@@ -238,7 +238,9 @@ class Broker:
         self.store = os.path.join(work, "store")
         os.makedirs(self.store)
         self.conf = os.path.join(work, "broker.conf")
-        own = "user root\n" if kind == "mosquitto" else ""
+        # Run as root, both brokers switch to user mosquitto unless told not to, and could
+        # then not write into the store directory root made.
+        own = "user root\n"
         with open(self.conf, "w") as f:
             f.write("listener %d %s\nallow_anonymous true\n%spersistence true\n"
                     "persistence_location %s/\n" % (self.port, HOST, own, self.store))

@@ -26,7 +26,10 @@
 //! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
-//! `$SYS`; `broker/reload.rs` applies SIGHUP.
+//! `$SYS`; `broker/reload.rs` applies SIGHUP. The binary installs its own logger (`logging/`,
+//! Mosquitto's log destinations; the loop publishes its topic lines and reopens its file only
+//! when given it with `Broker::set_log`) and switches away from root (`user.rs`); the library
+//! does neither by itself.
 //!
 //! With persistence on, each durable change is also recorded where it happens
 //! (`core/lifecycle.rs`, `core/route.rs`, `core/session/write.rs`) through the `Journal`
@@ -53,9 +56,11 @@ pub mod config;
 pub mod core;
 mod handle;
 pub mod ids;
+pub mod logging;
 mod metrics;
 mod net;
 pub mod persist;
+pub mod user;
 pub mod wire;
 
 pub use broker::{Broker, Handle, Spawned};

@@ -1,10 +1,14 @@
-//! The `pipit` binary: command-line flags to `Config`, logging, run the broker.
+//! The `pipit` binary: command-line flags to `Config`, logging, run the broker, and the
+//! switch away from root once it is bound.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use log::error;
-use pipit::config::ListenerConfig;
+use std::path::Path;
+
+use log::{error, info, warn};
+use pipit::config::{ListenerConfig, LogConfig};
+use pipit::logging::{self, LogLink, Logger};
 use pipit::{Broker, Config};
 
 /// Static musl builds use mimalloc: musl's malloc halves fan-in throughput (see Cargo.toml).
@@ -81,18 +85,40 @@ fn parse_args() -> Result<Option<Args>, pico_args::Error> {
     Ok(Some(parsed))
 }
 
-/// Logging: `-v` flags win over the configuration's `log_type`/`log_dest`; `RUST_LOG` over both.
-fn init_logging(verbosity: usize, configured: Option<log::LevelFilter>) {
-    let level = match (verbosity, configured) {
+/// The level: `-v` flags win over the configuration's `log_type`; `RUST_LOG` (applied by the
+/// logger) over both.
+fn log_level(verbosity: usize, configured: Option<log::LevelFilter>) -> log::LevelFilter {
+    match (verbosity, configured) {
         (0, Some(level)) => level,
         (0, None) => log::LevelFilter::Info,
         (1, _) => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
+    }
+}
+
+/// Installs pipit's logger for `log` (`log_dest` and the rest). A log file that cannot be
+/// opened leaves, as in Mosquitto, errors only, on stderr.
+fn init_logging(log: &LogConfig, level: log::LevelFilter) -> Option<LogLink> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let dev_log = Path::new(logging::DEV_LOG);
+    let (logger, failed) = match Logger::open(log, level, rust_log.as_deref(), dev_log) {
+        Ok(logger) => (logger, None),
+        Err(e) => {
+            let fallback = LogConfig::default();
+            let logger = Logger::open(&fallback, log::LevelFilter::Error, None, dev_log);
+            match logger {
+                Ok(logger) => (logger, Some(e)),
+                Err(_) => return None,
+            }
+        }
     };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_env(env_logger::Env::default())
-        .init();
+    let link = logger.link();
+    // Only the first call installs; main calls this once.
+    let _ = logger.install();
+    if let Some(e) = failed {
+        error!("{e}");
+    }
+    Some(link)
 }
 
 /// The configuration from `-c` (with its warnings, logged once logging is set up) and flags.
@@ -151,27 +177,18 @@ fn main() -> ExitCode {
     let (config, warnings) = match build_config(&args) {
         Ok(loaded) => loaded,
         Err(e) => {
-            init_logging(args.verbosity, None);
+            init_logging(&LogConfig::default(), log_level(args.verbosity, None));
             error!("{e}");
             return ExitCode::from(2);
         }
     };
-    init_logging(args.verbosity, config.log_level);
+    let log = init_logging(&config.log, log_level(args.verbosity, config.log_level));
     for warning in warnings {
         log::warn!("{warning}");
     }
+    let to_stderr = config.log.stderr;
     let pid_file = config.pid_file.clone();
-    let result = Broker::bind(config).and_then(|mut broker| {
-        // As Mosquitto: written once the broker could start, or no start at all.
-        if let Some(path) = &pid_file {
-            std::fs::write(path, std::process::id().to_string()).map_err(|e| {
-                let why = format!("unable to write pid file {}: {e}", path.display());
-                std::io::Error::new(e.kind(), why)
-            })?;
-        }
-        broker.handle_signals()?;
-        broker.run()
-    });
+    let result = start(config, log).and_then(Broker::run);
     if let Some(path) = &pid_file
         && result.is_ok()
     {
@@ -182,7 +199,55 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
+            if !to_stderr {
+                // Said where whoever started pipit looks, whatever the log destinations.
+                eprintln!("pipit: {e}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Binds the broker, writes the pid file, connects the logger and signals, then switches
+/// away from root (`user`): everything that needs root is open by then.
+fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let account = pipit::user::target(&config.user).map_err(invalid)?;
+    let was_root = pipit::user::is_root();
+    let store_dir = config.store_dir();
+    // A store directory made now is made by root: it is handed to the user with its files.
+    let new_store = store_dir.as_ref().filter(|dir| !dir.exists()).cloned();
+    let pid_file = config.pid_file.clone();
+    let mut broker = Broker::bind(config)?;
+    // As Mosquitto: written once the broker could start, or no start at all.
+    if let Some(path) = &pid_file {
+        std::fs::write(path, std::process::id().to_string()).map_err(|e| {
+            let why = format!("unable to write pid file {}: {e}", path.display());
+            std::io::Error::new(e.kind(), why)
+        })?;
+    }
+    if let Some(log) = log {
+        broker.set_log(log);
+    }
+    broker.handle_signals()?;
+    if let Some(account) = &account {
+        if let Some(dir) = &new_store {
+            pipit::user::give(dir, account)?;
+        }
+        pipit::user::switch(account)?;
+        info!("running as user {} (uid {})", account.name, account.uid);
+        // pipit creates log segments and snapshots in the store while it runs.
+        if let Some(dir) = store_dir.filter(|dir| !pipit::user::can_write(dir)) {
+            return Err(invalid(format!(
+                "the store directory {} is not writable by user {}: give it to that user, \
+                 or set `user` in the configuration",
+                dir.display(),
+                account.name
+            )));
+        }
+    }
+    if was_root && pipit::user::is_root() {
+        warn!("pipit should not be run as root");
+    }
+    Ok(broker)
 }

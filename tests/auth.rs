@@ -410,13 +410,14 @@ fn retained_messages_are_read_checked_at_subscribe() {
 
 // --- SIGHUP ------------------------------------------------------------------------------
 
-/// Starts the binary with a password file and an ACL on a free port.
+/// Starts the binary with a password file and an ACL on a free port. `user root`: SIGHUP
+/// re-reads the files, which are root's (the password file readable by root alone).
 fn spawn_secured(dir: &Scratch, acl: &str) -> (Pipit, SocketAddr) {
     let port = free_port();
     let conf = dir.write(
         "pipit.conf",
         &format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+            "listener {port} 127.0.0.1\nuser root\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
             dir.path("passwd").display(),
             dir.write("acl", acl).display()
         ),

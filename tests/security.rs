@@ -327,10 +327,11 @@ fn a_client_id_does_not_leak_another_users_messages_under_an_acl() {
 // --- SIGHUP ---------------------------------------------------------------------------
 
 /// pipit from a configuration with a password file, `acl` as its ACL and no anonymous
-/// access.
+/// access. `user root`: SIGHUP re-reads the files, which are root's (the rewritten password
+/// file readable by root alone).
 fn secured_pipit(dir: &Scratch, acl: &str) -> Peer {
     let body = format!(
-        "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+        "user root\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
         password_file(dir).display(),
         dir.write("acl", acl).display()
     );

@@ -131,6 +131,8 @@ pub struct Broker {
     snapshot: Option<crate::persist::snapshot::Snapshot>,
     /// When deliveries not yet recorded are recorded next (without `fsync`).
     deferred_until: Instant,
+    /// The binary's logger: its file is reopened on SIGHUP, its topic lines published.
+    log: Option<crate::logging::LogLink>,
 }
 
 impl Broker {
@@ -172,6 +174,7 @@ impl Broker {
             last_snapshot: Instant::now(),
             snapshot: None,
             deferred_until: Instant::now(),
+            log: None,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -241,6 +244,15 @@ impl Broker {
         Ok(())
     }
 
+    /// Connects the binary's logger (`crate::logging`): SIGHUP reopens its log file, and
+    /// with `log_dest topic` the loop publishes its lines on `$SYS/broker/log/...`.
+    pub fn set_log(&mut self, log: crate::logging::LogLink) {
+        if let Some(queue) = log.topic() {
+            queue.attach(Arc::clone(&self.waker));
+        }
+        self.log = Some(log);
+    }
+
     /// Runs the loop until a signal or `Handle::shutdown`, then closes every connection.
     pub fn run(mut self) -> io::Result<()> {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
@@ -296,6 +308,9 @@ impl Broker {
             for (id, peer_closed) in std::mem::take(&mut self.read_again) {
                 self.on_readable(id, peer_closed);
             }
+            if let Some(queue) = self.log.as_ref().and_then(|log| log.topic()) {
+                crate::logging::topic::publish(queue, &mut self.state);
+            }
             self.finish_turn();
             self.snapshot_step();
             if self.stop.load(Ordering::SeqCst) {
@@ -318,7 +333,12 @@ impl Broker {
         };
         for signal in signals.pending() {
             match signal {
-                SIGHUP => crate::broker::reload::security(&mut self.state),
+                SIGHUP => {
+                    crate::broker::reload::security(&mut self.state);
+                    if let Some(log) = &self.log {
+                        crate::broker::reload::log_file(log);
+                    }
+                }
                 _ => {
                     info!("signal {signal} received, shutting down");
                     self.stop.store(true, Ordering::SeqCst);

@@ -11,6 +11,9 @@
 //!
 //! A listener whose files fail to load keeps its previous settings, and its clients are left
 //! as they are. The configuration file itself is not re-read.
+//!
+//! SIGHUP also reopens the log file (`log_dest file`) by its name, so that after logrotate
+//! renames it new lines go to the new file; if it cannot be opened, the old one is kept.
 
 use log::{info, warn};
 
@@ -40,6 +43,15 @@ pub fn security(state: &mut State) {
     revoke_subscriptions(state);
     revoke_wills(state);
     drop_unreadable_messages(state);
+}
+
+/// Reopens the binary's log file, if it has one; a failure keeps the old file and says so.
+pub fn log_file(log: &crate::logging::LogLink) {
+    match log.reopen() {
+        Ok(Some(path)) => info!("SIGHUP: reopened log file {}", path.display()),
+        Ok(None) => {}
+        Err(e) => warn!("SIGHUP: {e}; still writing to the old log file"),
+    }
 }
 
 /// Closes the connections whose username and password no longer authenticate. `previous[i]`

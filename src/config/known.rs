@@ -11,9 +11,9 @@ use super::line::Line;
 /// `max_qos`.
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
-    dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
+    dhparamfile http_dir max_inflight_bytes \
     max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
-    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
+    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos websockets_headers_size \
     websockets_log_level";
 /// Prefixes of plugin option families: each use is a `Warning`.
 const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
@@ -118,7 +118,7 @@ mod tests {
         ("set_tcp_nodelay false", Warned),
         ("sys_interval 10", Accepted),
         ("upgrade_outgoing_qos false", Warned),
-        ("user mosquitto", Warned),
+        ("user mosquitto", Accepted),
         ("listener 8883 127.0.0.1", Accepted),
         ("socket_domain ipv4", Warned),
         ("bind_interface eth0", Refused),
@@ -147,9 +147,9 @@ mod tests {
         ("log_dest stderr", Accepted),
         ("log_type error", Accepted),
         ("connection_messages true", Accepted),
-        ("log_facility 5", Warned),
-        ("log_timestamp true", Warned),
-        ("log_timestamp_format %Y-%m-%dT%H:%M:%S", Warned),
+        ("log_facility 5", Accepted),
+        ("log_timestamp true", Accepted),
+        ("log_timestamp_format %Y-%m-%dT%H:%M:%S", Accepted),
         ("websockets_log_level 0", Warned),
         ("clientid_prefixes secure-", Accepted),
         ("allow_anonymous false", Accepted),

@@ -7,8 +7,11 @@
 
 mod known;
 mod line;
+mod logging;
 mod parse;
 mod refused;
+
+pub use logging::LogConfig;
 
 use log::LevelFilter;
 use std::fmt;
@@ -197,8 +200,15 @@ pub struct Config {
     pub clientid_prefixes: Option<String>,
     /// Whether client connects and disconnects are logged.
     pub connection_messages: bool,
-    /// Log level from `log_type`/`log_dest`; `None` leaves it to the command line/environment.
+    /// Log level from `log_type`; `None` leaves it to the command line/environment.
     pub log_level: Option<LevelFilter>,
+    /// Where log lines go and how they start (`log_dest`, `log_facility`, `log_timestamp`,
+    /// `log_timestamp_format`), for the binary's logger.
+    pub log: LogConfig,
+    /// The user the `pipit` binary switches to when started as root (`user`): `mosquitto`
+    /// unless set (then `nobody` if there is no `mosquitto`); `root` stays root. The library
+    /// never switches.
+    pub user: String,
     /// Whether sessions and retained messages are saved to disk.
     pub persistence: bool,
     /// Directory of the persistence file; `None` is the working directory.
@@ -254,6 +264,8 @@ impl Default for Config {
             clientid_prefixes: None,
             connection_messages: true,
             log_level: None,
+            log: LogConfig::default(),
+            user: String::from("mosquitto"),
             persistence: false,
             persistence_location: None,
             persistence_file: PathBuf::from("mosquitto.db"),

@@ -131,8 +131,8 @@ struct Parser {
     port: Option<u16>,
     bind_address: Option<IpAddr>,
     security: SecurityDraft,
-    /// `Some(false)` after `log_dest none` with no console destination after it.
-    console_log: Option<bool>,
+    /// Whether a `log_dest` line was read (the first replaces the default destination).
+    log_dest_seen: bool,
     in_bridge: bool,
 }
 
@@ -149,7 +149,7 @@ impl Parser {
             port: None,
             bind_address: None,
             security: SecurityDraft::default(),
-            console_log: None,
+            log_dest_seen: false,
             in_bridge: false,
         }
     }
@@ -307,7 +307,16 @@ impl Parser {
                     level => Some(c.log_level.map_or(level, |old| old.max(level))),
                 };
             }
-            "log_dest" => self.log_dest(l)?,
+            "log_dest" => {
+                let first = !std::mem::replace(&mut self.log_dest_seen, true);
+                c.log.dest(l, first, &mut self.warnings)?;
+            }
+            "log_facility" => c.log.facility = Some(super::logging::facility(l)?),
+            "log_timestamp" => c.log.timestamp = l.flag()?,
+            // A string in Mosquitto: the whole rest of the line.
+            "log_timestamp_format" => c.log.timestamp_format = Some(l.text()?.to_string()),
+            // A string in Mosquitto: the whole rest of the line.
+            "user" => c.user = l.text()?.to_string(),
             "connection" => {
                 self.in_bridge = true;
                 let name = l.word()?;
@@ -377,19 +386,6 @@ impl Parser {
         Ok(())
     }
 
-    fn log_dest(&mut self, l: &Line) -> Result<(), ConfigError> {
-        match l.text()?.split_whitespace().next().unwrap_or_default() {
-            "none" => self.console_log = Some(false),
-            "stdout" | "stderr" => self.console_log = Some(true),
-            dest @ ("file" | "syslog" | "topic" | "dlt") => {
-                let message = format!("log_dest {dest} is not supported; logging goes to stderr");
-                self.warnings.push(l.warning(message));
-            }
-            other => return Err(l.error(format!("log_dest: unknown destination \"{other}\""))),
-        }
-        Ok(())
-    }
-
     fn finish(mut self) -> Result<(Config, Vec<Warning>), ConfigError> {
         let mut config = self.config;
         let open_default =
@@ -436,9 +432,6 @@ impl Parser {
         config.allow_anonymous = global.allow_anonymous;
         config.password_file = global.password_file;
         config.acl_file = global.acl_file;
-        if self.console_log == Some(false) {
-            config.log_level = Some(LevelFilter::Off);
-        }
         Ok((config, self.warnings))
     }
 }
@@ -872,19 +865,12 @@ listener 1886 ::1 ignored # v6
             level("log_type debug\nlog_type none\n"),
             Some(LevelFilter::Off)
         );
+        // `log_dest none` silences by leaving no destination, not by the level.
         assert_eq!(
             level("log_type debug\nlog_dest none\n"),
-            Some(LevelFilter::Off)
+            Some(LevelFilter::Debug)
         );
-        assert_eq!(level("log_dest none\nlog_dest stdout\n"), None);
-        let (c, warnings) = parse("log_dest file /var/log/pipit.log\n").unwrap();
-        assert_eq!(c.log_level, None);
-        assert_eq!(warnings.len(), 1);
-        assert!(
-            warnings[0]
-                .to_string()
-                .starts_with("pipit.conf:1: log_dest file")
-        );
+        assert!(config("log_dest none\n").log.is_silent());
     }
 
     #[test]
@@ -997,8 +983,8 @@ allow_anonymous true
     #[test]
     fn unsupported_options_are_warnings_with_lines() {
         let text = "\
-user mosquitto
-log_timestamp true
+max_qos 1
+set_tcp_nodelay true
 auth_opt_backend files
 connection bridge-01
 address 10.0.0.2:1883
@@ -1017,7 +1003,7 @@ websockets_log_level 255
         );
         assert_eq!(
             warnings[0].to_string(),
-            "pipit.conf:1: user is not supported and is ignored"
+            "pipit.conf:1: max_qos is not supported and is ignored"
         );
         assert!(warnings[3].message.contains("bridge-01"));
         let (_, warnings) = parse("remote_username u\n").unwrap();

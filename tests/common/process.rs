@@ -54,12 +54,9 @@ impl Server {
         let port = free_port();
         let store = dir.path("store");
         std::fs::create_dir_all(&store).expect("create store directory");
-        // Run as root, Mosquitto switches to the `mosquitto` user unless told not to, and
-        // could then not write its file into a directory root made.
-        let own = match kind {
-            Kind::Pipit => "",
-            Kind::Mosquitto => "user root\nlog_dest stderr\n",
-        };
+        // Run as root, both switch to the `mosquitto` user unless told not to, and could
+        // then not write into a directory root made.
+        let own = "user root\nlog_dest stderr\n";
         let text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\n{own}persistence true\n\
              persistence_location {}/\n{extra}",
