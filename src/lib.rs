@@ -63,5 +63,5 @@ pub mod persist;
 pub mod user;
 pub mod wire;
 
-pub use broker::{Broker, Handle, Spawned};
+pub use broker::{Broker, Handle, SignalCatcher, Spawned};
 pub use config::Config;

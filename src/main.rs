@@ -9,7 +9,7 @@ use std::path::Path;
 use log::{error, info, warn};
 use pipit::config::{ListenerConfig, LogConfig};
 use pipit::logging::{self, LogLink, Logger};
-use pipit::{Broker, Config};
+use pipit::{Broker, Config, SignalCatcher};
 
 /// Static musl builds use mimalloc: musl's malloc halves fan-in throughput (see Cargo.toml).
 #[cfg(target_env = "musl")]
@@ -218,6 +218,7 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
     // A store directory made now is made by root: it is handed to the user with its files.
     let new_store = store_dir.as_ref().filter(|dir| !dir.exists()).cloned();
     let pid_file = config.pid_file.clone();
+    let signals = SignalCatcher::install()?;
     let mut broker = Broker::bind(config)?;
     // As Mosquitto: written once the broker could start, or no start at all.
     if let Some(path) = &pid_file {
@@ -229,7 +230,7 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
     if let Some(log) = log {
         broker.set_log(log);
     }
-    broker.handle_signals()?;
+    broker.handle_signals(signals)?;
     if let Some(account) = &account {
         if let Some(dir) = &new_store {
             pipit::user::give(dir, account)?;

@@ -93,6 +93,24 @@ pub struct Spawned {
     pub thread: std::thread::JoinHandle<io::Result<()>>,
 }
 
+/// SIGINT, SIGTERM and SIGHUP caught from the moment it is made, held until the loop
+/// handles them (`Broker::handle_signals`). The binary makes it before binding, so a signal
+/// that arrives while the broker starts is handled, not fatal (SIGHUP's default action).
+pub struct SignalCatcher(Signals);
+
+impl std::fmt::Debug for SignalCatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalCatcher")
+    }
+}
+
+impl SignalCatcher {
+    /// Installs the handlers.
+    pub fn install() -> io::Result<SignalCatcher> {
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map(SignalCatcher)
+    }
+}
+
 /// A bound broker, ready to `run`. It is not `Send` (messages are shared with `Rc`): build it
 /// on the thread that runs it, or use `Broker::spawn`.
 pub struct Broker {
@@ -233,10 +251,11 @@ impl Broker {
         }
     }
 
-    /// Makes SIGINT and SIGTERM shut the broker down cleanly (for the binary; embedders
-    /// keep their own signal handling and use `Handle`).
-    pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    /// Makes SIGINT and SIGTERM shut the broker down cleanly and SIGHUP reload, with the
+    /// handlers `catcher` installed (for the binary; embedders keep their own signal handling
+    /// and use `Handle`).
+    pub fn handle_signals(&mut self, catcher: SignalCatcher) -> io::Result<()> {
+        let SignalCatcher(mut signals) = catcher;
         self.poll
             .registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;

@@ -3,15 +3,18 @@
 //!
 //! Lines are logged on any thread (the loop, the fsync and snapshot threads), so the logger
 //! only queues them here and wakes the loop, which publishes them through the normal routing
-//! at the end of a turn (`publish`): QoS 0, not retained. The queue holds at most
+//! at the end of a turn (`publish`): QoS 2, not retained, expiring after 20 seconds, as
+//! Mosquitto publishes them. The queue holds at most
 //! `CAPACITY` lines; a line logged while it is full is dropped and counted, and the count is
 //! logged (not published) when the loop next empties it. Lines logged while the loop
 //! publishes log lines are not queued again, so publishing cannot feed itself.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mio::Waker;
 
@@ -20,6 +23,9 @@ use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::State;
 use crate::wire::QoS;
+
+/// How long a published line may wait in a session's queue (Mosquitto's 20 s).
+const LINE_EXPIRY: Duration = Duration::from_secs(20);
 
 /// Most lines waiting for the loop; more are dropped (counted).
 pub const CAPACITY: usize = 1024;
@@ -100,7 +106,11 @@ pub(crate) fn publish(queue: &TopicQueue, state: &mut State) {
     }
     PUBLISHING.with(|p| p.set(true));
     for (topic, line) in lines {
-        let message = Message::shared(topic, line.as_bytes(), QoS::AtMostOnce, false);
+        let mut message = Message::shared(topic, line.as_bytes(), QoS::ExactlyOnce, false);
+        if let Some(m) = Rc::get_mut(&mut message) {
+            // Queued for an offline session, a log line is stale after a while.
+            m.expires_at = Some(state.now + LINE_EXPIRY);
+        }
         route::publish(state, &message, None);
     }
     let dropped = queue.dropped.swap(0, Ordering::Relaxed);
