@@ -26,7 +26,8 @@
 //! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
-//! `$SYS`; `broker/reload.rs` applies SIGHUP. The binary installs its own logger (`logging/`,
+//! `$SYS`; `broker/reload.rs` applies SIGHUP; `notify.rs` (with `broker/service.rs`) speaks
+//! systemd's notification protocol. The binary installs its own logger (`logging/`,
 //! Mosquitto's log destinations; the loop publishes its topic lines and reopens its file only
 //! when given it with `Broker::set_log`) and switches away from root (`user.rs`); the library
 //! does neither by itself.
@@ -59,6 +60,7 @@ pub mod ids;
 pub mod logging;
 mod metrics;
 mod net;
+pub mod notify;
 pub mod persist;
 pub mod user;
 pub mod wire;

@@ -250,5 +250,9 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
     if was_root && pipit::user::is_root() {
         warn!("pipit should not be run as root");
     }
+    // Started by systemd (Type=notify): the loop reports READY=1 once it runs.
+    if let Some(notifier) = pipit::notify::Notifier::from_env()? {
+        broker.set_notifier(notifier);
+    }
     Ok(broker)
 }

@@ -78,6 +78,7 @@ impl Broker {
 
     /// Publishes every will, delivers what it can, and closes every connection.
     pub(super) fn shutdown(&mut self) {
+        self.notify_stopping();
         info!(
             "shutting down: closing {} connections",
             self.state.conns.len()

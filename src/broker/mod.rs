@@ -14,6 +14,7 @@ mod close;
 mod persist;
 mod read;
 mod reload;
+mod service;
 mod write;
 
 use std::io;
@@ -151,6 +152,10 @@ pub struct Broker {
     deferred_until: Instant,
     /// The binary's logger: its file is reopened on SIGHUP, its topic lines published.
     log: Option<crate::logging::LogLink>,
+    /// The service manager to report to (`service.rs`), if systemd started the binary.
+    notifier: Option<crate::notify::Notifier>,
+    /// The last `STATUS=` sent.
+    last_status: String,
 }
 
 impl Broker {
@@ -193,6 +198,8 @@ impl Broker {
             snapshot: None,
             deferred_until: Instant::now(),
             log: None,
+            notifier: None,
+            last_status: String::new(),
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -275,8 +282,10 @@ impl Broker {
     /// Runs the loop until a signal or `Handle::shutdown`, then closes every connection.
     pub fn run(mut self) -> io::Result<()> {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        self.notify_ready();
         loop {
             let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
+            let next_watchdog = self.notify_watchdog(Instant::now());
             let timeout = if self.read_again.is_empty()
                 && self.released.is_empty()
                 && !self.walk_again
@@ -285,6 +294,9 @@ impl Broker {
                 let mut wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
                 if self.state.journal.has_deferred() {
                     wake = wake.min(self.deferred_until);
+                }
+                if let Some(at) = next_watchdog {
+                    wake = wake.min(at);
                 }
                 wake.saturating_duration_since(Instant::now())
             } else {
@@ -341,6 +353,7 @@ impl Broker {
                 self.persist_sweep();
                 self.sys.tick(&mut self.state);
                 self.finish_turn();
+                self.notify_status();
                 next_sweep = self.state.now + SWEEP_INTERVAL;
             }
         }
@@ -353,10 +366,12 @@ impl Broker {
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
+                    self.notify_reload(false);
                     crate::broker::reload::security(&mut self.state);
                     if let Some(log) = &self.log {
                         crate::broker::reload::log_file(log);
                     }
+                    self.notify_reload(true);
                 }
                 _ => {
                     info!("signal {signal} received, shutting down");

@@ -95,10 +95,16 @@ pub struct Pipit {
 impl Pipit {
     /// Starts `pipit ARGS`, logging to `log` (a file path).
     pub fn spawn(args: &[&str], log: &Path) -> Pipit {
+        Pipit::spawn_with_env(args, log, &[])
+    }
+
+    /// Starts `pipit ARGS` with environment variables `env` added, logging to `log`.
+    pub fn spawn_with_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Pipit {
         let stderr = File::create(log).expect("create log file");
         let child = Command::new(env!("CARGO_BIN_EXE_pipit"))
             .args(args)
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
