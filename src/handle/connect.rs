@@ -158,11 +158,14 @@ fn client_id(
         }
         (_, false) => connect.client_id.to_owned(),
     };
-    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect.
+    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect, an assigned id
+    // too; the others are "not authorised" in every version, as in Mosquitto 2.0.11.
     if let Some(prefix) = &state.config.clientid_prefixes
         && !client_id.starts_with(prefix.as_str())
     {
-        debug!("client id {client_id} lacks the required prefix {prefix}");
+        let peer = state.conns.get(id).map(|c| c.peer);
+        let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
+        warn!("client {client_id}{from}: not authorised: no clientid_prefixes prefix {prefix:?}");
         return Err(refuse(state, id, reason::NOT_AUTHORIZED));
     }
     Ok((client_id, version == Version::V5 && empty))
