@@ -74,6 +74,7 @@ struct TlsDraft {
     capath: Option<PathBuf>,
     require_certificate: bool,
     use_identity_as_username: bool,
+    use_subject_as_username: bool,
     min_version: Option<TlsVersion>,
     first: Option<Origin>,
 }
@@ -96,6 +97,7 @@ impl TlsDraft {
             capath: self.capath,
             require_certificate: self.require_certificate,
             use_identity_as_username: self.use_identity_as_username,
+            use_subject_as_username: self.use_subject_as_username,
             min_version: self.min_version,
         }))
     }
@@ -241,6 +243,10 @@ impl Parser {
             "capath" => self.tls(l).capath = Some(l.path()?),
             "require_certificate" => self.tls(l).require_certificate = l.flag()?,
             "use_identity_as_username" => self.tls(l).use_identity_as_username = l.flag()?,
+            "use_subject_as_username" => self.tls(l).use_subject_as_username = l.flag()?,
+            "use_username_as_clientid" => {
+                self.section(l).listener.use_username_as_clientid = l.flag()?;
+            }
             "tls_version" => self.tls(l).min_version = Some(tls_version(l, &mut self.warnings)?),
             "allow_anonymous" => {
                 let allow = l.flag()?;
@@ -576,6 +582,8 @@ cafile /etc/pipit/ca.pem
 capath /etc/pipit/certs
 require_certificate true
 use_identity_as_username true
+use_subject_as_username true
+use_username_as_clientid true
 tls_version tlsv1.3
 
 listener 8080 ::1
@@ -583,7 +591,7 @@ protocol websockets
 ";
         let (c, warnings) = parse(text).unwrap();
         let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(warned, [43], "options parsed but not acted on yet");
+        assert_eq!(warned, [45], "options parsed but not acted on yet");
         assert!(!c.per_listener_settings);
         assert!(c.allow_anonymous);
         assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
@@ -641,9 +649,15 @@ protocol websockets
             capath: Some("/etc/pipit/certs".into()),
             require_certificate: true,
             use_identity_as_username: true,
+            use_subject_as_username: true,
             min_version: Some(TlsVersion::Tls13),
         };
         assert_eq!(tls.tls, Some(expected));
+        assert!(tls.use_username_as_clientid);
+        assert!(
+            !c.listeners[1].use_username_as_clientid,
+            "a listener option"
+        );
         let ws = &c.listeners[1];
         assert_eq!(
             ws.addr,

@@ -11,7 +11,7 @@ use super::line::Line;
 const USE_FILES: &str = "use password_file and acl_file instead, or remove the line";
 
 /// (option, why it cannot be ignored, what to do instead).
-const REFUSED: [(&str, &str, &str); 13] = [
+const REFUSED: [(&str, &str, &str); 11] = [
     (
         "psk_hint",
         "TLS-PSK is not supported, and without it this listener would accept unencrypted MQTT",
@@ -53,16 +53,6 @@ const REFUSED: [(&str, &str, &str); 13] = [
         "confine them with acl_file rules instead",
     ),
     (
-        "use_subject_as_username",
-        "using the certificate subject as the username is not supported, and without it clients would choose their own username",
-        "use use_identity_as_username (the certificate's CN) instead",
-    ),
-    (
-        "use_username_as_clientid",
-        "is not supported, and without it clients would choose their own client ids, which ACL %c patterns trust",
-        "write the ACL with %u instead of %c, or remove the line",
-    ),
-    (
         "ciphers",
         "choosing TLS 1.2 cipher suites is not supported, and without it the listener would offer suites this line may exclude",
         "remove the line to use rustls's defaults (AEAD suites with forward secrecy only), or require TLS 1.3 with tls_version tlsv1.3",
@@ -80,11 +70,7 @@ const REFUSED: [(&str, &str, &str); 13] = [
 ];
 
 /// Options refused only when set to `true`.
-const REFUSED_WHEN_TRUE: [&str; 3] = [
-    "check_retain_source",
-    "use_subject_as_username",
-    "use_username_as_clientid",
-];
+const REFUSED_WHEN_TRUE: [&str; 1] = ["check_retain_source"];
 
 /// Whether `name` is one of the refused options.
 pub(super) fn is_refused(name: &str) -> bool {
