@@ -442,8 +442,6 @@ fn unimplemented_security_options_refuse_to_start() {
         ("crlfile /etc/ca/crl.pem", "revoked"),
         ("bind_interface eth0", "listener PORT ADDRESS"),
         ("mount_point tenant/", "acl_file"),
-        ("use_subject_as_username true", "use_identity_as_username"),
-        ("use_username_as_clientid true", "%u"),
         ("ciphers ECDHE-ECDSA-AES256-GCM-SHA384", "remove"),
         ("ciphers_tls1.3 TLS_AES_256_GCM_SHA384", "remove"),
         ("check_retain_source true", "false"),

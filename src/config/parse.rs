@@ -243,7 +243,11 @@ impl Parser {
             "capath" => self.tls(l).capath = Some(l.path()?),
             "require_certificate" => self.tls(l).require_certificate = l.flag()?,
             "use_identity_as_username" => self.tls(l).use_identity_as_username = l.flag()?,
-            "use_subject_as_username" => self.tls(l).use_subject_as_username = l.flag()?,
+            // `false` is what a plain listener does: accepted there, as Mosquitto accepts it.
+            "use_subject_as_username" => match l.flag()? {
+                true => self.tls(l).use_subject_as_username = true,
+                false => self.section(l).tls.use_subject_as_username = false,
+            },
             "use_username_as_clientid" => {
                 self.section(l).listener.use_username_as_clientid = l.flag()?;
             }
