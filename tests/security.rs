@@ -439,6 +439,8 @@ fn unimplemented_security_options_refuse_to_start() {
             "acl_file",
         ),
         ("auth_plugin /usr/lib/auth.so", "password_file"),
+        ("auth_opt_backends files", "dynamic security plugin"),
+        ("auth_opt_files_password_path /etc/pw", "password_file"),
         ("crlfile /etc/ca/crl.pem", "revoked"),
         ("bind_interface eth0", "listener PORT ADDRESS"),
         ("mount_point tenant/", "acl_file"),
@@ -453,7 +455,9 @@ fn unimplemented_security_options_refuse_to_start() {
         );
         let (status, log) = run_pipit(&["-c", path_str(&conf)], &dir.path(&format!("{n}.log")));
         assert_eq!(status.code(), Some(2), "{line}: {log}");
-        let at = format!("{}:2: ", conf.display());
+        // FILE:LINE: OPTION: ... names the option as written.
+        let option = line.split_whitespace().next().unwrap_or_default();
+        let at = format!("{}:2: {option}: ", conf.display());
         assert!(log.contains(&at) && log.contains(hint), "{line}: {log}");
     }
     // What pipit already does is accepted.

@@ -15,8 +15,8 @@ const UNSUPPORTED: &str = "\
     max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
     websockets_log_level";
-/// Prefixes of plugin option families: each use is a `Warning`.
-const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
+/// Prefixes of plugin option families: each use is a `Warning` (`auth_opt_*` is refused).
+const UNSUPPORTED_PREFIXES: [&str; 2] = ["plugin_opt_", "global_plugin_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
 /// (a space-separated list).
 const BRIDGE: &str = "\
@@ -194,7 +194,7 @@ mod tests {
         ("retry_interval 20", Accepted),
         ("retained_persistence false", Accepted),
         ("maximum_qos 1", Warned),
-        ("auth_opt_backend files", Warned),
+        ("auth_opt_backend files", Refused),
         ("auth_plugin_deny_special_chars true", Warned),
         ("bind_address 127.0.0.1", Accepted),
         ("port 1884", Accepted),

@@ -1017,7 +1017,7 @@ allow_anonymous true
         let text = "\
 user mosquitto
 log_timestamp true
-auth_opt_backend files
+memory_limit 0
 connection bridge-01
 address 10.0.0.2:1883
 topic sensors/# out 1
