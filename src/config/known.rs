@@ -15,8 +15,8 @@ const UNSUPPORTED: &str = "\
     max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos websockets_headers_size \
     websockets_log_level";
-/// Prefixes of plugin option families: each use is a `Warning`.
-const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
+/// Prefixes of plugin option families: each use is a `Warning` (`auth_opt_*` is refused).
+const UNSUPPORTED_PREFIXES: [&str; 2] = ["plugin_opt_", "global_plugin_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
 /// (a space-separated list).
 const BRIDGE: &str = "\
@@ -126,7 +126,7 @@ mod tests {
         ("max_connections -1", Accepted),
         ("mount_point tenant/", Refused),
         ("protocol mqtt", Accepted),
-        ("use_username_as_clientid true", Refused),
+        ("use_username_as_clientid true", Accepted),
         ("websockets_headers_size 4096", Warned),
         ("certfile /c.pem", Accepted),
         ("keyfile /k.pem", Accepted),
@@ -194,13 +194,13 @@ mod tests {
         ("retry_interval 20", Accepted),
         ("retained_persistence false", Accepted),
         ("maximum_qos 1", Warned),
-        ("auth_opt_backend files", Warned),
+        ("auth_opt_backend files", Refused),
         ("auth_plugin_deny_special_chars true", Warned),
         ("bind_address 127.0.0.1", Accepted),
         ("port 1884", Accepted),
         ("max_topic_alias 10", Accepted),
         ("tls_version tlsv1.2", Accepted),
-        ("use_subject_as_username true", Refused),
+        ("use_subject_as_username true", Accepted),
         ("tls_engine pkcs11", Warned),
         ("tls_keyform pem", Warned),
         ("local_password secret", Warned),

@@ -62,8 +62,34 @@ pub struct TlsConfig {
     pub require_certificate: bool,
     /// Whether the client certificate's CN replaces the MQTT username.
     pub use_identity_as_username: bool,
+    /// Whether the client certificate's whole subject, in RFC 2253 form as Mosquitto writes
+    /// it, replaces the MQTT username (`use_identity_as_username` wins if both are set).
+    pub use_subject_as_username: bool,
     /// Lowest version accepted; `None` accepts TLS 1.2 and 1.3.
     pub min_version: Option<TlsVersion>,
+}
+
+/// Which name of the client certificate's subject becomes the username.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertUsername {
+    /// The first CN (`use_identity_as_username`).
+    CommonName,
+    /// The whole subject, e.g. `CN=sensor-7,O=Acme,C=NZ` (`use_subject_as_username`).
+    Subject,
+}
+
+impl TlsConfig {
+    /// Where a client's username comes from on this listener: its certificate (as Mosquitto,
+    /// the CN when both options are set), or `None` for the CONNECT's username and password.
+    pub fn cert_username(&self) -> Option<CertUsername> {
+        if self.use_identity_as_username {
+            Some(CertUsername::CommonName)
+        } else if self.use_subject_as_username {
+            Some(CertUsername::Subject)
+        } else {
+            None
+        }
+    }
 }
 
 /// Authentication and access-control settings that apply to a connection.
@@ -95,6 +121,9 @@ pub struct ListenerConfig {
     pub max_topic_alias: u16,
     /// TLS settings; `None` is plain TCP.
     pub tls: Option<TlsConfig>,
+    /// Whether a client's username replaces its client id (`use_username_as_clientid`): a
+    /// client without a username is refused.
+    pub use_username_as_clientid: bool,
     /// This listener's own security settings, set only with `per_listener_settings true`;
     /// read them through `Config::security_for`.
     pub security: Option<SecurityConfig>,
@@ -110,6 +139,7 @@ impl ListenerConfig {
             max_connections: None,
             max_topic_alias: 10,
             tls: None,
+            use_username_as_clientid: false,
             security: None,
         }
     }

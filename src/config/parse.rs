@@ -74,6 +74,7 @@ struct TlsDraft {
     capath: Option<PathBuf>,
     require_certificate: bool,
     use_identity_as_username: bool,
+    use_subject_as_username: bool,
     min_version: Option<TlsVersion>,
     first: Option<Origin>,
 }
@@ -96,6 +97,7 @@ impl TlsDraft {
             capath: self.capath,
             require_certificate: self.require_certificate,
             use_identity_as_username: self.use_identity_as_username,
+            use_subject_as_username: self.use_subject_as_username,
             min_version: self.min_version,
         }))
     }
@@ -241,6 +243,14 @@ impl Parser {
             "capath" => self.tls(l).capath = Some(l.path()?),
             "require_certificate" => self.tls(l).require_certificate = l.flag()?,
             "use_identity_as_username" => self.tls(l).use_identity_as_username = l.flag()?,
+            // `false` is what a plain listener does: accepted there, as Mosquitto accepts it.
+            "use_subject_as_username" => match l.flag()? {
+                true => self.tls(l).use_subject_as_username = true,
+                false => self.section(l).tls.use_subject_as_username = false,
+            },
+            "use_username_as_clientid" => {
+                self.section(l).listener.use_username_as_clientid = l.flag()?;
+            }
             "tls_version" => self.tls(l).min_version = Some(tls_version(l, &mut self.warnings)?),
             "allow_anonymous" => {
                 let allow = l.flag()?;
@@ -569,6 +579,8 @@ cafile /etc/pipit/ca.pem
 capath /etc/pipit/certs
 require_certificate true
 use_identity_as_username true
+use_subject_as_username true
+use_username_as_clientid true
 tls_version tlsv1.3
 
 listener 8080 ::1
@@ -576,7 +588,7 @@ protocol websockets
 ";
         let (c, warnings) = parse(text).unwrap();
         let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(warned, [43], "options parsed but not acted on yet");
+        assert_eq!(warned, [45], "options parsed but not acted on yet");
         assert!(!c.per_listener_settings);
         assert!(c.allow_anonymous);
         assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
@@ -634,9 +646,15 @@ protocol websockets
             capath: Some("/etc/pipit/certs".into()),
             require_certificate: true,
             use_identity_as_username: true,
+            use_subject_as_username: true,
             min_version: Some(TlsVersion::Tls13),
         };
         assert_eq!(tls.tls, Some(expected));
+        assert!(tls.use_username_as_clientid);
+        assert!(
+            !c.listeners[1].use_username_as_clientid,
+            "a listener option"
+        );
         let ws = &c.listeners[1];
         assert_eq!(
             ws.addr,
@@ -985,7 +1003,7 @@ allow_anonymous true
         let text = "\
 max_qos 1
 set_tcp_nodelay true
-auth_opt_backend files
+memory_limit 0
 connection bridge-01
 address 10.0.0.2:1883
 topic sensors/# out 1

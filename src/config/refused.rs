@@ -10,16 +10,28 @@ use super::line::Line;
 /// What to use instead of a plugin.
 const USE_FILES: &str = "use password_file and acl_file instead, or remove the line";
 
+/// What to use instead of an authentication plugin (`auth_plugin`, `auth_opt_*`).
+const AUTH_PLUGIN_INSTEAD: &str = "move its users and rules to password_file and acl_file, or to \
+     the dynamic security plugin (plugin .../mosquitto_dynamic_security.so), or embed pipit in a \
+     Rust program (pipit::Broker, the embedding API) for checks of your own";
+
+/// Prefixes of option families refused like `REFUSED`: (prefix, why, what to do instead).
+const REFUSED_PREFIXES: [(&str, &str, &str); 1] = [(
+    "auth_opt_",
+    "is an option of an authentication plugin (auth_plugin), which pipit cannot load, and without the plugin the access control it configures would be missing",
+    AUTH_PLUGIN_INSTEAD,
+)];
+
 /// (option, why it cannot be ignored, what to do instead).
-const REFUSED: [(&str, &str, &str); 13] = [
+const REFUSED: [(&str, &str, &str); 11] = [
     (
         "psk_hint",
-        "TLS-PSK is not supported, and without it this listener would accept unencrypted MQTT",
+        "TLS-PSK is not supported (rustls, pipit's TLS library, has no external pre-shared keys), and without it this listener would accept unencrypted MQTT",
         "use certfile and keyfile (TLS with certificates) instead",
     ),
     (
         "psk_file",
-        "TLS-PSK is not supported, and without it listeners would accept unencrypted MQTT",
+        "TLS-PSK is not supported (rustls, pipit's TLS library, has no external pre-shared keys), and without it listeners would accept unencrypted MQTT",
         "use certfile and keyfile (TLS with certificates) instead",
     ),
     (
@@ -34,8 +46,8 @@ const REFUSED: [(&str, &str, &str); 13] = [
     ),
     (
         "auth_plugin",
-        "authentication plugins are not supported, and without this one the access control it provides would be missing",
-        USE_FILES,
+        "pipit cannot load Mosquitto's C authentication plugins (mosquitto-go-auth and others), and without this one the access control it provides would be missing",
+        AUTH_PLUGIN_INSTEAD,
     ),
     (
         "crlfile",
@@ -51,16 +63,6 @@ const REFUSED: [(&str, &str, &str); 13] = [
         "mount_point",
         "mount points are not supported, and without it clients of this listener would reach every topic",
         "confine them with acl_file rules instead",
-    ),
-    (
-        "use_subject_as_username",
-        "using the certificate subject as the username is not supported, and without it clients would choose their own username",
-        "use use_identity_as_username (the certificate's CN) instead",
-    ),
-    (
-        "use_username_as_clientid",
-        "is not supported, and without it clients would choose their own client ids, which ACL %c patterns trust",
-        "write the ACL with %u instead of %c, or remove the line",
     ),
     (
         "ciphers",
@@ -80,15 +82,14 @@ const REFUSED: [(&str, &str, &str); 13] = [
 ];
 
 /// Options refused only when set to `true`.
-const REFUSED_WHEN_TRUE: [&str; 3] = [
-    "check_retain_source",
-    "use_subject_as_username",
-    "use_username_as_clientid",
-];
+const REFUSED_WHEN_TRUE: [&str; 1] = ["check_retain_source"];
 
 /// Whether `name` is one of the refused options.
 pub(super) fn is_refused(name: &str) -> bool {
     REFUSED.iter().any(|(option, ..)| *option == name)
+        || REFUSED_PREFIXES
+            .iter()
+            .any(|(prefix, ..)| name.starts_with(prefix))
 }
 
 /// The error that stops start-up at line `l` (whose option `is_refused`); `Ok` for a boolean
@@ -97,8 +98,13 @@ pub(super) fn check(l: &Line) -> Result<(), ConfigError> {
     if REFUSED_WHEN_TRUE.contains(&l.name) && !l.flag()? {
         return Ok(());
     }
-    let Some((_, mut why, mut instead)) = REFUSED.iter().find(|(o, ..)| *o == l.name).copied()
-    else {
+    let by_name = REFUSED.iter().find(|(o, ..)| *o == l.name);
+    let by_prefix = || {
+        REFUSED_PREFIXES
+            .iter()
+            .find(|(p, ..)| l.name.starts_with(p))
+    };
+    let Some((_, mut why, mut instead)) = by_name.or_else(by_prefix).copied() else {
         return Ok(());
     };
     if matches!(l.name, "plugin" | "global_plugin") && l.value.contains("dynamic_security") {
@@ -140,6 +146,29 @@ mod tests {
             );
             assert!(message.contains("refuses to start"), "{message}");
         }
+    }
+
+    #[test]
+    fn authentication_plugins_and_their_options_name_the_option_and_the_equivalents() {
+        for (name, value) in [
+            ("auth_plugin", "/usr/lib/mosquitto-go-auth/go-auth.so"),
+            ("auth_opt_backends", "files, redis"),
+            (
+                "auth_opt_files_password_path",
+                "/etc/mosquitto/auth/passwords",
+            ),
+        ] {
+            assert!(is_refused(name));
+            let message = check(&line(name, value)).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("pipit.conf:3: {name}: ")),
+                "{message}"
+            );
+            for equivalent in ["password_file", "dynamic security plugin", "embed"] {
+                assert!(message.contains(equivalent), "{message}");
+            }
+        }
+        assert!(!is_refused("auth_plugin_deny_special_chars"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let (client_id, assigned) = client_id(state, id, connect)?;
     validate_will(state, id, connect)?;
     let (username, listener, peer) = authenticate(state, id, connect, &client_id)?;
+    let client_id = username_as_client_id(state, id, client_id, username.as_deref(), peer)?;
     let (keep_alive, server_keep_alive) = keep_alive(state, id, connect, &client_id)?;
     // [MQTT-3.1.2-24] the CONNACK must fit the client's Maximum Packet Size. One that cannot
     // be answered is closed without CONNACK (as Mosquitto does), before it takes anything over.
@@ -158,11 +159,14 @@ fn client_id(
         }
         (_, false) => connect.client_id.to_owned(),
     };
-    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect.
+    // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect, an assigned id
+    // too; the others are "not authorised" in every version, as in Mosquitto 2.0.11.
     if let Some(prefix) = &state.config.clientid_prefixes
         && !client_id.starts_with(prefix.as_str())
     {
-        debug!("client id {client_id} lacks the required prefix {prefix}");
+        let peer = state.conns.get(id).map(|c| c.peer);
+        let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
+        warn!("client {client_id}{from}: not authorised: no clientid_prefixes prefix {prefix:?}");
         return Err(refuse(state, id, reason::NOT_AUTHORIZED));
     }
     Ok((client_id, version == Version::V5 && empty))
@@ -199,8 +203,9 @@ fn validate_will(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result
     Ok(())
 }
 
-/// Checks the credentials (or the client certificate, with `use_identity_as_username`);
-/// returns the username the client is known by, its listener and address.
+/// Checks the credentials (or the client certificate, with `use_identity_as_username` or
+/// `use_subject_as_username`, which need no password); returns the username the client is
+/// known by, its listener and address.
 fn authenticate(
     state: &mut State,
     id: ConnId,
@@ -212,11 +217,13 @@ fn authenticate(
         .get(id)
         .map(|c| (c.listener, c.peer))
         .ok_or(Close::Protocol("connection vanished"))?;
-    // use_identity_as_username: the client certificate's CN is the username, no password.
+    // use_identity_as_username / use_subject_as_username: the client certificate's CN or
+    // subject is the username, and CONNECT's username and password are ignored.
     let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
     let verdict = match &identity {
         Some(Some(_)) => AuthResult::Ok,
-        Some(None) => AuthResult::NotAuthorized,
+        // No certificate, or no CN in it: as Mosquitto 2.0.11 answers.
+        Some(None) => AuthResult::BadCredentials,
         None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
             auth.authenticate(connect.username, connect.password)
         }),
@@ -234,6 +241,32 @@ fn authenticate(
     }
     let username = identity.unwrap_or_else(|| connect.username.map(Box::from));
     Ok((username, listener, peer))
+}
+
+/// With `use_username_as_clientid` on the client's listener, its username (from CONNECT or
+/// its certificate) replaces `client_id`: a second connection of the same user takes the
+/// first over, and ACL `%c` is the username. A client without a username is "not
+/// authorised", as in Mosquitto 2.0.11 (which also checks `clientid_prefixes` against the
+/// id the client sent).
+fn username_as_client_id(
+    state: &mut State,
+    id: ConnId,
+    client_id: String,
+    username: Option<&str>,
+    peer: PeerAddr,
+) -> Result<String, Close> {
+    let listener = state.conns.get(id).map(|c| usize::from(c.listener));
+    let listeners = &state.config.listeners;
+    if !listener.is_some_and(|i| listeners.get(i).is_some_and(|l| l.use_username_as_clientid)) {
+        return Ok(client_id);
+    }
+    match username {
+        Some(username) => Ok(username.to_owned()),
+        None => {
+            warn!("client {client_id} from {peer}: not authorised: no username to use as its id");
+            Err(refuse(state, id, reason::NOT_AUTHORIZED))
+        }
+    }
 }
 
 /// The keepalive the connection is held to, and the Server Keep Alive to announce if it

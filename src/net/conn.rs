@@ -187,16 +187,17 @@ impl Conn {
         }
     }
 
-    /// With `use_identity_as_username` on its listener, the username that replaces CONNECT's
-    /// username and password: the client certificate's CN, `Some(None)` without one.
+    /// With `use_identity_as_username` or `use_subject_as_username` on its listener, the
+    /// username that replaces CONNECT's username and password: the client certificate's CN
+    /// or subject, `Some(None)` without a certificate or such a name.
     pub fn identity(&self, config: &Config) -> Option<Option<Box<str>>> {
         let tls = config
             .listeners
             .get(usize::from(self.listener))?
             .tls
             .as_ref()?;
-        tls.use_identity_as_username
-            .then(|| self.socket.peer_common_name())
+        let from = tls.cert_username()?;
+        Some(self.socket.peer_username(from))
     }
 
     /// Whether a timer of this connection has run out at `now`.

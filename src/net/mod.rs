@@ -14,6 +14,8 @@ pub(crate) mod listen;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+#[cfg(feature = "tls")]
+pub(crate) mod x509;
 
 use std::io::{self, Read, Write};
 
@@ -21,7 +23,7 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::ListenerConfig;
+use crate::config::{CertUsername, ListenerConfig};
 #[cfg(feature = "tls")]
 use tls::TlsStream;
 
@@ -118,12 +120,14 @@ impl Stream {
         }
     }
 
-    /// The subject CN of the client's verified TLS certificate, if it sent one.
-    pub fn peer_common_name(&self) -> Option<Box<str>> {
+    /// The username the client's verified TLS certificate gives, read as `from` says;
+    /// `None` without a certificate or such a name.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    pub fn peer_username(&self, from: CertUsername) -> Option<Box<str>> {
         match self {
             Stream::Tcp(_) => None,
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.peer_common_name(),
+            Stream::Tls(tls) => tls.peer_username(from),
         }
     }
 

@@ -11,8 +11,8 @@
 //! `WouldBlock` from either direction always means the socket itself said so, and the
 //! edge-triggered readiness event that follows is never missed.
 //!
-//! A client certificate's subject CN, for `use_identity_as_username`, is read with a short
-//! hand-written DER walk (`common_name`) instead of a full X.509 parser.
+//! The username a client certificate gives (`use_identity_as_username`,
+//! `use_subject_as_username`) is read from its subject by `x509`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -25,7 +25,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
-use crate::config::{TlsConfig, TlsVersion};
+use super::x509;
+use crate::config::{CertUsername, TlsConfig, TlsVersion};
 
 /// Most bytes rustls holds per connection for sending (plaintext before the handshake, TLS
 /// records after); at the bound `TlsStream::write` accepts less (see the module doc).
@@ -169,10 +170,14 @@ impl TlsStream {
         self.failure.as_ref()
     }
 
-    /// The subject CN of the client's verified certificate, if it sent one.
-    pub fn peer_common_name(&self) -> Option<Box<str>> {
+    /// The username the client's verified certificate gives, read as `from` says; `None`
+    /// without a certificate, or if the certificate has no such name.
+    pub fn peer_username(&self, from: CertUsername) -> Option<Box<str>> {
         let leaf = self.session.peer_certificates()?.first()?;
-        common_name(leaf).map(Box::from)
+        match from {
+            CertUsername::CommonName => x509::common_name(leaf).map(Box::from),
+            CertUsername::Subject => x509::subject_rfc2253(leaf).map(String::into_boxed_str),
+        }
     }
 
     /// Reads ciphertext once and processes it; returns whether the peer closed its side.
@@ -247,185 +252,5 @@ impl Write for TlsStream {
             true => Ok(()),
             false => Err(io::ErrorKind::WouldBlock.into()),
         }
-    }
-}
-
-/// OID 2.5.4.3 (id-at-commonName), DER-encoded contents.
-const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
-
-/// DER tags used on the walk to the subject.
-mod tag {
-    pub const SEQUENCE: u8 = 0x30;
-    pub const SET: u8 = 0x31;
-    pub const OID: u8 = 0x06;
-    pub const VERSION: u8 = 0xa0;
-    pub const UTF8_STRING: u8 = 0x0c;
-    pub const PRINTABLE_STRING: u8 = 0x13;
-    pub const TELETEX_STRING: u8 = 0x14;
-    pub const IA5_STRING: u8 = 0x16;
-}
-
-/// The first CN in an X.509 certificate's subject, if it is a UTF-8-compatible string.
-/// Walks Certificate → tbsCertificate → (version, serial, signature, issuer, validity) →
-/// subject → RDN sets → AttributeTypeAndValue (RFC 5280, 4.1).
-fn common_name(cert: &[u8]) -> Option<&str> {
-    let (_, certificate, _) = der_next(cert).filter(|t| t.0 == tag::SEQUENCE)?;
-    let (_, mut tbs, _) = der_next(certificate).filter(|t| t.0 == tag::SEQUENCE)?;
-    if tbs.first() == Some(&tag::VERSION) {
-        tbs = der_next(tbs)?.2;
-    }
-    // serialNumber, signature, issuer, validity.
-    for _ in 0..4 {
-        tbs = der_next(tbs)?.2;
-    }
-    let (_, mut rdns, _) = der_next(tbs).filter(|t| t.0 == tag::SEQUENCE)?;
-    while !rdns.is_empty() {
-        let (_, mut set, rest) = der_next(rdns).filter(|t| t.0 == tag::SET)?;
-        rdns = rest;
-        while !set.is_empty() {
-            let (_, attribute, rest) = der_next(set).filter(|t| t.0 == tag::SEQUENCE)?;
-            set = rest;
-            let (_, oid, value) = der_next(attribute).filter(|t| t.0 == tag::OID)?;
-            if oid != OID_COMMON_NAME {
-                continue;
-            }
-            let (value_tag, value, _) = der_next(value)?;
-            return match value_tag {
-                tag::UTF8_STRING
-                | tag::PRINTABLE_STRING
-                | tag::TELETEX_STRING
-                | tag::IA5_STRING => std::str::from_utf8(value).ok(),
-                _ => None,
-            };
-        }
-    }
-    None
-}
-
-/// One DER element: `(tag, contents, rest)`; `None` if truncated or not definite-length.
-fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = match first {
-        0..=0x7f => (usize::from(first), rest),
-        0x81..=0x84 => {
-            let count = usize::from(first & 0x7f);
-            let bytes = rest.get(..count)?;
-            let len = bytes
-                .iter()
-                .fold(0usize, |len, &b| (len << 8) | usize::from(b));
-            (len, &rest[count..])
-        }
-        _ => return None,
-    };
-    let contents = rest.get(..len)?;
-    Some((tag, contents, &rest[len..]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// DER element with a definite length (short or long form).
-    fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match contents.len() {
-            n @ 0..=0x7f => out.push(n as u8),
-            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(contents);
-        out
-    }
-
-    fn attribute(oid: &[u8], value_tag: u8, value: &[u8]) -> Vec<u8> {
-        der(
-            tag::SET,
-            &der(
-                tag::SEQUENCE,
-                &[der(tag::OID, oid), der(value_tag, value)].concat(),
-            ),
-        )
-    }
-
-    /// A certificate skeleton: only the fields the walk looks at are meaningful.
-    fn certificate(subject: &[u8], with_version: bool) -> Vec<u8> {
-        let mut tbs = Vec::new();
-        if with_version {
-            tbs.extend(der(tag::VERSION, &der(0x02, &[2])));
-        }
-        tbs.extend(der(0x02, &[0x01, 0x23])); // serialNumber
-        tbs.extend(der(tag::SEQUENCE, &der(tag::OID, &[0x2a, 0x86, 0x48]))); // signature
-        tbs.extend(der(
-            tag::SEQUENCE,
-            &attribute(OID_COMMON_NAME, tag::UTF8_STRING, b"ca"),
-        ));
-        tbs.extend(der(
-            tag::SEQUENCE,
-            &[der(0x17, b"250101"), der(0x17, b"350101")].concat(),
-        ));
-        tbs.extend(der(tag::SEQUENCE, subject));
-        tbs.extend(der(tag::SEQUENCE, &[0; 200])); // subjectPublicKeyInfo: long form length
-        let body = [
-            der(tag::SEQUENCE, &tbs),
-            der(tag::SEQUENCE, &[]),
-            der(0x03, &[0]),
-        ]
-        .concat();
-        der(tag::SEQUENCE, &body)
-    }
-
-    #[test]
-    fn common_name_is_read_from_the_subject_not_the_issuer() {
-        let subject = [
-            attribute(&[0x55, 0x04, 0x06], tag::PRINTABLE_STRING, b"NZ"),
-            attribute(OID_COMMON_NAME, tag::UTF8_STRING, b"sensor-7"),
-            attribute(OID_COMMON_NAME, tag::UTF8_STRING, b"second"),
-        ]
-        .concat();
-        assert_eq!(common_name(&certificate(&subject, true)), Some("sensor-7"));
-        assert_eq!(common_name(&certificate(&subject, false)), Some("sensor-7"));
-        let printable = attribute(OID_COMMON_NAME, tag::PRINTABLE_STRING, b"plc");
-        assert_eq!(common_name(&certificate(&printable, true)), Some("plc"));
-    }
-
-    #[test]
-    fn no_common_name_or_unsupported_string_gives_none() {
-        let country = attribute(&[0x55, 0x04, 0x06], tag::PRINTABLE_STRING, b"NZ");
-        assert_eq!(common_name(&certificate(&country, true)), None);
-        let bmp = attribute(OID_COMMON_NAME, 0x1e, &[0, b'a']);
-        assert_eq!(common_name(&certificate(&bmp, true)), None);
-        assert_eq!(common_name(&certificate(&[], true)), None);
-    }
-
-    #[test]
-    fn truncated_or_garbage_der_gives_none() {
-        let subject = attribute(OID_COMMON_NAME, tag::UTF8_STRING, b"sensor-7");
-        let cert = certificate(&subject, true);
-        for len in 0..cert.len() {
-            assert_eq!(common_name(&cert[..len]), None, "truncated to {len}");
-        }
-        assert_eq!(
-            common_name(&[0x30, 0x80, 0x00, 0x00]),
-            None,
-            "indefinite length"
-        );
-        assert_eq!(
-            common_name(&[0x30, 0x85, 1, 1, 1, 1, 1]),
-            None,
-            "length too long"
-        );
-    }
-
-    #[test]
-    fn der_lengths_short_and_long_form() {
-        assert_eq!(
-            der_next(&[0x04, 0x02, 1, 2, 9]),
-            Some((0x04, &[1, 2][..], &[9][..]))
-        );
-        let long = der(0x04, &[7; 300]);
-        let (tag, contents, rest) = der_next(&long).unwrap();
-        assert_eq!((tag, contents.len(), rest.len()), (0x04, 300, 0));
-        assert_eq!(der_next(&[0x04, 0x03, 1]), None);
     }
 }
