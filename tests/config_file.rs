@@ -408,6 +408,33 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6() {
 }
 
 #[test]
+fn socket_domain_keeps_an_addressless_listener_to_one_family() {
+    let dir = Scratch::new("conf-socket-domain");
+    for kind in [Kind::Pipit, Kind::Mosquitto] {
+        if kind == Kind::Mosquitto && !mosquitto_installed("socket_domain") {
+            continue;
+        }
+        let (v4_port, v6_port) = (free_port(), free_port());
+        let body = format!(
+            "allow_anonymous true\nlistener {v4_port}\nsocket_domain ipv4 # v4 only\n\
+             listener {v6_port}\nsocket_domain ipv6\n"
+        );
+        let _peer = mosquitto::start(&dir, kind, &body);
+        let v6 = |port| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        Raw::connect(local(v4_port), "domain-v4", true).disconnect();
+        Raw::connect(v6(v6_port), "domain-v6", true).disconnect();
+        assert!(
+            std::net::TcpStream::connect(v6(v4_port)).is_err(),
+            "{kind:?}: ipv4 listener took IPv6"
+        );
+        assert!(
+            std::net::TcpStream::connect(local(v6_port)).is_err(),
+            "{kind:?}: ipv6 listener took IPv4"
+        );
+    }
+}
+
+#[test]
 fn include_dir_reads_its_conf_files() {
     let dir = Scratch::new("conf-include");
     let pw = alice_password_file(&dir);

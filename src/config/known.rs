@@ -12,7 +12,7 @@ use super::line::Line;
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
     dhparamfile http_dir max_inflight_bytes \
-    max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
+    max_qos maximum_qos memory_limit set_tcp_nodelay tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos websockets_headers_size \
     websockets_log_level";
 /// Prefixes of plugin option families: each use is a `Warning` (`auth_opt_*` is refused).
@@ -120,7 +120,7 @@ mod tests {
         ("upgrade_outgoing_qos false", Warned),
         ("user mosquitto", Accepted),
         ("listener 8883 127.0.0.1", Accepted),
-        ("socket_domain ipv4", Warned),
+        ("socket_domain ipv4", Accepted),
         ("bind_interface eth0", Refused),
         ("http_dir /var/www", Warned),
         ("max_connections -1", Accepted),

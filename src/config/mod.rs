@@ -112,6 +112,9 @@ pub struct ListenerConfig {
     /// Mosquitto does): one dual-stack socket on `[::]`, or `addr` (IPv4) alone where the
     /// host has no IPv6.
     pub dual_stack: bool,
+    /// `socket_domain ipv4|ipv6`: the one address family this listener serves; `None` is
+    /// both for a listener without an address, and the address's own family otherwise.
+    pub socket_domain: Option<SocketDomain>,
     /// Transport spoken on this listener.
     pub protocol: Protocol,
     /// Most simultaneous connections on this listener; at the bound a new one is closed at
@@ -129,12 +132,22 @@ pub struct ListenerConfig {
     pub security: Option<SecurityConfig>,
 }
 
+/// An address family a listener may be restricted to (`socket_domain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketDomain {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+}
+
 impl ListenerConfig {
     /// A plain MQTT listener on `addr` with default options.
     pub fn new(addr: SocketAddr) -> Self {
         ListenerConfig {
             addr,
             dual_stack: false,
+            socket_domain: None,
             protocol: Protocol::Mqtt,
             max_connections: None,
             max_topic_alias: 10,

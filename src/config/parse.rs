@@ -24,8 +24,8 @@
 use super::known;
 use super::line::{Line, Origin, resolve};
 use super::{
-    Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, TlsConfig,
-    TlsVersion, Warning, read_file,
+    Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, SocketDomain,
+    TlsConfig, TlsVersion, Warning, read_file,
 };
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -223,6 +223,17 @@ impl Parser {
                     Some(section) => section.listener.max_connections = limit,
                     None => self.config.max_connections = limit,
                 }
+            }
+            "socket_domain" => {
+                let domain = match l.word()? {
+                    "ipv4" => SocketDomain::Ipv4,
+                    "ipv6" => SocketDomain::Ipv6,
+                    other => {
+                        let why = format!("socket_domain: unknown domain \"{other}\"");
+                        return Err(l.error(why));
+                    }
+                };
+                self.section(l).listener.socket_domain = Some(domain);
             }
             "protocol" => {
                 let protocol = match l.word()? {
@@ -919,6 +930,17 @@ listener 1886 ::1 ignored # v6
         assert!(dual("listener 1884\n") && dual("listener 1884 # all\n") && dual("port 1999\n"));
         assert!(!dual("listener 1884 0.0.0.0\n") && !dual("listener 1884 ::\n"));
         assert!(!dual("bind_address 127.0.0.1\n") && !dual("port 1999\nbind_address 0.0.0.0\n"));
+        let domain = |text: &str| config(text).listeners[0].socket_domain;
+        assert_eq!(
+            domain("listener 1884\nsocket_domain ipv6\n"),
+            Some(SocketDomain::Ipv6)
+        );
+        assert_eq!(
+            domain("socket_domain ipv4 # v4\nport 1999\n"),
+            Some(SocketDomain::Ipv4)
+        );
+        assert_eq!(domain("listener 1884\n"), None);
+        assert!(parse("listener 1884\nsocket_domain ipx\n").is_err());
         assert!(
             !dual("allow_anonymous true\n"),
             "the default listener is loopback only"
@@ -1008,7 +1030,7 @@ connection bridge-01
 address 10.0.0.2:1883
 topic sensors/# out 1
 listener 1883 127.0.0.1
-socket_domain ipv4
+tls_keyform pem
 websockets_log_level 255
 ";
         let (c, warnings) = parse(text).unwrap();

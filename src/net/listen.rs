@@ -1,6 +1,7 @@
 //! Binding a listener's socket: the configured address, or, for a listener given without an
 //! address, one dual-stack socket on `[::]` that takes IPv4 clients too (as IPv4-mapped
-//! addresses), which is how Mosquitto's `listener PORT` serves both families.
+//! addresses), which is how Mosquitto's `listener PORT` serves both families; with
+//! `socket_domain` one family only.
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -9,29 +10,45 @@ use log::info;
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, SocketDomain};
 
 /// Pending connections the kernel queues per listener (std's default too).
 const BACKLOG: i32 = 1024;
 
 /// Binds `listener`'s socket, non-blocking, ready to register.
 pub fn bind(listener: &ListenerConfig) -> io::Result<TcpListener> {
-    if listener.dual_stack {
-        let any = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), listener.addr.port());
-        match bind_dual_stack(any) {
+    let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), listener.addr.port());
+    match (listener.dual_stack, listener.socket_domain) {
+        (true, None) => match bind_ipv6(any6, false) {
             Ok(socket) => return Ok(socket),
             // A port in use is in use for IPv4 too: say so rather than bind half.
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Err(e),
             Err(e) => info!("no IPv6 on this host ({e}): {} on IPv4 only", listener.addr),
+        },
+        (true, Some(SocketDomain::Ipv6)) => return bind_ipv6(any6, true),
+        (false, Some(domain)) if (domain == SocketDomain::Ipv6) != listener.addr.is_ipv6() => {
+            let why = format!(
+                "listener {}: socket_domain {} does not match its address",
+                listener.addr,
+                if domain == SocketDomain::Ipv6 {
+                    "ipv6"
+                } else {
+                    "ipv4"
+                }
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
         }
+        (false, Some(SocketDomain::Ipv6)) => return bind_ipv6(listener.addr, true),
+        _ => {}
     }
     TcpListener::bind(listener.addr)
 }
 
-/// An IPv6 listening socket that accepts IPv4 too, whatever `net.ipv6.bindv6only` says.
-fn bind_dual_stack(addr: SocketAddr) -> io::Result<TcpListener> {
+/// An IPv6 listening socket that takes IPv4 clients too unless `only_v6`, whatever
+/// `net.ipv6.bindv6only` says.
+fn bind_ipv6(addr: SocketAddr, only_v6: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_only_v6(false)?;
+    socket.set_only_v6(only_v6)?;
     // As std's `TcpListener::bind`: a restart may bind while old connections linger.
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
