@@ -15,8 +15,9 @@ const UNSUPPORTED: &str = "\
     max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
     websockets_log_level";
-/// Prefixes of plugin option families: each use is a `Warning`.
-const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
+/// Prefixes of plugin option families: each use is a `Warning` (`plugin_opt_*` belongs to
+/// the dynamic security plugin: `config::plugin`).
+const UNSUPPORTED_PREFIXES: [&str; 1] = ["auth_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
 /// (a space-separated list).
 const BRIDGE: &str = "\
@@ -97,7 +98,7 @@ mod tests {
     /// /usr/share/doc/mosquitto/examples/mosquitto.conf), then the others its
     /// mosquitto.conf(5) page and its parser (src/conf.c) still read, each with a value, and
     /// what pipit does with it. `include_dir` is given an empty directory.
-    const MOSQUITTO_OPTIONS: [(&str, Outcome); 108] = [
+    const MOSQUITTO_OPTIONS: [(&str, Outcome); 107] = [
         ("per_listener_settings false", Accepted),
         ("allow_zero_length_clientid true", Accepted),
         ("auto_id_prefix auto-", Warned),
@@ -205,8 +206,8 @@ mod tests {
         ("tls_keyform pem", Warned),
         ("local_password secret", Warned),
         ("bridge_tls_version tlsv1.2", Warned),
-        ("plugin /usr/lib/mosquitto_dynamic_security.so", Refused),
-        ("plugin_opt_config_file /dynsec.json", Warned),
+        // The dynamic security plugin and its options: `config::plugin`'s tests.
+        ("plugin /usr/lib/mosquitto_acl_plugin.so", Refused),
     ];
 
     /// The listener and TLS files every line is read after, so each listener option has a

@@ -7,8 +7,8 @@
 use super::ConfigError;
 use super::line::Line;
 
-/// What to use instead of a plugin.
-const USE_FILES: &str = "use password_file and acl_file instead, or remove the line";
+/// What to use instead of a plugin (the dynamic security plugin is built in: `config::plugin`).
+const USE_FILES: &str = "use password_file and acl_file, or the built-in dynamic security plugin, instead, or remove the line";
 
 /// (option, why it cannot be ignored, what to do instead).
 const REFUSED: [(&str, &str, &str); 13] = [
@@ -97,14 +97,9 @@ pub(super) fn check(l: &Line) -> Result<(), ConfigError> {
     if REFUSED_WHEN_TRUE.contains(&l.name) && !l.flag()? {
         return Ok(());
     }
-    let Some((_, mut why, mut instead)) = REFUSED.iter().find(|(o, ..)| *o == l.name).copied()
-    else {
+    let Some((_, why, instead)) = REFUSED.iter().find(|(o, ..)| *o == l.name).copied() else {
         return Ok(());
     };
-    if matches!(l.name, "plugin" | "global_plugin") && l.value.contains("dynamic_security") {
-        why = "the dynamic security plugin is not supported, and without it every client could connect, read and write as the rest of the file allows";
-        instead = "move its clients, roles and ACLs to a password_file and an acl_file";
-    }
     Err(l.error(format!(
         "{}: {why}; pipit refuses to start rather than ignore it: {instead}",
         l.name
@@ -140,13 +135,6 @@ mod tests {
             );
             assert!(message.contains("refuses to start"), "{message}");
         }
-    }
-
-    #[test]
-    fn dynamic_security_gets_its_own_advice() {
-        let so = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-        let message = check(&line("plugin", so)).unwrap_err().to_string();
-        assert!(message.contains("dynamic security plugin"), "{message}");
     }
 
     #[test]

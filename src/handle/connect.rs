@@ -218,7 +218,8 @@ fn authenticate(
         Some(Some(_)) => AuthResult::Ok,
         Some(None) => AuthResult::NotAuthorized,
         None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
-            auth.authenticate(connect.username, connect.password)
+            let dynsec = state.dynsec.as_ref();
+            auth.authenticate(dynsec, client_id, connect.username, connect.password)
         }),
     };
     match verdict {

@@ -1,0 +1,95 @@
+//! Mosquitto 2.0's dynamic security plugin (`mosquitto_dynamic_security.so`), built in:
+//! clients, groups and roles kept in a JSON file (`plugin_opt_config_file`), managed at run
+//! time through the `$CONTROL/dynamic-security/v1` topic (`mosquitto_ctrl dynsec ...`).
+//!
+//! `model` holds the data read from the file,
+//! `decide` makes the plugin's authentication and ACL decisions (from a form compiled per
+//! client whenever the data changes).
+//!
+//! How the broker combines a decision with its other checks (as Mosquitto 2.0 does, the
+//! plugin being consulted first): see `Auth::authenticate` and `Auth::allowed`. One
+//! `Dynsec` serves every listener that names the plugin, as the plugin keeps one
+//! configuration per broker. Invariant: `compiled` always reflects `model`.
+
+mod decide;
+
+mod json;
+mod model;
+
+use std::path::{Path, PathBuf};
+
+use log::{info, warn};
+
+use crate::auth::Access;
+use crate::config::ConfigError;
+pub use decide::Decision;
+
+/// The loaded dynamic security configuration.
+#[derive(Debug)]
+pub struct Dynsec {
+    path: PathBuf,
+    model: model::Model,
+    compiled: decide::Compiled,
+}
+
+impl Dynsec {
+    /// Loads the file at `path`. A missing file is an empty configuration that the first
+    /// change creates (as Mosquitto 2.0.11 does); an unreadable or malformed one is an
+    /// error, where Mosquitto would log it and run with nothing loaded (and overwrite the
+    /// file at the first change).
+    pub fn load(path: &Path) -> Result<Dynsec, ConfigError> {
+        let fail = |message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("dynamic security configuration: {message}"),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(fail(format!("cannot read: {e}"))),
+        };
+        let model = match text {
+            Some(text) => model::Model::from_json(&text).map_err(fail)?,
+            None => {
+                warn!(
+                    "{}: dynamic security configuration not found: starting with none \
+                     (no clients, every ACL check denied); the first change creates it",
+                    path.display()
+                );
+                model::Model::default()
+            }
+        };
+        info!(
+            "dynamic security: {} clients, {} groups, {} roles from {}",
+            model.clients.len(),
+            model.groups.len(),
+            model.roles.len(),
+            path.display()
+        );
+        Ok(Dynsec {
+            path: path.to_path_buf(),
+            compiled: decide::Compiled::new(&model),
+            model,
+        })
+    }
+
+    /// The file this configuration is saved to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plugin's verdict on a CONNECT's credentials.
+    pub fn authenticate(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        client_id: &str,
+    ) -> Decision {
+        decide::authenticate(&self.model, username, password, client_id)
+    }
+
+    /// The plugin's verdict on `access` to `topic` by a client with `username`.
+    pub fn check(&self, username: Option<&str>, topic: &str, access: Access) -> Decision {
+        self.compiled.check(username, topic, access)
+    }
+}
