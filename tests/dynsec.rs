@@ -1,6 +1,7 @@
 //! Mosquitto 2.0's dynamic security plugin, built into pipit: the same JSON file and the same
 //! `mosquitto.conf` lines give the same decisions on pipit and on Mosquitto 2.0.11 (with
-//! Debian's `mosquitto_dynamic_security.so`). Each scenario runs against pipit and, if installed, the real Mosquitto, and the
+//! Debian's `mosquitto_dynamic_security.so`), and `mosquitto_ctrl dynsec` manages both the
+//! same way. Each scenario runs against pipit and, if installed, the real Mosquitto, and the
 //! outcomes are compared; pipit's are also checked against what the file says.
 
 mod common;
@@ -11,9 +12,11 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{Connect, Props, Raw, publish_v5, split_props, unsubscribe_v5};
-use mosquitto::pipit_and_mosquitto;
+use mosquitto::{Kind, Peer, mosquitto_installed, pipit_and_mosquitto, start};
 use support::Scratch;
 
 /// Where Debian installs the plugin; pipit accepts the same line.
@@ -285,5 +288,307 @@ fn the_same_file_gives_the_same_decisions_as_mosquitto() {
             "{:?}",
             peer.kind
         );
+    }
+}
+
+/// Runs `mosquitto_ctrl ARGS` and returns whether it succeeded and what it printed.
+fn ctrl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("mosquitto_ctrl")
+        .args(args)
+        .output()
+        .expect("run mosquitto_ctrl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Runs `mosquitto_ctrl` as the admin against `addr` with `dynsec ARGS`.
+fn dynsec(addr: SocketAddr, args: &[&str]) -> String {
+    let port = addr.port().to_string();
+    let mut all = vec![
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-u",
+        "admin",
+        "-P",
+        "adminpw",
+    ];
+    all.push("dynsec");
+    all.extend_from_slice(args);
+    let (ok, text) = ctrl(&all);
+    assert!(ok, "mosquitto_ctrl dynsec {args:?}: {text}");
+    text
+}
+
+/// The commands the admin runs: a client, a role with ACLs, the role given to the client.
+const COMMANDS: [&[&str]; 6] = [
+    &["createClient", "sensor", "-p", "spw"],
+    &["createRole", "sensors"],
+    &[
+        "addRoleACL",
+        "sensors",
+        "publishClientSend",
+        "sensors/#",
+        "allow",
+    ],
+    &[
+        "addRoleACL",
+        "sensors",
+        "subscribePattern",
+        "sensors/#",
+        "allow",
+    ],
+    &[
+        "addRoleACL",
+        "sensors",
+        "publishClientSend",
+        "sensors/private",
+        "deny",
+        "5",
+    ],
+    &["addClientRole", "sensor", "sensors"],
+];
+
+/// What the client `mosquitto_ctrl` made may do: (what, allowed) per step.
+fn sensor_decisions(addr: SocketAddr) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let wrong = connect("s-0", Some(("sensor", "wrong")));
+    out.push((
+        "connect, wrong password".to_string(),
+        try_connect(addr, &wrong).0,
+    ));
+    let (ok, mut c) = try_connect(addr, &connect("s-1", Some(("sensor", "spw"))));
+    out.push(("connect".to_string(), ok));
+    for filter in ["sensors/#", "other/#", "$CONTROL/dynamic-security/#"] {
+        out.push((format!("subscribe {filter}"), subscribe(&mut c, filter)));
+    }
+    let mut seen = Vec::new();
+    for (n, topic) in ["sensors/a", "sensors/private", "other/a", CONTROL]
+        .iter()
+        .enumerate()
+    {
+        let allowed = publish(&mut c, topic, n as u16 + 1, &mut seen);
+        out.push((format!("publish {topic}"), allowed));
+    }
+    // `dynsec init` makes publishClientReceive allowed by default.
+    for topic in received(&mut c, seen) {
+        out.push((format!("receive {topic}"), true));
+    }
+    out
+}
+
+/// `mosquitto_ctrl dynsec` drives pipit as it drives Mosquitto: the same commands on a file
+/// `dynsec init` made give the same answers and the same decisions.
+#[test]
+fn mosquitto_ctrl_manages_pipit_as_mosquitto() {
+    if !Path::new("/usr/bin/mosquitto_ctrl").is_file() {
+        eprintln!("skipped: /usr/bin/mosquitto_ctrl is not installed");
+        return;
+    }
+    let mut kinds = vec![Kind::Pipit];
+    if mosquitto_installed("mosquitto_ctrl against Mosquitto") {
+        kinds.push(Kind::Mosquitto);
+    }
+    let mut results = Vec::new();
+    for kind in kinds {
+        let dir = Scratch::new(&format!("dynsec-ctrl-{kind:?}"));
+        let file = dir.path("dynsec.json");
+        let (ok, text) = ctrl(&["dynsec", "init", file.to_str().unwrap(), "admin", "adminpw"]);
+        assert!(ok, "{text}");
+        let peer = start(&dir, kind, &body(&file));
+        for args in COMMANDS {
+            dynsec(peer.addr, args);
+        }
+        let client = dynsec(peer.addr, &["getClient", "sensor"]);
+        let decisions = sensor_decisions(peer.addr);
+        results.push((kind, client, decisions));
+    }
+    let expected = [
+        ("connect, wrong password", false),
+        ("connect", true),
+        ("subscribe sensors/#", true),
+        ("subscribe other/#", false),
+        ("subscribe $CONTROL/dynamic-security/#", false),
+        ("publish sensors/a", true),
+        ("publish sensors/private", false),
+        ("publish other/a", false),
+        ("publish $CONTROL/dynamic-security/v1", false),
+        ("receive sensors/a", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(w, a)| (w.to_string(), *a)).collect();
+    for (kind, client, decisions) in &results {
+        assert_eq!(decisions, &expected, "{kind:?}");
+        assert!(
+            client.contains("sensor") && client.contains("sensors"),
+            "{kind:?}: {client}"
+        );
+        assert_eq!(client, &results[0].1, "getClient on {kind:?} and pipit");
+    }
+}
+
+/// Publishes `payload` on the control topic as `c` and returns the response's text.
+fn command(c: &mut Raw, payload: &str) -> String {
+    c.send(&publish_v5(
+        CONTROL,
+        payload.as_bytes(),
+        0,
+        false,
+        0,
+        Props::new(),
+    ));
+    let f = c.recv_kind(3);
+    String::from_utf8(common::Publish5::parse(&f).payload).unwrap()
+}
+
+/// Adds to `file` the admin client and role `mosquitto_ctrl dynsec init` makes (user
+/// `admin`, password `adminpw`); false, with a notice, without `mosquitto_ctrl`.
+fn add_admin(dir: &Scratch, file: &Path) -> bool {
+    let init = dir.path("init.json");
+    let (ok, text) = ctrl(&["dynsec", "init", path(&init), "admin", "adminpw"]);
+    if !ok {
+        eprintln!("skipped: mosquitto_ctrl dynsec init failed: {text}");
+        return false;
+    }
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (init, mut merged) = (read(&init), read(file));
+    for key in ["clients", "roles"] {
+        let extra = init[key].as_array().unwrap().clone();
+        merged[key].as_array_mut().unwrap().extend(extra);
+    }
+    std::fs::write(file, merged.to_string()).unwrap();
+    true
+}
+
+/// A change disconnects the connected clients whose rights it changes, as Mosquitto's
+/// plugin does (MQTT 5: DISCONNECT 0x98 Administrative action), and them only; the change
+/// applies when they come back.
+#[test]
+fn a_change_disconnects_the_clients_it_concerns() {
+    let dir = Scratch::new("dynsec-kick");
+    let file = decisions_file(&dir);
+    if !add_admin(&dir, &file) {
+        return;
+    }
+    for peer in pipit_and_mosquitto(&dir, &body(&file)) {
+        let kind = peer.kind;
+        let (_, mut admin) = try_connect(peer.addr, &connect("admin", Some(("admin", "adminpw"))));
+        assert!(subscribe(
+            &mut admin,
+            "$CONTROL/dynamic-security/v1/response"
+        ));
+        let (_, mut alice) = try_connect(peer.addr, &connect("alice", Some(("alice", "apw"))));
+        let (_, mut bob) = try_connect(peer.addr, &connect("bob-only", Some(("bob", "bpw"))));
+        let disable = r#"{"commands":[{"command":"disableClient","username":"alice"}]}"#;
+        assert!(command(&mut admin, disable).contains(r#""command":"disableClient""#));
+        assert_eq!(alice.expect_disconnect(), 0x98, "{kind:?}");
+        bob.expect_silence(300);
+        let again = connect("alice-2", Some(("alice", "apw")));
+        assert!(!try_connect(peer.addr, &again).0, "{kind:?}: disabled");
+        let enable = r#"{"commands":[{"command":"enableClient","username":"alice"}]}"#;
+        command(&mut admin, enable);
+        assert!(try_connect(peer.addr, &again).0, "{kind:?}: enabled again");
+    }
+}
+
+/// A client without the admin role can neither send commands nor read the responses; a
+/// malformed command gets Mosquitto's error response and the broker carries on.
+#[test]
+fn only_the_admin_role_uses_the_control_topic() {
+    let dir = Scratch::new("dynsec-admin");
+    let file = decisions_file(&dir);
+    if !add_admin(&dir, &file) {
+        return;
+    }
+    for peer in pipit_and_mosquitto(&dir, &body(&file)) {
+        let kind = peer.kind;
+        let (_, mut alice) = try_connect(peer.addr, &connect("alice", Some(("alice", "apw"))));
+        assert!(
+            !subscribe(&mut alice, "$CONTROL/dynamic-security/#"),
+            "{kind:?}"
+        );
+        let create = r#"{"commands":[{"command":"createClient","username":"mallory"}]}"#;
+        alice.send(&publish_v5(
+            CONTROL,
+            create.as_bytes(),
+            1,
+            false,
+            1,
+            Props::new(),
+        ));
+        assert_eq!(alice.recv_kind(4).body.get(2), Some(&0x87), "{kind:?}");
+
+        let (ok, mut admin) = try_connect(peer.addr, &connect("admin", Some(("admin", "adminpw"))));
+        assert!(ok, "{kind:?}");
+        assert!(subscribe(
+            &mut admin,
+            "$CONTROL/dynamic-security/v1/response"
+        ));
+        let get =
+            r#"{"commands":[{"command":"getClient","username":"mallory","correlationData":"7"}]}"#;
+        let response: serde_json::Value = serde_json::from_str(&command(&mut admin, get)).unwrap();
+        let expected = serde_json::json!({"responses": [
+            {"command": "getClient", "error": "Client not found", "correlationData": "7"}]});
+        assert_eq!(response, expected, "{kind:?}");
+        for (payload, error) in [
+            ("{not json", "Payload not valid JSON"),
+            (r#"{"commands":{}}"#, "Invalid/missing commands"),
+            (
+                r#"{"commands":[{"command":"createClient"}]}"#,
+                "Invalid/missing username",
+            ),
+            (
+                r#"{"commands":[{"command":"frobnicate"}]}"#,
+                "Unknown command",
+            ),
+        ] {
+            let response: serde_json::Value =
+                serde_json::from_str(&command(&mut admin, payload)).unwrap();
+            assert_eq!(
+                response["responses"][0]["error"], error,
+                "{kind:?}: {payload}"
+            );
+        }
+        // Still serving.
+        assert!(
+            publish(&mut alice, "data/x", 2, &mut Vec::new()),
+            "{kind:?}"
+        );
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 scratch path")
+}
+
+/// The file pipit saves after `mosquitto_ctrl` changes is read back by a restarted pipit,
+/// and by Mosquitto, with the same decisions.
+#[test]
+fn a_file_pipit_wrote_loads_in_pipit_again_and_in_mosquitto() {
+    if !Path::new("/usr/bin/mosquitto_ctrl").is_file() {
+        eprintln!("skipped: /usr/bin/mosquitto_ctrl is not installed");
+        return;
+    }
+    let dir = Scratch::new("dynsec-reload");
+    let file = dir.path("dynsec.json");
+    assert!(ctrl(&["dynsec", "init", path(&file), "admin", "adminpw"]).0);
+    let before = {
+        let peer = start(&dir, Kind::Pipit, &body(&file));
+        for args in COMMANDS {
+            dynsec(peer.addr, args);
+        }
+        sensor_decisions(peer.addr)
+    };
+    assert!(!dir.path("dynsec.json.new").exists());
+    let mut peers: Vec<Peer> = vec![start(&dir, Kind::Pipit, &body(&file))];
+    if mosquitto_installed("loading pipit's file") {
+        peers.push(start(&dir, Kind::Mosquitto, &body(&file)));
+    }
+    for peer in peers {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(sensor_decisions(peer.addr), before, "{:?}", peer.kind);
     }
 }

@@ -2,26 +2,30 @@
 //! clients, groups and roles kept in a JSON file (`plugin_opt_config_file`), managed at run
 //! time through the `$CONTROL/dynamic-security/v1` topic (`mosquitto_ctrl dynsec ...`).
 //!
-//! `model` holds the data read from the file,
-//! `decide` makes the plugin's authentication and ACL decisions (from a form compiled per
-//! client whenever the data changes).
+//! `model` holds the data read from the file, `encode` its JSON form, `file` reads and
+//! atomically replaces the file, `decide` makes the plugin's authentication and ACL
+//! decisions (from a form compiled per client whenever the data changes), and `control`
+//! runs the control API's commands.
 //!
 //! How the broker combines a decision with its other checks (as Mosquitto 2.0 does, the
 //! plugin being consulted first): see `Auth::authenticate` and `Auth::allowed`. One
 //! `Dynsec` serves every listener that names the plugin, as the plugin keeps one
 //! configuration per broker. Invariant: `compiled` always reflects `model`.
 
+mod control;
 mod decide;
-
+mod encode;
+mod file;
 mod json;
 mod model;
 
 use std::path::{Path, PathBuf};
 
-use log::{info, warn};
+use log::{error, info, warn};
 
 use crate::auth::Access;
 use crate::config::ConfigError;
+pub use control::{Kick, RESPONSE_TOPIC, TOPIC};
 pub use decide::Decision;
 
 /// The loaded dynamic security configuration.
@@ -30,6 +34,15 @@ pub struct Dynsec {
     path: PathBuf,
     model: model::Model,
     compiled: decide::Compiled,
+}
+
+/// What a control message did: the response to publish and the clients to disconnect.
+#[derive(Debug)]
+pub struct ControlOutcome {
+    /// The JSON response for `RESPONSE_TOPIC`.
+    pub response: Vec<u8>,
+    /// Clients whose rights changed.
+    pub kicks: Vec<Kick>,
 }
 
 impl Dynsec {
@@ -43,12 +56,7 @@ impl Dynsec {
             line: None,
             message: format!("dynamic security configuration: {message}"),
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(fail(format!("cannot read: {e}"))),
-        };
-        let model = match text {
+        let model = match file::read(path).map_err(|e| fail(format!("cannot read: {e}")))? {
             Some(text) => model::Model::from_json(&text).map_err(fail)?,
             None => {
                 warn!(
@@ -91,5 +99,34 @@ impl Dynsec {
     /// The plugin's verdict on `access` to `topic` by a client with `username`.
     pub fn check(&self, username: Option<&str>, topic: &str, access: Access) -> Decision {
         self.compiled.check(username, topic, access)
+    }
+
+    /// Runs a control message from `admin` (client id and username, for the log); after a
+    /// change the data is recompiled and saved.
+    pub fn control(&mut self, payload: &[u8], admin: &str) -> ControlOutcome {
+        let outcome = control::run(&mut self.model, payload, admin);
+        if outcome.changed {
+            self.compiled = decide::Compiled::new(&self.model);
+            self.save();
+        }
+        ControlOutcome {
+            response: outcome.response,
+            kicks: outcome.kicks,
+        }
+    }
+
+    /// Writes the data to the file; a failure is logged and the change stays in force
+    /// until the broker stops (as in the plugin).
+    fn save(&self) {
+        let text = match serde_json::to_vec_pretty(&self.model.to_json()) {
+            Ok(text) => text,
+            Err(e) => return error!("dynamic security: cannot encode the configuration: {e}"),
+        };
+        if let Err(e) = file::write_atomic(&self.path, &text) {
+            error!(
+                "{}: cannot save the dynamic security configuration: {e}",
+                self.path.display()
+            );
+        }
     }
 }

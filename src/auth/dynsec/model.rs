@@ -22,6 +22,8 @@ use super::json::{self as j, get};
 
 /// Salt length of a dynamic security password hash (Mosquitto's `SALT_LEN`).
 pub const SALT_LEN: usize = 12;
+/// PBKDF2 iterations for a new password (Mosquitto's `PW_DEFAULT_ITERATIONS`).
+pub const DEFAULT_ITERATIONS: u32 = 101;
 /// Priority of a role or group named without one.
 pub const NO_PRIORITY: i32 = -1;
 
@@ -126,6 +128,14 @@ impl AclKind {
             .iter()
             .find(|(_, n)| n.eq_ignore_ascii_case(name))
             .map(|(k, _)| *k)
+    }
+
+    /// The JSON name.
+    pub fn name(self) -> &'static str {
+        ACL_KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, n)| n)
     }
 }
 
@@ -519,6 +529,14 @@ mod tests {
         let topics: Vec<_> = m.roles["a"].acls.iter().map(|a| a.topic.as_str()).collect();
         assert_eq!(topics, ["high", "low", "s/#"]);
         assert_eq!(m.anonymous_group.as_deref(), Some("g"));
+    }
+
+    #[test]
+    fn saves_and_reloads_to_the_same_model_keeping_unknown_fields() {
+        let m = Model::from_json(FILE).unwrap();
+        let text = serde_json::to_string_pretty(&m.to_json()).unwrap();
+        assert!(text.contains("futureField") && text.contains("custom"));
+        assert_eq!(Model::from_json(&text).unwrap(), m);
     }
 
     #[test]
