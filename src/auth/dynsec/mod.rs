@@ -130,3 +130,38 @@ impl Dynsec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipit-dynsec-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("dynsec.json")
+    }
+
+    #[test]
+    fn a_missing_file_is_empty_and_the_first_change_creates_it() {
+        let path = scratch("missing");
+        let _ = std::fs::remove_file(&path);
+        let mut dynsec = Dynsec::load(&path).unwrap();
+        assert_eq!(dynsec.check(None, "a", Access::Read), Decision::Defer);
+        let create = br#"{"commands":[{"command":"createRole","rolename":"r"}]}"#;
+        let outcome = dynsec.control(create, "admin/admin");
+        assert!(String::from_utf8_lossy(&outcome.response).contains("createRole"));
+        let reloaded = Dynsec::load(&path).unwrap();
+        assert!(reloaded.model.roles.contains_key("r"));
+    }
+
+    #[test]
+    fn a_broken_file_stops_loading_with_its_name() {
+        let path = scratch("broken");
+        std::fs::write(&path, "{\"clients\": [").unwrap();
+        let e = Dynsec::load(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&path.display().to_string()) && e.contains("not valid JSON"),
+            "{e}"
+        );
+    }
+}
