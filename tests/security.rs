@@ -431,13 +431,14 @@ fn unimplemented_security_options_refuse_to_start() {
     let cases = [
         ("psk_hint pipit", "certfile"),
         ("psk_file /etc/mosquitto/psk", "certfile"),
+        // Dynamic security is built in, but not without its file.
         (
             "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
-            "password_file",
+            "plugin_opt_config_file",
         ),
         (
             "global_plugin /usr/lib/mosquitto_dynamic_security.so",
-            "acl_file",
+            "plugin_opt_config_file",
         ),
         ("auth_plugin /usr/lib/auth.so", "password_file"),
         ("auth_opt_backends files", "dynamic security plugin"),

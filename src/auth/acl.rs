@@ -35,6 +35,8 @@ pub enum Access {
     /// Subscribe with this topic filter (a shared subscription's filter without its
     /// `$share/GROUP/` prefix).
     Subscribe,
+    /// Unsubscribe this topic filter (checked by dynamic security only).
+    Unsubscribe,
 }
 
 /// What a rule grants.
@@ -51,6 +53,8 @@ impl Grant {
         match access {
             Access::Read | Access::Subscribe => matches!(self, Grant::Read | Grant::ReadWrite),
             Access::Write => matches!(self, Grant::Write | Grant::ReadWrite),
+            // Mosquitto's ACL file does not restrict unsubscribing.
+            Access::Unsubscribe => true,
         }
     }
 }

@@ -1,16 +1,22 @@
-//! Authentication and authorisation: who may connect (password file, anonymous access) and
-//! what they may do (ACL file), as Mosquitto 2's built-in security does it.
+//! Authentication and authorisation: who may connect (password file, anonymous access,
+//! dynamic security) and what they may do (ACL file, dynamic security), as Mosquitto 2's
+//! built-in security and its dynamic security plugin do it.
 //!
 //! One `Auth` serves the connections of one listener with `per_listener_settings`, or all of
 //! them otherwise (`Config::security_for` gives the settings). Invariant: an `Auth` always holds
-//! files that parsed completely; `reload` swaps in new ones only when they all load.
+//! files that parsed completely; `reload` swaps in new ones only when they all load. The
+//! dynamic security data (`dynsec::Dynsec`) is one for the broker, held by `State` and lent
+//! to the checks of the listeners that use it; SIGHUP does not reload it (nor does
+//! Mosquitto reload plugins).
 
 pub mod passwd;
 
 pub mod acl;
+pub mod dynsec;
 pub mod password;
 
 pub use acl::{Access, AclFile};
+pub use dynsec::{Decision, Dynsec};
 pub use password::PasswordFile;
 
 use crate::config::{ConfigError, SecurityConfig};
@@ -47,6 +53,9 @@ pub struct Auth {
     passwords: Option<PasswordFile>,
     acl: Option<AclFile>,
     allow_anonymous: bool,
+    /// Whether the dynamic security plugin is consulted (first, as Mosquitto loads plugins
+    /// before the password and ACL files).
+    dynsec: bool,
 }
 
 impl Auth {
@@ -66,6 +75,7 @@ impl Auth {
             passwords,
             acl,
             allow_anonymous: security.allow_anonymous,
+            dynsec: security.dynsec.is_some(),
         })
     }
 
@@ -75,13 +85,48 @@ impl Auth {
         Ok(std::mem::replace(self, Auth::load(security)?))
     }
 
-    /// Checks a CONNECT's username and password.
+    /// Checks a CONNECT's username and password (`dynsec`: the broker's dynamic security
+    /// data, consulted if this listener uses it).
     ///
-    /// Without a username: allowed only with `allow_anonymous`. With one: checked against the
-    /// password file if there is one (a missing password never matches); without a password
-    /// file the username is not checked, and the client is refused unless `allow_anonymous`
-    /// (Mosquitto 2: no password file and no anonymous access refuses every client).
-    pub fn authenticate(&self, username: Option<&str>, password: Option<&[u8]>) -> AuthResult {
+    /// Without dynamic security: without a username, allowed only with `allow_anonymous`.
+    /// With one: checked against the password file if there is one (a missing password never
+    /// matches); without a password file the username is not checked, and the client is
+    /// refused unless `allow_anonymous` (Mosquitto 2: no password file and no anonymous
+    /// access refuses every client).
+    ///
+    /// With dynamic security, as Mosquitto 2.0 chains its checks: the plugin allows or
+    /// refuses a client it knows with a password; for any other the password file decides
+    /// if there is one; if nothing decided, only a client without a username is let in, and
+    /// only with `allow_anonymous`. Every refusal is "not authorised", as in Mosquitto.
+    pub fn authenticate(
+        &self,
+        dynsec: Option<&Dynsec>,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> AuthResult {
+        let Some(dynsec) = dynsec.filter(|_| self.dynsec) else {
+            return self.authenticate_files(username, password);
+        };
+        match dynsec.authenticate(username, password, client_id) {
+            Decision::Allow => return AuthResult::Ok,
+            Decision::Deny => return AuthResult::NotAuthorized,
+            Decision::Defer => {}
+        }
+        match (username, &self.passwords) {
+            (Some(username), Some(passwords)) => {
+                match password.is_some_and(|p| passwords.check(username, p)) {
+                    true => AuthResult::Ok,
+                    false => AuthResult::NotAuthorized,
+                }
+            }
+            (None, _) if self.allow_anonymous => AuthResult::Ok,
+            _ => AuthResult::NotAuthorized,
+        }
+    }
+
+    /// `authenticate` without dynamic security.
+    fn authenticate_files(&self, username: Option<&str>, password: Option<&[u8]>) -> AuthResult {
         match (username, &self.passwords) {
             (None, _) | (Some(_), None) if self.allow_anonymous => AuthResult::Ok,
             (None, _) | (Some(_), None) => AuthResult::NotAuthorized,
@@ -105,23 +150,44 @@ impl Auth {
         }
     }
 
-    /// Whether an ACL file restricts topics (if not, `allowed` is always true).
-    pub fn has_acl(&self) -> bool {
-        self.acl.is_some()
+    /// Whether this listener consults the dynamic security plugin.
+    pub fn uses_dynsec(&self) -> bool {
+        self.dynsec
     }
 
-    /// Whether the client may have `access` to `topic` (a filter for `Subscribe`); always true
-    /// without an ACL file.
+    /// Whether topics are restricted: by an ACL file or dynamic security (if not, `allowed`
+    /// is always true).
+    pub fn has_acl(&self) -> bool {
+        self.acl.is_some() || self.dynsec
+    }
+
+    /// Whether the client may have `access` to `topic` (a filter for `Subscribe` and
+    /// `Unsubscribe`); always true without an ACL file or dynamic security.
+    ///
+    /// With dynamic security, as Mosquitto 2.0 chains its checks: the plugin's entry (or
+    /// its default access) decides; if it has no opinion, the ACL file decides if there is
+    /// one (which never restricts unsubscribing), and otherwise access is denied.
     pub fn allowed(
         &self,
+        dynsec: Option<&Dynsec>,
         client_id: &str,
         username: Option<&str>,
         topic: &str,
         access: Access,
     ) -> bool {
-        self.acl
-            .as_ref()
-            .is_none_or(|acl| acl.check(client_id, username, topic, access))
+        if let Some(dynsec) = dynsec.filter(|_| self.dynsec) {
+            match dynsec.check(username, topic, access) {
+                Decision::Allow => return true,
+                Decision::Deny => return false,
+                Decision::Defer if self.acl.is_none() => return false,
+                Decision::Defer => {}
+            }
+        } else if self.dynsec {
+            // The listener names the plugin but the data is not lent: fail closed.
+            return false;
+        }
+        access == Access::Unsubscribe
+            || (self.acl.as_ref()).is_none_or(|acl| acl.check(client_id, username, topic, access))
     }
 }
 
@@ -132,6 +198,7 @@ impl std::fmt::Debug for Auth {
             .field("allow_anonymous", &self.allow_anonymous)
             .field("password_file", &self.passwords.is_some())
             .field("acl_file", &self.acl.is_some())
+            .field("dynsec", &self.dynsec)
             .finish()
     }
 }
@@ -155,6 +222,7 @@ mod tests {
             allow_anonymous: anonymous,
             password_file: pw.map(Path::to_path_buf),
             acl_file: acl.map(Path::to_path_buf),
+            dynsec: None,
         }
     }
 
@@ -166,15 +234,18 @@ mod tests {
     #[test]
     fn anonymous_access_follows_allow_anonymous() {
         let open = Auth::load(&security(true, None, None)).unwrap();
-        assert_eq!(open.authenticate(None, None), AuthResult::Ok);
+        assert_eq!(open.authenticate(None, "c", None, None), AuthResult::Ok);
         assert_eq!(
-            open.authenticate(Some("anyone"), Some(b"x")),
+            open.authenticate(None, "c", Some("anyone"), Some(b"x")),
             AuthResult::Ok
         );
         let closed = Auth::load(&security(false, None, None)).unwrap();
-        assert_eq!(closed.authenticate(None, None), AuthResult::NotAuthorized);
         assert_eq!(
-            closed.authenticate(Some("anyone"), Some(b"x")),
+            closed.authenticate(None, "c", None, None),
+            AuthResult::NotAuthorized
+        );
+        assert_eq!(
+            closed.authenticate(None, "c", Some("anyone"), Some(b"x")),
             AuthResult::NotAuthorized
         );
     }
@@ -185,36 +256,39 @@ mod tests {
         for anonymous in [false, true] {
             let auth = Auth::load(&security(anonymous, Some(&pw), None)).unwrap();
             assert_eq!(
-                auth.authenticate(Some("alice"), Some(b"secret")),
+                auth.authenticate(None, "c", Some("alice"), Some(b"secret")),
                 AuthResult::Ok
             );
             assert_eq!(
-                auth.authenticate(Some("alice"), Some(b"nope")),
+                auth.authenticate(None, "c", Some("alice"), Some(b"nope")),
                 AuthResult::BadCredentials
             );
             assert_eq!(
-                auth.authenticate(Some("alice"), None),
+                auth.authenticate(None, "c", Some("alice"), None),
                 AuthResult::BadCredentials
             );
             assert_eq!(
-                auth.authenticate(Some("bob"), Some(b"secret")),
+                auth.authenticate(None, "c", Some("bob"), Some(b"secret")),
                 AuthResult::BadCredentials
             );
         }
         let auth = Auth::load(&security(false, Some(&pw), None)).unwrap();
-        assert_eq!(auth.authenticate(None, None), AuthResult::NotAuthorized);
+        assert_eq!(
+            auth.authenticate(None, "c", None, None),
+            AuthResult::NotAuthorized
+        );
         let auth = Auth::load(&security(true, Some(&pw), None)).unwrap();
-        assert_eq!(auth.authenticate(None, None), AuthResult::Ok);
+        assert_eq!(auth.authenticate(None, "c", None, None), AuthResult::Ok);
     }
 
     #[test]
     fn acl_is_consulted_only_when_configured() {
         let open = Auth::load(&security(true, None, None)).unwrap();
-        assert!(open.allowed("c", None, "any/topic", Access::Write));
+        assert!(open.allowed(None, "c", None, "any/topic", Access::Write));
         let acl = scratch("check.acl", "topic read news/#\n");
         let auth = Auth::load(&security(true, None, Some(&acl))).unwrap();
-        assert!(auth.allowed("c", None, "news/today", Access::Read));
-        assert!(!auth.allowed("c", None, "news/today", Access::Write));
+        assert!(auth.allowed(None, "c", None, "news/today", Access::Read));
+        assert!(!auth.allowed(None, "c", None, "news/today", Access::Write));
     }
 
     #[test]
@@ -248,13 +322,16 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.line, Some(1));
-        assert_eq!(auth.authenticate(None, None), AuthResult::NotAuthorized);
         assert_eq!(
-            auth.authenticate(Some("alice"), Some(b"secret")),
+            auth.authenticate(None, "c", None, None),
+            AuthResult::NotAuthorized
+        );
+        assert_eq!(
+            auth.authenticate(None, "c", Some("alice"), Some(b"secret")),
             AuthResult::Ok
         );
         auth.reload(&security(true, None, None)).unwrap();
-        assert_eq!(auth.authenticate(None, None), AuthResult::Ok);
+        assert_eq!(auth.authenticate(None, "c", None, None), AuthResult::Ok);
     }
 
     #[test]

@@ -109,14 +109,14 @@ fn decode_hash(field: Option<&str>) -> Result<[u8; HASH_LEN], &'static str> {
     bytes.ok_or("hash is not 64 bytes of base64")
 }
 
-fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; HASH_LEN] {
+pub(super) fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; HASH_LEN] {
     let mut out = [0; HASH_LEN];
     pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut out);
     out
 }
 
 /// Compares every byte whatever the first difference, so timing does not reveal the prefix.
-fn constant_time_eq(a: &[u8; HASH_LEN], b: &[u8; HASH_LEN]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8; HASH_LEN], b: &[u8; HASH_LEN]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     black_box(diff) == 0
 }

@@ -29,7 +29,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Dynsec};
 use crate::config::Config;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
@@ -173,8 +173,18 @@ impl Broker {
             .map(|i| Auth::load(&config.security_for(i)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // One dynamic security file serves every listener naming the plugin (`config`
+        // refuses listeners that disagree).
+        let dynsec_file = (0..config.listeners.len())
+            .find_map(|i| config.security_for(i).dynsec)
+            .or_else(|| config.dynsec.clone());
+        let dynsec = dynsec_file
+            .map(|path| Dynsec::load(&path))
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let store_dir = config.store_dir();
         let mut state = State::new(config, auth, Instant::now());
+        state.dynsec = dynsec;
         // The store first: a second broker on the same store is refused for its lock, not for
         // an address in use, and no client connects before the state is restored.
         if let Some(dir) = &store_dir {

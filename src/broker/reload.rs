@@ -161,6 +161,7 @@ fn drop_unreadable_messages(state: &mut State) {
     let State {
         sessions,
         auth,
+        dynsec,
         stats,
         journal,
         ..
@@ -172,7 +173,10 @@ fn drop_unreadable_messages(state: &mut State) {
         let client_id = session.client_id.clone();
         let username = session.username.clone();
         let dropped = session.drop_unreadable(
-            |topic| auth.allowed(&client_id, username.as_deref(), topic, Access::Read),
+            |topic| {
+                let (d, u) = (dynsec.as_ref(), username.as_deref());
+                auth.allowed(d, &client_id, u, topic, Access::Read)
+            },
             journal,
         );
         stats

@@ -15,8 +15,6 @@ const UNSUPPORTED: &str = "\
     max_qos maximum_qos memory_limit set_tcp_nodelay tls_engine \
     tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos websockets_headers_size \
     websockets_log_level";
-/// Prefixes of plugin option families: each use is a `Warning` (`auth_opt_*` is refused).
-const UNSUPPORTED_PREFIXES: [&str; 2] = ["plugin_opt_", "global_plugin_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
 /// (a space-separated list).
 const BRIDGE: &str = "\
@@ -53,7 +51,6 @@ pub(super) fn is_bridge(name: &str) -> bool {
 /// Whether `name` is an option that restricts nobody and that pipit does not implement.
 pub(super) fn is_unsupported(name: &str) -> bool {
     UNSUPPORTED.split_whitespace().any(|o| o == name)
-        || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Whether `name` is a deprecated option that changes nothing in pipit.
@@ -97,7 +94,7 @@ mod tests {
     /// /usr/share/doc/mosquitto/examples/mosquitto.conf), then the others its
     /// mosquitto.conf(5) page and its parser (src/conf.c) still read, each with a value, and
     /// what pipit does with it. `include_dir` is given an empty directory.
-    const MOSQUITTO_OPTIONS: [(&str, Outcome); 108] = [
+    const MOSQUITTO_OPTIONS: [(&str, Outcome); 107] = [
         ("per_listener_settings false", Accepted),
         ("allow_zero_length_clientid true", Accepted),
         ("auto_id_prefix auto-", Warned),
@@ -205,8 +202,8 @@ mod tests {
         ("tls_keyform pem", Warned),
         ("local_password secret", Warned),
         ("bridge_tls_version tlsv1.2", Warned),
-        ("plugin /usr/lib/mosquitto_dynamic_security.so", Refused),
-        ("plugin_opt_config_file /dynsec.json", Warned),
+        // The dynamic security plugin and its options: `config::plugin`'s tests.
+        ("plugin /usr/lib/mosquitto_acl_plugin.so", Refused),
     ];
 
     /// The listener and TLS files every line is read after, so each listener option has a

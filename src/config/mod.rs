@@ -9,6 +9,7 @@ mod known;
 mod line;
 mod logging;
 mod parse;
+mod plugin;
 mod refused;
 
 pub use logging::LogConfig;
@@ -101,6 +102,9 @@ pub struct SecurityConfig {
     pub password_file: Option<PathBuf>,
     /// Mosquitto-format ACL file, if any.
     pub acl_file: Option<PathBuf>,
+    /// The dynamic security plugin's JSON file (`plugin .../mosquitto_dynamic_security.so`
+    /// with `plugin_opt_config_file`), if the plugin is loaded.
+    pub dynsec: Option<PathBuf>,
 }
 
 /// One listening socket and the options that apply to connections accepted on it.
@@ -172,6 +176,8 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     /// Mosquitto-format ACL file, if any.
     pub acl_file: Option<PathBuf>,
+    /// The dynamic security plugin's JSON file, if the plugin is loaded.
+    pub dynsec: Option<PathBuf>,
     /// Most unacknowledged outbound QoS 1/2 messages per session; more wait in the queue.
     /// Also the Receive Maximum pipit announces to MQTT 5 clients. The default, 100, is
     /// wider than Mosquitto's 20: the messages wait in the session either way, so the window
@@ -235,7 +241,8 @@ pub struct Config {
     /// retained PUBLISH to a new topic is delivered but not stored (counted). 0 is unlimited.
     pub max_retained_messages: usize,
     /// Whether each listener has its own security settings (`ListenerConfig::security`);
-    /// otherwise `allow_anonymous`, `password_file` and `acl_file` above apply to all.
+    /// otherwise `allow_anonymous`, `password_file`, `acl_file` and `dynsec` above apply to
+    /// all.
     pub per_listener_settings: bool,
     /// Whether a client may connect with an empty client id (one is then assigned).
     pub allow_zero_length_clientid: bool,
@@ -284,6 +291,7 @@ impl Default for Config {
             allow_anonymous: true,
             password_file: None,
             acl_file: None,
+            dynsec: None,
             max_inflight_messages: 100,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
@@ -369,6 +377,7 @@ impl Config {
             allow_anonymous: self.allow_anonymous,
             password_file: self.password_file.clone(),
             acl_file: self.acl_file.clone(),
+            dynsec: self.dynsec.clone(),
         })
     }
 }

@@ -23,6 +23,7 @@
 
 use super::known;
 use super::line::{Line, Origin, resolve};
+use super::plugin::{self, DynsecDraft};
 use super::{
     Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, SocketDomain,
     TlsConfig, TlsVersion, Warning, read_file,
@@ -52,16 +53,18 @@ struct SecurityDraft {
     allow_anonymous: Option<bool>,
     password_file: Option<PathBuf>,
     acl_file: Option<PathBuf>,
+    dynsec: Option<DynsecDraft>,
     first: Option<Origin>,
 }
 
 impl SecurityDraft {
-    fn finish(self, all_loopback: bool) -> SecurityConfig {
-        SecurityConfig {
+    fn finish(self, all_loopback: bool) -> Result<SecurityConfig, ConfigError> {
+        Ok(SecurityConfig {
             allow_anonymous: self.allow_anonymous.unwrap_or(all_loopback),
             password_file: self.password_file,
             acl_file: self.acl_file,
-        }
+            dynsec: self.dynsec.as_ref().map(DynsecDraft::finish).transpose()?,
+        })
     }
 }
 
@@ -136,6 +139,12 @@ struct Parser {
     /// Whether a `log_dest` line was read (the first replaces the default destination).
     log_dest_seen: bool,
     in_bridge: bool,
+    /// Whether a `plugin` line was read (its options follow it).
+    has_plugin: bool,
+    /// The `global_plugin` line's plugin, which every listener uses.
+    global_plugin: Option<DynsecDraft>,
+    /// The first plugin line, named when listeners disagree on the plugin's file.
+    first_plugin: Option<Origin>,
 }
 
 impl Parser {
@@ -153,6 +162,9 @@ impl Parser {
             security: SecurityDraft::default(),
             log_dest_seen: false,
             in_bridge: false,
+            has_plugin: false,
+            global_plugin: None,
+            first_plugin: None,
         }
     }
 
@@ -345,6 +357,26 @@ impl Parser {
                     "bridges are not supported: bridge \"{name}\" is ignored"
                 )));
             }
+            "plugin" if plugin::is_dynsec(l.value) => {
+                let draft = DynsecDraft {
+                    origin: l.origin(),
+                    option: "plugin",
+                    config_file: None,
+                };
+                self.has_plugin = true;
+                self.first_plugin.get_or_insert_with(|| l.origin());
+                self.security(l, |s| s.dynsec = Some(draft.clone()));
+            }
+            "global_plugin" if plugin::is_dynsec(l.value) => {
+                self.has_plugin = true;
+                self.first_plugin.get_or_insert_with(|| l.origin());
+                self.global_plugin = Some(DynsecDraft {
+                    origin: l.origin(),
+                    option: "global_plugin",
+                    config_file: None,
+                });
+            }
+            name if plugin::option_key(l).is_some() => self.plugin_option(l, name)?,
             name if known::is_no_op(name) => known::no_op(l)?,
             name if known::is_bridge(name) => {
                 if !self.in_bridge {
@@ -359,6 +391,25 @@ impl Parser {
                     .push(l.warning(format!("{name} is not supported and is ignored")));
             }
             name => return Err(l.error(format!("unknown option \"{name}\""))),
+        }
+        Ok(())
+    }
+
+    /// A `plugin_opt_*` / `global_plugin_opt_*` line, applied to the plugin line before it.
+    fn plugin_option(&mut self, l: &Line, name: &str) -> Result<(), ConfigError> {
+        let key = plugin::option_key(l).unwrap_or_default();
+        match plugin::option(l, key, self.has_plugin)? {
+            plugin::Opt::Ignored(warning) => self.warnings.push(l.warning(warning)),
+            plugin::Opt::ConfigFile(path) if name.starts_with("global_") => {
+                if let Some(draft) = &mut self.global_plugin {
+                    draft.config_file = Some(path);
+                }
+            }
+            plugin::Opt::ConfigFile(path) => self.security(l, |s| {
+                if let Some(draft) = &mut s.dynsec {
+                    draft.config_file = Some(path.clone());
+                }
+            }),
         }
         Ok(())
     }
@@ -441,18 +492,41 @@ impl Parser {
             section.listener.tls = section.tls.finish()?;
             if config.per_listener_settings {
                 let loopback = section.listener.addr.ip().is_loopback();
-                section.listener.security = Some(section.security.finish(loopback));
+                if section.security.dynsec.is_none() {
+                    section.security.dynsec = self.global_plugin.clone();
+                }
+                section.listener.security = Some(section.security.finish(loopback)?);
             }
             listeners.push(section.listener);
         }
         // With per_listener_settings the global fields describe the default listener, if open.
         let default_own = listeners.first().filter(|_| open_default);
         let global = default_own.and_then(|l| l.security.clone());
-        let global = global.unwrap_or_else(|| self.security.finish(all_loopback));
+        if self.security.dynsec.is_none() {
+            self.security.dynsec = self.global_plugin.clone();
+        }
+        let global = match global {
+            Some(global) => global,
+            None => self.security.finish(all_loopback)?,
+        };
+        // The plugin keeps one configuration for the broker.
+        let files: Vec<&PathBuf> = (listeners.iter().filter_map(|l| l.security.as_ref()))
+            .chain([&global])
+            .filter_map(|s| s.dynsec.as_ref())
+            .collect();
+        if files.windows(2).any(|pair| pair[0] != pair[1])
+            && let Some(origin) = self.first_plugin
+        {
+            return Err(origin.error(
+                "listeners name different plugin_opt_config_file files: pipit keeps one \
+                 dynamic security file for the broker, as Mosquitto's plugin does",
+            ));
+        }
         config.listeners = listeners;
         config.allow_anonymous = global.allow_anonymous;
         config.password_file = global.password_file;
         config.acl_file = global.acl_file;
+        config.dynsec = global.dynsec;
         Ok((config, self.warnings))
     }
 }

@@ -7,8 +7,8 @@
 use super::ConfigError;
 use super::line::Line;
 
-/// What to use instead of a plugin.
-const USE_FILES: &str = "use password_file and acl_file instead, or remove the line";
+/// What to use instead of a plugin (the dynamic security plugin is built in: `config::plugin`).
+const USE_FILES: &str = "use password_file and acl_file, or the built-in dynamic security plugin, instead, or remove the line";
 
 /// What to use instead of an authentication plugin (`auth_plugin`, `auth_opt_*`).
 const AUTH_PLUGIN_INSTEAD: &str = "move its users and rules to password_file and acl_file, or to \
@@ -104,13 +104,9 @@ pub(super) fn check(l: &Line) -> Result<(), ConfigError> {
             .iter()
             .find(|(p, ..)| l.name.starts_with(p))
     };
-    let Some((_, mut why, mut instead)) = by_name.or_else(by_prefix).copied() else {
+    let Some((_, why, instead)) = by_name.or_else(by_prefix).copied() else {
         return Ok(());
     };
-    if matches!(l.name, "plugin" | "global_plugin") && l.value.contains("dynamic_security") {
-        why = "the dynamic security plugin is not supported, and without it every client could connect, read and write as the rest of the file allows";
-        instead = "move its clients, roles and ACLs to a password_file and an acl_file";
-    }
     Err(l.error(format!(
         "{}: {why}; pipit refuses to start rather than ignore it: {instead}",
         l.name
@@ -169,13 +165,6 @@ mod tests {
             }
         }
         assert!(!is_refused("auth_plugin_deny_special_chars"));
-    }
-
-    #[test]
-    fn dynamic_security_gets_its_own_advice() {
-        let so = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-        let message = check(&line("plugin", so)).unwrap_err().to_string();
-        assert!(message.contains("dynamic security plugin"), "{message}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::auth::{Access, Auth, broker_only};
+use crate::auth::{Access, Auth, Dynsec, broker_only};
 use crate::config::Config;
 use crate::core::clients::ClientIndex;
 pub use crate::core::close::Close;
@@ -79,8 +79,11 @@ pub struct State {
     pub assigned_ids: u64,
     /// Security settings per listener (all alike without `per_listener_settings`).
     pub auth: Vec<Auth>,
-    /// Whether any listener has an ACL file (if none, no per-message checks are made).
+    /// Whether any listener has an ACL file or dynamic security (if none, no per-message
+    /// checks are made).
     pub acl_active: bool,
+    /// The dynamic security data, if a listener uses the plugin.
+    pub dynsec: Option<Dynsec>,
     /// Wills waiting for their Will Delay Interval; at most one per session.
     pub pending_wills: HashMap<SessionId, PendingWill>,
     /// Publishers not read from, each with the client whose output is over
@@ -108,6 +111,7 @@ impl State {
         State {
             acl_active: auth.iter().any(Auth::has_acl),
             auth,
+            dynsec: None,
             retained: RetainedStore::new(config.max_retained_messages),
             pool: Pool::new(8 * 1024, 256),
             config,
@@ -203,9 +207,10 @@ impl State {
         if access == Access::Write && broker_only(topic) {
             return false;
         }
+        let dynsec = self.dynsec.as_ref();
         self.auth
             .get(usize::from(listener))
-            .is_some_and(|auth| auth.allowed(client_id, username, topic, access))
+            .is_some_and(|auth| auth.allowed(dynsec, client_id, username, topic, access))
     }
 
     /// Counts `n` messages not delivered to (or accepted from) session `sid`.

@@ -225,7 +225,8 @@ fn authenticate(
         // No certificate, or no CN in it: as Mosquitto 2.0.11 answers.
         Some(None) => AuthResult::BadCredentials,
         None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
-            auth.authenticate(connect.username, connect.password)
+            let dynsec = state.dynsec.as_ref();
+            auth.authenticate(dynsec, client_id, connect.username, connect.password)
         }),
     };
     match verdict {

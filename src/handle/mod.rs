@@ -7,6 +7,7 @@ mod ack;
 mod auth;
 mod connect;
 mod control;
+mod dynsec;
 mod publish;
 mod subscribe;
 

@@ -170,6 +170,11 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
         {
             reason::SUCCESS
         }
+        // The dynamic security control API: for the broker, not for subscribers.
+        None if super::dynsec::is_control(state, listener, topic) => {
+            super::dynsec::control(state, sid, topic, publish.payload);
+            reason::SUCCESS
+        }
         None => {
             // Routing remembers the topic as the session's last one (`route::LastTopic`).
             let shared_topic = known_topic

@@ -3,6 +3,7 @@
 use log::debug;
 
 use super::{Ctx, acknowledge};
+use crate::auth::Access;
 use crate::core::lifecycle;
 use crate::core::session::Session;
 use crate::core::state::{Close, State};
@@ -137,7 +138,12 @@ pub fn unsubscribe(state: &mut State, ctx: Ctx, packet: &Unsubscribe<'_>) -> Res
         "UNSUBACK over the client's Maximum Packet Size",
     )?;
     for (raw_filter, code) in packet.filters.iter().zip(&mut codes) {
-        if !lifecycle::unsubscribe(state, sid, raw_filter) {
+        // Only dynamic security restricts unsubscribing; a refused filter stays subscribed
+        // (3.1.1 has no code to say so).
+        if !state.allowed(sid, raw_filter, Access::Unsubscribe) {
+            debug!("UNSUBSCRIBE from {raw_filter:?} not authorised");
+            *code = reason::NOT_AUTHORIZED;
+        } else if !lifecycle::unsubscribe(state, sid, raw_filter) {
             *code = reason::NO_SUBSCRIPTION_EXISTED;
         }
     }

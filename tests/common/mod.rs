@@ -183,6 +183,21 @@ impl Raw {
             .unwrap();
     }
 
+    /// Reads packets until none arrives for `ms` milliseconds (or the broker closes).
+    pub fn drain(&mut self, ms: u64) -> Vec<Frame> {
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(f)) = self.read_frame() {
+            got.push(f);
+        }
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        got
+    }
+
     /// Asserts the broker closes the connection; returns the packets it sent first.
     pub fn expect_closed(&mut self) -> Vec<Frame> {
         let mut got = Vec::new();
