@@ -14,8 +14,7 @@ Each file is rewritten only where it must be to run here, into a temporary direc
   options before them still apply to that default listener) and, unless it sets it,
   `allow_anonymous true`, which is what that mode means;
 - a file with a listener that was not on loopback and no `allow_anonymous` gets
-  `allow_anonymous false` at its end: both brokers refuse anonymous clients for it as
-  written, and pipit would allow them once every listener is on loopback;
+  `allow_anonymous false` at its end: what both brokers do for it as written anyway;
 - paths: `persistence_location`, `log_dest file`, `pid_file`, `include_dir` (an empty
   directory) go to the temporary directory; `password_file` and `acl_file` become files
   generated there (user `pipit-test`, password `secret`; the ACL grants that user and

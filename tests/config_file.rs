@@ -196,6 +196,7 @@ fn unsupported_options_warn_and_the_broker_starts() {
         "\
 listener {port} 127.0.0.1
 set_tcp_nodelay true
+allow_anonymous true
 
 connection bridge1
 address 10.0.0.2:1883
@@ -208,10 +209,10 @@ topic sensors/# out 1
     let log = pipit.log();
     let file = config.display();
     assert!(log.contains(&format!("{file}:2: set_tcp_nodelay")), "{log}");
-    let bridge = format!("{file}:4:");
+    let bridge = format!("{file}:5:");
     assert!(log.contains(&bridge) && log.contains("bridge1"), "{log}");
     // Options of the ignored bridge are not warned about one by one.
-    assert!(!log.contains(&format!("{file}:5:")), "{log}");
+    assert!(!log.contains(&format!("{file}:6:")), "{log}");
 }
 
 /// Issue 13, rows 1 and 2: lines as real files write them, with trailing comments, and
@@ -501,12 +502,21 @@ fn non_loopback_listener_refuses_anonymous_by_default() {
 }
 
 #[test]
-fn loopback_listener_allows_anonymous_by_default() {
+fn a_listener_of_the_files_own_refuses_anonymous_by_default_as_mosquitto() {
+    // Mosquitto 2.0 allows anonymous clients by default only in its "local only" mode (a
+    // file without listener, port or bind_address); a loopback listener is no exception.
     let dir = Scratch::new("conf-loopback");
-    let port = free_port();
-    let config = dir.write("pipit.conf", &format!("listener {port} 127.0.0.1\n"));
-    let _pipit = serving(&dir, &config, local(port));
-    assert_eq!(connack_code(local(port), &Connect::v311("anon")), ACCEPTED);
+    for kind in [Kind::Pipit, Kind::Mosquitto] {
+        if kind == Kind::Mosquitto && !mosquitto_installed("anonymous default") {
+            continue;
+        }
+        let peer = mosquitto::start(&dir, kind, "");
+        let code = connack_code(peer.addr, &Connect::v311("anon"));
+        assert_eq!(code, NOT_AUTHORIZED, "{kind:?}");
+        let peer = mosquitto::start(&dir, kind, "allow_anonymous true\n");
+        let code = connack_code(peer.addr, &Connect::v311("anon"));
+        assert_eq!(code, ACCEPTED, "{kind:?}");
+    }
 }
 
 #[test]

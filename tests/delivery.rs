@@ -463,7 +463,10 @@ fn a_stalled_subscriber_loses_its_own_qos0_and_nothing_else() {
     let port = free_port();
     let conf = dir.write(
         "pipit.conf",
-        &format!("listener {port} 127.0.0.1\nsys_interval 1\nslow_subscriber_timeout 1\n"),
+        &format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nsys_interval 1\n\
+             slow_subscriber_timeout 1\n"
+        ),
     );
     let addr = local(port);
     let pipit = Pipit::with_config(&conf, addr, &dir.path("pipit.log"));

@@ -43,7 +43,10 @@ fn the_loop_reports_ready_status_watchdog_reload_and_stopping() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
     let port = free_port();
     let addr = local(port);
-    let conf = dir.write("pipit.conf", &format!("listener {port} 127.0.0.1\n"));
+    let conf = dir.write(
+        "pipit.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    );
     let args = ["-c", conf.to_str().unwrap()];
     let env = [
         ("NOTIFY_SOCKET", path.to_str().unwrap()),
@@ -96,7 +99,10 @@ fn a_gone_service_manager_is_logged_once_and_does_not_stop_the_broker() {
     let path = dir.path("gone.sock");
     let port = free_port();
     let addr = local(port);
-    let conf = dir.write("pipit.conf", &format!("listener {port} 127.0.0.1\n"));
+    let conf = dir.write(
+        "pipit.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    );
     let args = ["-c", conf.to_str().unwrap()];
     // A socket path nobody listens on: sends fail, are logged once, and the broker serves.
     let env = [("NOTIFY_SOCKET", path.to_str().unwrap())];

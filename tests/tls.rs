@@ -504,6 +504,13 @@ fn capath_directory_of_ca_certificates_verifies_clients() {
     let capath = pki().dir.join("capath");
     std::fs::create_dir_all(&capath).unwrap();
     std::fs::copy(pki().path("ca.crt"), capath.join("pipit-test-ca.pem")).unwrap();
+    // What /etc/ssl/certs also holds: OpenSSL passes over files that are no certificates.
+    std::fs::write(capath.join("README"), "not a certificate\n").unwrap();
+    std::fs::write(
+        capath.join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nAA\n",
+    )
+    .unwrap();
     let broker = common::start_with(|c| {
         c.listeners[0].tls = Some(TlsConfig {
             cafile: None,

@@ -15,8 +15,9 @@
 //! file only) reads DIR's `*.conf` files at that point in Mosquitto's order. Relative paths are
 //! relative to the working directory, as in Mosquitto.
 //!
-//! A file that opens a non-loopback listener without setting `allow_anonymous` refuses
-//! anonymous clients. An unknown option or a bad value is a `ConfigError` carrying
+//! As in Mosquitto 2.0, a file with a `listener`, `port` or `bind_address` line and no
+//! `allow_anonymous` refuses anonymous clients, whatever the address; a file without any
+//! (loopback 1883 only) allows them. An unknown option or a bad value is a `ConfigError` carrying
 //! `FILE:LINE`, and so is an option Mosquitto has that would restrict access and that pipit
 //! does not implement (`refused`); any other option pipit does not implement is a `Warning`,
 //! or, if deprecated in Mosquitto and changing nothing in pipit, accepted (`known`).
@@ -58,9 +59,11 @@ struct SecurityDraft {
 }
 
 impl SecurityDraft {
-    fn finish(self, all_loopback: bool) -> Result<SecurityConfig, ConfigError> {
+    /// The settings, with `allow_anonymous` defaulting to `local_only` (Mosquitto 2.0: true
+    /// only when the file opens no listener of its own).
+    fn finish(self, local_only: bool) -> Result<SecurityConfig, ConfigError> {
         Ok(SecurityConfig {
-            allow_anonymous: self.allow_anonymous.unwrap_or(all_loopback),
+            allow_anonymous: self.allow_anonymous.unwrap_or(local_only),
             password_file: self.password_file,
             acl_file: self.acl_file,
             dynsec: self.dynsec.as_ref().map(DynsecDraft::finish).transpose()?,
@@ -87,6 +90,19 @@ impl TlsDraft {
         let Some(origin) = self.first else {
             return Ok(None);
         };
+        // `require_certificate false` and the like on a plain listener restate what it does
+        // anyway: accepted, as Mosquitto accepts them.
+        let restated_defaults = self.certfile.is_none()
+            && self.keyfile.is_none()
+            && self.cafile.is_none()
+            && self.capath.is_none()
+            && self.min_version.is_none()
+            && !self.require_certificate
+            && !self.use_identity_as_username
+            && !self.use_subject_as_username;
+        if restated_defaults {
+            return Ok(None);
+        }
         let (Some(certfile), Some(keyfile)) = (self.certfile, self.keyfile) else {
             return Err(origin.error("TLS needs both certfile and keyfile on this listener"));
         };
@@ -460,6 +476,9 @@ impl Parser {
 
     fn finish(mut self) -> Result<(Config, Vec<Warning>), ConfigError> {
         let mut config = self.config;
+        // Mosquitto's "local only" mode: a file without listener, port or bind_address.
+        let local_only =
+            self.port.is_none() && self.bind_address.is_none() && self.listeners.is_empty();
         let open_default =
             self.port.is_some() || self.bind_address.is_some() || self.listeners.is_empty();
         if open_default {
@@ -483,19 +502,14 @@ impl Parser {
                 self.warnings.push(origin.warning(message));
             }
         }
-        let all_loopback = self
-            .listeners
-            .iter()
-            .all(|s| s.listener.addr.ip().is_loopback());
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for mut section in self.listeners {
             section.listener.tls = section.tls.finish()?;
             if config.per_listener_settings {
-                let loopback = section.listener.addr.ip().is_loopback();
                 if section.security.dynsec.is_none() {
                     section.security.dynsec = self.global_plugin.clone();
                 }
-                section.listener.security = Some(section.security.finish(loopback)?);
+                section.listener.security = Some(section.security.finish(local_only)?);
             }
             listeners.push(section.listener);
         }
@@ -507,7 +521,7 @@ impl Parser {
         }
         let global = match global {
             Some(global) => global,
-            None => self.security.finish(all_loopback)?,
+            None => self.security.finish(local_only)?,
         };
         // The plugin keeps one configuration for the broker.
         let files: Vec<&PathBuf> = (listeners.iter().filter_map(|l| l.security.as_ref()))
@@ -977,9 +991,12 @@ listener 1886 ::1 ignored # v6
     }
 
     #[test]
-    fn non_loopback_listener_refuses_anonymous_by_default() {
-        assert!(config("listener 1883 127.0.0.1\n").allow_anonymous);
-        assert!(config("listener 1883 localhost\n").allow_anonymous);
+    fn a_listener_of_the_files_own_refuses_anonymous_by_default() {
+        // Mosquitto 2.0: only a file that opens no listener (local only) allows them.
+        assert!(config("persistence false\n").allow_anonymous);
+        assert!(!config("listener 1883 127.0.0.1\n").allow_anonymous);
+        assert!(!config("listener 1883 localhost\n").allow_anonymous);
+        assert!(!config("bind_address 127.0.0.1\n").allow_anonymous);
         assert!(!config("listener 1883\n").allow_anonymous);
         assert!(!config("listener 1883 127.0.0.1\nlistener 1884 10.0.0.1\n").allow_anonymous);
         assert!(!config("port 1883\n").allow_anonymous);
@@ -1049,6 +1066,11 @@ listener 1886 ::1 ignored # v6
             "pipit.conf:2: TLS needs both certfile and keyfile on this listener"
         );
         assert!(error("listener 8883\ncafile /ca.pem\n").contains("keyfile"));
+        let plain = "listener 1883\nrequire_certificate false\nuse_identity_as_username false\n";
+        assert!(
+            config(plain).listeners[0].tls.is_none(),
+            "defaults restated"
+        );
         let message = error("listener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n");
         assert!(message.contains("cafile or capath"), "{message}");
         let (c, warnings) =
@@ -1073,7 +1095,10 @@ allow_anonymous true
 ";
         let c = config(text);
         let local = c.security_for(0);
-        assert_eq!((local.allow_anonymous, &local.password_file), (true, &None));
+        assert_eq!(
+            (local.allow_anonymous, &local.password_file),
+            (false, &None)
+        );
         let remote = c.security_for(1);
         assert!(!remote.allow_anonymous);
         assert_eq!(remote.password_file, Some(PathBuf::from("/pw")));

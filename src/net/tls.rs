@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use log::debug;
 use mio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -70,11 +71,18 @@ pub fn server_config(tls: &TlsConfig) -> io::Result<Arc<ServerConfig>> {
 /// The CA certificates client certificates are checked against: `cafile`, then every file
 /// in `capath` holding PEM certificates. Empty when neither is set.
 fn client_roots(tls: &TlsConfig) -> io::Result<RootCertStore> {
-    let mut files = Vec::new();
-    files.extend(tls.cafile.clone());
+    let mut roots = RootCertStore::empty();
+    if let Some(file) = &tls.cafile {
+        for cert in load_certs(file)? {
+            roots
+                .add(cert)
+                .map_err(|e| file_error(file, format!("not a usable CA certificate: {e}")))?;
+        }
+    }
     if let Some(dir) = &tls.capath {
         let entries =
             fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot read: {e}")))?;
+        let mut files = Vec::new();
         for entry in entries {
             let path = entry?.path();
             if path.is_file() {
@@ -82,13 +90,17 @@ fn client_roots(tls: &TlsConfig) -> io::Result<RootCertStore> {
             }
         }
         files.sort();
-    }
-    let mut roots = RootCertStore::empty();
-    for file in &files {
-        for cert in load_certs(file)? {
-            roots
-                .add(cert)
-                .map_err(|e| file_error(file, format!("not a usable CA certificate: {e}")))?;
+        // As OpenSSL, which looks certificates up in a capath directory and never reads the
+        // rest: a file there that holds no usable CA certificate is passed over.
+        for file in &files {
+            let certs = load_certs(file).unwrap_or_default();
+            let mut usable = 0;
+            for cert in certs {
+                usable += usize::from(roots.add(cert).is_ok());
+            }
+            if usable == 0 {
+                debug!("capath: {} holds no usable CA certificate", file.display());
+            }
         }
     }
     Ok(roots)
