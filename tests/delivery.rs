@@ -274,7 +274,8 @@ fn hundred_thousand_retained_all_reach_hash_with_no_queue_limit() {
 
 /// 100,000 retained messages, then `mosquitto_sub -t '#'`: every one arrives, in topic
 /// order, with RETAIN set; meanwhile a third client's PINGREQs are answered promptly
-/// (pipit only: the walk must not hold up the loop; Mosquitto's figure is printed).
+/// (pipit only: the walk must not hold up the loop, so no round trip comes near the walk's
+/// length; Mosquitto's figure is printed).
 fn retained_walk(mosquitto_conf: &str, pipit_conf: impl FnOnce(&mut Config)) {
     const N: usize = 100_000;
     let topic = |i: usize| format!("big/{i:06}");
@@ -314,9 +315,14 @@ fn retained_walk(mosquitto_conf: &str, pipit_conf: impl FnOnce(&mut Config)) {
         );
         assert_sequence(broker, &got, N, true, topic);
         if broker.is_pipit() {
+            // Relative to the walk, not a fixed time: a loop that walked in one go would
+            // answer a ping only after the walk, so its round trips would be the walk's length;
+            // one that yields answers between steps. (Fixed bounds failed on a loaded machine.)
+            let walk = walk_end - walk_start;
+            let longest = rtts[rtts.len() - 1];
             assert!(
-                p99 < Duration::from_millis(10),
-                "p99 PINGREQ round trip {p99:?} during the walk"
+                p99 < walk / 10 && longest < walk / 2,
+                "PINGREQ round trips during a {walk:?} walk: p99 {p99:?}, longest {longest:?}"
             );
         }
     });
