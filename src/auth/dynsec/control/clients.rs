@@ -296,21 +296,28 @@ pub fn modify(run: &mut Run<'_>, a: Args<'_>) {
     run.kick(username);
 }
 
+/// The `username` and `rolename` of an add/remove-role command `c`, both existing; `None`
+/// once the error response is sent (checked in the plugin's order).
+fn client_and_role<'c>(run: &mut Run<'_>, c: &str, a: Args<'c>) -> Option<(&'c str, &'c str)> {
+    let username = run.name(c, a, "username")?;
+    let rolename = run.name(c, a, "rolename")?;
+    if !run.model.clients.contains_key(username) {
+        run.reply(c, Some("Client not found"), a.1);
+        return None;
+    }
+    if !run.model.roles.contains_key(rolename) {
+        run.reply(c, Some("Role not found"), a.1);
+        return None;
+    }
+    Some((username, rolename))
+}
+
 pub fn add_role(run: &mut Run<'_>, a: Args<'_>) {
     const C: &str = "addClientRole";
-    let Some(username) = run.name(C, a, "username") else {
-        return;
-    };
-    let Some(rolename) = run.name(C, a, "rolename") else {
+    let Some((username, rolename)) = client_and_role(run, C, a) else {
         return;
     };
     let priority = j::int(a.0, "priority", NO_PRIORITY);
-    if !run.model.clients.contains_key(username) {
-        return run.reply(C, Some("Client not found"), a.1);
-    }
-    if !run.model.roles.contains_key(rolename) {
-        return run.reply(C, Some("Role not found"), a.1);
-    }
     if let Some(client) = run.model.clients.get_mut(username) {
         let r = Ref {
             name: rolename.to_string(),
@@ -328,18 +335,9 @@ pub fn add_role(run: &mut Run<'_>, a: Args<'_>) {
 
 pub fn remove_role(run: &mut Run<'_>, a: Args<'_>) {
     const C: &str = "removeClientRole";
-    let Some(username) = run.name(C, a, "username") else {
+    let Some((username, rolename)) = client_and_role(run, C, a) else {
         return;
     };
-    let Some(rolename) = run.name(C, a, "rolename") else {
-        return;
-    };
-    if !run.model.clients.contains_key(username) {
-        return run.reply(C, Some("Client not found"), a.1);
-    }
-    if !run.model.roles.contains_key(rolename) {
-        return run.reply(C, Some("Role not found"), a.1);
-    }
     if let Some(client) = run.model.clients.get_mut(username) {
         client.roles.retain(|r| r.name != rolename);
     }
