@@ -11,10 +11,9 @@ use super::line::Line;
 /// `max_qos`.
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
-    dhparamfile http_dir log_facility log_timestamp log_timestamp_format max_inflight_bytes \
+    dhparamfile log_facility log_timestamp log_timestamp_format max_inflight_bytes \
     max_qos maximum_qos memory_limit set_tcp_nodelay socket_domain tls_engine \
-    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user websockets_headers_size \
-    websockets_log_level";
+    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos user";
 /// Prefixes of plugin option families: each use is a `Warning`.
 const UNSUPPORTED_PREFIXES: [&str; 3] = ["auth_opt_", "plugin_opt_", "global_plugin_opt_"];
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
@@ -122,12 +121,12 @@ mod tests {
         ("listener 8883 127.0.0.1", Accepted),
         ("socket_domain ipv4", Warned),
         ("bind_interface eth0", Refused),
-        ("http_dir /var/www", Warned),
+        ("http_dir /var/www", Accepted),
         ("max_connections -1", Accepted),
         ("mount_point tenant/", Refused),
         ("protocol mqtt", Accepted),
         ("use_username_as_clientid true", Refused),
-        ("websockets_headers_size 4096", Warned),
+        ("websockets_headers_size 4096", Accepted),
         ("certfile /c.pem", Accepted),
         ("keyfile /k.pem", Accepted),
         ("ciphers ECDHE-RSA-AES128-GCM-SHA256", Refused),
@@ -150,7 +149,7 @@ mod tests {
         ("log_facility 5", Warned),
         ("log_timestamp true", Warned),
         ("log_timestamp_format %Y-%m-%dT%H:%M:%S", Warned),
-        ("websockets_log_level 0", Warned),
+        ("websockets_log_level 0", Accepted),
         ("clientid_prefixes secure-", Accepted),
         ("allow_anonymous false", Accepted),
         ("password_file /etc/mosquitto/pw", Accepted),

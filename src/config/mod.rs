@@ -90,8 +90,11 @@ pub struct ListenerConfig {
     pub max_connections: Option<usize>,
     /// Most topic aliases a v5 client may create on this listener; 0 disallows them.
     pub max_topic_alias: u16,
-    /// TLS settings; `None` is plain TCP.
+    /// TLS settings; `None` is plain TCP (WebSockets: `ws://`, with TLS `wss://`).
     pub tls: Option<TlsConfig>,
+    /// Directory of files served to plain HTTP requests on a WebSockets listener
+    /// (`http_dir`); `None` answers them 426.
+    pub http_dir: Option<PathBuf>,
     /// This listener's own security settings, set only with `per_listener_settings true`;
     /// read them through `Config::security_for`.
     pub security: Option<SecurityConfig>,
@@ -107,6 +110,7 @@ impl ListenerConfig {
             max_connections: None,
             max_topic_alias: 10,
             tls: None,
+            http_dir: None,
             security: None,
         }
     }
@@ -218,6 +222,12 @@ pub struct Config {
     pub persistence_dir: Option<PathBuf>,
     /// Where the `pipit` binary writes its process id at start (removed at a clean exit).
     pub pid_file: Option<PathBuf>,
+    /// Largest HTTP request head a WebSockets listener reads, in bytes; past it the request
+    /// is answered 431 and the connection closed. 0 is the default, 4096.
+    pub websockets_headers_size: u16,
+    /// Which WebSocket-layer events are logged (at info level): a mask of libwebsockets'
+    /// log level bits, as Mosquitto's `websockets_log_level` (see `net::ws::log_bits`).
+    pub websockets_log_level: u32,
 }
 
 impl Default for Config {
@@ -263,6 +273,8 @@ impl Default for Config {
             persistence_min_free_space: 64 << 20,
             persistence_dir: None,
             pid_file: None,
+            websockets_headers_size: 0,
+            websockets_log_level: 0,
         }
     }
 }
