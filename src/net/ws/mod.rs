@@ -1,25 +1,28 @@
 //! MQTT over WebSockets (`protocol websockets`): `WsStream` wraps a plain or TLS `Stream`
 //! and is itself read and written as the MQTT byte stream, so nothing above `net` knows.
 //!
-//! A connection starts with the HTTP/1.1 request head (`handshake`), read into a buffer of
-//! at most `websockets_headers_size` bytes that is dropped once the head is answered. An
-//! upgrade is answered `101` and the connection is open: reading decodes the client's frames
-//! in the caller's own buffer (`frame`), so an open connection holds no buffer of its own;
-//! writing sends whatever the broker has for the client as one unmasked binary frame per
-//! write, its header and payload in one vectored write (the broker writes a connection's
-//! whole output once per turn, so that is one frame per turn). A plain HTTP request gets a
-//! file from `http_dir` or a 4xx (`http`), and then the connection closes.
+//! A connection starts with the HTTP/1.1 request head (`handshake`), read and answered in
+//! `request`, into a buffer of at most `websockets_headers_size` bytes that is dropped once
+//! the head is answered. An upgrade is answered `101` and the connection is open: reading
+//! decodes the client's frames in the caller's own buffer (`frame`), so an open connection
+//! holds no buffer of its own; writing sends whatever the broker has for the client as one
+//! unmasked binary frame per write, its header and payload in one vectored write (the
+//! broker writes a connection's whole output once per turn, so that is one frame per turn).
+//! A plain HTTP request gets a file from `http_dir` or a 4xx (`http`), and then the
+//! connection closes.
 //!
 //! mio's contract is kept as by TLS: `read` returns `WouldBlock` only when the socket did,
 //! and a short read means the socket is drained (except while an HTTP answer is sent: the
-//! socket's writable events drive it then, and input is only read to see the client close). Our own frames (pongs, close replies) and
-//! HTTP responses wait in `out` until the socket takes them, never inside a data frame;
-//! `flush_pending` sends them on a writable event. The reason a connection ends on the
-//! WebSocket side travels up as an `io::Error` carrying a `WsClose`.
+//! socket's writable events drive it then, and input is only read to see the client
+//! close). Our own frames (pongs, close replies) and HTTP responses wait in `out` until the
+//! socket takes them, never inside a data frame; `flush_pending` sends them on a writable
+//! event. The reason a connection ends on the WebSocket side travels up as an `io::Error`
+//! carrying a `WsClose`.
 
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod http;
+mod request;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::path::PathBuf;
@@ -30,7 +33,6 @@ use mio::net::TcpStream;
 
 use super::Stream;
 use frame::{FrameError, FrameReader};
-use handshake::Request;
 
 /// `websockets_headers_size` when unset or 0: what Mosquitto 2.0.11 (libwebsockets) takes
 /// then, measured (its manual says 1024).
@@ -290,112 +292,6 @@ impl WsStream {
             let peer = self.inner.peer_addr();
             let peer = peer.as_ref().map_or(&"?" as &dyn std::fmt::Display, |p| p);
             info!(target: "websockets", "{peer}: {message}");
-        }
-    }
-
-    /// Reads the request head until it is whole and answers it. `Ok(true)` at EOF,
-    /// `Ok(false)` once upgraded; an answered HTTP request ends in an error (`WouldBlock`
-    /// while the answer is still being sent).
-    fn read_head(&mut self) -> io::Result<bool> {
-        let limit = self.config.headers_size;
-        loop {
-            let State::Handshake(head) = &mut self.state else {
-                return Ok(false);
-            };
-            let old = head.len();
-            head.resize(limit.min(old.saturating_mul(2).max(512)), 0);
-            let read = self.inner.read(&mut head[old..]);
-            head.truncate(old + *read.as_ref().unwrap_or(&0));
-            match read {
-                Ok(0) => return Ok(true),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let head = std::mem::take(head);
-            match handshake::parse(&head, limit) {
-                Ok(None) => self.state = State::Handshake(head),
-                Ok(Some((request, len))) => {
-                    self.log_headers(&head[..len]);
-                    return self.answer(request, head[len..].to_vec());
-                }
-                Err(status) => {
-                    handshake::refusal(status, false, &mut self.out);
-                    self.log(log_bits::ERR, format_args!("refused: {}", status.why));
-                    return self.finish_answer(State::Answered, WsClose::Refused(status.why));
-                }
-            }
-        }
-    }
-
-    /// Logs each header line with the HEADER bit.
-    fn log_headers(&self, head: &[u8]) {
-        if self.config.log_level & log_bits::HEADER == 0 {
-            return;
-        }
-        for line in String::from_utf8_lossy(head)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            self.log(log_bits::HEADER, format_args!("header: {line}"));
-        }
-    }
-
-    /// Answers a whole request head; `early` is what came after it.
-    fn answer(&mut self, request: Request, early: Vec<u8>) -> io::Result<bool> {
-        match request {
-            Request::Upgrade {
-                accept,
-                protocol,
-                target,
-            } => {
-                handshake::switching(&accept, protocol, &mut self.out);
-                self.state = State::Open(early);
-                let protocol = protocol.unwrap_or("none");
-                self.log(
-                    log_bits::INFO,
-                    format_args!("upgraded on {target}, subprotocol {protocol}"),
-                );
-                // The socket takes the 101 now unless it is full; if not, the first write
-                // or writable event sends it.
-                self.flush_out()?;
-                Ok(false)
-            }
-            Request::Http { method, target } => {
-                let dir = self.config.http_dir.as_deref();
-                let (state, code) = match http::answer(dir, &method, &target) {
-                    http::Answer::File(head, body) => {
-                        self.out.extend_from_slice(head.as_bytes());
-                        (
-                            body.map_or(State::Answered, |b| State::Body(Box::new(b))),
-                            200,
-                        )
-                    }
-                    http::Answer::Redirect(location) => {
-                        http::redirect(&location, &mut self.out);
-                        (State::Answered, 302)
-                    }
-                    http::Answer::Refused(status) => {
-                        handshake::refusal(status, method == "HEAD", &mut self.out);
-                        self.failure = Some(WsClose::Refused(status.why));
-                        (State::Answered, status.code)
-                    }
-                };
-                self.log(log_bits::INFO, format_args!("{method} {target}: {code}"));
-                let why = self.failure.unwrap_or(WsClose::Answered);
-                self.finish_answer(state, why)
-            }
-        }
-    }
-
-    /// Enters `state` (an HTTP answer in `out`) and sends what the socket takes; the
-    /// connection ends with `why` once all is sent.
-    fn finish_answer(&mut self, state: State, why: WsClose) -> io::Result<bool> {
-        self.state = state;
-        self.failure = Some(why);
-        match self.flush_pending() {
-            Ok(_) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(e) => Err(e),
         }
     }
 
