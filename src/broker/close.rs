@@ -3,6 +3,7 @@
 //! so the client reads why. Also the broker's own shutdown.
 
 use super::*;
+use crate::net::ws::WsClose;
 
 impl Broker {
     /// The one close path: last words to the client, log, will, session, slab slot.
@@ -21,7 +22,7 @@ impl Broker {
             // Best effort: what the socket does not take now lingers below (plain TCP).
             let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
         }
-        conn.socket.close();
+        conn.socket.close(!conn.tx.is_empty());
         if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
             debug!("deregister: {e}");
         }
@@ -68,9 +69,8 @@ impl Broker {
             }
         }
         if why.lingers() {
-            // A TLS connection's unwritten bytes are plaintext: only the TCP ones can go.
-            let (socket, tcp) = conn.socket.into_tcp();
-            let unwritten = if tcp { unwritten } else { Vec::new() };
+            // What is left goes out as the transport frames it (nothing, over TLS).
+            let (socket, unwritten) = conn.socket.into_lingering(unwritten);
             self.lingering
                 .start(self.poll.registry(), socket, unwritten, state.now);
         }
@@ -117,9 +117,13 @@ impl std::fmt::Display for CloseLine<'_> {
     }
 }
 
-/// The close reason for a socket error: the TLS layer reports a failed handshake or a bad
-/// record as `InvalidData` (plain TCP never does), everything else is a socket error.
+/// The close reason for a socket error: the WebSocket layer's own reasons travel as a
+/// `WsClose`; the TLS layer reports a failed handshake or a bad record as `InvalidData`
+/// (plain TCP never does); everything else is a socket error.
 pub(super) fn close_for(e: &io::Error) -> Close {
+    if let Some(ws) = e.get_ref().and_then(|e| e.downcast_ref::<WsClose>()) {
+        return Close::WebSocket(ws.reason());
+    }
     match e.kind() {
         io::ErrorKind::InvalidData => Close::Tls,
         kind => Close::Io(kind),

@@ -164,10 +164,8 @@ impl Broker {
     pub fn bind(config: Config) -> io::Result<Broker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let transports = config
-            .listeners
-            .iter()
-            .map(Transport::for_listener)
+        let transports = (0..config.listeners.len())
+            .map(|i| Transport::for_listener(&config, i))
             .collect::<io::Result<Vec<_>>>()?;
         let auth = (0..config.listeners.len())
             .map(|i| Auth::load(&config.security_for(i)))

@@ -11,10 +11,8 @@ use super::line::Line;
 /// `max_qos`.
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
-    dhparamfile http_dir max_inflight_bytes \
-    max_qos maximum_qos memory_limit set_tcp_nodelay tls_engine \
-    tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos websockets_headers_size \
-    websockets_log_level";
+    dhparamfile max_inflight_bytes max_qos maximum_qos memory_limit set_tcp_nodelay \
+    tls_engine tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos";
 /// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
 /// (a space-separated list).
 const BRIDGE: &str = "\
@@ -119,12 +117,12 @@ mod tests {
         ("listener 8883 127.0.0.1", Accepted),
         ("socket_domain ipv4", Accepted),
         ("bind_interface eth0", Refused),
-        ("http_dir /var/www", Warned),
+        ("http_dir /var/www", Accepted),
         ("max_connections -1", Accepted),
         ("mount_point tenant/", Refused),
         ("protocol mqtt", Accepted),
         ("use_username_as_clientid true", Accepted),
-        ("websockets_headers_size 4096", Warned),
+        ("websockets_headers_size 4096", Accepted),
         ("certfile /c.pem", Accepted),
         ("keyfile /k.pem", Accepted),
         ("ciphers ECDHE-RSA-AES128-GCM-SHA256", Refused),
@@ -147,7 +145,7 @@ mod tests {
         ("log_facility 5", Accepted),
         ("log_timestamp true", Accepted),
         ("log_timestamp_format %Y-%m-%dT%H:%M:%S", Accepted),
-        ("websockets_log_level 0", Warned),
+        ("websockets_log_level 0", Accepted),
         ("clientid_prefixes secure-", Accepted),
         ("allow_anonymous false", Accepted),
         ("password_file /etc/mosquitto/pw", Accepted),

@@ -126,11 +126,14 @@ pub struct ListenerConfig {
     pub max_connections: Option<usize>,
     /// Most topic aliases a v5 client may create on this listener; 0 disallows them.
     pub max_topic_alias: u16,
-    /// TLS settings; `None` is plain TCP.
+    /// TLS settings; `None` is plain TCP (WebSockets: `ws://`, with TLS `wss://`).
     pub tls: Option<TlsConfig>,
     /// Whether a client's username replaces its client id (`use_username_as_clientid`): a
     /// client without a username is refused.
     pub use_username_as_clientid: bool,
+    /// Directory of files served to plain HTTP requests on a WebSockets listener
+    /// (`http_dir`); `None` answers them 426.
+    pub http_dir: Option<PathBuf>,
     /// This listener's own security settings, set only with `per_listener_settings true`;
     /// read them through `Config::security_for`.
     pub security: Option<SecurityConfig>,
@@ -157,6 +160,7 @@ impl ListenerConfig {
             max_topic_alias: 10,
             tls: None,
             use_username_as_clientid: false,
+            http_dir: None,
             security: None,
         }
     }
@@ -278,6 +282,12 @@ pub struct Config {
     pub persistence_dir: Option<PathBuf>,
     /// Where the `pipit` binary writes its process id at start (removed at a clean exit).
     pub pid_file: Option<PathBuf>,
+    /// Largest HTTP request head a WebSockets listener reads, in bytes; past it the request
+    /// is answered 431 and the connection closed. 0 is the default, 4096.
+    pub websockets_headers_size: u16,
+    /// Which WebSocket-layer events are logged (at info level): a mask of libwebsockets'
+    /// log level bits, as Mosquitto's `websockets_log_level` (see `net::ws::log_bits`).
+    pub websockets_log_level: u32,
 }
 
 impl Default for Config {
@@ -326,6 +336,8 @@ impl Default for Config {
             persistence_min_free_space: 64 << 20,
             persistence_dir: None,
             pid_file: None,
+            websockets_headers_size: 0,
+            websockets_log_level: 0,
         }
     }
 }

@@ -266,15 +266,19 @@ impl Parser {
             "protocol" => {
                 let protocol = match l.word()? {
                     "mqtt" => Protocol::Mqtt,
-                    "websockets" => {
-                        let why = "this listener speaks MQTT over plain TCP";
-                        self.warnings.push(not_yet(l, why));
-                        Protocol::Websockets
-                    }
+                    "websockets" => Protocol::Websockets,
                     other => return Err(l.error(format!("protocol: unknown protocol \"{other}\""))),
                 };
                 self.section(l).listener.protocol = protocol;
             }
+            // Read on any listener, used on a websockets one (as Mosquitto).
+            "http_dir" => self.section(l).listener.http_dir = Some(l.path()?),
+            // Global, as in Mosquitto; any integer is a mask of libwebsockets' level bits.
+            "websockets_log_level" => {
+                c.websockets_log_level =
+                    l.int::<i32>(i64::from(i32::MIN), i64::from(i32::MAX))? as u32;
+            }
+            "websockets_headers_size" => c.websockets_headers_size = l.int(0, 65535)?,
             "max_topic_alias" => self.section(l).listener.max_topic_alias = l.int(0, 65535)?,
             "certfile" => self.tls(l).certfile = Some(l.path()?),
             "keyfile" => self.tls(l).keyfile = Some(l.path()?),
@@ -545,16 +549,6 @@ impl Parser {
     }
 }
 
-/// The warning for an option pipit parses into `Config` but does not act on yet: the file
-/// loads, and the log says what happens instead (`why`).
-fn not_yet(l: &Line, why: &str) -> Warning {
-    let setting = match l.value {
-        "" => l.name.to_string(),
-        value => format!("{} {value}", l.name),
-    };
-    l.warning(format!("{setting} is not implemented yet: {why}"))
-}
-
 /// A string in Mosquitto, so trailing text is part of the version (and fails).
 fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
     match l.text()? {
@@ -684,10 +678,14 @@ tls_version tlsv1.3
 
 listener 8080 ::1
 protocol websockets
+http_dir /var/www/mqtt # a path keeps the rest of the line
+websockets_headers_size 8192
+websockets_log_level 9
 ";
         let (c, warnings) = parse(text).unwrap();
-        let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(warned, [45], "options parsed but not acted on yet");
+        assert_eq!(warnings, [], "every option is acted on");
+        assert_eq!(c.websockets_headers_size, 8192);
+        assert_eq!(c.websockets_log_level, 9);
         assert!(!c.per_listener_settings);
         assert!(c.allow_anonymous);
         assert_eq!(c.password_file, Some(PathBuf::from("/etc/pipit/pw")));
@@ -760,6 +758,9 @@ protocol websockets
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 8080)
         );
         assert_eq!(ws.protocol, Protocol::Websockets);
+        let http_dir = "/var/www/mqtt # a path keeps the rest of the line";
+        assert_eq!(ws.http_dir, Some(PathBuf::from(http_dir)));
+        assert_eq!(c.listeners[0].http_dir, None);
         assert_eq!(
             (ws.max_connections, ws.max_topic_alias, &ws.tls),
             (None, 10, &None)
@@ -820,17 +821,8 @@ protocol websockets
 ";
         let (c, warnings) = parse(text).unwrap();
         assert!(!c.allow_zero_length_clientid && c.persistence);
-        let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
-        // The client id, logging and persistence options are enforced; WebSockets are not.
-        assert_eq!(messages.len(), 1, "{messages:?}");
-        for (message, line) in messages.iter().zip([6]) {
-            assert!(
-                message.starts_with(&format!("pipit.conf:{line}: ")),
-                "{message}"
-            );
-            assert!(message.contains("is not implemented yet"), "{message}");
-        }
-        assert!(messages[0].contains("protocol websockets"));
+        // The client id, logging, persistence and WebSockets options are all enforced.
+        assert_eq!(warnings, []);
         // The defaults, and settings that ask for what pipit already does, are silent.
         let quiet = "allow_zero_length_clientid true\nconnection_messages true\n\
                      persistence false\nprotocol mqtt\n";
@@ -865,6 +857,8 @@ protocol websockets
             ("persistent_client_expiration 0d", "out of range"),
             ("persistent_client_expiration xd", "not a whole number"),
             ("protocol http", "unknown protocol"),
+            ("websockets_headers_size 65536", "out of range 0..=65535"),
+            ("websockets_log_level all", "not a whole number"),
             ("log_type verbose", "unknown type"),
             ("log_dest printer", "unknown destination"),
             ("listener", "needs a value"),
@@ -1130,7 +1124,7 @@ address 10.0.0.2:1883
 topic sensors/# out 1
 listener 1883 127.0.0.1
 tls_keyform pem
-websockets_log_level 255
+dhparamfile /dh.pem
 ";
         let (c, warnings) = parse(text).unwrap();
         assert_eq!(c.listeners.len(), 1);

@@ -20,6 +20,9 @@ pub enum Close {
     Io(std::io::ErrorKind),
     /// The TLS handshake failed or a TLS record was bad (`Stream::tls_failure` says why).
     Tls,
+    /// The WebSocket layer ended the connection: a bad frame (a close frame with its status
+    /// is sent), a refused request head, or a plain HTTP request answered; names which.
+    WebSocket(&'static str),
     /// The bytes could not be decoded.
     Decode(crate::wire::Error),
     /// A well-formed packet broke a rule of the protocol; names the rule.
@@ -60,6 +63,7 @@ impl Close {
                 | Close::ConnectTimeout
                 | Close::TakenOver
                 | Close::Reason(..)
+                | Close::WebSocket(_)
         )
     }
 
@@ -77,6 +81,7 @@ impl Close {
             | Close::PeerClosed
             | Close::Io(_)
             | Close::Tls
+            | Close::WebSocket(_)
             | Close::Refused
             | Close::ConnectTimeout => return None,
         })
@@ -100,6 +105,7 @@ impl Close {
             Close::Shutdown => "server shutting down",
             Close::Reason(_, why) => why,
             Close::Tls => "TLS error",
+            Close::WebSocket(why) => why,
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The transport seam: `Stream` is what a connection reads MQTT bytes from and writes them
-//! to, plain TCP or TLS, and `Transport` is how a listener turns an accepted socket into one.
+//! to, plain TCP, TLS, or WebSockets over either, and `Transport` is how a listener turns an
+//! accepted socket into one.
 //!
-//! Both variants keep mio's contract: `read` and `write` return `WouldBlock` only when the
+//! Every variant keeps mio's contract: `read` and `write` return `WouldBlock` only when the
 //! socket did, and the socket is registered once, edge-triggered, for reading and writing.
-//! TLS may hold encrypted output after a `read` (handshake replies) or a `write`;
-//! `flush_pending` sends it when the socket becomes writable. Without the `tls` feature only `Tcp` exists, and a listener configured for
-//! TLS is refused at start-up.
+//! TLS and WebSockets may hold output of their own after a `read` (handshake replies, pongs)
+//! or a `write`; `flush_pending` sends it when the socket becomes writable. Without the `tls`
+//! feature there is no TLS variant, and a listener configured for TLS is refused at start-up.
 
 pub(crate) mod buffer;
 pub(crate) mod conn;
@@ -16,36 +17,62 @@ pub(crate) mod pool;
 pub(crate) mod tls;
 #[cfg(feature = "tls")]
 pub(crate) mod x509;
+pub(crate) mod ws;
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{CertUsername, ListenerConfig};
+use crate::config::{CertUsername, Config, ListenerConfig, Protocol};
 #[cfg(feature = "tls")]
 use tls::TlsStream;
+use ws::{WsConfig, WsStream};
 
 /// How one listener wraps the sockets it accepts.
 #[derive(Debug)]
-pub enum Transport {
-    /// MQTT straight over TCP.
-    Tcp,
-    /// MQTT over TLS with this listener's server configuration.
+pub struct Transport {
+    /// TLS under everything else, if the listener has certificates.
+    tls: Tls,
+    /// WebSockets over the TCP or TLS stream (`protocol websockets`).
+    ws: Option<Arc<WsConfig>>,
+}
+
+/// A listener's TLS: none, or its server configuration.
+#[derive(Debug)]
+enum Tls {
+    /// Plain TCP.
+    None,
+    /// TLS with this server configuration.
     #[cfg(feature = "tls")]
-    Tls(std::sync::Arc<rustls::ServerConfig>),
+    On(Arc<rustls::ServerConfig>),
 }
 
 impl Transport {
-    /// The transport `listener` asks for; TLS certificates and keys are loaded here, so a
-    /// missing or bad file stops start-up with an error naming it.
-    pub fn for_listener(listener: &ListenerConfig) -> io::Result<Transport> {
+    /// The transport listener `index` of `config` asks for; TLS certificates and keys, and
+    /// `http_dir`, are opened here, so a missing or bad one stops start-up with an error
+    /// naming it.
+    pub fn for_listener(config: &Config, index: usize) -> io::Result<Transport> {
+        let listener = &config.listeners[index];
+        let ws = match listener.protocol {
+            Protocol::Mqtt => None,
+            Protocol::Websockets => Some(Arc::new(ws_config(config, listener)?)),
+        };
+        Ok(Transport {
+            tls: Transport::tls(listener)?,
+            ws,
+        })
+    }
+
+    fn tls(listener: &ListenerConfig) -> io::Result<Tls> {
         match &listener.tls {
-            None => Ok(Transport::Tcp),
+            None => Ok(Tls::None),
             #[cfg(feature = "tls")]
             Some(config) => tls::server_config(config)
-                .map(Transport::Tls)
+                .map(Tls::On)
                 .map_err(|e| io::Error::new(e.kind(), format!("listener {}: {e}", listener.addr))),
             #[cfg(not(feature = "tls"))]
             Some(_) => Err(io::Error::new(
@@ -61,13 +88,42 @@ impl Transport {
 
     /// Wraps an accepted socket.
     pub fn wrap(&self, socket: TcpStream) -> io::Result<Stream> {
-        match self {
-            Transport::Tcp => Ok(Stream::Tcp(socket)),
+        let stream = match &self.tls {
+            Tls::None => Stream::Tcp(socket),
             #[cfg(feature = "tls")]
-            Transport::Tls(config) => TlsStream::new(socket, std::sync::Arc::clone(config))
-                .map(|s| Stream::Tls(Box::new(s))),
-        }
+            Tls::On(config) => Stream::Tls(Box::new(TlsStream::new(socket, Arc::clone(config))?)),
+        };
+        Ok(match &self.ws {
+            None => stream,
+            Some(config) => Stream::Ws(Box::new(WsStream::new(stream, Arc::clone(config)))),
+        })
     }
+}
+
+/// A WebSocket listener's settings: `http_dir` made canonical (the error names it),
+/// `websockets_headers_size` (0 is the default), frames bounded by `max_packet_size`.
+fn ws_config(config: &Config, listener: &ListenerConfig) -> io::Result<WsConfig> {
+    let http_dir = match &listener.http_dir {
+        None => None,
+        Some(dir) => Some(dir.canonicalize().map_err(|e| {
+            let message = format!(
+                "listener {}: http_dir {}: {e}",
+                listener.addr,
+                dir.display()
+            );
+            io::Error::new(e.kind(), message)
+        })?),
+    };
+    let headers_size = match config.websockets_headers_size {
+        0 => ws::DEFAULT_HEADERS_SIZE,
+        n => usize::from(n),
+    };
+    Ok(WsConfig {
+        http_dir,
+        headers_size,
+        max_frame: u64::from(config.max_packet_size),
+        log_level: config.websockets_log_level,
+    })
 }
 
 /// One client connection's byte stream.
@@ -78,6 +134,8 @@ pub enum Stream {
     /// TLS over TCP (boxed: the session state is large, the plain variant is 4 bytes).
     #[cfg(feature = "tls")]
     Tls(Box<TlsStream>),
+    /// WebSockets over TCP or TLS (boxed, as TLS).
+    Ws(Box<WsStream>),
 }
 
 impl Stream {
@@ -88,26 +146,31 @@ impl Stream {
             Stream::Tcp(_) => Ok(true),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush_pending(),
+            Stream::Ws(ws) => ws.flush_pending(),
         }
     }
 
-    /// Last words of the transport before the socket is dropped (TLS close_notify), sent
-    /// only if the socket takes them now.
-    pub fn close(&mut self) {
+    /// Last words of the transport before the socket is dropped (TLS close_notify, a
+    /// WebSocket close frame), sent only if the socket takes them now. With `output_left`
+    /// the broker's output is not all written, and a close frame must wait behind it.
+    pub fn close(&mut self, output_left: bool) {
         match self {
             Stream::Tcp(_) => {}
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.close_notify(),
+            Stream::Ws(ws) => ws.close(output_left),
         }
     }
 
-    /// The TCP socket underneath, and whether the stream was plain TCP (a TLS session's
-    /// state is dropped).
-    pub fn into_tcp(self) -> (TcpStream, bool) {
+    /// The TCP socket underneath, and the bytes to write on it before it closes: the
+    /// broker's `unwritten` output as the transport frames it (plain TCP as is, WebSockets
+    /// as frames and a close frame), nothing over TLS (its session state is dropped).
+    pub fn into_lingering(self, unwritten: Vec<u8>) -> (TcpStream, Vec<u8>) {
         match self {
-            Stream::Tcp(socket) => (socket, true),
+            Stream::Tcp(socket) => (socket, unwritten),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => (tls.into_socket(), false),
+            Stream::Tls(tls) => (tls.into_socket(), Vec::new()),
+            Stream::Ws(ws) => ws.into_lingering(unwritten),
         }
     }
 
@@ -117,6 +180,7 @@ impl Stream {
             Stream::Tcp(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.failure().map(|e| e as &dyn std::fmt::Display),
+            Stream::Ws(ws) => ws.inner().tls_failure(),
         }
     }
 
@@ -128,6 +192,17 @@ impl Stream {
             Stream::Tcp(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.peer_username(from),
+            Stream::Ws(ws) => ws.inner().peer_username(from),
+        }
+    }
+
+    /// The peer's address, read from the socket (for the WebSocket layer's log lines).
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Tcp(socket) => socket.peer_addr(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.socket().peer_addr(),
+            Stream::Ws(ws) => ws.inner().peer_addr(),
         }
     }
 
@@ -136,6 +211,7 @@ impl Stream {
             Stream::Tcp(socket) => socket,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.socket_mut(),
+            Stream::Ws(ws) => ws.inner_mut().socket(),
         }
     }
 }
@@ -146,6 +222,7 @@ impl Read for Stream {
             Stream::Tcp(socket) => socket.read(out),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.read(out),
+            Stream::Ws(ws) => ws.read(out),
         }
     }
 }
@@ -156,6 +233,16 @@ impl Write for Stream {
             Stream::Tcp(socket) => socket.write(data),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.write(data),
+            Stream::Ws(ws) => ws.write(data),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.write_vectored(bufs),
+            Stream::Ws(ws) => ws.write_vectored(bufs),
         }
     }
 
@@ -164,6 +251,7 @@ impl Write for Stream {
             Stream::Tcp(socket) => socket.flush(),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush(),
+            Stream::Ws(ws) => ws.flush(),
         }
     }
 }

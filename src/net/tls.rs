@@ -145,6 +145,11 @@ impl TlsStream {
         })
     }
 
+    /// The socket.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
     /// The socket, for registering with mio.
     pub fn socket_mut(&mut self) -> &mut TcpStream {
         &mut self.socket
@@ -247,10 +252,15 @@ impl Write for TlsStream {
     /// Encrypts what fits under `BUFFER_LIMIT` and writes records until the socket would
     /// block; `WouldBlock` only when nothing fits and the socket refused more.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(data)])
+    }
+
+    /// As `write`, with the buffers in one go (a WebSocket frame's header and payload).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let drained = self.flush_pending()?;
-        let n = self.session.writer().write(data)?;
+        let n = self.session.writer().write_vectored(bufs)?;
         self.flush_pending()?;
-        if n == 0 && !data.is_empty() {
+        if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
             return Err(match drained {
                 false => io::ErrorKind::WouldBlock.into(),
                 true => io::ErrorKind::WriteZero.into(),
