@@ -36,7 +36,7 @@ use crate::core::retain_walk;
 use crate::core::state::{Close, State};
 use crate::handle;
 use crate::ids::ConnId;
-use crate::metrics::SysClock;
+use crate::metrics::Metrics;
 use crate::net::Transport;
 use crate::net::buffer::ReadOutcome;
 use crate::net::conn::{Conn, Expiry, Phase};
@@ -115,8 +115,8 @@ pub struct Broker {
     ready: Vec<Ready>,
     /// Open connections per listener, for each listener's `max_connections`.
     per_listener: Vec<usize>,
-    /// Schedule of `$SYS` updates.
-    sys: SysClock,
+    /// `$SYS` and the figures behind the metrics endpoint.
+    metrics: Metrics,
     /// Closed connections' sockets waiting for the client to read the reason (`linger`).
     lingering: Lingerers,
     /// A retained walk can go on: run the next turn at once.
@@ -179,7 +179,7 @@ impl Broker {
             released: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listeners.len()],
-            sys: SysClock::new(Instant::now()),
+            metrics: Metrics::new(Instant::now()),
             walk_again: false,
             lingering: Lingerers::new(LINGER_FIRST),
             listeners,
@@ -305,7 +305,7 @@ impl Broker {
             if self.state.now >= next_sweep {
                 self.sweep();
                 self.persist_sweep();
-                self.sys.tick(&mut self.state);
+                self.metrics.tick(&mut self.state);
                 self.finish_turn();
                 next_sweep = self.state.now + SWEEP_INTERVAL;
             }
