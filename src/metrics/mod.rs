@@ -3,11 +3,15 @@
 //!
 //! - `sys`: the `$SYS/broker/...` topics Mosquitto 2.0 publishes, same names and formats,
 //!   and pipit's own, retained, every `sys_interval` seconds, each only when it changed;
-//! - `load`: the 1, 5 and 15-minute load averages of `$SYS/broker/load/...`.
+//! - `load`: the 1, 5 and 15-minute load averages of `$SYS/broker/load/...`;
+//! - `prometheus` and `http`: the same figures in the Prometheus text format, served by
+//!   `metrics_listener` on the broker's loop.
 
 mod figures;
 mod heap;
+pub mod http;
 mod load;
+mod prometheus;
 mod sys;
 
 use std::time::Instant;
@@ -47,5 +51,13 @@ impl Metrics {
         let figures = self.taker.take(state);
         let rows = sys::rows(&figures, &self.load);
         self.sys.publish(state, rows);
+    }
+
+    /// The Prometheus exposition of `state` now, and its content type. The load averages
+    /// are those of the last `$SYS` update (absent with `sys_interval 0`).
+    pub fn prometheus(&mut self, state: &State) -> (String, &'static str) {
+        let figures = self.taker.take(state);
+        let load = (state.config.sys_interval > 0).then_some(&self.load);
+        (prometheus::render(&figures, load), prometheus::CONTENT_TYPE)
     }
 }
