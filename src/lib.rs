@@ -26,7 +26,8 @@
 //! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
-//! `$SYS`; `broker/reload.rs` applies SIGHUP.
+//! `$SYS` and serves the same figures to Prometheus (`metrics_listener`) on the same loop;
+//! `broker/reload.rs` applies SIGHUP.
 //!
 //! With persistence on, each durable change is also recorded where it happens
 //! (`core/lifecycle.rs`, `core/route.rs`, `core/session/write.rs`) through the `Journal`
