@@ -26,7 +26,8 @@
 //! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
-//! `$SYS`; `broker/reload.rs` applies SIGHUP; `notify.rs` (with `broker/service.rs`) speaks
+//! `$SYS` and serves the same figures to Prometheus (`metrics_listener`) on the same loop;
+//! `broker/reload.rs` applies SIGHUP; `notify.rs` (with `broker/service.rs`) speaks
 //! systemd's notification protocol. The binary installs its own logger (`logging/`,
 //! Mosquitto's log destinations; the loop publishes its topic lines and reopens its file only
 //! when given it with `Broker::set_log`) and switches away from root (`user.rs`); the library

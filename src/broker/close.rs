@@ -17,10 +17,13 @@ impl Broker {
             .session
             .and_then(|sid| state.sessions.get(sid.0 as usize))
             .map_or(u32::MAX, crate::core::session::Session::maximum_packet_size);
-        last_words(&mut conn, why, client_max, &mut state.pool);
+        if last_words(&mut conn, why, client_max, &mut state.pool) {
+            state.stats.packets_sent += 1;
+        }
         if !conn.tx.is_empty() {
             // Best effort: what the socket does not take now lingers below (plain TCP).
-            let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
+            let sent = &mut state.stats.bytes_sent;
+            let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool, sent);
         }
         conn.socket.close(!conn.tx.is_empty());
         if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
@@ -133,8 +136,13 @@ pub(super) fn close_for(e: &io::Error) -> Close {
 /// Queues the final CONNACK or DISCONNECT a closing connection is owed. A v5 DISCONNECT
 /// carries the reason as a Reason String unless that would exceed the client's Maximum
 /// Packet Size (`client_max`) [MQTT-3.14.2-3], and is not sent at all if even the bare
-/// reason code would [MQTT-3.1.2-24].
-fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::net::pool::Pool) {
+/// reason code would [MQTT-3.1.2-24]. Returns whether a packet was queued.
+fn last_words(
+    conn: &mut Conn,
+    why: Close,
+    client_max: u32,
+    pool: &mut crate::net::pool::Pool,
+) -> bool {
     match (conn.phase, why) {
         // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, then close.
         (Phase::AwaitingConnect, Close::Decode(wire::Error::UnsupportedProtocolVersion)) => {
@@ -144,6 +152,7 @@ fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::ne
                 properties: Properties::default(),
             }
             .encode(Version::V311, conn.tx.frames(pool));
+            true
         }
         // A v5 CONNECT that cannot be decoded: CONNACK with the reason [MQTT-3.1.4-1].
         (Phase::AwaitingConnect, Close::Decode(e))
@@ -155,10 +164,11 @@ fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::ne
                 properties: Properties::default(),
             }
             .encode(Version::V5, conn.tx.frames(pool));
+            true
         }
         (Phase::Connected, _) if conn.version == Version::V5 => {
             let Some(reason_code) = why.disconnect_code() else {
-                return;
+                return false;
             };
             let mut disconnect = Disconnect {
                 reason_code,
@@ -171,10 +181,12 @@ fn last_words(conn: &mut Conn, why: Close, client_max: u32, pool: &mut crate::ne
                 disconnect.properties.reason_string = None;
             }
             // [MQTT-3.1.2-24] a client that cannot take even the bare reason code gets none.
-            if disconnect.encoded_len(Version::V5) <= client_max as usize {
+            let fits = disconnect.encoded_len(Version::V5) <= client_max as usize;
+            if fits {
                 disconnect.encode(Version::V5, conn.tx.frames(pool));
             }
+            fits
         }
-        _ => {}
+        _ => false,
     }
 }

@@ -37,7 +37,8 @@ use crate::core::retain_walk;
 use crate::core::state::{Close, State};
 use crate::handle;
 use crate::ids::ConnId;
-use crate::metrics::SysClock;
+use crate::metrics::Metrics;
+use crate::metrics::http::MetricsServer;
 use crate::net::Transport;
 use crate::net::buffer::ReadOutcome;
 use crate::net::conn::{Conn, Expiry, Phase};
@@ -50,6 +51,8 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 const LISTENER_TOP: usize = usize::MAX - 2;
 /// Lingering sockets (closed connections) have tokens from here up, below the listeners.
 const LINGER_FIRST: usize = usize::MAX / 2;
+/// The metrics listener's token; its scrapes have the few tokens below it.
+const METRICS: usize = LINGER_FIRST - 1;
 
 /// Reads per connection per turn before it yields to the others (and is revisited).
 const READS_PER_TURN: usize = 16;
@@ -88,6 +91,8 @@ impl Handle {
 pub struct Spawned {
     /// The bound address of each listener, in configuration order.
     pub addrs: Vec<SocketAddr>,
+    /// The bound address of the metrics listener, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Stops the broker.
     pub handle: Handle,
     /// The broker's thread; joins with `run`'s result.
@@ -134,8 +139,10 @@ pub struct Broker {
     ready: Vec<Ready>,
     /// Open connections per listener, for each listener's `max_connections`.
     per_listener: Vec<usize>,
-    /// Schedule of `$SYS` updates.
-    sys: SysClock,
+    /// `$SYS` and the figures behind the metrics endpoint.
+    metrics: Metrics,
+    /// The Prometheus endpoint, with `metrics_listener`.
+    metrics_server: Option<MetricsServer>,
     /// Closed connections' sockets waiting for the client to read the reason (`linger`).
     lingering: Lingerers,
     /// A retained walk can go on: run the next turn at once.
@@ -196,6 +203,14 @@ impl Broker {
             info!("listening on {}", socket.local_addr()?);
             listeners.push(socket);
         }
+        let metrics_server = match state.config.metrics_listener {
+            Some(addr) => {
+                let server = MetricsServer::bind(addr, poll.registry(), METRICS)?;
+                info!("serving metrics on http://{}/metrics", server.local_addr()?);
+                Some(server)
+            }
+            None => None,
+        };
         Ok(Broker {
             poll,
             events: Events::with_capacity(1024),
@@ -215,7 +230,8 @@ impl Broker {
             released: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listeners.len()],
-            sys: SysClock::new(Instant::now()),
+            metrics: Metrics::new(Instant::now()),
+            metrics_server,
             walk_again: false,
             lingering: Lingerers::new(LINGER_FIRST),
             listeners,
@@ -231,7 +247,8 @@ impl Broker {
             .spawn(move || match Broker::bind(config) {
                 Ok(broker) => {
                     // The receiver waits for this message; if it is gone, nobody can stop us.
-                    let _ = tx.send(Ok((broker.local_addrs(), broker.handle())));
+                    let metrics_addr = broker.metrics_addr();
+                    let _ = tx.send(Ok((broker.local_addrs(), metrics_addr, broker.handle())));
                     broker.run()
                 }
                 Err(e) => {
@@ -240,11 +257,12 @@ impl Broker {
                     Err(kind.into())
                 }
             })?;
-        let (addrs, handle) = rx
+        let (addrs, metrics_addr, handle) = rx
             .recv()
             .map_err(|_| io::Error::other("broker thread exited before binding"))??;
         Ok(Spawned {
             addrs,
+            metrics_addr,
             handle,
             thread,
         })
@@ -256,6 +274,13 @@ impl Broker {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// The bound address of the metrics listener, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server
+            .as_ref()
+            .and_then(|m| m.local_addr().ok())
     }
 
     /// A handle that can stop the broker from another thread.
@@ -334,6 +359,9 @@ impl Broker {
                     token if self.lingering.owns(token) => {
                         self.lingering.on_event(self.poll.registry(), token);
                     }
+                    token if self.metrics_server.as_ref().is_some_and(|m| m.owns(token)) => {
+                        self.on_metrics(token);
+                    }
                     Token(key) => {
                         if let Some(id) = self.state.conns.id_at(key) {
                             self.on_conn_event(id, ready);
@@ -359,7 +387,7 @@ impl Broker {
             if self.state.now >= next_sweep {
                 self.sweep();
                 self.persist_sweep();
-                self.sys.tick(&mut self.state);
+                self.metrics.tick(&mut self.state);
                 self.finish_turn();
                 self.notify_status();
                 next_sweep = self.state.now + SWEEP_INTERVAL;
@@ -389,8 +417,28 @@ impl Broker {
         }
     }
 
-    /// Closes connections whose timers ran out and discards expired offline sessions.
+    /// An event for the metrics listener or one of its scrapes.
+    fn on_metrics(&mut self, token: Token) {
+        let Broker {
+            poll,
+            metrics,
+            metrics_server,
+            state,
+            ..
+        } = self;
+        if let Some(server) = metrics_server {
+            server.on_event(poll.registry(), token, state.now, || {
+                metrics.prometheus(state)
+            });
+        }
+    }
+
+    /// Closes connections whose timers ran out, scrapes past their deadline, and discards
+    /// expired offline sessions.
     fn sweep(&mut self) {
+        if let Some(server) = &mut self.metrics_server {
+            server.expire(self.poll.registry(), self.state.now);
+        }
         let millis = self.state.millis();
         let timeout = self.state.config.connect_timeout;
         let expired: Vec<(ConnId, Close)> = self

@@ -102,7 +102,8 @@ impl Broker {
                 return;
             }
             match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
-                Ok(ReadOutcome::Data { drained, .. }) => {
+                Ok(ReadOutcome::Data { bytes, drained }) => {
+                    state.stats.bytes_received += bytes as u64;
                     if let Err(why) = self.process_rx(id) {
                         self.close(id, why);
                         return;
@@ -143,7 +144,7 @@ impl Broker {
         };
         let mut rx = std::mem::take(&mut conn.rx);
         let max_packet_size = self.state.config.max_packet_size;
-        let mut handled_any = false;
+        let mut handled = 0;
         let result = loop {
             // A held connection's packets wait in the buffer until it is released.
             let Some(version) = self
@@ -162,10 +163,10 @@ impl Broker {
             });
             match decoded {
                 Ok(None) => break Ok(()),
-                Ok(Some((handled, len))) => {
-                    handled_any = true;
+                Ok(Some((outcome, len))) => {
+                    handled += 1;
                     rx.consume(len);
-                    if let Err(why) = handled {
+                    if let Err(why) = outcome {
                         break Err(why);
                     }
                 }
@@ -173,11 +174,12 @@ impl Broker {
             }
         };
         let state = &mut self.state;
+        state.stats.packets_received += handled;
         let now = state.millis();
         if let Some(conn) = state.conns.get_mut(id) {
             rx.release_if_empty(&mut state.pool);
             conn.rx = rx;
-            if handled_any {
+            if handled > 0 {
                 conn.last_packet_at = now;
             }
         }

@@ -68,8 +68,8 @@ impl Broker {
         format!(
             "{} clients connected, {} messages received, {} sent",
             self.state.conns.len(),
-            stats.messages_received,
-            stats.messages_sent
+            stats.publish_received,
+            stats.publish_sent
         )
     }
 }

@@ -114,6 +114,7 @@ impl Broker {
                 if dropped.held {
                     self.durable_waiters.push(id);
                 }
+                stats.count_sends(&dropped);
                 let client_id = &session.client_id;
                 stats
                     .dropped
@@ -136,7 +137,9 @@ impl Broker {
                 continue;
             }
             let before = conn.tx.len();
-            let written = conn.tx.write_to(&mut conn.socket, pool);
+            let written = conn
+                .tx
+                .write_to(&mut conn.socket, pool, &mut stats.bytes_sent);
             if conn.tx.len() < before {
                 conn.last_drained = millis;
             }

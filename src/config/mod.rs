@@ -212,8 +212,11 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Whether retained messages are stored.
     pub retain_available: bool,
-    /// Seconds between `$SYS` updates; 0 disables them.
+    /// Seconds between `$SYS` updates (and load average updates); 0 disables them.
     pub sys_interval: u32,
+    /// Where the Prometheus endpoint (`GET /metrics`) listens (`metrics_listener PORT
+    /// [ADDRESS]`, loopback unless an address is given); `None`, the default, serves none.
+    pub metrics_listener: Option<SocketAddr>,
     /// How long a new connection may take to send CONNECT before it is closed.
     pub connect_timeout: Duration,
     /// Longest topic name or filter accepted, in bytes (65,535, as Mosquitto).
@@ -312,6 +315,7 @@ impl Default for Config {
             persistent_client_expiration: None,
             retain_available: true,
             sys_interval: 10,
+            metrics_listener: None,
             connect_timeout: Duration::from_secs(10),
             max_topic_length: 65535,
             max_topic_levels: 201,

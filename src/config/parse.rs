@@ -337,6 +337,7 @@ impl Parser {
             "persistent_client_expiration" => c.persistent_client_expiration = Some(l.duration()?),
             "retain_available" => c.retain_available = l.flag()?,
             "sys_interval" => c.sys_interval = l.int(0, i64::from(u32::MAX))?,
+            "metrics_listener" => c.metrics_listener = Some(metrics_listener(l)?),
             "max_subscriptions_per_client" => {
                 c.max_subscriptions_per_client = l.int(0, i64::from(u32::MAX))?
             }
@@ -550,6 +551,17 @@ impl Parser {
 }
 
 /// A string in Mosquitto, so trailing text is part of the version (and fails).
+/// `metrics_listener PORT [ADDRESS]`: without an address, loopback only (the figures say
+/// who is connected and how busy the broker is, so exposing them is a choice to make).
+fn metrics_listener(l: &Line) -> Result<SocketAddr, ConfigError> {
+    let mut words = l.text()?.split_whitespace();
+    let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
+    match words.next() {
+        None => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
+        Some(host) => resolve(l, host, port),
+    }
+}
+
 fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
     match l.text()? {
         "tlsv1.3" => Ok(TlsVersion::Tls13),
@@ -1035,6 +1047,22 @@ listener 1886 ::1 ignored # v6
             addr("bind_address localhost\nport 1999\n"),
             v4([127, 0, 0, 1], 1999)
         );
+    }
+
+    #[test]
+    fn metrics_listener_is_off_by_default_and_loopback_without_an_address() {
+        let metrics = |text: &str| config(text).metrics_listener;
+        assert_eq!(metrics(""), None);
+        assert_eq!(
+            metrics("metrics_listener 9234\n"),
+            Some(v4([127, 0, 0, 1], 9234))
+        );
+        assert_eq!(
+            metrics("metrics_listener 9234 0.0.0.0\n"),
+            Some(v4([0, 0, 0, 0], 9234))
+        );
+        assert!(error("metrics_listener\n").contains("needs a value"));
+        assert!(error("metrics_listener 70000\n").starts_with("pipit.conf:1: "));
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn expire(state: &mut State) {
         if let Some(session) = state.sessions.get(sid.0 as usize) {
             debug!("client {}: session expired", session.client_id);
         }
+        state.stats.clients_expired += 1;
         discard(state, sid);
     }
 }

@@ -288,7 +288,6 @@ pub fn deliver(
         journal,
     ) {
         Enqueued::Queued => {
-            stats.messages_sent += 1;
             if let Some(conn) = conn
                 && !conn.dirty
             {

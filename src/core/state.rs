@@ -26,19 +26,46 @@ use crate::net::pool::Pool;
 use crate::persist::held::HeldAcks;
 use crate::persist::journal::Journal;
 
-/// Counters for `$SYS` and logs.
+/// Counters for `$SYS`, the Prometheus endpoint and logs. Each is one integer add where the
+/// event happens (bytes: once per read or write call, not per packet); the gauges (clients,
+/// subscriptions, stored messages) are worked out from `State` when they are reported.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
+    /// MQTT packets received from clients, of every type (Mosquitto's `messages/received`).
+    pub packets_received: u64,
+    /// MQTT packets put in clients' output, of every type (Mosquitto's `messages/sent`).
+    pub packets_sent: u64,
     /// PUBLISH packets received from clients.
-    pub messages_received: u64,
-    /// PUBLISH packets queued to subscribers.
-    pub messages_sent: u64,
+    pub publish_received: u64,
+    /// PUBLISH packets put in clients' output (first sends and re-sends).
+    pub publish_sent: u64,
+    /// Payload bytes of the PUBLISH packets received.
+    pub publish_bytes_received: u64,
+    /// Payload bytes of the PUBLISH packets sent.
+    pub publish_bytes_sent: u64,
+    /// MQTT bytes read from client connections (after TLS decryption).
+    pub bytes_received: u64,
+    /// MQTT bytes written to client connections (before TLS encryption).
+    pub bytes_sent: u64,
     /// Messages not delivered, by reason.
     pub dropped: crate::core::drops::Drops,
     /// Connections accepted over the broker's life.
     pub connections_accepted: u64,
     /// Connections refused at accept because of `max_connections`.
     pub connections_refused: u64,
+    /// CONNECTs accepted (CONNACK with success).
+    pub connects: u64,
+    /// Offline sessions discarded because their expiry interval ran out.
+    pub clients_expired: u64,
+}
+
+impl Stats {
+    /// Counts what one `write_pending` or `resend_inflight` put in a client's output.
+    pub fn count_sends(&mut self, sends: &crate::core::session::SendDrops) {
+        self.publish_sent += sends.publishes;
+        self.publish_bytes_sent += sends.payload_bytes;
+        self.packets_sent += sends.publishes + sends.pubrels;
+    }
 }
 
 /// Connection and session slots reserved (as address space, not memory) at start.

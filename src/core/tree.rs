@@ -70,6 +70,8 @@ pub struct SubscriptionTree {
     nodes: Vec<Node>,
     free: Vec<u32>,
     count: usize,
+    /// Of `count`, the members of shared groups.
+    shared_count: usize,
     /// Bumped by every subscribe and by every unsubscribe that removed something, so a
     /// remembered match result can tell whether it still holds.
     generation: u64,
@@ -89,6 +91,7 @@ impl Default for SubscriptionTree {
             nodes: vec![Node::default()],
             free: Vec::new(),
             count: 0,
+            shared_count: 0,
             generation: 0,
             pending: Vec::new(),
         }
@@ -99,6 +102,11 @@ impl SubscriptionTree {
     /// Number of subscriptions (shared members included).
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Number of shared subscriptions (members of `$share` groups).
+    pub fn shared_len(&self) -> usize {
+        self.shared_count
     }
 
     /// Whether the tree holds no subscription.
@@ -143,6 +151,7 @@ impl SubscriptionTree {
             None => {
                 members.push(sub);
                 self.count += 1;
+                self.shared_count += usize::from(share_group.is_some());
                 false
             }
         }
@@ -181,6 +190,7 @@ impl SubscriptionTree {
         if removed {
             self.generation += 1;
             self.count -= 1;
+            self.shared_count -= usize::from(share_group.is_some());
             self.prune(filter, &path);
         }
         removed
@@ -409,6 +419,10 @@ mod tests {
         t.subscribe("s/+", Some("g"), sub(1, QoS::AtMostOnce));
         t.subscribe("s/+", Some("g"), sub(2, QoS::AtMostOnce));
         t.subscribe("s/+", Some("h"), sub(3, QoS::AtMostOnce));
+        t.subscribe("s/+", None, sub(4, QoS::AtMostOnce));
+        t.subscribe("s/+", Some("h"), sub(3, QoS::AtLeastOnce));
+        assert_eq!((t.len(), t.shared_len()), (4, 3));
+        assert!(t.unsubscribe("s/+", None, SessionId(4)));
         let (mut subs, mut groups) = (Vec::new(), Vec::new());
         t.collect("s/1", &mut subs, &mut groups);
         assert!(subs.is_empty());
@@ -422,6 +436,7 @@ mod tests {
         assert!(t.unsubscribe("s/+", Some("g"), SessionId(2)));
         assert!(t.unsubscribe("s/+", Some("h"), SessionId(3)));
         assert!(t.is_empty());
+        assert_eq!(t.shared_len(), 0);
     }
 
     #[test]

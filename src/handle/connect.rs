@@ -121,6 +121,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if let Some(out) = super::reply(state, id) {
         connack.encode(version, out);
     }
+    state.stats.connects += 1;
     if resumed {
         resend(state, id, sid, version);
     }
@@ -412,6 +413,7 @@ fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
     } = state;
     if let (Some(conn), Some(session)) = (conns.get_mut(id), sessions.get_mut(sid.0 as usize)) {
         let dropped = session.resend_inflight(conn.tx.frames(pool), version, *now, journal);
+        stats.count_sends(&dropped);
         stats
             .dropped
             .count(DropReason::TooLarge, dropped.too_large, &session.client_id);

@@ -78,10 +78,14 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
     }
 }
 
-/// The frames buffer of connection `id`, for a handler to append its reply.
+/// The frames buffer of connection `id`, for a handler to append its one reply packet
+/// (counted as sent).
 fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
-    let State { conns, pool, .. } = state;
+    let State {
+        conns, pool, stats, ..
+    } = state;
     let conn = conns.get_mut(id)?;
+    stats.packets_sent += 1;
     Some(conn.tx.frames(pool))
 }
 
@@ -91,6 +95,7 @@ fn reply(state: &mut State, id: ConnId) -> Option<&mut Vec<u8>> {
 fn acknowledge(state: &mut State, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
     match state.journal.hold() {
         Hold::Until(batch) => {
+            state.stats.packets_sent += 1;
             encode(state.held_acks.start(id, batch));
             state.held_acks.end();
             // A disk that stalls must not let held acknowledgements grow with what clients

@@ -112,7 +112,8 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             "receive maximum exceeded",
         ));
     }
-    state.stats.messages_received += 1;
+    state.stats.publish_received += 1;
+    state.stats.publish_bytes_received += publish.payload.len() as u64;
     let size_limit = state.config.message_size_limit;
     let oversize = size_limit != 0 && publish.payload.len() > size_limit as usize;
 

@@ -1,92 +1,63 @@
-//! `$SYS` topics: broker statistics published as retained messages every `sys_interval`
-//! seconds, under the names Mosquitto uses, so existing dashboards keep working.
+//! Broker statistics, from one set of counters (`State::stats`, one integer add where each
+//! event happens) and gauges worked out from `State` when reported (`figures`):
+//!
+//! - `sys`: the `$SYS/broker/...` topics Mosquitto 2.0 publishes, same names and formats,
+//!   and pipit's own, retained, every `sys_interval` seconds, each only when it changed;
+//! - `load`: the 1, 5 and 15-minute load averages of `$SYS/broker/load/...`;
+//! - `prometheus` and `http`: the same figures in the Prometheus text format, served by
+//!   `metrics_listener` on the broker's loop.
+
+mod figures;
+mod heap;
+pub mod http;
+mod load;
+mod prometheus;
+mod sys;
 
 use std::time::Instant;
 
-use crate::core::drops::DropReason;
-use crate::core::message::Message;
-use crate::core::route;
-use crate::core::state::State;
-use crate::wire::QoS;
+use figures::Taker;
+use load::LoadAverages;
+use sys::SysTree;
 
-/// When the broker started, for `$SYS/broker/uptime`.
-#[derive(Clone, Copy, Debug)]
-pub struct SysClock {
-    started: Instant,
-    next: Option<Instant>,
+use crate::core::state::State;
+
+/// What the statistics remember between reports: the `$SYS` schedule and last values, the
+/// load averages and the maxima.
+#[derive(Debug)]
+pub struct Metrics {
+    taker: Taker,
+    load: LoadAverages,
+    sys: SysTree,
 }
 
-impl SysClock {
-    /// A clock for a broker started at `now`; the first update goes out at once.
-    pub fn new(now: Instant) -> SysClock {
-        SysClock {
-            started: now,
-            next: Some(now),
+impl Metrics {
+    /// Statistics for a broker started at `now`; the first `$SYS` update is due at once.
+    pub fn new(now: Instant) -> Metrics {
+        Metrics {
+            taker: Taker::new(now),
+            load: LoadAverages::default(),
+            sys: SysTree::default(),
         }
     }
 
-    /// Publishes the `$SYS` topics if `sys_interval` has passed since the last update.
+    /// Every `sys_interval` seconds: moves the load averages on and publishes the `$SYS`
+    /// topics whose values changed.
     pub fn tick(&mut self, state: &mut State) {
-        let interval = state.config.sys_interval;
-        let now = state.now;
-        if interval == 0 || self.next.is_some_and(|next| now < next) {
+        if !self.sys.due(state.now, state.config.sys_interval) {
             return;
         }
-        self.next = Some(now + std::time::Duration::from_secs(u64::from(interval)));
-        let uptime = now.saturating_duration_since(self.started).as_secs();
-        let connected = state.sessions.iter().filter(|(_, s)| s.is_online()).count();
-        let total = state.sessions.len();
-        let stats = state.stats;
-        let values: [(&str, String); 11] = [
-            (
-                "$SYS/broker/version",
-                format!("pipit {}", env!("CARGO_PKG_VERSION")),
-            ),
-            ("$SYS/broker/uptime", format!("{uptime} seconds")),
-            ("$SYS/broker/clients/connected", connected.to_string()),
-            (
-                "$SYS/broker/clients/disconnected",
-                (total - connected).to_string(),
-            ),
-            ("$SYS/broker/clients/total", total.to_string()),
-            (
-                "$SYS/broker/messages/received",
-                stats.messages_received.to_string(),
-            ),
-            ("$SYS/broker/messages/sent", stats.messages_sent.to_string()),
-            (
-                "$SYS/broker/messages/dropped",
-                stats.dropped.total().to_string(),
-            ),
-            (
-                "$SYS/broker/subscriptions/count",
-                state.tree.len().to_string(),
-            ),
-            (
-                "$SYS/broker/retained messages/count",
-                state.retained.len().to_string(),
-            ),
-            (
-                "$SYS/broker/connections/accepted",
-                stats.connections_accepted.to_string(),
-            ),
-        ];
-        for (topic, value) in values {
-            let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
-            route::publish(state, &message, None);
-        }
-        if state.journal.enabled() {
-            // What the store has written to disk since start, for bytes per message.
-            let value = state.journal.bytes_written().to_string();
-            let topic = "$SYS/broker/store/bytes written";
-            let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
-            route::publish(state, &message, None);
-        }
-        for reason in DropReason::ALL {
-            let topic = format!("$SYS/broker/messages/dropped/{}", reason.name());
-            let value = stats.dropped.get(reason).to_string();
-            let message = Message::shared(topic, value.as_bytes(), QoS::AtMostOnce, true);
-            route::publish(state, &message, None);
-        }
+        self.load.update(&state.stats, state.now);
+        let figures = self.taker.take(state);
+        let rows = sys::rows(&figures, &self.load);
+        self.sys.publish(state, rows);
+    }
+
+    /// The Prometheus exposition of `state` now, and its content type. The load averages
+    /// are those of the last `$SYS` update (absent with `sys_interval 0`).
+    pub fn prometheus(&mut self, state: &State) -> (String, &'static str) {
+        let figures = self.taker.take(state);
+        let load = (state.config.sys_interval > 0).then_some(&self.load);
+        (prometheus::render(&figures, load), prometheus::CONTENT_TYPE)
     }
 }

@@ -156,8 +156,14 @@ impl TxBuf {
     }
 
     /// Writes until everything is written (buffer returned to `pool`) or the socket would
-    /// block. Returns whether everything was written.
-    pub fn write_to(&mut self, io: &mut impl Write, pool: &mut Pool) -> io::Result<bool> {
+    /// block, adding the bytes written to `sent` (once per call). Returns whether everything
+    /// was written.
+    pub fn write_to(
+        &mut self,
+        io: &mut impl Write,
+        pool: &mut Pool,
+        sent: &mut u64,
+    ) -> io::Result<bool> {
         let mut written = 0;
         let result = loop {
             if written == self.buf.len() {
@@ -171,6 +177,7 @@ impl TxBuf {
                 Err(e) => break Err(e),
             }
         };
+        *sent += written as u64;
         self.buf.drain(..written);
         if self.buf.is_empty() && self.buf.capacity() != 0 {
             pool.give_tx(std::mem::take(&mut self.buf));
@@ -294,11 +301,13 @@ mod tests {
             got: Vec::new(),
             room: 5,
         };
-        assert!(!tx.write_to(&mut io, &mut pool).unwrap());
+        let mut sent = 0;
+        assert!(!tx.write_to(&mut io, &mut pool, &mut sent).unwrap());
         assert_eq!(tx.len(), 6);
         io.room = 100;
-        assert!(tx.write_to(&mut io, &mut pool).unwrap());
+        assert!(tx.write_to(&mut io, &mut pool, &mut sent).unwrap());
         assert_eq!(io.got, b"hello world");
+        assert_eq!(sent, 11);
         assert!(tx.is_empty());
         assert_eq!(pool.free_count(), 1, "drained buffer goes back");
     }

@@ -15,9 +15,9 @@ pub(crate) mod listen;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+pub(crate) mod ws;
 #[cfg(feature = "tls")]
 pub(crate) mod x509;
-pub(crate) mod ws;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;

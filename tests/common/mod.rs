@@ -14,6 +14,8 @@ use pipit::{Broker, Config, Handle};
 pub struct TestBroker {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its metrics endpoint listens, if configured.
+    pub metrics: Option<SocketAddr>,
     handle: Handle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -43,6 +45,7 @@ pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
     let running = Broker::spawn(config).expect("bind");
     TestBroker {
         addr: running.addrs[0],
+        metrics: running.metrics_addr,
         handle: running.handle,
         thread: Some(running.thread),
     }

@@ -330,9 +330,21 @@ impl Session {
     }
 
     /// Number of messages queued and not yet sent.
-    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.queue.len())
+    }
+
+    /// Every message the session holds, queued or in flight (for the store figures of
+    /// `$SYS`; a message queued for several sessions appears in each).
+    pub fn held_messages(&self) -> impl Iterator<Item = &Rc<Message>> {
+        let flow = self.flow.as_deref();
+        let queue = flow
+            .into_iter()
+            .flat_map(|f| f.queue.iter().map(|q| &q.message));
+        let inflight = flow
+            .into_iter()
+            .flat_map(|f| f.inflight.iter().map(|i| &i.message));
+        queue.chain(inflight)
     }
 
     /// The queued messages, oldest first, each with the QoS, RETAIN flag and subscription

@@ -15,9 +15,15 @@ use crate::persist::journal::Journal;
 use crate::persist::record;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, Version};
 
-/// What one `write_pending` or `resend_inflight` dropped instead of sending.
+/// What one `write_pending` or `resend_inflight` sent, and what it dropped instead of sending.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendDrops {
+    /// PUBLISH packets put in the output.
+    pub publishes: u64,
+    /// Their payload bytes.
+    pub payload_bytes: u64,
+    /// PUBREL packets put in the output (re-sent on a resumed session).
+    pub pubrels: u64,
     /// Messages whose expiry interval ran out while they waited [MQTT-3.3.2-5].
     pub expired: u64,
     /// Messages larger than the client's Maximum Packet Size [MQTT-3.1.2-25].
@@ -137,6 +143,7 @@ impl Session {
                         _ => flow.allocate_packet_id(),
                     };
                     cache.copy_into(out, &q.message, version, q.qos, q.retain, packet_id);
+                    dropped.count_publish(&q.message);
                     if stored {
                         journal.sent(key, q.message.store_id.get(), packet_id);
                     }
@@ -165,6 +172,7 @@ impl Session {
             }
             let start = out.len();
             publish.encode(version, ids, out);
+            dropped.count_publish(&q.message);
             if shareable {
                 cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
             }
@@ -199,6 +207,7 @@ impl Session {
             return SendDrops::default();
         };
         let before = flow.inflight.len();
+        let mut sent = SendDrops::default();
         flow.inflight.retain(|f| match f.state {
             AckState::Puback | AckState::Pubrec => {
                 let ids = f.subscription_ids.as_slice();
@@ -213,10 +222,12 @@ impl Session {
                 }
                 publish.properties.topic_alias = None;
                 publish.encode(version, ids, out);
+                sent.count_publish(&f.message);
                 true
             }
             AckState::Pubcomp => {
                 encode_ack(PacketType::Pubrel, f.packet_id, 0, version, out);
+                sent.pubrels += 1;
                 true
             }
             // Never sent: `write_pending` sends it once its packet id is durable.
@@ -224,8 +235,16 @@ impl Session {
         });
         SendDrops {
             too_large: (before - flow.inflight.len()) as u64,
-            ..SendDrops::default()
+            ..sent
         }
+    }
+}
+
+impl SendDrops {
+    /// Counts one PUBLISH of `message` put in the output.
+    fn count_publish(&mut self, message: &Message) {
+        self.publishes += 1;
+        self.payload_bytes += message.payload.len() as u64;
     }
 }
 
@@ -275,6 +294,7 @@ fn send_unsent(
                 set_alias(&mut publish, link, &f.message.topic);
             }
             publish.encode(version, ids, out);
+            dropped.count_publish(&f.message);
             flow.inflight[i].state = AckState::Pubrec;
             i += 1;
         } else {

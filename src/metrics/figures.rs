@@ -1,0 +1,112 @@
+//! `Figures`: everything `$SYS` and the Prometheus endpoint report, read from `State` at
+//! one moment: the counters as they stand, and the gauges worked out from the slabs and
+//! stores (a walk over sessions and held messages, done only when reported).
+
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::heap;
+use crate::core::state::{State, Stats};
+
+/// The broker's figures at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Seconds since the broker started.
+    pub uptime: u64,
+    /// Sessions, online or not (Mosquitto's `clients/total`).
+    pub clients_total: usize,
+    /// Sessions with a network connection.
+    pub clients_connected: usize,
+    /// The largest `clients_total` seen when figures were taken.
+    pub clients_maximum: usize,
+    /// Subscriptions, shared ones included.
+    pub subscriptions: usize,
+    /// Shared subscriptions (members of `$share` groups).
+    pub shared_subscriptions: usize,
+    /// Retained messages.
+    pub retained: usize,
+    /// Messages waiting in sessions' queues, not yet sent (counted once per session).
+    pub queued: usize,
+    /// Distinct messages held in memory: retained, queued, in flight or pending as a
+    /// delayed will, each counted once however many sessions hold it.
+    pub stored_messages: usize,
+    /// Payload bytes of `stored_messages`.
+    pub stored_bytes: u64,
+    /// Heap bytes in use and the most seen when figures were taken, if the allocator says.
+    pub heap: Option<(u64, u64)>,
+    /// Bytes the persistent store has written since start, with persistence on.
+    pub store_bytes_written: Option<u64>,
+    /// The counters.
+    pub stats: Stats,
+}
+
+impl Figures {
+    /// Sessions without a network connection.
+    pub fn clients_disconnected(&self) -> usize {
+        self.clients_total - self.clients_connected
+    }
+}
+
+/// What is remembered between takes: the maxima, and scratch space for the store walk.
+#[derive(Debug)]
+pub struct Taker {
+    started: Instant,
+    clients_maximum: usize,
+    heap_maximum: u64,
+    seen: HashSet<*const crate::core::message::Message>,
+}
+
+impl Taker {
+    /// A taker for a broker started at `started`.
+    pub fn new(started: Instant) -> Taker {
+        Taker {
+            started,
+            clients_maximum: 0,
+            heap_maximum: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The figures of `state` now.
+    pub fn take(&mut self, state: &State) -> Figures {
+        let clients_total = state.sessions.len();
+        let clients_connected = state.sessions.iter().filter(|(_, s)| s.is_online()).count();
+        self.clients_maximum = self.clients_maximum.max(clients_total);
+        let heap = heap::allocated().map(|current| {
+            self.heap_maximum = self.heap_maximum.max(current);
+            (current, self.heap_maximum)
+        });
+        // Each message once, by address: a message queued for a thousand sessions is
+        // stored once (`Rc`), as Mosquitto's store counts it once.
+        self.seen.clear();
+        let mut stored_bytes = 0;
+        let sessions = state.sessions.iter().flat_map(|(_, s)| s.held_messages());
+        let wills = state.pending_wills.values().map(|p| &p.will.message);
+        for message in state.retained.iter().chain(sessions).chain(wills) {
+            if self.seen.insert(Rc::as_ptr(message)) {
+                stored_bytes += message.payload.len() as u64;
+            }
+        }
+        let stored_messages = self.seen.len();
+        self.seen.clear();
+        Figures {
+            uptime: state.now.saturating_duration_since(self.started).as_secs(),
+            clients_total,
+            clients_connected,
+            clients_maximum: self.clients_maximum,
+            subscriptions: state.tree.len(),
+            shared_subscriptions: state.tree.shared_len(),
+            retained: state.retained.len(),
+            queued: state.sessions.iter().map(|(_, s)| s.queued()).sum(),
+            stored_messages,
+            stored_bytes,
+            heap,
+            store_bytes_written: state
+                .journal
+                .enabled()
+                .then(|| state.journal.bytes_written()),
+            stats: state.stats,
+        }
+    }
+}
