@@ -20,6 +20,7 @@ setup_run
 
 cat >"$work/pipit.conf" <<CONF
 listener 0 127.0.0.1
+allow_anonymous true
 metrics_listener 0
 sys_interval 1
 CONF
