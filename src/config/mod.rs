@@ -11,6 +11,8 @@ mod logging;
 mod parse;
 mod plugin;
 mod refused;
+mod section;
+mod values;
 
 pub use logging::LogConfig;
 

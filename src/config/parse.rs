@@ -25,16 +25,13 @@
 use super::known;
 use super::line::{Line, Origin, resolve};
 use super::plugin::{self, DynsecDraft};
-use super::{
-    Config, ConfigError, DEFAULT_PORT, ListenerConfig, Protocol, SecurityConfig, SocketDomain,
-    TlsConfig, TlsVersion, Warning, read_file,
-};
+use super::section::{Section, SecurityDraft, TlsDraft};
+use super::values::{log_type, metrics_listener, persistence_sync, tls_version};
+use super::{Config, ConfigError, DEFAULT_PORT, Protocol, SocketDomain, Warning, read_file};
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use crate::persist::store::SyncPolicy;
 
 /// Largest MQTT packet.
 const MQTT_MAX_PACKET: u32 = crate::wire::MAX_PACKET_SIZE;
@@ -46,101 +43,6 @@ pub(super) fn parse(text: &str, origin: &Path) -> Result<(Config, Vec<Warning>),
     let mut parser = Parser::new();
     parser.text(text, origin, true)?;
     parser.finish()
-}
-
-/// Security options as written in one scope, before defaults are applied.
-#[derive(Default)]
-struct SecurityDraft {
-    allow_anonymous: Option<bool>,
-    password_file: Option<PathBuf>,
-    acl_file: Option<PathBuf>,
-    dynsec: Option<DynsecDraft>,
-    first: Option<Origin>,
-}
-
-impl SecurityDraft {
-    /// The settings, with `allow_anonymous` defaulting to `local_only` (Mosquitto 2.0: true
-    /// only when the file opens no listener of its own).
-    fn finish(self, local_only: bool) -> Result<SecurityConfig, ConfigError> {
-        Ok(SecurityConfig {
-            allow_anonymous: self.allow_anonymous.unwrap_or(local_only),
-            password_file: self.password_file,
-            acl_file: self.acl_file,
-            dynsec: self.dynsec.as_ref().map(DynsecDraft::finish).transpose()?,
-        })
-    }
-}
-
-/// TLS options as written in one listener block, checked when the file is finished.
-#[derive(Default)]
-struct TlsDraft {
-    certfile: Option<PathBuf>,
-    keyfile: Option<PathBuf>,
-    cafile: Option<PathBuf>,
-    capath: Option<PathBuf>,
-    require_certificate: bool,
-    use_identity_as_username: bool,
-    use_subject_as_username: bool,
-    min_version: Option<TlsVersion>,
-    first: Option<Origin>,
-}
-
-impl TlsDraft {
-    fn finish(self) -> Result<Option<TlsConfig>, ConfigError> {
-        let Some(origin) = self.first else {
-            return Ok(None);
-        };
-        // `require_certificate false` and the like on a plain listener restate what it does
-        // anyway: accepted, as Mosquitto accepts them.
-        let restated_defaults = self.certfile.is_none()
-            && self.keyfile.is_none()
-            && self.cafile.is_none()
-            && self.capath.is_none()
-            && self.min_version.is_none()
-            && !self.require_certificate
-            && !self.use_identity_as_username
-            && !self.use_subject_as_username;
-        if restated_defaults {
-            return Ok(None);
-        }
-        let (Some(certfile), Some(keyfile)) = (self.certfile, self.keyfile) else {
-            return Err(origin.error("TLS needs both certfile and keyfile on this listener"));
-        };
-        if self.require_certificate && self.cafile.is_none() && self.capath.is_none() {
-            return Err(origin.error("require_certificate needs cafile or capath"));
-        }
-        Ok(Some(TlsConfig {
-            certfile,
-            keyfile,
-            cafile: self.cafile,
-            capath: self.capath,
-            require_certificate: self.require_certificate,
-            use_identity_as_username: self.use_identity_as_username,
-            use_subject_as_username: self.use_subject_as_username,
-            min_version: self.min_version,
-        }))
-    }
-}
-
-/// The options of one listener block (or of the default listener, before any `listener`).
-struct Section {
-    listener: ListenerConfig,
-    tls: TlsDraft,
-    security: SecurityDraft,
-    /// First listener option in this block, for the "default listener not opened" warning.
-    first: Option<Origin>,
-}
-
-impl Section {
-    fn new(addr: SocketAddr) -> Self {
-        let listener = ListenerConfig::new(addr);
-        Section {
-            listener,
-            tls: TlsDraft::default(),
-            security: SecurityDraft::default(),
-            first: None,
-        }
-    }
 }
 
 /// Parse state across the main file and its includes.
@@ -550,65 +452,11 @@ impl Parser {
     }
 }
 
-/// A string in Mosquitto, so trailing text is part of the version (and fails).
-/// `metrics_listener PORT [ADDRESS]`: without an address, loopback only (the figures say
-/// who is connected and how busy the broker is, so exposing them is a choice to make).
-fn metrics_listener(l: &Line) -> Result<SocketAddr, ConfigError> {
-    let mut words = l.text()?.split_whitespace();
-    let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
-    match words.next() {
-        None => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
-        Some(host) => resolve(l, host, port),
-    }
-}
-
-fn tls_version(l: &Line, warnings: &mut Vec<Warning>) -> Result<TlsVersion, ConfigError> {
-    match l.text()? {
-        "tlsv1.3" => Ok(TlsVersion::Tls13),
-        "tlsv1.2" => Ok(TlsVersion::Tls12),
-        "tlsv1.1" => {
-            warnings.push(l.warning("tls_version tlsv1.1 is not supported; using tlsv1.2"));
-            Ok(TlsVersion::Tls12)
-        }
-        other => Err(l.error(format!("tls_version: unknown version \"{other}\""))),
-    }
-}
-
-/// `persistence_sync fsync | interval MS | none`; later words are ignored, as after every
-/// keyword.
-fn persistence_sync(l: &Line) -> Result<SyncPolicy, ConfigError> {
-    let mut words = l.text()?.split_whitespace();
-    let policy = match (words.next(), words.next()) {
-        (Some("fsync"), _) => SyncPolicy::Fsync,
-        (Some("none"), _) => SyncPolicy::Never,
-        (Some("interval"), Some(ms)) => {
-            SyncPolicy::Interval(Duration::from_millis(l.parse_int(ms, 1, 3_600_000)?))
-        }
-        _ => {
-            return Err(l.error(format!(
-                "persistence_sync: expected fsync, interval MS or none, got \"{}\"",
-                l.value
-            )));
-        }
-    };
-    Ok(policy)
-}
-
-/// The most verbose level one `log_type` asks for; `none` is `Off`.
-fn log_type(l: &Line) -> Result<LevelFilter, ConfigError> {
-    Ok(match l.word()? {
-        "none" => LevelFilter::Off,
-        "error" => LevelFilter::Error,
-        "warning" => LevelFilter::Warn,
-        "notice" | "information" | "subscribe" | "unsubscribe" | "websockets" => LevelFilter::Info,
-        "debug" | "all" => LevelFilter::Debug,
-        other => return Err(l.error(format!("log_type: unknown type \"{other}\""))),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{TlsConfig, TlsVersion};
+    use crate::persist::store::SyncPolicy;
     use std::net::Ipv6Addr;
 
     fn parse(text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
