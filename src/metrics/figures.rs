@@ -48,13 +48,12 @@ impl Figures {
     }
 }
 
-/// What is remembered between takes: the maxima, and scratch space for the store walk.
+/// What is remembered between takes: the maxima.
 #[derive(Debug)]
 pub struct Taker {
     started: Instant,
     clients_maximum: usize,
     heap_maximum: u64,
-    seen: HashSet<*const crate::core::message::Message>,
 }
 
 impl Taker {
@@ -64,7 +63,6 @@ impl Taker {
             started,
             clients_maximum: 0,
             heap_maximum: 0,
-            seen: HashSet::new(),
         }
     }
 
@@ -78,18 +76,18 @@ impl Taker {
             (current, self.heap_maximum)
         });
         // Each message once, by address: a message queued for a thousand sessions is
-        // stored once (`Rc`), as Mosquitto's store counts it once.
-        self.seen.clear();
+        // stored once (`Rc`), as Mosquitto's store counts it once. The set is dropped after
+        // the walk: kept, it would hold the peak's memory between reports.
+        let mut seen = HashSet::new();
         let mut stored_bytes = 0;
         let sessions = state.sessions.iter().flat_map(|(_, s)| s.held_messages());
         let wills = state.pending_wills.values().map(|p| &p.will.message);
         for message in state.retained.iter().chain(sessions).chain(wills) {
-            if self.seen.insert(Rc::as_ptr(message)) {
+            if seen.insert(Rc::as_ptr(message)) {
                 stored_bytes += message.payload.len() as u64;
             }
         }
-        let stored_messages = self.seen.len();
-        self.seen.clear();
+        let stored_messages = seen.len();
         Figures {
             uptime: state.now.saturating_duration_since(self.started).as_secs(),
             clients_total,
