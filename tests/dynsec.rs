@@ -592,3 +592,25 @@ fn a_file_pipit_wrote_loads_in_pipit_again_and_in_mosquitto() {
         assert_eq!(sensor_decisions(peer.addr), before, "{:?}", peer.kind);
     }
 }
+
+/// `$CONTROL/...` is the broker's, dynamic security or not: a PUBLISH there reaches no
+/// subscriber, on pipit as on Mosquitto (which consumes it in `handle__publish`).
+#[test]
+fn control_topics_reach_no_subscriber_even_without_dynamic_security() {
+    let dir = Scratch::new("dynsec-control-consumed");
+    for peer in pipit_and_mosquitto(&dir, "allow_anonymous true\n") {
+        let mut sub = Raw::connect(peer.addr, "eavesdropper", true);
+        sub.subscribe("$CONTROL/#", 1);
+        let mut publisher = Raw::connect(peer.addr, "admin-ish", true);
+        publisher.send(&common::publish(
+            "$CONTROL/dynamic-security/v1",
+            br#"{"commands":[]}"#,
+            1,
+            false,
+            1,
+        ));
+        publisher.recv_kind(4);
+        publisher.send(&common::publish("$CONTROL/other", b"x", 0, false, 0));
+        sub.expect_silence(300);
+    }
+}

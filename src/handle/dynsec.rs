@@ -1,6 +1,7 @@
-//! PUBLISH to `$CONTROL/...` on a listener that uses dynamic security: the message is the
-//! broker's, never routed to subscribers (as in Mosquitto, once the publisher's write access
-//! to the topic has passed the ACL check). On `$CONTROL/dynamic-security/v1` it runs the
+//! PUBLISH to `$CONTROL/...`: the message is the broker's, never routed to subscribers (as
+//! in Mosquitto, once the publisher's write access to the topic has passed the ACL check),
+//! with dynamic security or without. On `$CONTROL/dynamic-security/v1`, on a listener that
+//! uses dynamic security, it runs the
 //! control API; the response is published, QoS 0 and not retained, on
 //! `$CONTROL/dynamic-security/v1/response` to whoever may read it, and the clients whose
 //! rights changed are disconnected (MQTT 5: DISCONNECT 0x98 Administrative action) without
@@ -15,18 +16,19 @@ use crate::core::state::{Close, State};
 use crate::ids::SessionId;
 use crate::wire::{QoS, reason};
 
-/// Whether a PUBLISH to `topic` on `listener` is for the broker rather than subscribers.
-pub fn is_control(state: &State, listener: u16, topic: &str) -> bool {
+/// Whether a PUBLISH to `topic` is for the broker rather than subscribers.
+pub fn is_control(topic: &str) -> bool {
     topic.starts_with("$CONTROL/")
-        && state.dynsec.is_some()
-        && (state.auth.get(usize::from(listener))).is_some_and(|a| a.uses_dynsec())
 }
 
-/// Handles a control PUBLISH from session `sid` (whose write access was checked).
-pub fn control(state: &mut State, sid: SessionId, topic: &str, payload: &[u8]) {
-    // Other `$CONTROL/` topics have no handler here: the message is dropped, as Mosquitto
-    // drops it.
-    if topic != TOPIC {
+/// Handles a control PUBLISH from session `sid` (whose write access was checked) received
+/// on `listener`.
+pub fn control(state: &mut State, sid: SessionId, listener: u16, topic: &str, payload: &[u8]) {
+    // Other `$CONTROL/` topics, or this one where dynamic security is off, have no handler:
+    // the message is dropped, as Mosquitto drops it.
+    let handled = state.dynsec.is_some()
+        && (state.auth.get(usize::from(listener))).is_some_and(|a| a.uses_dynsec());
+    if topic != TOPIC || !handled {
         return;
     }
     let admin = match state.sessions.get(sid.0 as usize) {

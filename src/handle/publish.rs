@@ -171,9 +171,10 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
         {
             reason::SUCCESS
         }
-        // The dynamic security control API: for the broker, not for subscribers.
-        None if super::dynsec::is_control(state, listener, topic) => {
-            super::dynsec::control(state, sid, topic, publish.payload);
+        // `$CONTROL/...` (the dynamic security control API): for the broker, not for
+        // subscribers.
+        None if super::dynsec::is_control(topic) => {
+            super::dynsec::control(state, sid, listener, topic, publish.payload);
             reason::SUCCESS
         }
         None => {
