@@ -52,6 +52,7 @@
 //! ```
 
 pub mod auth;
+pub mod bridge;
 mod broker;
 pub mod config;
 pub mod core;

@@ -10,13 +10,19 @@ impl Broker {
         let Some(mut conn) = self.state.conns.try_remove(id) else {
             return;
         };
-        self.per_listener[usize::from(conn.listener)] -= 1;
+        if conn.bridge.is_none() {
+            self.per_listener[usize::from(conn.listener)] -= 1;
+        }
         let state = &mut self.state;
         let client_max = conn
             .session
             .and_then(|sid| state.sessions.get(sid.0 as usize))
             .map_or(u32::MAX, crate::core::session::Session::maximum_packet_size);
-        last_words(&mut conn, why, client_max, &mut state.pool);
+        // A bridge's connection is the broker's own as a client: it owes the remote nothing,
+        // and without a DISCONNECT the remote publishes the bridge's `0` will.
+        if conn.bridge.is_none() {
+            last_words(&mut conn, why, client_max, &mut state.pool);
+        }
         if !conn.tx.is_empty() {
             // Best effort: what the socket does not take now lingers below (plain TCP).
             let _ = conn.tx.write_to(&mut conn.socket, &mut state.pool);
@@ -57,6 +63,10 @@ impl Broker {
 
         if let Some(sid) = conn.session {
             lifecycle::detach(state, sid, id);
+        }
+        if let Some(i) = conn.bridge {
+            let connacked = conn.phase == Phase::Connected;
+            crate::bridge::on_closed(state, usize::from(i), connacked, why == Close::PeerClosed);
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
         if let Some(will) = conn.will.take() {

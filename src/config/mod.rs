@@ -5,6 +5,7 @@
 //! `Config::load` read Mosquitto's `mosquitto.conf` format (see `parse` for the rules); their
 //! errors and warnings carry `FILE:LINE`.
 
+mod bridge;
 mod known;
 mod line;
 mod logging;
@@ -12,6 +13,7 @@ mod parse;
 mod plugin;
 mod refused;
 
+pub use bridge::{BridgeConfig, BridgeTopic, Direction, Restart, StartType, bridge_topic};
 pub use logging::LogConfig;
 
 use log::LevelFilter;
@@ -167,6 +169,8 @@ impl ListenerConfig {
 pub struct Config {
     /// Sockets to listen on.
     pub listeners: Vec<ListenerConfig>,
+    /// Bridges to other brokers (`connection` blocks), in file order.
+    pub bridges: Vec<BridgeConfig>,
     /// Most simultaneous client connections; a connection over it is closed at accept.
     /// `None` is unlimited (Mosquitto's `max_connections -1`).
     pub max_connections: Option<usize>,
@@ -283,6 +287,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            bridges: Vec::new(),
             listeners: vec![ListenerConfig::new(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 DEFAULT_PORT,

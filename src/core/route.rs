@@ -168,7 +168,18 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
             next_id += 1;
         }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
-        if state.allowed(session, &message.topic, Access::Read) {
+        let bridge = state
+            .sessions
+            .get(session.0 as usize)
+            .and_then(|s| s.bridge);
+        if let Some(i) = bridge {
+            // A bridge's local side: the message goes out under its remote topic.
+            if let Some(remote) = crate::bridge::outbound(state, i, message) {
+                let retain = retain && crate::bridge::outgoing_retain(state, i);
+                deliver(state, session, &remote, qos, retain, &ids, &from);
+                delivered += 1;
+            }
+        } else if state.allowed(session, &message.topic, Access::Read) {
             deliver(state, session, message, qos, retain, &ids, &from);
             delivered += 1;
         } else {

@@ -76,6 +76,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         return Err(Close::Protocol("connection vanished"));
     };
     conn.phase = Phase::Connected;
+    conn.bridge_peer = connect.bridge;
     conn.session = Some(sid);
     conn.keep_alive = keep_alive;
     conn.will = will.map(Box::new);
