@@ -48,6 +48,17 @@ impl Broker {
             Close::ClientDisconnect { .. } => {
                 log::log!(level, "client {client_id} disconnected from {}", conn.peer)
             }
+            _ if conn.bridge.is_some() => {
+                let name = conn
+                    .bridge
+                    .and_then(|i| state.bridges.get(usize::from(i)))
+                    .map_or("?", |b| &b.config.name);
+                log::log!(
+                    level,
+                    "bridge {name}: connection to {} closed: {why_line}",
+                    conn.peer
+                )
+            }
             Close::Refused => log::log!(level, "connection from {} refused at CONNECT", conn.peer),
             _ if conn.phase == Phase::AwaitingConnect => log::log!(
                 level,
@@ -66,7 +77,12 @@ impl Broker {
         }
         if let Some(i) = conn.bridge {
             let connacked = conn.phase == Phase::Connected;
-            crate::bridge::on_closed(state, usize::from(i), connacked, why == Close::PeerClosed);
+            // The remote hung up on our CONNECT (FIN or reset): perhaps for the bridge bit.
+            let hung_up = matches!(
+                why,
+                Close::PeerClosed | Close::Io(io::ErrorKind::ConnectionReset)
+            );
+            crate::bridge::on_closed(state, usize::from(i), connacked, hung_up);
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
         if let Some(will) = conn.will.take() {

@@ -1,0 +1,316 @@
+//! Bridges (`connection` blocks): two pipit brokers bridged in, out and both ways with
+//! prefixes, QoS 0/1/2 and retained messages; pipit bridged to the real Mosquitto in both
+//! directions, MQTT 3.1.1 and 5, `try_private` on and off; a `topic # both` bridge that
+//! must not echo; the uplink stopped and started again with QoS 1 messages published in
+//! between; a remote that refuses the `try_private` bit; and pipit as the server of a
+//! bridge that sets it, compared with Mosquitto.
+
+mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Connect, Publish, Raw, TestBroker, publish, start_with};
+use mosquitto::{Mosquitto, mosquitto_installed};
+use pipit::Config;
+use support::{free_port, local};
+
+/// The topic both brokers see the bridge's state on (`$SYS` is not writable on pipit).
+const STATE: &str = "bridge/gw/state";
+
+/// A pipit broker on 127.0.0.1:0 with one bridge, `connection gw` with client id `gw`, a
+/// one-second restart and `STATE` as notification topic, followed by `block`.
+fn bridged(block: &str) -> TestBroker {
+    let text = format!(
+        "connection gw\nclientid gw\nrestart_timeout 1\nnotification_topic {STATE}\n{block}"
+    );
+    let (parsed, warnings) = Config::parse(&text, Path::new("bridge.conf")).expect("bridge block");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    start_with(|c| c.bridges = parsed.bridges)
+}
+
+/// Waits until `STATE` reads `1` on the broker at `addr`. On the remote that is after the
+/// bridge's subscriptions: it sends them before the notification.
+fn wait_up(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut watch = Raw::connect(addr, "watch", true);
+        watch.subscribe(STATE, 0);
+        while let Some(f) = watch.recv() {
+            if f.kind() == 3 && Publish::parse(&f).payload == b"1" {
+                return;
+            }
+        }
+    }
+    panic!("the bridge did not come up at {addr}");
+}
+
+/// A subscriber at `addr` to `filter` at `qos` (v3.1.1, or v5 when `v5`).
+fn subscriber(addr: SocketAddr, id: &str, filter: &str, qos: u8) -> Raw {
+    let mut c = Raw::connect(addr, id, true);
+    assert_eq!(c.subscribe(filter, qos), qos, "granted");
+    c
+}
+
+/// The next application message on `c`, acknowledged as its QoS asks (PUBACK, or
+/// PUBREC/PUBREL/PUBCOMP). PINGRESPs and acks of our own are passed over.
+fn next_message(c: &mut Raw) -> Publish {
+    loop {
+        let f = c.recv().expect("expected a PUBLISH, got nothing");
+        if f.kind() != 3 {
+            continue;
+        }
+        let p = Publish::parse(&f);
+        let id = p.packet_id.to_be_bytes();
+        match p.qos {
+            1 => c.send(&[0x40, 2, id[0], id[1]]),
+            2 => {
+                c.send(&[0x50, 2, id[0], id[1]]);
+                let rel = c.recv_kind(6);
+                assert_eq!(rel.body, id, "PUBREL for {}", p.topic);
+                c.send(&[0x70, 2, id[0], id[1]]);
+            }
+            _ => {}
+        }
+        return p;
+    }
+}
+
+/// Publishes at `qos` from a fresh client at `addr`, waiting for the flow to complete.
+fn publish_at(addr: SocketAddr, topic: &str, payload: &[u8], qos: u8, retain: bool) {
+    let mut c = Raw::connect(addr, "pub", true);
+    c.send(&publish(topic, payload, qos, retain, 7));
+    match qos {
+        1 => drop(c.recv_kind(4)),
+        2 => {
+            c.recv_kind(5);
+            c.send(&[0x62, 2, 0, 7]);
+            c.recv_kind(7);
+        }
+        _ => c.ping(),
+    }
+}
+
+#[test]
+fn two_pipits_bridged_out_in_and_both_with_prefixes_qos_and_retained() {
+    let remote = start_with(|_| {});
+    let gateway = bridged(&format!(
+        "address {}\ntopic sensors/# out 1 local/ site1/\ntopic cmd/# in 2 dev/ cloud/\n\
+         topic x/# both 0\ntopic keep/# out 1\n",
+        remote.addr
+    ));
+    wait_up(remote.addr);
+    // out: a local prefix is taken off and the remote one put on, at the message's QoS.
+    let mut up = subscriber(remote.addr, "up", "site1/#", 2);
+    publish_at(gateway.addr, "local/sensors/t1", b"21.5", 1, false);
+    let p = next_message(&mut up);
+    assert_eq!(
+        (&*p.topic, &*p.payload, p.qos),
+        ("site1/sensors/t1", &b"21.5"[..], 1)
+    );
+    publish_at(gateway.addr, "sensors/t1", b"no prefix", 1, false);
+    up.expect_silence(300);
+    // in: QoS 2 end to end.
+    let mut down = subscriber(gateway.addr, "down", "dev/#", 2);
+    publish_at(remote.addr, "cloud/cmd/open", b"now", 2, false);
+    let p = next_message(&mut down);
+    assert_eq!(
+        (&*p.topic, &*p.payload, p.qos),
+        ("dev/cmd/open", &b"now"[..], 2)
+    );
+    // both, at QoS 0.
+    let mut x_up = subscriber(remote.addr, "xu", "x/#", 1);
+    let mut x_down = subscriber(gateway.addr, "xd", "x/#", 1);
+    // Each side's subscriber gets its own broker's message at QoS 1 and the bridged one at
+    // the bridge's QoS 0.
+    publish_at(gateway.addr, "x/from-gw", b"a", 1, false);
+    let p = next_message(&mut x_up);
+    assert_eq!((&*p.topic, p.qos), ("x/from-gw", 0));
+    let p = next_message(&mut x_down);
+    assert_eq!((&*p.topic, p.qos), ("x/from-gw", 1));
+    publish_at(remote.addr, "x/from-cloud", b"b", 1, false);
+    let p = next_message(&mut x_up);
+    assert_eq!((&*p.topic, p.qos), ("x/from-cloud", 1));
+    let p = next_message(&mut x_down);
+    assert_eq!((&*p.topic, p.qos), ("x/from-cloud", 0));
+    // retained: kept on the remote, so a later subscriber there gets it.
+    publish_at(gateway.addr, "keep/last", b"r", 1, true);
+    let mut probe = subscriber(remote.addr, "probe", "keep/#", 1);
+    let p = next_message(&mut probe);
+    assert_eq!(
+        (&*p.topic, p.retain, &*p.payload),
+        ("keep/last", true, &b"r"[..])
+    );
+}
+
+/// A `topic # both` bridge between two brokers delivers each message once on each side, in
+/// MQTT 3.1.1 (`try_private`: the remote gives the bridge no-local) and MQTT 5 (the
+/// bridge's own no-local subscription option).
+#[test]
+fn a_both_hash_bridge_does_not_echo() {
+    for version in ["mqttv311", "mqttv50"] {
+        let remote = start_with(|_| {});
+        let gateway = bridged(&format!(
+            "address {}\ntopic # both 1\nbridge_protocol_version {version}\n",
+            remote.addr
+        ));
+        wait_up(remote.addr);
+        let mut on_gw = subscriber(gateway.addr, "a", "t/#", 1);
+        let mut on_remote = subscriber(remote.addr, "b", "t/#", 1);
+        publish_at(gateway.addr, "t/1", b"from gw", 1, false);
+        publish_at(remote.addr, "t/2", b"from remote", 1, false);
+        for side in [&mut on_gw, &mut on_remote] {
+            let mut got: Vec<String> = (0..2).map(|_| next_message(side).topic).collect();
+            got.sort();
+            assert_eq!(got, ["t/1", "t/2"], "{version}");
+            side.expect_silence(700);
+        }
+    }
+}
+
+/// pipit bridged to the real Mosquitto, both directions, for MQTT 3.1.1 with and without
+/// `try_private` and for MQTT 5; with `try_private` Mosquitto does not echo a `both` topic.
+#[test]
+fn bridged_to_mosquitto_both_ways() {
+    if !mosquitto_installed("bridge to Mosquitto") {
+        return;
+    }
+    let cases = [("mqttv311", true), ("mqttv311", false), ("mqttv50", true)];
+    for (version, private) in cases {
+        let cloud = Mosquitto::start("user root\n");
+        let gateway = bridged(&format!(
+            "address {}\nbridge_protocol_version {version}\ntry_private {private}\n\
+             topic up/# out 1\ntopic down/# in 1\ntopic both/# both 1\n",
+            cloud.addr
+        ));
+        wait_up(cloud.addr);
+        let case = format!("{version} try_private {private}");
+        let mut at_cloud = subscriber(cloud.addr, "c", "up/#", 1);
+        publish_at(gateway.addr, "up/a", b"1", 1, false);
+        assert_eq!(next_message(&mut at_cloud).topic, "up/a", "{case}");
+        let mut at_gw = subscriber(gateway.addr, "g", "down/#", 1);
+        publish_at(cloud.addr, "down/b", b"2", 1, false);
+        assert_eq!(next_message(&mut at_gw).topic, "down/b", "{case}");
+        if private || version == "mqttv50" {
+            let mut both = subscriber(gateway.addr, "h", "both/#", 1);
+            publish_at(gateway.addr, "both/c", b"3", 1, false);
+            assert_eq!(next_message(&mut both).topic, "both/c", "{case}");
+            both.expect_silence(700);
+        }
+        let log = cloud.log();
+        let expected = if private && version == "mqttv311" {
+            "New bridge connected"
+        } else {
+            "New client connected"
+        };
+        assert!(log.contains(expected), "{case}: {log}");
+    }
+}
+
+/// The uplink stopped and started again on the same port: the QoS 1 messages published on
+/// the gateway meanwhile wait in the bridge's session and arrive after it reconnects, in
+/// order.
+#[test]
+fn qos1_published_while_the_uplink_is_down_arrives_in_order() {
+    let port = free_port();
+    let remote_at = |p: u16| start_with(move |c| c.listeners[0].addr = local(p));
+    let remote = remote_at(port);
+    let gateway = bridged(&format!("address 127.0.0.1:{port}\ntopic q/# out 1\n"));
+    wait_up(remote.addr);
+    drop(remote);
+    let mut publisher = Raw::connect(gateway.addr, "pub", true);
+    for i in 0..20u16 {
+        publisher.publish_acked("q/n", i.to_string().as_bytes(), false, i + 1);
+    }
+    let remote = remote_at(port);
+    let mut sub = subscriber(remote.addr, "s", "q/#", 1);
+    let got: Vec<String> = (0..20)
+        .map(|_| String::from_utf8(next_message(&mut sub).payload).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i: u16| i.to_string()).collect();
+    assert_eq!(got, expected);
+    sub.expect_silence(500);
+}
+
+/// A fake remote that refuses CONNECT with the `try_private` bit (protocol level 0x84), by
+/// closing the socket (as HiveMQ does) or with CONNACK 1, and accepts level 4: the bridge
+/// asks again without the bit and gets connected.
+#[test]
+fn a_remote_refusing_try_private_still_gets_the_bridge() {
+    for refuse_by_closing in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = bridged(&format!("address {addr}\ntopic t out 0\n"));
+        let mut levels = Vec::new();
+        let mut accepted = None;
+        // The bridge retries every second: each attempt is accepted here.
+        for _ in 0..3 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut head = [0u8; 9];
+            s.read_exact(&mut head).unwrap();
+            // 0x10, one length byte, 0 4 "MQTT", level; then the rest of the CONNECT.
+            levels.push(head[8]);
+            let mut rest = vec![0u8; usize::from(head[1]) + 2 - head.len()];
+            s.read_exact(&mut rest).unwrap();
+            if head[8] == 0x84 {
+                if !refuse_by_closing {
+                    s.write_all(&[0x20, 2, 0, 1]).unwrap();
+                }
+                continue;
+            }
+            s.write_all(&[0x20, 2, 0, 0]).unwrap();
+            accepted = Some(s);
+            break;
+        }
+        assert!(
+            accepted.is_some(),
+            "closing {refuse_by_closing}: {levels:?}"
+        );
+        assert_eq!(levels, [0x84, 4], "closing {refuse_by_closing}");
+        drop(gateway);
+    }
+}
+
+/// As Mosquitto: a client connecting with the bridge bit (0x84) is not sent its own
+/// messages back on a matching subscription, and keeps their RETAIN flag.
+#[test]
+fn a_try_private_client_gets_no_local_and_retain_as_published_as_mosquitto() {
+    let pipit = start_with(|_| {});
+    let mut addrs = vec![("pipit", pipit.addr)];
+    let cloud = mosquitto_installed("try_private server side").then(|| Mosquitto::start(""));
+    if let Some(m) = &cloud {
+        addrs.push(("mosquitto", m.addr));
+    }
+    for (name, addr) in addrs {
+        let mut bridge = Raw::connect_with(
+            addr,
+            &Connect {
+                level: 0x84,
+                ..Connect::v311("br")
+            },
+        );
+        assert_eq!(bridge.subscribe("t/#", 1), 1);
+        let mut other = Raw::connect(addr, "other", true);
+        other.publish_acked("t/other", b"x", true, 1);
+        let p = next_message(&mut bridge);
+        assert_eq!((&*p.topic, p.retain), ("t/other", true), "{name}");
+        bridge.publish_acked("t/own", b"y", false, 2);
+        bridge.expect_silence(500);
+        let mut plain = Raw::connect(addr, "plain", true);
+        assert_eq!(plain.subscribe("u/#", 1), 1);
+        // Mosquitto sends the message before the PUBACK: both are read by `next_message`.
+        plain.send(&publish("u/own", b"z", 1, false, 3));
+        assert_eq!(
+            next_message(&mut plain).topic,
+            "u/own",
+            "{name}: no bit, no no-local"
+        );
+    }
+}
