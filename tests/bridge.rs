@@ -314,3 +314,34 @@ fn a_try_private_client_gets_no_local_and_retain_as_published_as_mosquitto() {
         );
     }
 }
+
+/// The bridge's state: `1` on the remote once up, and `0` there through the bridge's will
+/// when the gateway goes away without DISCONNECT; locally `1` retained on Mosquitto's
+/// default topic, `$SYS/broker/connection/<remote_clientid>/state`.
+#[test]
+fn state_notifications_locally_and_on_the_remote_through_the_will() {
+    let remote = start_with(|_| {});
+    let gateway = bridged(&format!("address {}\ntopic t out 0\n", remote.addr));
+    wait_up(remote.addr);
+    let mut watch = subscriber(remote.addr, "w", STATE, 1);
+    let p = next_message(&mut watch);
+    assert_eq!((&*p.payload, p.retain), (&b"1"[..], true));
+    drop(gateway);
+    assert_eq!(next_message(&mut watch).payload, b"0", "the will");
+
+    let text = format!(
+        "connection gw\nclientid gw\naddress {}\ntopic t out 0\nnotifications_local_only true\n",
+        remote.addr
+    );
+    let (parsed, _) = Config::parse(&text, Path::new("bridge.conf")).unwrap();
+    let gateway = start_with(|c| c.bridges = parsed.bridges);
+    let mut local = subscriber(gateway.addr, "l", "$SYS/broker/connection/gw/state", 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = next_message(&mut local);
+        if p.payload == b"1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 1 on the local state topic");
+    }
+}
