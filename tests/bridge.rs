@@ -102,7 +102,7 @@ fn two_pipits_bridged_out_in_and_both_with_prefixes_qos_and_retained() {
     let remote = start_with(|_| {});
     let gateway = bridged(&format!(
         "address {}\ntopic sensors/# out 1 local/ site1/\ntopic cmd/# in 2 dev/ cloud/\n\
-         topic x/# both 0\ntopic keep/# out 1\n",
+         topic x/# both 0\ntopic keep/# out 1\ntopic q2/# out 2\n",
         remote.addr
     ));
     wait_up(remote.addr);
@@ -116,6 +116,11 @@ fn two_pipits_bridged_out_in_and_both_with_prefixes_qos_and_retained() {
     );
     publish_at(gateway.addr, "sensors/t1", b"no prefix", 1, false);
     up.expect_silence(300);
+    let mut q2 = subscriber(remote.addr, "q2", "q2/#", 2);
+    publish_at(gateway.addr, "q2/t", b"exactly once", 2, false);
+    let p = next_message(&mut q2);
+    assert_eq!((&*p.topic, p.qos), ("q2/t", 2), "out at QoS 2");
+    q2.expect_silence(300);
     // in: QoS 2 end to end.
     let mut down = subscriber(gateway.addr, "down", "dev/#", 2);
     publish_at(remote.addr, "cloud/cmd/open", b"now", 2, false);
@@ -344,4 +349,20 @@ fn state_notifications_locally_and_on_the_remote_through_the_will() {
         }
         assert!(Instant::now() < deadline, "no 1 on the local state topic");
     }
+}
+
+/// A client may not take a bridge's local session over: its id is refused (CONNACK 2), and
+/// the bridge keeps working.
+#[test]
+fn a_client_cannot_take_the_bridges_local_client_id() {
+    let remote = start_with(|_| {});
+    let gateway = bridged(&format!("address {}\ntopic t/# out 1\n", remote.addr));
+    wait_up(remote.addr);
+    assert_eq!(
+        common::connack_code(gateway.addr, &Connect::v311("local.gw")),
+        2
+    );
+    let mut up = subscriber(remote.addr, "up", "t/#", 1);
+    publish_at(gateway.addr, "t/still", b"1", 1, false);
+    assert_eq!(next_message(&mut up).topic, "t/still");
 }
