@@ -220,13 +220,14 @@ fn bridged_to_mosquitto_both_ways() {
 
 /// The uplink stopped and started again on the same port: the QoS 1 messages published on
 /// the gateway meanwhile wait in the bridge's session and arrive after it reconnects, in
-/// order.
+/// order, once each.
 #[test]
 fn qos1_published_while_the_uplink_is_down_arrives_in_order() {
     let port = free_port();
     let remote_at = |p: u16| start_with(move |c| c.listeners[0].addr = local(p));
     let remote = remote_at(port);
-    let gateway = bridged(&format!("address 127.0.0.1:{port}\ntopic q/# out 1\n"));
+    // A host name: resolved off the loop, on a helper thread, at each attempt.
+    let gateway = bridged(&format!("address localhost:{port}\ntopic q/# out 1\n"));
     wait_up(remote.addr);
     drop(remote);
     let mut publisher = Raw::connect(gateway.addr, "pub", true);
@@ -365,4 +366,65 @@ fn a_client_cannot_take_the_bridges_local_client_id() {
     let mut up = subscriber(remote.addr, "up", "t/#", 1);
     publish_at(gateway.addr, "t/still", b"1", 1, false);
     assert_eq!(next_message(&mut up).topic, "t/still");
+}
+
+/// Through the address list: the first address refuses connections, the second is the
+/// remote, which the bridge reaches.
+#[test]
+fn the_bridge_goes_through_its_address_list() {
+    let remote = start_with(|_| {});
+    let dead = free_port();
+    let gateway = bridged(&format!(
+        "addresses 127.0.0.1:{dead} {}\ntopic t/# out 1\n",
+        remote.addr
+    ));
+    wait_up(remote.addr);
+    let mut up = subscriber(remote.addr, "up", "t/#", 1);
+    publish_at(gateway.addr, "t/x", b"1", 1, false);
+    assert_eq!(next_message(&mut up).topic, "t/x");
+}
+
+/// What the bridge sends, read from a fake remote: CONNECT as configured (the bridge bit,
+/// clean session off, keepalive, client id, the `0` will retained on the state topic, user
+/// name and password), UNSUBSCRIBE of an `out` topic, SUBSCRIBE of an `in` one, the `1`
+/// notification, then PINGREQ within the keepalive interval.
+#[test]
+fn the_bridge_connects_subscribes_and_pings_as_configured() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _gateway = bridged(&format!(
+        "address {addr}\nkeepalive_interval 5\nremote_username u\nremote_password p\n\
+         topic o/# out 1\ntopic i/# in 2\n"
+    ));
+    let (s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let mut remote = Raw { stream: s };
+    let connect = remote.recv().expect("CONNECT");
+    let mut expected = Vec::new();
+    for part in [&b"MQTT"[..], b"gw", STATE.as_bytes(), b"0", b"u", b"p"] {
+        expected.push(u8::try_from(part.len() >> 8).unwrap());
+        expected.push(u8::try_from(part.len() & 0xff).unwrap());
+        expected.extend_from_slice(part);
+        if part == b"MQTT" {
+            // Level 4 with the bridge bit; user name, password, will retain, will QoS 1,
+            // will; clean session off; keepalive 5.
+            expected.extend_from_slice(&[0x84, 0xec, 0, 5]);
+        }
+    }
+    assert_eq!((connect.header, connect.body), (0x10, expected));
+    remote.send(&[0x20, 2, 0, 0]);
+    let unsubscribe = remote.recv_kind(10);
+    assert_eq!(&unsubscribe.body[2..], b"\x00\x03o/#");
+    let subscribe = remote.recv_kind(8);
+    assert_eq!(&subscribe.body[2..], b"\x00\x03i/#\x02");
+    let notice = remote.recv_kind(3);
+    assert_eq!(notice.header, 0x33, "QoS 1, retained");
+    let started = Instant::now();
+    let ping = remote.recv().expect("PINGREQ");
+    assert_eq!((ping.header, ping.body.len()), (0xc0, 0));
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
 }
