@@ -428,3 +428,42 @@ fn the_bridge_connects_subscribes_and_pings_as_configured() {
         started.elapsed()
     );
 }
+
+/// The real Mosquitto bridged into pipit with `topic # both` (Mosquitto sets the bridge bit
+/// by default): each message arrives once on each side, as pipit gives the bridge no-local.
+#[test]
+fn mosquitto_bridged_into_pipit_does_not_echo() {
+    if !mosquitto_installed("Mosquitto bridged into pipit") {
+        return;
+    }
+    let gateway = start_with(|_| {});
+    let cloud = Mosquitto::start(&format!(
+        "user root\nconnection m\naddress {}\nremote_clientid mq\nrestart_timeout 1\n\
+         topic b/# both 1\n",
+        gateway.addr
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut watch = subscriber(gateway.addr, "watch", "$SYS/broker/connection/mq/state", 0);
+    while next_message(&mut watch).payload != b"1" {
+        assert!(Instant::now() < deadline, "{}", cloud.log());
+    }
+    // Mosquitto subscribes after it sends `1`: a probe that crosses shows it has.
+    let mut probe = subscriber(cloud.addr, "probe", "b/probe", 0);
+    loop {
+        publish_at(gateway.addr, "b/probe", b"?", 0, false);
+        if probe.drain(300).iter().any(|f| f.kind() == 3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", cloud.log());
+    }
+    let mut on_pipit = subscriber(gateway.addr, "p", "b/#", 1);
+    let mut on_cloud = subscriber(cloud.addr, "c", "b/#", 1);
+    publish_at(gateway.addr, "b/1", b"from pipit", 1, false);
+    publish_at(cloud.addr, "b/2", b"from mosquitto", 1, false);
+    for side in [&mut on_pipit, &mut on_cloud] {
+        let mut got: Vec<String> = (0..2).map(|_| next_message(side).topic).collect();
+        got.sort();
+        assert_eq!(got, ["b/1", "b/2"], "{}", cloud.log());
+        side.expect_silence(700);
+    }
+}
