@@ -18,7 +18,10 @@
 //! `try_private` bit (protocol level | 0x80) for MQTT 3 bridges; a remote that refuses it,
 //! with a CONNACK or by closing before one, is asked again without it.
 
+mod sys;
 pub mod topic;
+
+pub use sys::{BridgeStats, publish as publish_sys};
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -72,6 +75,10 @@ pub struct Bridge {
     wait: Duration,
     /// When a PINGREQ was last sent on the current link.
     last_ping: Instant,
+    /// Its counters, for `$SYS`.
+    pub stats: BridgeStats,
+    /// When its `$SYS` figures are published next (`None`: at once).
+    next_sys: Option<Instant>,
 }
 
 impl Bridge {
@@ -123,6 +130,8 @@ pub fn start(state: &mut State) {
             refused_private: false,
             wait: Duration::ZERO,
             last_ping: now,
+            stats: BridgeStats::default(),
+            next_sys: None,
         });
         notify_local(state, i, false);
     }
@@ -267,9 +276,10 @@ pub fn on_connected(state: &mut State, i: usize, out_frames: &mut Vec<u8>) {
 /// The local message to send to the remote for `message` queued to bridge `i`'s session:
 /// with its remote topic (`None` if no outbound topic matches), shared as it is when the
 /// topic is unchanged.
-pub fn outbound(state: &State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
-    let b = state.bridges.get(usize::from(i))?;
+pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
+    let b = state.bridges.get_mut(usize::from(i))?;
     let remote = topic::outbound(&b.config.topics, &message.topic)?;
+    b.stats.out += 1;
     if *remote == *message.topic {
         return Some(Rc::clone(message));
     }
@@ -344,6 +354,8 @@ pub fn on_connack(state: &mut State, i: usize, id: ConnId) {
         b.link = Link::Connected(id);
         b.wait = Duration::ZERO;
         b.last_ping = now;
+        b.stats.reconnects += u64::from(b.stats.connects > 0);
+        b.stats.connects += 1;
         let (host, port) = &b.config.addresses[b.address];
         info!("bridge {}: connected to {host}:{port}", b.config.name);
     }

@@ -366,6 +366,7 @@ impl Broker {
             if self.state.now >= next_sweep {
                 self.sweep();
                 self.bridges_tick();
+                crate::bridge::publish_sys(&mut self.state);
                 self.persist_sweep();
                 self.sys.tick(&mut self.state);
                 self.finish_turn();

@@ -41,6 +41,9 @@ pub fn dispatch(state: &mut State, id: ConnId, i: usize, packet: &Packet<'_>) ->
     };
     match packet {
         Packet::Publish(p) => {
+            if let Some(b) = state.bridges.get_mut(i) {
+                b.stats.into += 1;
+            }
             let topics = state.bridges.get(i).map(|b| &b.config.topics[..]);
             let local = bridge::topic::inbound(topics.unwrap_or_default(), p.topic);
             let mut remapped = *p;

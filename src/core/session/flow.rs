@@ -330,7 +330,6 @@ impl Session {
     }
 
     /// Number of messages queued and not yet sent.
-    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.queue.len())
     }
@@ -344,7 +343,6 @@ impl Session {
     }
 
     /// Number of outbound messages awaiting acknowledgement.
-    #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.inflight.len())
     }
