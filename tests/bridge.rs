@@ -517,3 +517,37 @@ fn sys_figures_per_bridge() {
     }
     panic!("{seen:?}");
 }
+
+/// A bridge's own queue bound and its policy at the bound, with the remote down: four
+/// QoS 1 messages into a queue of three, then the remote comes up and gets what was kept,
+/// in order.
+#[test]
+fn the_queue_bound_and_its_policy() {
+    let cases = [
+        ("drop_newest", ["q/a 0", "q/b 1", "q/b 2"]),
+        ("drop_oldest", ["q/b 1", "q/b 2", "q/b 3"]),
+        ("latest", ["q/a 0", "q/b 2", "q/b 3"]),
+    ];
+    for (policy, kept) in cases {
+        let port = free_port();
+        let gateway = bridged(&format!(
+            "address 127.0.0.1:{port}\ntopic q/# out 1\nbridge_max_queued_messages 3\n\
+             bridge_queue_policy {policy}\n"
+        ));
+        let mut publisher = Raw::connect(gateway.addr, "pub", true);
+        for (n, topic) in ["q/a", "q/b", "q/b", "q/b"].into_iter().enumerate() {
+            let n = u16::try_from(n).unwrap();
+            publisher.publish_acked(topic, n.to_string().as_bytes(), false, n + 1);
+        }
+        let remote = start_with(move |c| c.listeners[0].addr = local(port));
+        let mut sub = subscriber(remote.addr, "s", "q/#", 1);
+        let got: Vec<String> = (0..3)
+            .map(|_| {
+                let p = next_message(&mut sub);
+                format!("{} {}", p.topic, String::from_utf8(p.payload).unwrap())
+            })
+            .collect();
+        assert_eq!(got, kept, "{policy}");
+        sub.expect_silence(500);
+    }
+}

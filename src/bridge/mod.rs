@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::config::{BridgeConfig, Restart, StartType};
+use crate::config::{BridgeConfig, QueuePolicy, Restart, StartType};
 use crate::core::lifecycle;
 use crate::core::message::Message;
 use crate::core::route::{self, Sender};
-use crate::core::session::{NEVER_EXPIRES, Session};
+use crate::core::session::{NEVER_EXPIRES, QueueLimits, Session};
 use crate::core::state::State;
 use crate::ids::{ConnId, SessionId};
 use crate::wire::{
@@ -293,6 +293,41 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
         frame: Default::default(),
         store_id: Default::default(),
     }))
+}
+
+/// Bridge `i`'s queue bounds (its own `bridge_max_queued_*`, else the broker's), after
+/// making room for `message` by its `bridge_queue_policy` if the queue is full: `drop_oldest`
+/// drops the oldest queued message, `latest` the oldest on the same topic (else the oldest),
+/// `drop_newest` nothing (the new message is refused, as for a client). A dropped message
+/// is counted as a queue-full drop.
+pub fn make_room(state: &mut State, i: u16, message: &Message, qos: QoS) -> QueueLimits {
+    let mut limits = state.queue_limits();
+    let Some(b) = state.bridges.get(usize::from(i)) else {
+        return limits;
+    };
+    if b.config.max_queued_messages != 0 {
+        limits.max_queued = b.config.max_queued_messages;
+    }
+    if b.config.max_queued_bytes != 0 {
+        limits.max_queued_bytes = b.config.max_queued_bytes;
+    }
+    let (policy, sid) = (b.config.queue_policy, b.session);
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return limits;
+    };
+    // QoS 0 to a connected bridge is not counted (bounded by the output instead).
+    let counted = !session.is_online() || qos != QoS::AtMostOnce;
+    if policy == QueuePolicy::DropNewest
+        || !counted
+        || !session.queue_full(limits, message.payload.len())
+    {
+        return limits;
+    }
+    let same_topic = (policy == QueuePolicy::Latest).then_some(&*message.topic);
+    if session.evict_queued(same_topic) {
+        state.count_drop(sid, crate::core::drops::DropReason::QueueFull, 1);
+    }
+    limits
 }
 
 /// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`).

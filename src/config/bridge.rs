@@ -7,7 +7,7 @@
 //! each; the TLS options refuse to start, so a bridge meant to be encrypted never connects
 //! in plaintext.
 //!
-//! `topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]` follows Mosquitto's
+//! `topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]` (read in `bridge_topic`) follows Mosquitto's
 //! `bridge__add_topic`: `""` stands for an empty pattern or prefix; a prefix may hold no
 //! wildcard; prefix + pattern must be a valid filter; an empty pattern needs both prefixes
 //! (the table in the README). A word starting with `#` after the direction ends the line.
@@ -19,7 +19,7 @@ use crate::wire::{QoS, Version};
 use std::time::Duration;
 
 /// Bounds for checking bridge patterns at load: MQTT's own, not the broker's options.
-const PATTERN_LIMITS: TopicLimits = TopicLimits {
+pub(super) const PATTERN_LIMITS: TopicLimits = TopicLimits {
     max_length: 65_535,
     max_levels: 65_535,
 };
@@ -90,6 +90,18 @@ pub enum StartType {
     Once,
 }
 
+/// What a bridge's full queue does with one more message (`bridge_queue_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueuePolicy {
+    /// `drop_newest` (the default): the new message is dropped, as for any client.
+    DropNewest,
+    /// `drop_oldest`: the oldest queued message makes room.
+    DropOldest,
+    /// `latest`: the oldest queued message on the same topic makes room (else the oldest),
+    /// so the queue keeps the latest value of each topic.
+    Latest,
+}
+
 /// One `connection` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BridgeConfig {
@@ -139,6 +151,14 @@ pub struct BridgeConfig {
     pub outgoing_retain: bool,
     /// `bridge_max_packet_size`: the largest packet taken from the remote; 0 is no limit.
     pub max_packet_size: u32,
+    /// `bridge_max_queued_messages` (pipit's): most messages queued for the remote; 0 is
+    /// the broker's `max_queued_messages`.
+    pub max_queued_messages: usize,
+    /// `bridge_max_queued_bytes` (pipit's): most payload bytes queued; 0 is the broker's
+    /// `max_queued_bytes`.
+    pub max_queued_bytes: usize,
+    /// `bridge_queue_policy` (pipit's): what a full queue does.
+    pub queue_policy: QueuePolicy,
 }
 
 impl BridgeConfig {
@@ -169,6 +189,9 @@ impl BridgeConfig {
             attempt_unsubscribe: true,
             outgoing_retain: true,
             max_packet_size: 0,
+            max_queued_messages: 0,
+            max_queued_bytes: 0,
+            queue_policy: QueuePolicy::DropNewest,
         }
     }
 
@@ -217,6 +240,9 @@ pub(crate) fn is_bridge_option(name: &str) -> bool {
             | "bridge_attempt_unsubscribe"
             | "bridge_outgoing_retain"
             | "bridge_max_packet_size"
+            | "bridge_max_queued_messages"
+            | "bridge_max_queued_bytes"
+            | "bridge_queue_policy"
     ) || NOT_BUILT.split_whitespace().any(|o| o == name)
         || TLS.split_whitespace().any(|o| o == name)
 }
@@ -271,7 +297,7 @@ impl Drafts {
                 }
             }
             "round_robin" => b.round_robin = l.flag()?,
-            "topic" => b.topics.push(topic_line(l)?),
+            "topic" => b.topics.push(super::bridge_topic::topic_line(l)?),
             "remote_clientid" | "clientid" => b.remote_clientid = l.word()?.to_string(),
             "local_clientid" => b.local_clientid = l.word()?.to_string(),
             "remote_username" | "username" => b.remote_username = Some(l.word()?.to_string()),
@@ -338,6 +364,22 @@ impl Drafts {
             "bridge_max_packet_size" => {
                 // As Mosquitto: a negative size is no limit.
                 b.max_packet_size = l.int::<i64>(i64::MIN, i64::from(u32::MAX))?.max(0) as u32;
+            }
+            "bridge_max_queued_messages" => {
+                b.max_queued_messages = l.int(0, i64::from(u32::MAX))?;
+            }
+            "bridge_max_queued_bytes" => b.max_queued_bytes = l.int(0, i64::MAX)?,
+            "bridge_queue_policy" => {
+                b.queue_policy = match l.word()? {
+                    "drop_newest" => QueuePolicy::DropNewest,
+                    "drop_oldest" => QueuePolicy::DropOldest,
+                    "latest" => QueuePolicy::Latest,
+                    other => {
+                        return Err(l.error(format!(
+                            "bridge_queue_policy: \"{other}\" is not drop_newest, drop_oldest or latest"
+                        )));
+                    }
+                }
             }
             name if TLS.split_whitespace().any(|o| o == name) => {
                 return Err(l.error(format!(
@@ -437,76 +479,6 @@ fn restart(l: &Line) -> Result<Restart, ConfigError> {
     }
 }
 
-/// A word of a `topic` line, `""` meaning none.
-fn optional(word: &str) -> Option<&str> {
-    (word != "\"\"").then_some(word)
-}
-
-/// `topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]`.
-fn topic_line(l: &Line) -> Result<BridgeTopic, ConfigError> {
-    let mut words = l.text()?.split_whitespace();
-    let pattern = optional(words.next().unwrap_or_default());
-    // After the pattern, a word starting with `#` is a comment (Mosquitto reads it so
-    // after the QoS and the local prefix; a direction of `#` is an error there too).
-    let mut rest = words.take_while(|w| !w.starts_with('#'));
-    let direction = match rest.next() {
-        None => Direction::Out,
-        Some(w) if w.eq_ignore_ascii_case("out") => Direction::Out,
-        Some(w) if w.eq_ignore_ascii_case("in") => Direction::In,
-        Some(w) if w.eq_ignore_ascii_case("both") => Direction::Both,
-        Some(w) => return Err(l.error(format!("topic: invalid bridge topic direction \"{w}\""))),
-    };
-    let qos = match rest.next() {
-        None => QoS::AtMostOnce,
-        Some(w) => l
-            .parse_int::<u8>(w, 0, 2)
-            .ok()
-            .and_then(QoS::from_bits)
-            .ok_or_else(|| l.error(format!("topic: invalid bridge QoS level \"{w}\"")))?,
-    };
-    let local_prefix = rest.next().and_then(optional);
-    let remote_prefix = rest.next().and_then(optional);
-    bridge_topic(pattern, direction, qos, local_prefix, remote_prefix)
-        .map_err(|e| l.error(format!("topic: {e}")))
-}
-
-/// Checks one topic mapping as Mosquitto's `bridge__add_topic` does and builds it.
-pub fn bridge_topic(
-    pattern: Option<&str>,
-    direction: Direction,
-    qos: QoS,
-    local_prefix: Option<&str>,
-    remote_prefix: Option<&str>,
-) -> Result<BridgeTopic, String> {
-    for (side, prefix) in [("local", local_prefix), ("remote", remote_prefix)] {
-        if let Some(prefix) = prefix
-            && topic::validate_name(prefix, PATTERN_LIMITS).is_err()
-        {
-            return Err(format!("invalid {side} prefix \"{prefix}\""));
-        }
-    }
-    if pattern.is_none() && (local_prefix.is_none() || remote_prefix.is_none()) {
-        return Err("an empty pattern needs both a local and a remote prefix".into());
-    }
-    let full = |prefix: Option<&str>| format!("{}{}", prefix.unwrap_or(""), pattern.unwrap_or(""));
-    let (local_filter, remote_filter) = (full(local_prefix), full(remote_prefix));
-    for filter in [&local_filter, &remote_filter] {
-        if topic::validate_filter(filter, PATTERN_LIMITS).is_err() {
-            return Err(format!(
-                "invalid prefix and pattern combination \"{filter}\""
-            ));
-        }
-    }
-    Ok(BridgeTopic {
-        direction,
-        qos,
-        local_prefix: local_prefix.map(str::to_string),
-        remote_prefix: remote_prefix.map(str::to_string),
-        local_filter,
-        remote_filter,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,6 +539,9 @@ start_type once
 bridge_attempt_unsubscribe false
 bridge_outgoing_retain false
 bridge_max_packet_size -5
+bridge_max_queued_messages 10
+bridge_max_queued_bytes 2048
+bridge_queue_policy latest
 ";
         let (c, warnings) = parse(text).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -598,6 +573,8 @@ bridge_max_packet_size -5
         assert_eq!(b.start_type, StartType::Once);
         assert!(!b.attempt_unsubscribe && !b.outgoing_retain);
         assert_eq!(b.max_packet_size, 0);
+        assert_eq!((b.max_queued_messages, b.max_queued_bytes), (10, 2048));
+        assert_eq!(b.queue_policy, QueuePolicy::Latest);
     }
 
     #[test]
@@ -631,6 +608,10 @@ bridge_max_packet_size -5
             (
                 "bridge_cafile /ca.pem",
                 "pipit.conf:3: bridge_cafile: TLS bridges",
+            ),
+            (
+                "bridge_queue_policy newest",
+                "pipit.conf:3: bridge_queue_policy: \"newest\"",
             ),
             (
                 "bridge_insecure true",

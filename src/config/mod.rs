@@ -6,6 +6,7 @@
 //! errors and warnings carry `FILE:LINE`.
 
 mod bridge;
+mod bridge_topic;
 mod known;
 mod line;
 mod logging;
@@ -13,7 +14,8 @@ mod parse;
 mod plugin;
 mod refused;
 
-pub use bridge::{BridgeConfig, BridgeTopic, Direction, Restart, StartType, bridge_topic};
+pub use bridge::{BridgeConfig, BridgeTopic, Direction, QueuePolicy, Restart, StartType};
+pub use bridge_topic::bridge_topic;
 pub use logging::LogConfig;
 
 use log::LevelFilter;
