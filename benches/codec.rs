@@ -33,6 +33,7 @@ fn publish(payload: &[u8]) -> Publish<'_> {
 fn connect() -> Connect<'static> {
     Connect {
         version: Version::V311,
+        bridge: false,
         clean_start: true,
         keep_alive: 60,
         properties: Properties::default(),

@@ -53,6 +53,7 @@
 //! ```
 
 pub mod auth;
+pub mod bridge;
 mod broker;
 pub mod config;
 pub mod core;

@@ -11,13 +11,17 @@ impl Broker {
         let Some(mut conn) = self.state.conns.try_remove(id) else {
             return;
         };
-        self.per_listener[usize::from(conn.listener)] -= 1;
+        if conn.bridge.is_none() {
+            self.per_listener[usize::from(conn.listener)] -= 1;
+        }
         let state = &mut self.state;
         let client_max = conn
             .session
             .and_then(|sid| state.sessions.get(sid.0 as usize))
             .map_or(u32::MAX, crate::core::session::Session::maximum_packet_size);
-        if last_words(&mut conn, why, client_max, &mut state.pool) {
+        // A bridge's connection is the broker's own as a client: it owes the remote nothing,
+        // and without a DISCONNECT the remote publishes the bridge's `0` will.
+        if conn.bridge.is_none() && last_words(&mut conn, why, client_max, &mut state.pool) {
             state.stats.packets_sent += 1;
         }
         if !conn.tx.is_empty() {
@@ -46,6 +50,17 @@ impl Broker {
             Close::ClientDisconnect { .. } => {
                 log::log!(level, "client {client_id} disconnected from {}", conn.peer)
             }
+            _ if conn.bridge.is_some() => {
+                let name = conn
+                    .bridge
+                    .and_then(|i| state.bridges.get(usize::from(i)))
+                    .map_or("?", |b| &b.config.name);
+                log::log!(
+                    level,
+                    "bridge {name}: connection to {} closed: {why_line}",
+                    conn.peer
+                )
+            }
             Close::Refused => log::log!(level, "connection from {} refused at CONNECT", conn.peer),
             _ if conn.phase == Phase::AwaitingConnect => log::log!(
                 level,
@@ -61,6 +76,15 @@ impl Broker {
 
         if let Some(sid) = conn.session {
             lifecycle::detach(state, sid, id);
+        }
+        if let Some(i) = conn.bridge {
+            let connacked = conn.phase == Phase::Connected;
+            // The remote hung up on our CONNECT (FIN or reset): perhaps for the bridge bit.
+            let hung_up = matches!(
+                why,
+                Close::PeerClosed | Close::Io(io::ErrorKind::ConnectionReset)
+            );
+            crate::bridge::on_closed(state, usize::from(i), connacked, hung_up);
         }
         // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
         if let Some(will) = conn.will.take() {

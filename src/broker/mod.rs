@@ -10,6 +10,7 @@
 //! every connection with output, encode its queued messages and write them with one `write`
 //! call where the socket allows. Writability is only waited for while output is left.
 
+mod bridge;
 mod close;
 mod persist;
 mod read;
@@ -195,6 +196,7 @@ impl Broker {
         if let Some(dir) = &store_dir {
             persist::open(&mut state, dir, &waker)?;
         }
+        crate::bridge::start(&mut state);
         let mut listeners = Vec::new();
         for (i, listener) in state.config.listeners.iter().enumerate() {
             let mut socket = crate::net::listen::bind(listener)?;
@@ -316,6 +318,9 @@ impl Broker {
     pub fn run(mut self) -> io::Result<()> {
         let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
         self.notify_ready();
+        self.state.set_now(Instant::now());
+        self.bridges_tick();
+        self.finish_turn();
         loop {
             let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
             let next_watchdog = self.notify_watchdog(Instant::now());
@@ -386,6 +391,8 @@ impl Broker {
             }
             if self.state.now >= next_sweep {
                 self.sweep();
+                self.bridges_tick();
+                crate::bridge::publish_sys(&mut self.state);
                 self.persist_sweep();
                 self.metrics.tick(&mut self.state);
                 self.finish_turn();

@@ -1,6 +1,6 @@
 //! Mosquitto options pipit recognises without acting on them: deprecated ones that change
 //! nothing in pipit (accepted, noted at debug), options that restrict nobody and that pipit
-//! does not implement (each use a `Warning`), and bridge options. Options that would restrict
+//! does not implement (each use a `Warning`). Options that would restrict
 //! access are not here: `refused` stops start-up for them.
 
 use super::ConfigError;
@@ -13,18 +13,6 @@ const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
     dhparamfile max_inflight_bytes max_qos maximum_qos memory_limit set_tcp_nodelay \
     tls_engine tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos";
-/// Bridge options: ignored after the `connection` line that already warned, a `Warning` elsewhere
-/// (a space-separated list).
-const BRIDGE: &str = "\
-    address addresses bridge_alpn bridge_attempt_unsubscribe bridge_bind_address \
-    bridge_cafile bridge_capath bridge_certfile bridge_identity bridge_insecure \
-    bridge_keyfile bridge_max_packet_size bridge_outgoing_retain bridge_protocol_version \
-    bridge_psk bridge_require_ocsp bridge_tls_version cleansession clientid idle_timeout \
-    keepalive_interval local_cleansession local_clientid local_password local_username \
-    notification_topic notifications notifications_local_only password remote_clientid \
-    remote_password remote_username restart_timeout round_robin start_type threshold topic \
-    try_private username";
-
 /// Options Mosquitto 2.0 still reads but that change nothing in pipit: (option, whether its
 /// value must be a flag, why it changes nothing). Accepted, and noted at debug level.
 const NO_OP: [(&str, bool, &str); 2] = [
@@ -40,11 +28,6 @@ const NO_OP: [(&str, bool, &str); 2] = [
         "Mosquitto 2.0 no longer has it and ignores the line",
     ),
 ];
-
-/// Whether `name` is a bridge option.
-pub(super) fn is_bridge(name: &str) -> bool {
-    BRIDGE.split_whitespace().any(|o| o == name)
-}
 
 /// Whether `name` is an option that restricts nobody and that pipit does not implement.
 pub(super) fn is_unsupported(name: &str) -> bool {
@@ -153,36 +136,36 @@ mod tests {
         ("acl_file /etc/mosquitto/acl", Accepted),
         ("auth_plugin /usr/lib/auth.so", Refused),
         ("include_dir", Accepted),
-        ("connection bridge-01", Warned),
-        ("address 10.0.0.2:1883", Warned),
-        ("topic sensors/# out 1", Warned),
+        ("connection bridge-01", Accepted),
+        ("address 10.0.0.2:1883", Accepted),
+        ("topic sensors/# out 1", Accepted),
         ("bridge_bind_address 10.0.0.1", Warned),
-        ("bridge_attempt_unsubscribe true", Warned),
-        ("bridge_protocol_version mqttv311", Warned),
-        ("cleansession false", Warned),
+        ("bridge_attempt_unsubscribe true", Accepted),
+        ("bridge_protocol_version mqttv311", Accepted),
+        ("cleansession false", Accepted),
         ("idle_timeout 60", Warned),
-        ("keepalive_interval 60", Warned),
-        ("local_clientid local", Warned),
-        ("notifications true", Warned),
-        ("notification_topic $SYS/bridge", Warned),
-        ("remote_clientid remote", Warned),
-        ("remote_password secret", Warned),
-        ("remote_username user", Warned),
-        ("restart_timeout 5 30", Warned),
-        ("round_robin false", Warned),
-        ("start_type automatic", Warned),
+        ("keepalive_interval 60", Accepted),
+        ("local_clientid local", Accepted),
+        ("notifications true", Accepted),
+        ("notification_topic $SYS/bridge", Accepted),
+        ("remote_clientid remote", Accepted),
+        ("remote_password secret", Accepted),
+        ("remote_username user", Accepted),
+        ("restart_timeout 5 30", Accepted),
+        ("round_robin false", Accepted),
+        ("start_type automatic", Accepted),
         ("threshold 10", Warned),
-        ("try_private true", Warned),
-        ("bridge_outgoing_retain true", Warned),
-        ("bridge_max_packet_size 0", Warned),
-        ("bridge_cafile /ca.pem", Warned),
-        ("bridge_capath /certs", Warned),
-        ("bridge_alpn x-amzn-mqtt-ca", Warned),
-        ("bridge_insecure false", Warned),
-        ("bridge_certfile /c.pem", Warned),
-        ("bridge_keyfile /k.pem", Warned),
-        ("bridge_identity id", Warned),
-        ("bridge_psk 0123", Warned),
+        ("try_private true", Accepted),
+        ("bridge_outgoing_retain true", Accepted),
+        ("bridge_max_packet_size 0", Accepted),
+        ("bridge_cafile /ca.pem", Refused),
+        ("bridge_capath /certs", Refused),
+        ("bridge_alpn x-amzn-mqtt-ca", Refused),
+        ("bridge_insecure false", Refused),
+        ("bridge_certfile /c.pem", Refused),
+        ("bridge_keyfile /k.pem", Refused),
+        ("bridge_identity id", Refused),
+        ("bridge_psk 0123", Refused),
         // Not in the example file, in the man page or the parser.
         ("allow_duplicate_messages true", Accepted),
         ("allow_duplicate_messages false", Accepted),
@@ -199,7 +182,7 @@ mod tests {
         ("tls_engine pkcs11", Warned),
         ("tls_keyform pem", Warned),
         ("local_password secret", Warned),
-        ("bridge_tls_version tlsv1.2", Warned),
+        ("bridge_tls_version tlsv1.2", Refused),
         // The dynamic security plugin and its options: `config::plugin`'s tests.
         ("plugin /usr/lib/mosquitto_acl_plugin.so", Refused),
     ];
@@ -213,8 +196,24 @@ mod tests {
     fn outcome(line: &str) -> Result<Outcome, String> {
         let empty = std::env::temp_dir().join(format!("pipit-known-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
+        let name = line.split_whitespace().next().unwrap_or_default();
         let line = match line {
             "include_dir" => format!("include_dir {}", empty.display()),
+            // A bridge option goes in a block, which needs an address and a topic.
+            line if crate::config::bridge::is_bridge_option(name) || name == "connection" => {
+                let opener = if name == "connection" {
+                    ""
+                } else {
+                    "connection b\n"
+                };
+                let address = if name.starts_with("address") {
+                    ""
+                } else {
+                    "address 10.0.0.2\n"
+                };
+                let topic = if name == "topic" { "" } else { "topic t\n" };
+                format!("{opener}{line}\n{address}{topic}")
+            }
             line => line.to_string(),
         };
         match Config::parse(&format!("{PRELUDE}{line}\n"), Path::new("pipit.conf")) {

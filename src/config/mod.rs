@@ -5,6 +5,8 @@
 //! `Config::load` read Mosquitto's `mosquitto.conf` format (see `parse` for the rules); their
 //! errors and warnings carry `FILE:LINE`.
 
+mod bridge;
+mod bridge_topic;
 mod known;
 mod line;
 mod logging;
@@ -14,6 +16,8 @@ mod refused;
 mod section;
 mod values;
 
+pub use bridge::{BridgeConfig, BridgeTopic, Direction, QueuePolicy, Restart, StartType};
+pub use bridge_topic::bridge_topic;
 pub use logging::LogConfig;
 
 use log::LevelFilter;
@@ -173,6 +177,8 @@ impl ListenerConfig {
 pub struct Config {
     /// Sockets to listen on.
     pub listeners: Vec<ListenerConfig>,
+    /// Bridges to other brokers (`connection` blocks), in file order.
+    pub bridges: Vec<BridgeConfig>,
     /// Most simultaneous client connections; a connection over it is closed at accept.
     /// `None` is unlimited (Mosquitto's `max_connections -1`).
     pub max_connections: Option<usize>,
@@ -298,6 +304,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            bridges: Vec::new(),
             listeners: vec![ListenerConfig::new(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 DEFAULT_PORT,

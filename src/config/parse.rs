@@ -56,7 +56,8 @@ struct Parser {
     security: SecurityDraft,
     /// Whether a `log_dest` line was read (the first replaces the default destination).
     log_dest_seen: bool,
-    in_bridge: bool,
+    /// `connection` blocks.
+    bridges: super::bridge::Drafts,
     /// Whether a `plugin` line was read (its options follow it).
     has_plugin: bool,
     /// The `global_plugin` line's plugin, which every listener uses.
@@ -79,7 +80,7 @@ impl Parser {
             bind_address: None,
             security: SecurityDraft::default(),
             log_dest_seen: false,
-            in_bridge: false,
+            bridges: super::bridge::Drafts::default(),
             has_plugin: false,
             global_plugin: None,
             first_plugin: None,
@@ -273,13 +274,7 @@ impl Parser {
             "log_timestamp_format" => c.log.timestamp_format = Some(l.text()?.to_string()),
             // A string in Mosquitto: the whole rest of the line.
             "user" => c.user = l.text()?.to_string(),
-            "connection" => {
-                self.in_bridge = true;
-                let name = l.word()?;
-                self.warnings.push(l.warning(format!(
-                    "bridges are not supported: bridge \"{name}\" is ignored"
-                )));
-            }
+            "connection" => self.bridges.connection(l)?,
             "plugin" if plugin::is_dynsec(l.value) => {
                 let draft = DynsecDraft {
                     origin: l.origin(),
@@ -301,12 +296,8 @@ impl Parser {
             }
             name if plugin::option_key(l).is_some() => self.plugin_option(l, name)?,
             name if known::is_no_op(name) => known::no_op(l)?,
-            name if known::is_bridge(name) => {
-                if !self.in_bridge {
-                    self.warnings.push(l.warning(format!(
-                        "{name} is a bridge option and bridges are not supported"
-                    )));
-                }
+            name if super::bridge::is_bridge_option(name) => {
+                self.bridges.option(l, &mut self.warnings)?;
             }
             name if super::refused::is_refused(name) => super::refused::check(l)?,
             name if known::is_unsupported(name) => {
@@ -340,7 +331,7 @@ impl Parser {
     /// `listener PORT [ADDRESS]`: as in Mosquitto, an address starting with `#` is a
     /// comment, and words after the address are ignored.
     fn listener(&mut self, l: &Line) -> Result<(), ConfigError> {
-        self.in_bridge = false;
+        self.bridges.close();
         let mut words = l.text()?.split_whitespace();
         let port: u16 = l.parse_int(words.next().unwrap_or_default(), 0, 65535)?;
         let host = words.next().filter(|host| !host.starts_with('#'));
@@ -444,6 +435,7 @@ impl Parser {
             ));
         }
         config.listeners = listeners;
+        config.bridges = self.bridges.finish()?;
         config.allow_anonymous = global.allow_anonymous;
         config.password_file = global.password_file;
         config.acl_file = global.acl_file;
@@ -1007,16 +999,16 @@ dhparamfile /dh.pem
         let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
         assert_eq!(
             lines,
-            [1, 2, 3, 4, 8, 9],
-            "bridge options after `connection` warn once"
+            [1, 2, 3, 8, 9],
+            "a bridge block is built, not warned"
         );
         assert_eq!(
             warnings[0].to_string(),
             "pipit.conf:1: max_qos is not supported and is ignored"
         );
-        assert!(warnings[3].message.contains("bridge-01"));
-        let (_, warnings) = parse("remote_username u\n").unwrap();
-        assert!(warnings[0].message.contains("bridge option"));
+        assert_eq!(c.bridges.len(), 1);
+        let error = parse("remote_username u\n").unwrap_err().to_string();
+        assert!(error.contains("pipit.conf:1: remote_username is a bridge option"));
     }
 
     #[test]

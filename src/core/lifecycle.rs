@@ -79,6 +79,11 @@ pub fn detach(state: &mut State, sid: SessionId, conn: ConnId) {
         return;
     }
     session.attach = None;
+    if session.bridge.is_some() {
+        // A bridge's local session lasts as long as the bridge is configured: what is
+        // published while the link is down waits in its queue.
+        return;
+    }
     if session.ends_with_connection() {
         discard(state, sid);
     } else {

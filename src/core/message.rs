@@ -61,7 +61,7 @@ impl PartialEq for FrameSlot {
 
 /// The PUBLISH properties a message is forwarded with [MQTT-3.3.2-4] [MQTT-3.3.2-15]
 /// [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18].
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MessageProperties {
     /// Payload Format Indicator (0 bytes, 1 UTF-8).
     pub payload_format_indicator: Option<u8>,

@@ -168,7 +168,27 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
             next_id += 1;
         }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
-        if state.allowed(session, &message.topic, Access::Read) {
+        let bridge = state
+            .sessions
+            .get(session.0 as usize)
+            .and_then(|s| s.bridge);
+        if let Some(i) = bridge {
+            // A bridge's local side: the message goes out under its remote topic.
+            if let Some(remote) = crate::bridge::outbound(state, i, message) {
+                let retain = retain && crate::bridge::outgoing_retain(state, i);
+                let limits = crate::bridge::make_room(state, i, &remote, qos);
+                deliver(
+                    state,
+                    session,
+                    &remote,
+                    qos,
+                    retain,
+                    &ids,
+                    &from.with_limits(limits),
+                );
+                delivered += 1;
+            }
+        } else if state.allowed(session, &message.topic, Access::Read) {
             deliver(state, session, message, qos, retain, &ids, &from);
             delivered += 1;
         } else {
@@ -224,6 +244,11 @@ impl Sender {
             limits: state.queue_limits(),
             now: state.millis(),
         }
+    }
+
+    /// The same sender, queueing under `limits` (a bridge's own queue bounds).
+    pub fn with_limits(self, limits: QueueLimits) -> Sender {
+        Sender { limits, ..self }
     }
 }
 

@@ -124,6 +124,8 @@ pub struct State {
     pub journal: Journal,
     /// Acknowledgements waiting for the journal to be durable.
     pub held_acks: HeldAcks,
+    /// Bridges to other brokers, in configuration order.
+    pub bridges: Vec<crate::bridge::Bridge>,
 }
 
 impl State {
@@ -160,6 +162,7 @@ impl State {
             frames: FrameCache::default(),
             journal: Journal::default(),
             held_acks: HeldAcks::default(),
+            bridges: Vec::new(),
         }
     }
 
@@ -206,6 +209,14 @@ impl State {
     /// Whether session `sid` may have `access` to `topic`, as `allowed_as` decides for its
     /// client.
     pub fn allowed(&self, sid: SessionId, topic: &str, access: Access) -> bool {
+        // A bridge is configured by the operator, not a client: no ACL applies (Mosquitto).
+        if self
+            .sessions
+            .get(sid.0 as usize)
+            .is_some_and(|s| s.bridge.is_some())
+        {
+            return true;
+        }
         if !self.acl_active {
             return !(access == Access::Write && broker_only(topic));
         }

@@ -41,6 +41,16 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     validate_will(state, id, connect)?;
     let (username, listener, peer) = authenticate(state, id, connect, &client_id)?;
     let client_id = username_as_client_id(state, id, client_id, username.as_deref(), peer)?;
+    // A bridge's local session is the bridge's: a client taking it over would cut the link
+    // and leave the bridge attaching to a session that is no longer its own.
+    if state
+        .bridges
+        .iter()
+        .any(|b| b.config.local_clientid == client_id)
+    {
+        debug!("client {client_id} from {peer}: the id is a bridge's local_clientid");
+        return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
+    }
     let (keep_alive, server_keep_alive) = keep_alive(state, id, connect, &client_id)?;
     // [MQTT-3.1.2-24] the CONNACK must fit the client's Maximum Packet Size. One that cannot
     // be answered is closed without CONNACK (as Mosquitto does), before it takes anything over.
@@ -76,6 +86,7 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         return Err(Close::Protocol("connection vanished"));
     };
     conn.phase = Phase::Connected;
+    conn.bridge_peer = connect.bridge;
     conn.session = Some(sid);
     conn.keep_alive = keep_alive;
     conn.will = will.map(Box::new);

@@ -5,6 +5,7 @@
 
 mod ack;
 mod auth;
+mod bridge;
 mod connect;
 mod control;
 mod dynsec;
@@ -41,6 +42,9 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
         .conns
         .get(id)
         .ok_or(Close::Protocol("unknown connection"))?;
+    if let Some(bridge) = conn.bridge {
+        return bridge::dispatch(state, id, usize::from(bridge), packet);
+    }
     let ctx = match (conn.phase, conn.session) {
         (Phase::AwaitingConnect, _) => {
             return match packet {

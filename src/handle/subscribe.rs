@@ -50,7 +50,14 @@ pub fn subscribe(state: &mut State, ctx: Ctx, packet: &Subscribe<'_>) -> Result<
         "SUBACK over the client's Maximum Packet Size",
     )?;
     let mut accepted: Vec<(&str, QoS)> = Vec::new();
-    for ((raw_filter, options), code) in packet.filters.iter().zip(&mut codes) {
+    let bridge_peer = state.conns.get(id).is_some_and(|c| c.bridge_peer);
+    for ((raw_filter, mut options), code) in packet.filters.iter().zip(&mut codes) {
+        // A bridge that set Mosquitto's bit (`try_private`) is not sent its own messages
+        // back, and keeps their RETAIN flag, as Mosquitto treats it: no loop through it.
+        if bridge_peer && !raw_filter.starts_with("$share/") {
+            options.no_local = true;
+            options.retain_as_published = true;
+        }
         *code = match lifecycle::subscribe(state, sid, raw_filter, options, subscription_id) {
             Ok((granted, existed)) => {
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling.

@@ -157,6 +157,12 @@ pub struct Conn {
     /// Reading stopped because a subscriber of its messages is over its output bound
     /// (`State::hold`); that subscriber's connection.
     pub held_by: Option<ConnId>,
+    /// The bridge (index in `State::bridges`) this is the outbound connection of: the
+    /// broker is the client here.
+    pub bridge: Option<u16>,
+    /// The client connected with Mosquitto's bridge bit (`try_private`, protocol level 0x83
+    /// or 0x84): its subscriptions are no-local and retain-as-published.
+    pub bridge_peer: bool,
     /// When its output was last drained (written, or found under `max_output_buffer`): a
     /// client over the bound that has not drained for `slow_subscriber_timeout` is slow.
     pub last_drained: Millis,
@@ -183,6 +189,8 @@ impl Conn {
             dirty: false,
             read_paused: false,
             held_by: None,
+            bridge: None,
+            bridge_peer: false,
             last_drained: now,
         }
     }

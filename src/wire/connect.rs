@@ -16,7 +16,10 @@ pub fn connect_version(buf: &[u8]) -> Option<Version> {
     }
     let (_, varint_len) = varint_prefix(rest, "remaining length").ok()??;
     let mut r = Reader::new(rest.get(varint_len..)?);
-    match (r.bin("protocol name").ok()?, r.u8("protocol level").ok()?) {
+    match (
+        r.bin("protocol name").ok()?,
+        r.u8("protocol level").ok()? & 0x7f,
+    ) {
         (b"MQIsdp", 3) => Some(Version::V31),
         (b"MQTT", 4) => Some(Version::V311),
         (b"MQTT", 5) => Some(Version::V5),
@@ -29,6 +32,9 @@ pub fn connect_version(buf: &[u8]) -> Option<Version> {
 pub struct Connect<'a> {
     /// The protocol version named by the protocol name and level.
     pub version: Version,
+    /// The protocol level's top bit (0x83, 0x84): Mosquitto's `try_private`, a bridge
+    /// announcing itself so the server treats its subscriptions as no-local.
+    pub bridge: bool,
     /// Clean Session (v3) / Clean Start (v5).
     pub clean_start: bool,
     /// Keep alive in seconds; 0 turns it off.
@@ -97,6 +103,9 @@ impl<'a> Connect<'a> {
         let mut r = Reader::new(body);
         let name = r.bin("protocol name")?;
         let level = r.u8("protocol level")?;
+        // Mosquitto's bridge bit, taken with the 3.x levels only, as Mosquitto takes it.
+        let bridge = matches!(level, 0x83 | 0x84);
+        let level = if bridge { level & 0x7f } else { level };
         // [MQTT-3.1.2-1], [MQTT-3.1.2-2]
         let version = match (name, level) {
             (b"MQIsdp", 3) => Version::V31,
@@ -162,6 +171,7 @@ impl<'a> Connect<'a> {
         r.finish("remaining length")?;
         Ok(Connect {
             version,
+            bridge,
             clean_start: connect_flags & FLAG_CLEAN_START != 0,
             keep_alive,
             properties,
@@ -199,7 +209,12 @@ impl<'a> Connect<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         writer::header(out, 0x10, self.body_len());
         writer::bin(out, protocol_name(self.version));
-        out.push(self.version.level());
+        let bridge_bit = if self.bridge && self.version != Version::V5 {
+            0x80
+        } else {
+            0
+        };
+        out.push(self.version.level() | bridge_bit);
         let mut flags = 0;
         if self.clean_start {
             flags |= FLAG_CLEAN_START;
@@ -341,6 +356,7 @@ mod tests {
         ];
         let expected = Connect {
             version: Version::V311,
+            bridge: false,
             clean_start: true,
             keep_alive: 60,
             properties: Properties::default(),
@@ -368,6 +384,7 @@ mod tests {
         ];
         let expected = Connect {
             version: Version::V31,
+            bridge: false,
             clean_start: true,
             keep_alive: 60,
             properties: Properties::default(),
@@ -395,6 +412,7 @@ mod tests {
         ];
         let expected = Connect {
             version: Version::V5,
+            bridge: false,
             clean_start: true,
             keep_alive: 60,
             properties: Properties {
@@ -621,5 +639,36 @@ mod tests {
             error(&frame(0x10, &body), Version::V5),
             Error::Protocol("property not allowed")
         );
+    }
+
+    /// Mosquitto's `try_private`: levels 0x83 and 0x84 are 3.1 and 3.1.1 from a bridge, and
+    /// the bit survives a round trip; 0x85 is not a level.
+    #[test]
+    fn bridge_bit_on_the_protocol_level() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x10, 0x0d,
+            0, 4, b'M', b'Q', b'T', b'T', 0x84, 0x02, 0, 60,
+            0, 1, b'a',
+        ];
+        let expected = Connect {
+            version: Version::V311,
+            bridge: true,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Properties::default(),
+            client_id: "a",
+            will: None,
+            username: None,
+            password: None,
+        };
+        check(&bytes, Version::V311, &Packet::Connect(Box::new(expected)));
+        let mut out = Vec::new();
+        expected.encode(&mut out);
+        assert_eq!(out, bytes);
+        assert_eq!(connect_version(&bytes), Some(Version::V311));
+        let mut v5 = bytes;
+        v5[8] = 0x85;
+        assert_eq!(error(&v5, Version::V5), Error::UnsupportedProtocolVersion);
     }
 }

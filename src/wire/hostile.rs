@@ -22,6 +22,7 @@ fn valid_frames() -> Vec<(Version, Vec<u8>)> {
         let mut out = Vec::new();
         Connect {
             version,
+            bridge: false,
             clean_start: false,
             keep_alive: 30,
             properties: Properties {

@@ -296,6 +296,28 @@ impl Session {
         limits.max_queued.saturating_sub(queued)
     }
 
+    /// Whether a counted message of `payload` bytes would be refused by `limits` now.
+    pub fn queue_full(&self, limits: QueueLimits, payload: usize) -> bool {
+        self.flow.as_ref().is_some_and(|f| {
+            (limits.max_queued != 0 && f.counted >= limits.max_queued)
+                || (limits.max_queued_bytes != 0
+                    && f.counted_bytes + payload > limits.max_queued_bytes)
+        })
+    }
+
+    /// Removes one counted queued message to make room (a bridge's queue policy): the oldest
+    /// on `same_topic` if given and there is one, else the oldest. Returns whether one went.
+    pub fn evict_queued(&mut self, same_topic: Option<&str>) -> bool {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return false;
+        };
+        let on_topic = same_topic.and_then(|topic| {
+            (flow.queue.iter()).position(|q| q.counted && *q.message.topic == *topic)
+        });
+        let at = on_topic.or_else(|| flow.queue.iter().position(|q| q.counted));
+        at.and_then(|i| flow.remove_queued(i)).is_some()
+    }
+
     /// What the queued messages cost in bytes (payloads, topics and entries).
     pub fn backlog(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.backlog)
@@ -356,7 +378,6 @@ impl Session {
     }
 
     /// Number of outbound messages awaiting acknowledgement.
-    #[cfg(test)]
     pub fn inflight_len(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.inflight.len())
     }

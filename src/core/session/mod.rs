@@ -120,6 +120,9 @@ pub struct Session {
     pub route_stamp: u64,
     /// Routing scratch: where in the scratch list this session's delivery sits.
     pub route_slot: u32,
+    /// The bridge (index in `State::bridges`) whose local side this session is, if any:
+    /// its messages are remapped on the way out, and it is not held to the ACL.
+    pub bridge: Option<u16>,
 }
 
 impl Session {
@@ -139,12 +142,19 @@ impl Session {
             store_key: 0,
             route_stamp: 0,
             route_slot: 0,
+            bridge: None,
         }
     }
 
     /// The network connection the session is attached to, if any.
     pub fn conn(&self) -> Option<ConnId> {
         self.attach.map(|Attach::Network(id)| id)
+    }
+
+    /// A packet id for a request of the session's own (a bridge's SUBSCRIBE), not in use by
+    /// any message in flight.
+    pub fn allocate_packet_id(&mut self) -> u16 {
+        self.flow_mut().allocate_packet_id()
     }
 
     /// Whether the session's client is online.
