@@ -232,14 +232,15 @@ fn a_stalled_subscriber_found_slow_holds_the_publisher_back_no_longer() {
     // rest at full speed. Before the fix, a stalled client whose backlog shrank just under
     // its bound (queue entries costing more than their frames) restarted its own slow clock
     // on every delivery, and the publisher moved about 15,000 messages in the whole run;
-    // now it is well over 100,000 even in a debug build.
+    // now it is well over 100,000 in a debug build on a quiet machine, and 40,000 on one
+    // busy with other builds: the bound is twice the bug's figure.
     let broker = bench_broker();
     let run = load(
         broker.addr.port(),
         "slow --subscribers 3 --size 256 --duration 3",
     );
     run.assert_clean();
-    assert!(run.count("sent") > 50_000, "{}", run.json);
+    assert!(run.count("sent") > 30_000, "{}", run.json);
     assert_eq!(
         run.count("delivered"),
         2 * run.count("sent"),
