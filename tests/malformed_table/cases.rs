@@ -331,7 +331,7 @@ fn connect_cases(t: &mut Table) {
         let len = b.len();
         b[len - 4] = 0;
         b[len - 3] = 40;
-        let r = tag(v, "[MQTT-3.1.4-1]", "§3.1.4");
+        let r = "[MQTT-3.1.4-1]";
         t.first("CONNECT client id overruns packet", r, v, b, bad_connect(v));
 
         // The username flag is set and the payload ends after the client id.
@@ -871,7 +871,7 @@ fn subscribe_cases(t: &mut Table) {
             subscribe(v, 0x82, 1, none(), &[]),
             protocol(v),
         );
-        let r = tag(v, "[MQTT-3-8.3-4]", "§3.8.3.1");
+        let r = tag(v, "[MQTT-3.8.3-4]", "§3.8.3.1");
         t.after(
             "SUBSCRIBE QoS 3",
             r,
@@ -879,7 +879,7 @@ fn subscribe_cases(t: &mut Table) {
             subscribe(v, 0x82, 1, none(), &[(b"a", 3)]),
             malformed(v),
         );
-        let r = tag(v, "[MQTT-3-8.3-4]", "[MQTT-3.8.3-5]");
+        let r = tag(v, "[MQTT-3.8.3-4]", "[MQTT-3.8.3-5]");
         let reserved = if v == V5 { 0x40 } else { 0x04 };
         t.after(
             "SUBSCRIBE reserved option bit",
@@ -1121,7 +1121,7 @@ fn ping_disconnect_auth(t: &mut Table) {
     );
     t.after(
         "AUTH without authentication method in CONNECT",
-        "[MQTT-4.12.0-6]",
+        "§4.12",
         V5,
         vec![0xf0, 0x02, 0x18, 0x00],
         Disconnect(0x82),
