@@ -1,7 +1,8 @@
 //! The malformed-packet table (issue 17): every case in `malformed_table/cases.rs` is sent on
 //! a fresh connection to one pipit and one Mosquitto 2.0.11, and each broker's answer is
 //! checked against the outcome the standard calls for: a CONNACK code (v3) or reason code
-//! (v5), a v5 DISCONNECT reason code, or a plain close without a packet. Where Mosquitto
+//! (v5), a v5 DISCONNECT reason code, a SUBACK code (a refused filter), or a plain close
+//! without a packet. Where Mosquitto
 //! answers otherwise the case says so in its `mosquitto` field; a difference not written
 //! down fails the test. Through every case a well-behaved subscriber keeps receiving: after
 //! each case a third client publishes at QoS 1 and the subscriber must get the message.
