@@ -232,7 +232,7 @@ fn malformed_and_protocol_errors_are_reported() {
     let mut c = Raw::v5(broker.addr, "malformed", Props::new());
     c.send(&[0x30, 0x05, 0x00, 0x01, b't', 0x09, 0x01]);
     assert_eq!(c.expect_disconnect(), 0x81);
-    // A property not allowed on PUBLISH (session expiry): protocol error.
+    // A property not valid on PUBLISH (session expiry): malformed too (v5 2.2.2.2).
     let mut c = Raw::v5(broker.addr, "protocol", Props::new());
     c.send(&publish_v5(
         "t",
@@ -242,7 +242,7 @@ fn malformed_and_protocol_errors_are_reported() {
         0,
         Props::new().u32(0x11, 5),
     ));
-    assert_eq!(c.expect_disconnect(), 0x82);
+    assert_eq!(c.expect_disconnect(), 0x81);
     // Subscription identifier 0: protocol error.
     let mut c = Raw::v5(broker.addr, "subid0", Props::new());
     c.send(&subscribe_v5(1, Props::new().varint(0x0b, 0), &[("t", 0)]));

@@ -32,6 +32,14 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let props = &connect.properties;
 
     // Validate.
+    // v5 3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol Error.
+    if props.authentication_method.is_none() && props.authentication_data.is_some() {
+        debug!(
+            "client {}: CONNECT with authentication data but no method",
+            connect.client_id
+        );
+        return Err(refuse(state, id, reason::PROTOCOL_ERROR));
+    }
     // Enhanced authentication: no method is built in [MQTT-4.12.0-1].
     if let Some(method) = props.authentication_method {
         let verdict = super::auth::start(method, props.authentication_data);

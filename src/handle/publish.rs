@@ -72,6 +72,12 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             }
         },
     };
+    // [MQTT-3.3.4-6] a client's PUBLISH carries no Subscription Identifier: those are the
+    // Server's to add, per matching subscription.
+    if props.subscription_identifier.is_some() {
+        debug!("subscription identifier in PUBLISH from {:?}", id);
+        return Err(Close::Protocol("subscription identifier from a client"));
+    }
     // [MQTT-3.3.2-13] [MQTT-3.3.2-14] a response topic is a topic name, without wildcards.
     if props
         .response_topic

@@ -637,7 +637,7 @@ mod tests {
         ];
         assert_eq!(
             error(&frame(0x10, &body), Version::V5),
-            Error::Protocol("property not allowed")
+            Error::Malformed("property not allowed")
         );
     }
 

@@ -454,7 +454,7 @@ mod tests {
         let bytes = [0x40, 0x09, 0, 1, 0x80, 5, 0x11, 0, 0, 0, 1];
         assert_eq!(
             error(&bytes, Version::V5),
-            Error::Protocol("property not allowed")
+            Error::Malformed("property not allowed")
         );
     }
 }

@@ -130,10 +130,11 @@ pub enum Packet<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The bytes break the packet's grammar: a truncated field, bad varint, bad UTF-8, wrong
-    /// fixed-header flags, a remaining length that disagrees with the content. Names the field.
+    /// fixed-header flags, a remaining length that disagrees with the content, a property not
+    /// valid on the packet (v5 2.2.2.2). Names the field.
     Malformed(&'static str),
     /// Well-formed bytes that a rule of the standard forbids (packet id 0, QoS 3, a property
-    /// twice, a property not allowed on this packet, will flags inconsistent). Names the rule.
+    /// twice, will flags inconsistent). Names the rule.
     Protocol(&'static str),
     /// The remaining length exceeds the maximum packet size; refused before the body arrives.
     TooLarge,

@@ -356,8 +356,8 @@ impl<'a> Properties<'a> {
     }
 
     /// Reads a property length and the property block it covers, enforcing the table for
-    /// `kind`: unknown identifiers are malformed; a property not allowed on `kind`, a
-    /// duplicate, or a value outside its rule is a protocol error.
+    /// `kind`: an unknown identifier or one not valid on `kind` is malformed (v5 2.2.2.2); a
+    /// duplicate or a value outside its rule is a protocol error.
     pub(crate) fn decode(r: &mut Reader<'a>, kind: Kind) -> Result<Properties<'a>, Error> {
         let len = r.varint("property length")?;
         let block = r.take(len as usize, "property length")?;
@@ -367,8 +367,9 @@ impl<'a> Properties<'a> {
         let mut br = Reader::new(block);
         while !br.is_empty() {
             let def = lookup(br.varint("property id")?).ok_or(Error::Malformed("property id"))?;
+            // v5 2.2.2.2: an identifier not valid for the packet type is a Malformed Packet.
             if def.allowed & kind.bit() == 0 {
-                return Err(Error::Protocol("property not allowed"));
+                return Err(Error::Malformed("property not allowed"));
             }
             // v5 2.2.2.2: including a property more than once is a protocol error, except
             // User Property, and Subscription Identifier on PUBLISH [MQTT-3.3.4-4].
@@ -538,7 +539,7 @@ mod tests {
                 } else {
                     assert_eq!(
                         decoded,
-                        Err(Error::Protocol("property not allowed")),
+                        Err(Error::Malformed("property not allowed")),
                         "{} on {kind:?}",
                         def.name
                     );
@@ -642,12 +643,12 @@ mod tests {
     }
 
     #[test]
-    fn property_not_allowed_on_packet_is_protocol_error() {
+    fn property_not_allowed_on_packet_is_malformed() {
         // Session Expiry Interval on PUBLISH.
         let bytes = frame(0x30, &[0, 1, b't', 5, 0x11, 0, 0, 0, 1]);
         assert_eq!(
             error(&bytes, Version::V5),
-            Error::Protocol("property not allowed")
+            Error::Malformed("property not allowed")
         );
     }
 

@@ -794,7 +794,7 @@ mod tests {
         let bytes = frame(0x82, &[0, 1, 3, 0x23, 0, 1, 0, 1, b't', 0]);
         assert_eq!(
             error(&bytes, Version::V5),
-            Error::Protocol("property not allowed")
+            Error::Malformed("property not allowed")
         );
     }
 
