@@ -6,6 +6,7 @@
 //! errors and warnings carry `FILE:LINE`.
 
 mod bridge;
+mod bridge_tls;
 mod bridge_topic;
 mod known;
 mod line;
@@ -17,6 +18,7 @@ mod section;
 mod values;
 
 pub use bridge::{BridgeConfig, BridgeTopic, Direction, QueuePolicy, Restart, StartType};
+pub use bridge_tls::BridgeTls;
 pub use bridge_topic::bridge_topic;
 pub use logging::LogConfig;
 
