@@ -93,3 +93,48 @@ pub(super) fn check(tls: &BridgeTls, bridge: &str, origin: &Origin) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{BridgeTls, Config, TlsVersion};
+    use std::path::{Path, PathBuf};
+
+    fn parse(block: &str) -> Result<Option<BridgeTls>, String> {
+        let text = format!("connection b\naddress 10.0.0.2:8883\ntopic t\n{block}");
+        Config::parse(&text, Path::new("pipit.conf"))
+            .map(|(c, _)| c.bridges[0].tls.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tls_options_are_read_and_need_a_ca() {
+        assert_eq!(parse(""), Ok(None), "plain TCP without TLS options");
+        let tls = parse(
+            "bridge_capath /certs\nbridge_certfile /c.pem\nbridge_keyfile /k.pem\n\
+             bridge_tls_version tlsv1.3\nbridge_alpn x-amzn-mqtt-ca\nbridge_insecure false\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(tls.capath, Some(PathBuf::from("/certs")));
+        assert_eq!(tls.certfile, Some(PathBuf::from("/c.pem")));
+        assert_eq!(tls.min_version, Some(TlsVersion::Tls13));
+        assert_eq!(tls.alpn.as_deref(), Some("x-amzn-mqtt-ca"));
+        assert!(!tls.insecure);
+        for block in [
+            "bridge_insecure true\n",
+            "bridge_certfile /c\nbridge_keyfile /k\n",
+        ] {
+            let e = parse(block).unwrap_err();
+            assert!(
+                e.starts_with("pipit.conf:1: bridge b: TLS options without bridge_cafile")
+                    && e.ends_with("pipit refuses to start"),
+                "{block}: {e}"
+            );
+        }
+        let e = parse("bridge_cafile /ca\nbridge_certfile /c\n").unwrap_err();
+        assert_eq!(
+            e,
+            "pipit.conf:1: bridge b: bridge_certfile and bridge_keyfile go together"
+        );
+    }
+}
