@@ -47,7 +47,8 @@ pub enum Protocol {
     Websockets,
 }
 
-/// Lowest TLS version a listener accepts (`tls_version`).
+/// Lowest TLS version a listener accepts (`tls_version`) or a bridge offers
+/// (`bridge_tls_version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsVersion {
     /// TLS 1.2 and later (`tlsv1.2`; `tlsv1.1` is raised to this with a warning).

@@ -146,6 +146,7 @@ impl Connector {
             let tls = TlsStream::client(socket, Arc::clone(config), name)?;
             return Ok(Stream::Tls(Box::new(tls)));
         }
+        #[cfg(not(feature = "tls"))]
         let _ = host;
         Ok(Stream::Tcp(socket))
     }
