@@ -709,6 +709,28 @@ mod tls {
         }
     }
 
+    /// A bridge TLS file that cannot be loaded stops start-up, naming the bridge and file.
+    #[test]
+    fn an_unreadable_bridge_file_stops_start_up() {
+        let missing = pki().path("no-such-ca.crt");
+        let text = format!(
+            "connection gw\naddress 127.0.0.1:8883\nbridge_cafile {}\ntopic t\n",
+            missing.display()
+        );
+        let (parsed, _) = Config::parse(&text, Path::new("bridge.conf")).unwrap();
+        let mut config = Config::default();
+        config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
+        config.bridges = parsed.bridges;
+        let e = pipit::Broker::bind(config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.starts_with("bridge gw: ") && e.contains(&*missing.to_string_lossy()),
+            "{e}"
+        );
+    }
+
     /// pipit bridged to the real Mosquitto's TLS listener, messages both ways.
     #[test]
     fn bridged_to_mosquitto_over_tls() {
