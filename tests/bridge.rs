@@ -3,11 +3,17 @@
 //! directions, MQTT 3.1.1 and 5, `try_private` on and off; a `topic # both` bridge that
 //! must not echo; the uplink stopped and started again with QoS 1 messages published in
 //! between; a remote that refuses the `try_private` bit; and pipit as the server of a
-//! bridge that sets it, compared with Mosquitto.
+//! bridge that sets it, compared with Mosquitto. Over TLS (`tls` module): pipit bridged to
+//! pipit's TLS listener both ways, with a client certificate the remote requires; a wrong CA
+//! or a certificate for another name never connects (and never sends plaintext), unless
+//! `bridge_insecure` waives the name; and pipit bridged to Mosquitto's TLS listener.
 
 mod common;
 #[path = "common/mosquitto.rs"]
 mod mosquitto;
+#[cfg(feature = "tls")]
+#[path = "common/pki.rs"]
+mod pki;
 #[path = "common/auth.rs"]
 mod support;
 
@@ -549,5 +555,209 @@ fn the_queue_bound_and_its_policy() {
             .collect();
         assert_eq!(got, kept, "{policy}");
         sub.expect_silence(500);
+    }
+}
+
+/// Bridges over TLS, to pipit's and Mosquitto's TLS listeners, with the test PKI.
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use crate::pki::pki;
+    use pipit::config::ListenerConfig;
+
+    /// A remote pipit with a plain listener (the tests' clients) and a TLS one (the bridge's),
+    /// requiring a client certificate if `require_certificate`; the TLS listener's address.
+    fn tls_remote(require_certificate: bool, server: &str) -> (TestBroker, SocketAddr) {
+        let pki = pki();
+        let broker = start_with(|c| {
+            let mut tls = ListenerConfig::new("127.0.0.1:0".parse().unwrap());
+            tls.tls = Some(pipit::config::TlsConfig {
+                certfile: pki.path(&format!("{server}.crt")),
+                keyfile: pki.path(&format!("{server}.key")),
+                ..pki.tls(require_certificate, false)
+            });
+            c.listeners.push(tls);
+        });
+        let tls_addr = broker.addrs[1];
+        (broker, tls_addr)
+    }
+
+    /// The `bridge_cafile` line for CA file `ca` of the PKI.
+    fn cafile(ca: &str) -> String {
+        format!("bridge_cafile {}\n", pki().path(ca).display())
+    }
+
+    /// Messages both ways over TLS, to the remote's address as an IP (an IP SAN) and as a
+    /// host name (a DNS SAN), MQTT 3.1.1 and 5, TLS 1.2 and 1.3 at least.
+    #[test]
+    fn two_pipits_bridged_over_tls_both_ways() {
+        let cases = [
+            ("127.0.0.1", "mqttv311", "tlsv1.2"),
+            ("localhost", "mqttv50", "tlsv1.3"),
+        ];
+        for (host, version, tls_version) in cases {
+            let (remote, tls_addr) = tls_remote(false, "server");
+            let gateway = bridged(&format!(
+                "address {host}:{}\n{}bridge_tls_version {tls_version}\n\
+                 bridge_protocol_version {version}\ntopic up/# out 1\ntopic down/# in 1\n",
+                tls_addr.port(),
+                cafile("ca.crt"),
+            ));
+            wait_up(remote.addr);
+            let mut up = subscriber(remote.addr, "up", "up/#", 1);
+            publish_at(gateway.addr, "up/a", b"over tls", 1, false);
+            let p = next_message(&mut up);
+            assert_eq!(
+                (&*p.topic, &*p.payload),
+                ("up/a", &b"over tls"[..]),
+                "{host}"
+            );
+            let mut down = subscriber(gateway.addr, "down", "down/#", 1);
+            publish_at(remote.addr, "down/b", b"back", 1, false);
+            let p = next_message(&mut down);
+            assert_eq!((&*p.topic, &*p.payload), ("down/b", &b"back"[..]), "{host}");
+        }
+    }
+
+    /// A remote listener with `require_certificate true`: the bridge's `bridge_certfile` and
+    /// `bridge_keyfile` get it in; without them it is refused.
+    #[test]
+    fn a_required_client_certificate_from_bridge_certfile() {
+        let (remote, tls_addr) = tls_remote(true, "server");
+        let pki = pki();
+        let gateway = bridged(&format!(
+            "address {tls_addr}\n{}bridge_certfile {}\nbridge_keyfile {}\ntopic up/# out 1\n",
+            cafile("ca.crt"),
+            pki.path("sensor.crt").display(),
+            pki.path("sensor.key").display(),
+        ));
+        wait_up(remote.addr);
+        let mut up = subscriber(remote.addr, "up", "up/#", 1);
+        publish_at(gateway.addr, "up/a", b"signed", 1, false);
+        assert_eq!(next_message(&mut up).topic, "up/a");
+        drop(gateway);
+
+        let (remote, tls_addr) = tls_remote(true, "server");
+        let _gateway = bridged(&format!(
+            "address {tls_addr}\n{}topic up/# out 1\n",
+            cafile("ca.crt")
+        ));
+        let mut watch = subscriber(remote.addr, "watch", STATE, 0);
+        watch.expect_silence(2500);
+    }
+
+    /// The remote's certificate does not verify (another CA, or another name): the bridge
+    /// never comes up, and keeps trying.
+    #[test]
+    fn a_certificate_that_does_not_verify_never_connects() {
+        for (server, ca) in [("server", "rogue-ca.crt"), ("elsewhere", "ca.crt")] {
+            let (remote, tls_addr) = tls_remote(false, server);
+            let _gateway = bridged(&format!(
+                "address {tls_addr}\n{}topic up/# out 1\n",
+                cafile(ca)
+            ));
+            let mut watch = subscriber(remote.addr, "watch", STATE, 0);
+            watch.expect_silence(2500);
+        }
+    }
+
+    /// `bridge_insecure true` waives the name (a certificate for `broker.invalid` on
+    /// 127.0.0.1), not the chain: with another CA it still never connects.
+    #[test]
+    fn bridge_insecure_skips_the_name_check_only() {
+        let (remote, tls_addr) = tls_remote(false, "elsewhere");
+        // As `bridged`, with the one warning `bridge_insecure true` gets.
+        let insecure = |tls_addr: SocketAddr, ca: &str| {
+            let text = format!(
+                "connection gw\nclientid gw\nrestart_timeout 1\nnotification_topic {STATE}\n\
+                 address {tls_addr}\n{}bridge_insecure true\ntopic up/# out 1\n",
+                cafile(ca)
+            );
+            let (parsed, warnings) = Config::parse(&text, Path::new("bridge.conf")).unwrap();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].to_string().contains("bridge_insecure true"));
+            start_with(|c| c.bridges = parsed.bridges)
+        };
+        let gateway = insecure(tls_addr, "ca.crt");
+        wait_up(remote.addr);
+        drop(gateway);
+        let (remote, tls_addr) = tls_remote(false, "elsewhere");
+        let _gateway = insecure(tls_addr, "rogue-ca.crt");
+        let mut watch = subscriber(remote.addr, "watch", STATE, 0);
+        watch.expect_silence(2500);
+    }
+
+    /// What a TLS bridge sends a server that is not TLS: a ClientHello on every attempt
+    /// (retried after the backoff), never an MQTT CONNECT in plaintext.
+    #[test]
+    fn a_tls_bridge_never_sends_plaintext() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _gateway = bridged(&format!(
+            "address {addr}\n{}topic t out 1\n",
+            cafile("ca.crt")
+        ));
+        for attempt in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut head = [0u8; 3];
+            s.read_exact(&mut head).unwrap();
+            // A TLS handshake record (22), version 3.x; a CONNECT would start 0x10.
+            assert_eq!((head[0], head[1]), (0x16, 0x03), "attempt {attempt}");
+            // An answer that is no TLS: the bridge drops this link and tries again.
+            s.write_all(&[0x20, 2, 0, 0]).unwrap();
+        }
+    }
+
+    /// A bridge TLS file that cannot be loaded stops start-up, naming the bridge and file.
+    #[test]
+    fn an_unreadable_bridge_file_stops_start_up() {
+        let missing = pki().path("no-such-ca.crt");
+        let text = format!(
+            "connection gw\naddress 127.0.0.1:8883\nbridge_cafile {}\ntopic t\n",
+            missing.display()
+        );
+        let (parsed, _) = Config::parse(&text, Path::new("bridge.conf")).unwrap();
+        let mut config = Config::default();
+        config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
+        config.bridges = parsed.bridges;
+        let e = pipit::Broker::bind(config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.starts_with("bridge gw: ") && e.contains(&*missing.to_string_lossy()),
+            "{e}"
+        );
+    }
+
+    /// pipit bridged to the real Mosquitto's TLS listener, messages both ways.
+    #[test]
+    fn bridged_to_mosquitto_over_tls() {
+        if !mosquitto_installed("TLS bridge to Mosquitto") {
+            return;
+        }
+        let pki = pki();
+        let plain = free_port();
+        let cloud = Mosquitto::with_config(&format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous true\nuser root\n\
+             log_dest stderr\nlistener {plain} 127.0.0.1\n",
+            pki.path("ca.crt").display(),
+            pki.path("server.crt").display(),
+            pki.path("server.key").display(),
+        ));
+        let cloud_plain = local(plain);
+        let gateway = bridged(&format!(
+            "address {}\n{}topic up/# out 1\ntopic down/# in 1\n",
+            cloud.addr,
+            cafile("ca.crt")
+        ));
+        wait_up(cloud_plain);
+        let mut up = subscriber(cloud_plain, "up", "up/#", 1);
+        publish_at(gateway.addr, "up/a", b"1", 1, false);
+        assert_eq!(next_message(&mut up).topic, "up/a");
+        let mut down = subscriber(gateway.addr, "down", "down/#", 1);
+        publish_at(cloud_plain, "down/b", b"2", 1, false);
+        assert_eq!(next_message(&mut down).topic, "down/b");
     }
 }

@@ -6,98 +6,22 @@
 #![cfg(feature = "tls")]
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 #[path = "common/auth.rs"]
 mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use pipit::config::{TlsConfig, TlsVersion};
 use pipit::{Broker, Config};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use pki::pki;
 use rumqttc::{
     Client, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions, Packet, QoS,
     SubscribeReasonCode, Transport,
 };
-
-/// A test CA, a server certificate for 127.0.0.1 and two client certificates.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.path(name)).expect("read PEM file")
-    }
-
-    /// Listener TLS settings with this PKI's server certificate and CA.
-    fn tls(&self, require_certificate: bool, use_identity_as_username: bool) -> TlsConfig {
-        TlsConfig {
-            certfile: self.path("server.crt"),
-            keyfile: self.path("server.key"),
-            cafile: Some(self.path("ca.crt")),
-            capath: None,
-            require_certificate,
-            use_identity_as_username,
-            use_subject_as_username: false,
-            min_version: None,
-        }
-    }
-}
-
-/// Makes (once per test binary) a CA, a server certificate for 127.0.0.1 and localhost, and
-/// client certificates with CNs `sensor-7` and `intruder`, all with P-256 keys, as PEM files
-/// the broker loads like any user's. Generated in-process (rcgen), so the tests need no
-/// `openssl` command.
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        // Under target/tmp, remade on each run, so nothing accumulates.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tls-pki");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).unwrap();
-
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name
-            .push(DnType::CommonName, "pipit test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        write("ca.crt", ca_cert.pem());
-
-        for (name, cn, purpose) in [
-            ("server", "localhost", ExtendedKeyUsagePurpose::ServerAuth),
-            ("sensor", "sensor-7", ExtendedKeyUsagePurpose::ClientAuth),
-            ("intruder", "intruder", ExtendedKeyUsagePurpose::ClientAuth),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let sans = if name == "server" {
-                vec!["localhost".to_string(), "127.0.0.1".to_string()]
-            } else {
-                Vec::new()
-            };
-            let mut params = CertificateParams::new(sans).unwrap();
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params.extended_key_usages = vec![purpose];
-            let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-            write(&format!("{name}.crt"), cert.pem());
-            write(&format!("{name}.key"), key.serialize_pem());
-        }
-        Pki { dir }
-    })
-}
 
 /// Client options for a TLS connection to `addr`, with the client certificate `cert` (a
 /// name in the PKI, e.g. `sensor`) or none.

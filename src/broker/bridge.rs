@@ -1,11 +1,11 @@
 //! The loop's side of bridges (`crate::bridge` has their protocol): when a link is due, a
 //! non-blocking connect to its address with CONNECT queued behind it, so the first writable
-//! event sends it; a PINGREQ every keepalive interval while it is up. Resolving a host name
+//! event sends it (over TLS, after the ClientHello: CONNECT waits in rustls until the
+//! handshake ends); a PINGREQ every keepalive interval while it is up. Resolving a host name
 //! happens on a helper thread (`bridge::resolve`), looked at here once per sweep.
 
 use super::*;
 use crate::bridge::{self, Link};
-use crate::net::Stream;
 
 impl Broker {
     /// Moves every bridge's link on: starts due connections, takes resolver answers, pings.
@@ -47,8 +47,13 @@ impl Broker {
             return;
         };
         info!(
-            "bridge {}: connecting to {host}:{port} ({addr}){}",
+            "bridge {}: connecting to {host}:{port} ({addr}){}{}",
             b.config.name,
+            if self.connectors[i].is_tls() {
+                ", TLS"
+            } else {
+                ""
+            },
             if b.private { ", try_private" } else { "" }
         );
         match self.open_bridge(i, addr) {
@@ -66,7 +71,9 @@ impl Broker {
     /// Opens bridge `i`'s connection to `addr` without waiting for it, CONNECT queued.
     fn open_bridge(&mut self, i: usize, addr: SocketAddr) -> io::Result<ConnId> {
         let socket = mio::net::TcpStream::connect(addr)?;
-        let mut stream = Stream::Tcp(socket);
+        let b = &self.state.bridges[i];
+        let host = &b.config.addresses[b.address].0;
+        let mut stream = self.connectors[i].wrap(socket, host)?;
         let state = &mut self.state;
         let id = state.conns.next_id();
         self.poll.registry().register(

@@ -55,6 +55,12 @@ impl Broker {
                     .bridge
                     .and_then(|i| state.bridges.get(usize::from(i)))
                     .map_or("?", |b| &b.config.name);
+                // A remote whose certificate does not verify needs the operator, whatever
+                // `connection_messages` says.
+                let level = match why_line.tls_failure {
+                    Some(_) => log::Level::Warn,
+                    None => level,
+                };
                 log::log!(
                     level,
                     "bridge {name}: connection to {} closed: {why_line}",

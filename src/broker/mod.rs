@@ -40,10 +40,10 @@ use crate::handle;
 use crate::ids::ConnId;
 use crate::metrics::Metrics;
 use crate::metrics::http::MetricsServer;
-use crate::net::Transport;
 use crate::net::buffer::ReadOutcome;
 use crate::net::conn::{Conn, Expiry, Phase};
 use crate::net::linger::Lingerers;
+use crate::net::{Connector, Transport};
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
 
 const WAKER: Token = Token(usize::MAX);
@@ -126,6 +126,8 @@ pub struct Broker {
     listeners: Vec<TcpListener>,
     /// How each listener wraps what it accepts (plain TCP or TLS), in listener order.
     transports: Vec<Transport>,
+    /// Each bridge's way of wrapping its outbound socket (plain or TLS), by bridge index.
+    connectors: Vec<Connector>,
     state: State,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -174,6 +176,11 @@ impl Broker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let transports = (0..config.listeners.len())
             .map(|i| Transport::for_listener(&config, i))
+            .collect::<io::Result<Vec<_>>>()?;
+        let connectors = config
+            .bridges
+            .iter()
+            .map(Connector::for_bridge)
             .collect::<io::Result<Vec<_>>>()?;
         let auth = (0..config.listeners.len())
             .map(|i| Auth::load(&config.security_for(i)))
@@ -238,6 +245,7 @@ impl Broker {
             lingering: Lingerers::new(LINGER_FIRST),
             listeners,
             transports,
+            connectors,
         })
     }
 

@@ -4,14 +4,15 @@
 //! `connection` or `listener`) belong to it. Other options stay global wherever they are.
 //! A bridge option outside a block is an error, as in Mosquitto ("Invalid bridge
 //! configuration"). Options Mosquitto has that pipit does not build yet are a named warning
-//! each; the TLS options refuse to start, so a bridge meant to be encrypted never connects
-//! in plaintext.
+//! each. The TLS options are read in `bridge_tls`; those pipit lacks (TLS-PSK) refuse to
+//! start, so a bridge meant to be encrypted never connects in plaintext.
 //!
 //! `topic PATTERN [in|out|both] [QOS] [LOCAL_PREFIX REMOTE_PREFIX]` (read in `bridge_topic`) follows Mosquitto's
 //! `bridge__add_topic`: `""` stands for an empty pattern or prefix; a prefix may hold no
 //! wildcard; prefix + pattern must be a valid filter; an empty pattern needs both prefixes
 //! (the table in the README). A word starting with `#` after the direction ends the line.
 
+use super::bridge_tls::{self, BridgeTls};
 use super::line::{Line, Origin};
 use super::{ConfigError, Warning};
 use crate::core::topic::{self, TopicLimits};
@@ -159,6 +160,8 @@ pub struct BridgeConfig {
     pub max_queued_bytes: usize,
     /// `bridge_queue_policy` (pipit's): what a full queue does.
     pub queue_policy: QueuePolicy,
+    /// TLS to the remote (`bridge_cafile` or `bridge_capath` set); `None` is plain TCP.
+    pub tls: Option<BridgeTls>,
 }
 
 impl BridgeConfig {
@@ -192,6 +195,7 @@ impl BridgeConfig {
             max_queued_messages: 0,
             max_queued_bytes: 0,
             queue_policy: QueuePolicy::DropNewest,
+            tls: None,
         }
     }
 
@@ -207,10 +211,6 @@ impl BridgeConfig {
 /// Bridge options that are not built yet and change only how well it works: a warning each.
 const NOT_BUILT: &str = "bridge_bind_address bridge_receive_maximum \
     bridge_session_expiry_interval idle_timeout threshold local_username local_password";
-
-/// TLS bridge options: a bridge with any of them refuses to start (never plaintext instead).
-const TLS: &str = "bridge_alpn bridge_cafile bridge_capath bridge_certfile bridge_identity \
-    bridge_insecure bridge_keyfile bridge_psk bridge_require_ocsp bridge_tls_version";
 
 /// Whether `name` is an option of a `connection` block.
 pub(crate) fn is_bridge_option(name: &str) -> bool {
@@ -244,7 +244,8 @@ pub(crate) fn is_bridge_option(name: &str) -> bool {
             | "bridge_max_queued_bytes"
             | "bridge_queue_policy"
     ) || NOT_BUILT.split_whitespace().any(|o| o == name)
-        || TLS.split_whitespace().any(|o| o == name)
+        || bridge_tls::BUILT.split_whitespace().any(|o| o == name)
+        || bridge_tls::REFUSED.split_whitespace().any(|o| o == name)
 }
 
 /// Bridges being read, in file order.
@@ -381,13 +382,7 @@ impl Drafts {
                     }
                 }
             }
-            name if TLS.split_whitespace().any(|o| o == name) => {
-                return Err(l.error(format!(
-                    "{name}: TLS bridges are not built yet, and bridge {} would otherwise \
-                     connect in plaintext: pipit refuses to start",
-                    b.name
-                )));
-            }
+            _ if bridge_tls::option(l, &mut b.tls, &b.name, warnings)? => {}
             name => {
                 warnings.push(l.warning(format!(
                     "{name} is not built yet for bridges and is ignored"
@@ -413,6 +408,9 @@ impl Drafts {
             }
             if b.local_clientid.is_empty() {
                 b.local_clientid = format!("local.{}", b.remote_clientid);
+            }
+            if let Some(tls) = &b.tls {
+                bridge_tls::check(tls, &b.name, origin)?;
             }
         }
         for (i, (b, origin)) in bridges.iter().zip(&self.origins).enumerate() {
@@ -605,17 +603,18 @@ bridge_queue_policy latest
                 "bridge_protocol_version mqttv6",
                 "pipit.conf:3: bridge_protocol_version",
             ),
+            ("bridge_psk 0123", "pipit.conf:3: bridge_psk: not supported"),
             (
-                "bridge_cafile /ca.pem",
-                "pipit.conf:3: bridge_cafile: TLS bridges",
+                "bridge_identity id",
+                "pipit.conf:3: bridge_identity: not supported",
             ),
             (
                 "bridge_queue_policy newest",
                 "pipit.conf:3: bridge_queue_policy: \"newest\"",
             ),
             (
-                "bridge_insecure true",
-                "pipit.conf:3: bridge_insecure: TLS bridges",
+                "bridge_tls_version tlsv1.0",
+                "pipit.conf:3: tls_version: unknown version",
             ),
             (
                 "address 10.0.0.3",

@@ -158,8 +158,9 @@ mod tests {
         ("try_private true", Accepted),
         ("bridge_outgoing_retain true", Accepted),
         ("bridge_max_packet_size 0", Accepted),
-        ("bridge_cafile /ca.pem", Refused),
-        ("bridge_capath /certs", Refused),
+        ("bridge_cafile /ca.pem", Accepted),
+        ("bridge_capath /certs", Accepted),
+        // Refused without bridge_cafile/bridge_capath: never plaintext instead.
         ("bridge_alpn x-amzn-mqtt-ca", Refused),
         ("bridge_insecure false", Refused),
         ("bridge_certfile /c.pem", Refused),

@@ -6,6 +6,7 @@
 //! errors and warnings carry `FILE:LINE`.
 
 mod bridge;
+mod bridge_tls;
 mod bridge_topic;
 mod known;
 mod line;
@@ -17,6 +18,7 @@ mod section;
 mod values;
 
 pub use bridge::{BridgeConfig, BridgeTopic, Direction, QueuePolicy, Restart, StartType};
+pub use bridge_tls::BridgeTls;
 pub use bridge_topic::bridge_topic;
 pub use logging::LogConfig;
 
@@ -45,7 +47,8 @@ pub enum Protocol {
     Websockets,
 }
 
-/// Lowest TLS version a listener accepts (`tls_version`).
+/// Lowest TLS version a listener accepts (`tls_version`) or a bridge offers
+/// (`bridge_tls_version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsVersion {
     /// TLS 1.2 and later (`tlsv1.2`; `tlsv1.1` is raised to this with a warning).

@@ -5,8 +5,10 @@
 //! Every variant keeps mio's contract: `read` and `write` return `WouldBlock` only when the
 //! socket did, and the socket is registered once, edge-triggered, for reading and writing.
 //! TLS and WebSockets may hold output of their own after a `read` (handshake replies, pongs)
-//! or a `write`; `flush_pending` sends it when the socket becomes writable. Without the `tls`
-//! feature there is no TLS variant, and a listener configured for TLS is refused at start-up.
+//! or a `write`; `flush_pending` sends it when the socket becomes writable. `Connector` is the
+//! same for a bridge's outbound socket: plain TCP, or TLS as a client. Without the `tls`
+//! feature there is no TLS variant, and a listener or bridge configured for TLS is refused at
+//! start-up.
 
 pub(crate) mod buffer;
 pub(crate) mod conn;
@@ -15,6 +17,8 @@ pub(crate) mod listen;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+#[cfg(feature = "tls")]
+pub(crate) mod tls_client;
 pub(crate) mod ws;
 #[cfg(feature = "tls")]
 pub(crate) mod x509;
@@ -27,7 +31,7 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{CertUsername, Config, ListenerConfig, Protocol};
+use crate::config::{BridgeConfig, CertUsername, Config, ListenerConfig, Protocol};
 #[cfg(feature = "tls")]
 use tls::TlsStream;
 use ws::{WsConfig, WsStream};
@@ -97,6 +101,62 @@ impl Transport {
             None => stream,
             Some(config) => Stream::Ws(Box::new(WsStream::new(stream, Arc::clone(config)))),
         })
+    }
+}
+
+/// How one bridge wraps its outbound socket: plain TCP, or TLS as a client.
+#[derive(Debug)]
+pub struct Connector {
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Connector {
+    /// The connector bridge `b` asks for; its TLS files are opened here, so a missing or bad
+    /// one stops start-up with an error naming it.
+    pub fn for_bridge(b: &BridgeConfig) -> io::Result<Connector> {
+        #[cfg(feature = "tls")]
+        {
+            let tls = b
+                .tls
+                .as_ref()
+                .map(|tls| tls_client::client_config(b, tls))
+                .transpose()?;
+            Ok(Connector { tls })
+        }
+        #[cfg(not(feature = "tls"))]
+        match b.tls {
+            None => Ok(Connector {}),
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "bridge {}: bridge_cafile/bridge_capath set, but pipit was built without \
+                     the `tls` feature",
+                    b.name
+                ),
+            )),
+        }
+    }
+
+    /// Wraps a connecting socket to `host` (the name its certificate must carry, over TLS).
+    pub fn wrap(&self, socket: TcpStream, host: &str) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            let name = tls_client::server_name(host)?;
+            let tls = TlsStream::client(socket, Arc::clone(config), name)?;
+            return Ok(Stream::Tls(Box::new(tls)));
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = host;
+        Ok(Stream::Tcp(socket))
+    }
+
+    /// Whether the connection is TLS, for the log.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 }
 

@@ -1,5 +1,7 @@
 //! TLS on listeners with `certfile`/`keyfile`: the rustls server configuration built once per
-//! listener from PEM files, and `TlsStream`, one non-blocking TLS session over a mio socket.
+//! listener from PEM files, and `TlsStream`, one non-blocking TLS session over a mio socket,
+//! server side for a listener's clients or client side for a bridge (`tls_client` builds a
+//! bridge's configuration).
 //!
 //! `TlsStream` runs the rustls state machine on the broker's own loop, with no thread of its
 //! own. Reading pulls ciphertext from the socket until the caller's buffer is full of plaintext
@@ -22,9 +24,11 @@ use std::sync::Arc;
 use log::debug;
 use mio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
+};
 
 use super::x509;
 use crate::config::{CertUsername, TlsConfig, TlsVersion};
@@ -43,7 +47,7 @@ pub fn server_config(tls: &TlsConfig) -> io::Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
         .map_err(|e| io::Error::other(format!("TLS versions: {e}")))?;
-    let roots = client_roots(tls)?;
+    let roots = ca_roots(tls.cafile.as_deref(), tls.capath.as_deref())?;
     let builder = if roots.is_empty() {
         builder.with_no_client_auth()
     } else {
@@ -68,18 +72,18 @@ pub fn server_config(tls: &TlsConfig) -> io::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// The CA certificates client certificates are checked against: `cafile`, then every file
+/// The CA certificates peer certificates are checked against: `cafile`, then every file
 /// in `capath` holding PEM certificates. Empty when neither is set.
-fn client_roots(tls: &TlsConfig) -> io::Result<RootCertStore> {
+pub(super) fn ca_roots(cafile: Option<&Path>, capath: Option<&Path>) -> io::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    if let Some(file) = &tls.cafile {
+    if let Some(file) = cafile {
         for cert in load_certs(file)? {
             roots
                 .add(cert)
                 .map_err(|e| file_error(file, format!("not a usable CA certificate: {e}")))?;
         }
     }
-    if let Some(dir) = &tls.capath {
+    if let Some(dir) = capath {
         let entries =
             fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot read: {e}")))?;
         let mut files = Vec::new();
@@ -107,7 +111,7 @@ fn client_roots(tls: &TlsConfig) -> io::Result<RootCertStore> {
 }
 
 /// Every certificate in a PEM file; at least one.
-fn load_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+pub(super) fn load_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| file_error(path, format!("cannot read certificates: {e}")))?;
@@ -117,18 +121,19 @@ fn load_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn file_error(path: &Path, message: String) -> io::Error {
+pub(super) fn file_error(path: &Path, message: String) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!("{}: {message}", path.display()),
     )
 }
 
-/// One server-side TLS session over a non-blocking socket.
+/// One TLS session over a non-blocking socket: a listener's (server side) or a bridge's
+/// (client side).
 #[derive(Debug)]
 pub struct TlsStream {
     socket: TcpStream,
-    session: ServerConnection,
+    session: Connection,
     /// Why the session failed, kept for the connection's one close line in the log.
     failure: Option<rustls::Error>,
 }
@@ -136,13 +141,29 @@ pub struct TlsStream {
 impl TlsStream {
     /// Starts a session on a freshly accepted socket; the handshake runs as bytes arrive.
     pub fn new(socket: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
-        let mut session = ServerConnection::new(config).map_err(io::Error::other)?;
+        let session = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(TlsStream::over(socket, Connection::Server(session)))
+    }
+
+    /// Starts a client session to `server` on a connecting socket: the ClientHello goes out
+    /// on the first writable event, and what is written before the handshake ends waits in
+    /// rustls (under `BUFFER_LIMIT`) until it does.
+    pub fn client(
+        socket: TcpStream,
+        config: Arc<ClientConfig>,
+        server: ServerName<'static>,
+    ) -> io::Result<TlsStream> {
+        let session = ClientConnection::new(config, server).map_err(io::Error::other)?;
+        Ok(TlsStream::over(socket, Connection::Client(session)))
+    }
+
+    fn over(socket: TcpStream, mut session: Connection) -> TlsStream {
         session.set_buffer_limit(Some(BUFFER_LIMIT));
-        Ok(TlsStream {
+        TlsStream {
             socket,
             session,
             failure: None,
-        })
+        }
     }
 
     /// The socket.

@@ -12,8 +12,10 @@ use pipit::{Broker, Config, Handle};
 
 /// A broker running on its own thread; shut down and joined on drop.
 pub struct TestBroker {
-    /// Where it listens.
+    /// Where it listens (its first listener).
     pub addr: SocketAddr,
+    /// Where each of its listeners listens, in configuration order.
+    pub addrs: Vec<SocketAddr>,
     /// Where its metrics endpoint listens, if configured.
     pub metrics: Option<SocketAddr>,
     handle: Handle,
@@ -45,6 +47,7 @@ pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
     let running = Broker::spawn(config).expect("bind");
     TestBroker {
         addr: running.addrs[0],
+        addrs: running.addrs.clone(),
         metrics: running.metrics_addr,
         handle: running.handle,
         thread: Some(running.thread),
