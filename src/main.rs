@@ -222,7 +222,7 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
     let mut broker = Broker::bind(config)?;
     // As Mosquitto: written once the broker could start, or no start at all.
     if let Some(path) = &pid_file {
-        std::fs::write(path, std::process::id().to_string()).map_err(|e| {
+        write_pid_file(path).map_err(|e| {
             let why = format!("unable to write pid file {}: {e}", path.display());
             std::io::Error::new(e.kind(), why)
         })?;
@@ -255,4 +255,16 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
         broker.set_notifier(notifier);
     }
     Ok(broker)
+}
+
+/// Writes this process's id to `path` whole or not at all (a temporary file beside it, then a
+/// rename), so whoever watches for the file never reads it empty.
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    std::fs::write(&temporary, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        // Best effort: the error that matters is the rename's.
+        let _ = std::fs::remove_file(&temporary);
+    })
 }

@@ -246,7 +246,7 @@ impl Stream {
 
     /// The username the client's verified TLS certificate gives, read as `from` says;
     /// `None` without a certificate or such a name.
-    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "tls"), allow(clippy::only_used_in_recursion))]
     pub fn peer_username(&self, from: CertUsername) -> Option<Box<str>> {
         match self {
             Stream::Tcp(_) => None,
