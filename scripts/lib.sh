@@ -45,7 +45,7 @@ sub_until_suback() { # out args...
     stdbuf -oL mosquitto_sub -d "$@" >"$out" 2>&1 &
     sub_pid=$!
     for _ in $(seq 100); do
-        grep -q 'received SUBACK' "$out" && return 0
+        grep -qs 'received SUBACK' "$out" && return 0
         kill -0 "$sub_pid" 2>/dev/null || return 1
         sleep 0.1
     done
