@@ -73,6 +73,19 @@ fn groups_arg(args: &Map<String, Value>) -> Option<Vec<Ref>> {
     Some(refs.collect())
 }
 
+/// Adds `username` to each existing group of `groups`, with its priority there.
+fn join_groups(run: &mut Run<'_>, username: &str, groups: Vec<Ref>) {
+    for g in groups {
+        if let Some(group) = run.model.groups.get_mut(&g.name) {
+            let member = Ref {
+                name: username.to_string(),
+                priority: g.priority,
+            };
+            insert_member(&mut group.clients, member);
+        }
+    }
+}
+
 /// Removes `username` from every group.
 fn leave_all_groups(run: &mut Run<'_>, username: &str) {
     for group in run.model.groups.values_mut() {
@@ -129,15 +142,7 @@ pub fn create(run: &mut Run<'_>, a: Args<'_>) {
         ..Client::default()
     };
     run.model.clients.insert(username.to_string(), client);
-    for g in groups {
-        if let Some(group) = run.model.groups.get_mut(&g.name) {
-            let member = Ref {
-                name: username.to_string(),
-                priority: g.priority,
-            };
-            insert_member(&mut group.clients, member);
-        }
-    }
+    join_groups(run, username, groups);
     let shown = if password_given(args) {
         "*****"
     } else {
@@ -282,15 +287,7 @@ pub fn modify(run: &mut Run<'_>, a: Args<'_>) {
     }
     if let Some(groups) = groups {
         leave_all_groups(run, username);
-        for g in groups {
-            if let Some(group) = run.model.groups.get_mut(&g.name) {
-                let member = Ref {
-                    name: username.to_string(),
-                    priority: g.priority,
-                };
-                insert_member(&mut group.clients, member);
-            }
-        }
+        join_groups(run, username, groups);
     }
     run.done(C, &format!(" | username={username}"), corr);
     run.kick(username);
