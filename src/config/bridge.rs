@@ -210,7 +210,7 @@ impl BridgeConfig {
 
 /// Bridge options that are not built yet and change only how well it works: a warning each.
 const NOT_BUILT: &str = "bridge_bind_address bridge_receive_maximum \
-    bridge_session_expiry_interval idle_timeout threshold local_username local_password";
+    bridge_session_expiry_interval idle_timeout threshold";
 
 /// Whether `name` is an option of a `connection` block.
 pub(crate) fn is_bridge_option(name: &str) -> bool {
@@ -223,6 +223,8 @@ pub(crate) fn is_bridge_option(name: &str) -> bool {
             | "remote_clientid"
             | "clientid"
             | "local_clientid"
+            | "local_username"
+            | "local_password"
             | "remote_username"
             | "username"
             | "remote_password"
@@ -381,6 +383,17 @@ impl Drafts {
                         )));
                     }
                 }
+            }
+            // In Mosquitto these name the bridge's local identity, whose ACLs then bound what
+            // it publishes locally; pipit's bridges bypass local ACLs, so ignoring them would
+            // grant what the file restricts.
+            "local_username" | "local_password" => {
+                return Err(l.error(format!(
+                    "{}: a bridge's local identity is not supported, and without it the \
+                     bridge would publish locally past the ACLs it names; pipit refuses to \
+                     start rather than ignore it: remove the line",
+                    l.name
+                )));
             }
             _ if bridge_tls::option(l, &mut b.tls, &b.name, warnings)? => {}
             name => {
@@ -654,6 +667,9 @@ bridge_queue_policy latest
         assert!(lines[0].starts_with("pipit.conf:4: threshold is not built yet"));
         assert!(lines[2].starts_with("pipit.conf:6: start_type lazy"));
         assert_eq!(c.bridges[0].start_type, StartType::Lazy);
+        let refused = parse("connection b\naddress h\ntopic t\nlocal_username gw\n");
+        let refused = refused.unwrap_err().to_string();
+        assert!(refused.starts_with("pipit.conf:4: local_username: "), "{refused}");
         let e = parse(&format!("{text}topic u\n")).unwrap_err().to_string();
         assert!(
             e.contains("belongs after a `connection` line"),

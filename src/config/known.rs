@@ -182,7 +182,7 @@ mod tests {
         ("use_subject_as_username true", Accepted),
         ("tls_engine pkcs11", Warned),
         ("tls_keyform pem", Warned),
-        ("local_password secret", Warned),
+        ("local_password secret", Refused),
         ("bridge_tls_version tlsv1.2", Refused),
         // The dynamic security plugin and its options: `config::plugin`'s tests.
         ("plugin /usr/lib/mosquitto_acl_plugin.so", Refused),
