@@ -669,7 +669,10 @@ bridge_queue_policy latest
         assert_eq!(c.bridges[0].start_type, StartType::Lazy);
         let refused = parse("connection b\naddress h\ntopic t\nlocal_username gw\n");
         let refused = refused.unwrap_err().to_string();
-        assert!(refused.starts_with("pipit.conf:4: local_username: "), "{refused}");
+        assert!(
+            refused.starts_with("pipit.conf:4: local_username: "),
+            "{refused}"
+        );
         let e = parse(&format!("{text}topic u\n")).unwrap_err().to_string();
         assert!(
             e.contains("belongs after a `connection` line"),

@@ -210,12 +210,15 @@ impl State {
     /// client.
     pub fn allowed(&self, sid: SessionId, topic: &str, access: Access) -> bool {
         // A bridge is configured by the operator, not a client: no ACL applies (Mosquitto).
+        // What the remote sends still may not write the broker's own topics: `$SYS`, or the
+        // `$CONTROL` API, which would run as an administrator.
         if self
             .sessions
             .get(sid.0 as usize)
             .is_some_and(|s| s.bridge.is_some())
         {
-            return true;
+            let broker_owned = broker_only(topic) || topic.starts_with("$CONTROL/");
+            return !(access == Access::Write && broker_owned);
         }
         if !self.acl_active {
             return !(access == Access::Write && broker_only(topic));
