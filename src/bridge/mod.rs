@@ -315,8 +315,11 @@ pub fn make_room(state: &mut State, i: u16, message: &Message, qos: QoS) -> Queu
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return limits;
     };
-    // QoS 0 to a connected bridge is not counted (bounded by the output instead).
-    let counted = !session.is_online() || qos != QoS::AtMostOnce;
+    // QoS 0 to a connected bridge is not counted (bounded by the output instead), and to a
+    // disconnected one it is not queued at all (unless queue_qos0_messages): either way
+    // nothing queued is evicted for it.
+    let offline = !session.is_online();
+    let counted = qos != QoS::AtMostOnce || (offline && limits.queue_qos0_offline);
     if policy == QueuePolicy::DropNewest
         || !counted
         || !session.queue_full(limits, message.payload.len())

@@ -55,6 +55,8 @@ impl Syslog {
             if let Some(s) = socket.as_ref() {
                 match s.send(datagram.as_bytes()) {
                     Ok(_) => return,
+                    // The daemon is behind: the line is dropped rather than the loop stalled.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                     // Reconnect once: the daemon may have restarted.
                     Err(_) => *socket = None,
                 }
@@ -65,6 +67,8 @@ impl Syslog {
     fn connect(&self) -> std::io::Result<UnixDatagram> {
         let socket = UnixDatagram::unbound()?;
         socket.connect(&self.path)?;
+        // Log calls come from the event loop: a slow or stopped daemon must not block it.
+        socket.set_nonblocking(true)?;
         Ok(socket)
     }
 

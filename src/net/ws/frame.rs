@@ -235,8 +235,11 @@ impl FrameReader {
     ) -> Result<(), FrameError> {
         match self.opcode {
             CONTINUATION | TEXT | BINARY => self.in_message = !self.fin,
-            // [RFC 6455 5.5.2] a pong carries the ping's payload.
-            PING => control_frame(PONG, control, replies),
+            // [RFC 6455 5.5.2] a pong carries the ping's payload. Pongs wait for a client
+            // that may not read: past MAX_REPLIES bytes of them, further pings go unanswered
+            // (5.5.3 allows answering only the latest), so they cannot grow without bound.
+            PING if replies.len() < MAX_REPLIES => control_frame(PONG, control, replies),
+            PING => {}
             CLOSE => {
                 // [RFC 6455 5.5.1] the reply echoes the status code, if there was one.
                 if control.len() == 1 {
@@ -255,6 +258,9 @@ impl FrameReader {
 }
 
 /// Appends an unmasked control frame carrying `payload` (at most 125 bytes) to `out`.
+/// Most bytes of control replies (pongs) waiting to be written to one client.
+const MAX_REPLIES: usize = 4096;
+
 fn control_frame(opcode: u8, payload: &[u8], out: &mut Vec<u8>) {
     let mut head = [0; 10];
     let n = header(opcode, payload.len() as u64, &mut head);
@@ -445,5 +451,19 @@ mod tests {
         let mut close = Vec::new();
         close_frame(1002, &mut close);
         assert_eq!(close, [0x88, 2, 0x03, 0xea]);
+    }
+
+    #[test]
+    fn pings_from_a_client_that_never_reads_are_answered_up_to_a_bound() {
+        let ping = masked(0x89, b"0123456789");
+        let flood: Vec<u8> = std::iter::repeat_n(ping, 10_000).flatten().collect();
+        let (data, replies, closed) = run(&flood, &[]).unwrap();
+        assert!(data.is_empty() && !closed);
+        assert!(!replies.is_empty(), "pings are answered");
+        assert!(
+            replies.len() < MAX_REPLIES + 16,
+            "{} bytes of pongs",
+            replies.len()
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::handshake::Status;
@@ -72,7 +73,12 @@ pub fn answer(dir: Option<&Path>, method: &str, target: &str) -> Answer {
     if !canonical.starts_with(dir) {
         return Answer::Refused(FORBIDDEN);
     }
-    let file = match File::open(&canonical) {
+    // Non-blocking: opening a named pipe would otherwise wait for a writer, with the loop.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&canonical);
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Answer::Refused(FORBIDDEN),
         Err(_) => return Answer::Refused(NOT_FOUND),
