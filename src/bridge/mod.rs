@@ -18,6 +18,7 @@
 //! `try_private` bit (protocol level | 0x80) for MQTT 3 bridges; a remote that refuses it,
 //! with a CONNACK or by closing before one, is asked again without it.
 
+pub mod reload;
 mod sys;
 pub mod topic;
 
@@ -38,8 +39,8 @@ use crate::core::session::{NEVER_EXPIRES, QueueLimits, Session};
 use crate::core::state::State;
 use crate::ids::{ConnId, SessionId};
 use crate::wire::{
-    Connect, Properties, QoS, RetainHandling, SubscriptionOptions, Version, Will, encode_subscribe,
-    encode_unsubscribe,
+    Connect, Disconnect, Properties, Publish, QoS, RetainHandling, SubscriptionOptions, Version,
+    Will, encode_subscribe, encode_unsubscribe,
 };
 
 /// Where a bridge's link to its remote is.
@@ -75,6 +76,8 @@ pub struct Bridge {
     wait: Duration,
     /// When a PINGREQ was last sent on the current link.
     last_ping: Instant,
+    /// When the link came up or a message was last handed to it (a lazy bridge's idle clock).
+    last_out: Instant,
     /// Its counters, for `$SYS`.
     pub stats: BridgeStats,
     /// When its `$SYS` figures are published next (`None`: at once).
@@ -91,49 +94,62 @@ impl Bridge {
 /// Makes every configured bridge's local session with its subscriptions, publishes `0` on
 /// each one's state topic, and schedules the first connection now.
 pub fn start(state: &mut State) {
-    let now = state.now;
     for (i, config) in state.config.bridges.clone().into_iter().enumerate() {
-        // A stored session of that id (a client's, or the bridge's before a restart) gives
-        // way: the bridge's session is made from its configuration.
-        if let Some(old) = state
-            .client_ids
-            .get(&config.local_clientid, &state.sessions)
-        {
-            lifecycle::discard(state, old);
-        }
-        let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
-        session.bridge = Some(i as u16);
-        session.version = Version::V5;
-        let sid = SessionId(state.sessions.insert(session) as u32);
-        state.client_ids.insert(sid, &state.sessions);
-        for t in config.topics.iter().filter(|t| t.direction.outbound()) {
-            let options = SubscriptionOptions {
-                qos: t.qos,
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: RetainHandling::SendAtSubscribe,
-            };
-            if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
-                warn!(
-                    "bridge {}: local subscription {} refused (reason {code:#04x})",
-                    config.name, t.local_filter
-                );
-            }
-        }
-        let private = config.try_private && config.protocol_version != Version::V5;
-        state.bridges.push(Bridge {
-            config,
-            session: sid,
-            link: Link::Idle(Some(now)),
-            address: 0,
-            private,
-            refused_private: false,
-            wait: Duration::ZERO,
-            last_ping: now,
-            stats: BridgeStats::default(),
-            next_sys: None,
-        });
+        let bridge = make(state, config, i);
+        state.bridges.push(bridge);
         notify_local(state, i, false);
+    }
+}
+
+/// Bridge `i` of `config`: its local session made (in place of any stored session of that
+/// id, a client's or the bridge's before a restart) with its subscriptions, its first
+/// connection due now.
+pub(crate) fn make(state: &mut State, config: BridgeConfig, i: usize) -> Bridge {
+    if let Some(old) = state
+        .client_ids
+        .get(&config.local_clientid, &state.sessions)
+    {
+        lifecycle::discard(state, old);
+    }
+    let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
+    session.bridge = Some(i as u16);
+    session.version = Version::V5;
+    let sid = SessionId(state.sessions.insert(session) as u32);
+    state.client_ids.insert(sid, &state.sessions);
+    subscribe_local(state, sid, &config);
+    let now = state.now;
+    Bridge {
+        private: config.try_private && config.protocol_version != Version::V5,
+        config,
+        session: sid,
+        link: Link::Idle(Some(now)),
+        address: 0,
+        refused_private: false,
+        wait: Duration::ZERO,
+        last_ping: now,
+        last_out: now,
+        stats: BridgeStats::default(),
+        next_sys: None,
+    }
+}
+
+/// Subscribes bridge session `sid` to the local filter of each `out`/`both` topic of
+/// `config`: no-local and retain-as-published, as Mosquitto makes them, so what the bridge
+/// brings in never goes back out.
+pub(crate) fn subscribe_local(state: &mut State, sid: SessionId, config: &BridgeConfig) {
+    for t in config.topics.iter().filter(|t| t.direction.outbound()) {
+        let options = SubscriptionOptions {
+            qos: t.qos,
+            no_local: true,
+            retain_as_published: true,
+            retain_handling: RetainHandling::SendAtSubscribe,
+        };
+        if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
+            warn!(
+                "bridge {}: local subscription {} refused (reason {code:#04x})",
+                config.name, t.local_filter
+            );
+        }
     }
 }
 
@@ -221,6 +237,30 @@ pub fn encode_connect(b: &Bridge, out: &mut Vec<u8>) {
     connect.encode(out);
 }
 
+/// Appends what ends bridge `b`'s link cleanly to `out`: the `0` notification on the remote
+/// (DISCONNECT means the remote drops the will that would have carried it), then DISCONNECT.
+pub fn encode_goodbye(b: &Bridge, out: &mut Vec<u8>) {
+    let c = &b.config;
+    if c.notifications && !c.notifications_local_only {
+        let state_topic = c.state_topic();
+        let notice = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            topic: &state_topic,
+            packet_id: 0,
+            properties: Properties::default(),
+            payload: b"0",
+        };
+        notice.encode(c.protocol_version, &[], out);
+    }
+    let disconnect = Disconnect {
+        reason_code: crate::wire::reason::SUCCESS,
+        properties: Properties::default(),
+    };
+    disconnect.encode(c.protocol_version, out);
+}
+
 /// After CONNACK: the remote subscriptions (`in`, `both`; MQTT 5 with no-local and
 /// retain-as-published, as Mosquitto), unsubscribes of `out`-only topics
 /// (`bridge_attempt_unsubscribe`), and the remote `1` notification queued to go first.
@@ -277,9 +317,17 @@ pub fn on_connected(state: &mut State, i: usize, out_frames: &mut Vec<u8>) {
 /// with its remote topic (`None` if no outbound topic matches), shared as it is when the
 /// topic is unchanged.
 pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
+    let now = state.now;
     let b = state.bridges.get_mut(usize::from(i))?;
     let remote = topic::outbound(&b.config.topics, &message.topic)?;
+    if remote.is_empty() {
+        // A PUBLISH with no topic would make the remote close the link, and the resend
+        // after reconnecting close it again, for ever.
+        unmappable(b, &message.topic, "out");
+        return None;
+    }
     b.stats.out += 1;
+    b.last_out = now;
     if *remote == *message.topic {
         return Some(Rc::clone(message));
     }
@@ -293,6 +341,56 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
         frame: Default::default(),
         store_id: Default::default(),
     }))
+}
+
+/// Counts a message on `topic` dropped because its remapped topic is empty (a topic that is
+/// exactly the prefix taken off, with no prefix to put on), and says so: a warning the first
+/// time for the bridge, then at debug level.
+pub fn unmappable(b: &mut Bridge, topic: &str, direction: &str) {
+    b.stats.unmappable += 1;
+    let level = match b.stats.unmappable {
+        1 => log::Level::Warn,
+        _ => log::Level::Debug,
+    };
+    log::log!(
+        level,
+        "bridge {}: {topic:?} ({direction}) remaps to an empty topic; message dropped \
+         ({} so far)",
+        b.config.name,
+        b.stats.unmappable
+    );
+}
+
+/// Whether bridge `i`'s link, down, may start at `now`: its backoff is over, and for a lazy
+/// bridge at least `threshold` messages wait for the remote (Mosquitto's lazy start).
+pub fn due(state: &State, i: usize) -> bool {
+    let Some(b) = state.bridges.get(i) else {
+        return false;
+    };
+    let Link::Idle(Some(at)) = b.link else {
+        return false;
+    };
+    at <= state.now
+        && (b.config.start_type != StartType::Lazy || waiting(state, b) >= b.config.threshold)
+}
+
+/// Whether lazy bridge `i`'s link, up, has been idle for its `idle_timeout`: nothing handed
+/// to it for that long and nothing queued or unacknowledged.
+pub fn idle(state: &State, i: usize) -> bool {
+    state.bridges.get(i).is_some_and(|b| {
+        b.config.start_type == StartType::Lazy
+            && b.connected()
+            && waiting(state, b) == 0
+            && state.now.saturating_duration_since(b.last_out) >= b.config.idle_timeout
+    })
+}
+
+/// The messages bridge `b`'s session holds for the remote: queued and in flight.
+fn waiting(state: &State, b: &Bridge) -> usize {
+    state
+        .sessions
+        .get(b.session.0 as usize)
+        .map_or(0, |s| s.queued() + s.inflight_len())
 }
 
 /// Bridge `i`'s queue bounds (its own `bridge_max_queued_*`, else the broker's), after
@@ -392,6 +490,7 @@ pub fn on_connack(state: &mut State, i: usize, id: ConnId) {
         b.link = Link::Connected(id);
         b.wait = Duration::ZERO;
         b.last_ping = now;
+        b.last_out = now;
         b.stats.reconnects += u64::from(b.stats.connects > 0);
         b.stats.connects += 1;
         let (host, port) = &b.config.addresses[b.address];
