@@ -199,7 +199,11 @@ mod tests {
         apply(&mut s, new, &fates);
         assert_eq!(s.bridges.len(), 2);
         assert_eq!(s.bridges[0].session, b_sid, "b kept its session");
-        assert_eq!(s.client_ids.get("local.a", &s.sessions), None, "a's is gone");
+        assert_eq!(
+            s.client_ids.get("local.a", &s.sessions),
+            None,
+            "a's is gone"
+        );
         assert_eq!(s.sessions.len(), 2);
         let session = &s.sessions[b_sid.0 as usize];
         assert_eq!((&*session.client_id, session.bridge), ("local.b2", Some(0)));
