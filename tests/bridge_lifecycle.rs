@@ -2,12 +2,14 @@
 //! unchanged one keeps its connection, a changed one disconnects and connects again with its
 //! new settings and its queued messages, a removed one disconnects, a new one connects; a
 //! file that no longer loads changes nothing); `start_type lazy` with `threshold` and
-//! `idle_timeout`; `start_type once`; `bridge_bind_address`; and a topic remap that yields
+//! `idle_timeout` (the threshold compared with Mosquitto's); `start_type once`; `bridge_bind_address`; and a topic remap that yields
 //! an empty topic, which drops that message instead of closing the link in a loop. The
 //! remotes are fake brokers speaking raw bytes, so each test sees exactly what the bridge
 //! sends.
 
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
 #[path = "common/auth.rs"]
 mod support;
 
@@ -17,6 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Frame, Publish, Raw, TestBroker, publish, start_with};
+use mosquitto::{Mosquitto, mosquitto_installed};
 use pipit::Config;
 use support::{Pipit, Scratch, free_port, local};
 
@@ -296,6 +299,28 @@ fn sighup_with_a_bad_file_keeps_the_bridges() {
 
 // --- start_type, bind address -----------------------------------------------------------
 
+/// Publishes `t/1`, `t/2` at QoS 1 to the broker at `gateway` (whose lazy bridge to
+/// `remote` has `threshold 3`) and sees no connection; then `t/3`, and the bridge connects.
+fn lazy_start(gateway: SocketAddr, remote: &Remote, what: &str) -> Raw {
+    publish_qos1(gateway, "t/1", b"1");
+    publish_qos1(gateway, "t/2", b"2");
+    assert!(
+        remote.accept_within(Duration::from_millis(2500)).is_none(),
+        "{what}: connected below the threshold"
+    );
+    publish_qos1(gateway, "t/3", b"3");
+    remote.accept().0
+}
+
+/// The topics of the `t/` messages among `frames`.
+fn queued_topics(frames: &[Frame]) -> Vec<String> {
+    published(frames)
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t.starts_with("t/"))
+        .collect()
+}
+
 /// `start_type lazy`: no connection until `threshold` messages are queued; then it
 /// connects and sends them; with nothing more to send for `idle_timeout` it says goodbye
 /// (its `0` state, DISCONNECT); and it comes back when the threshold is queued again.
@@ -307,25 +332,17 @@ fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
         remote.addr
     ));
     for round in 0..2 {
-        publish_qos1(gateway.addr, "t/1", b"1");
-        publish_qos1(gateway.addr, "t/2", b"2");
-        assert!(
-            remote.accept_within(Duration::from_millis(2500)).is_none(),
-            "round {round}: connected below the threshold"
-        );
-        publish_qos1(gateway.addr, "t/3", b"3");
-        let (mut c, _, _) = remote.accept();
+        let mut c = lazy_start(gateway.addr, &remote, &format!("round {round}"));
         let started = Instant::now();
         let frames = read_acking(&mut c, 6000);
-        let sent = published(&frames);
-        let queued: Vec<&str> = (sent.iter())
-            .filter(|(t, _)| t.starts_with("t/"))
-            .map(|(t, _)| t.as_str())
-            .collect();
-        assert_eq!(queued, ["t/1", "t/2", "t/3"], "round {round}: {frames:?}");
+        assert_eq!(
+            queued_topics(&frames),
+            ["t/1", "t/2", "t/3"],
+            "round {round}: {frames:?}"
+        );
         let state = "$SYS/broker/connection/gw/state".to_string();
         assert_eq!(
-            sent.last(),
+            published(&frames).last(),
             Some(&(state, b"0".to_vec())),
             "round {round}: the idle goodbye"
         );
@@ -336,6 +353,23 @@ fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
             "{idle:?}"
         );
     }
+}
+
+/// The same lazy start against the real Mosquitto: it too waits for the threshold (its
+/// Debian build does not connect a lazy bridge at start-up either), then sends the queue.
+#[test]
+fn a_lazy_bridge_starts_at_its_threshold_as_mosquitto() {
+    if !mosquitto_installed("lazy bridge") {
+        return;
+    }
+    let remote = Remote::on("127.0.0.1");
+    let broker = Mosquitto::start(&format!(
+        "connection gw\naddress {}\nstart_type lazy\nthreshold 3\ntopic t/# out 1\n",
+        remote.addr
+    ));
+    let mut c = lazy_start(broker.addr, &remote, "Mosquitto");
+    let frames = read_acking(&mut c, 1500);
+    assert_eq!(queued_topics(&frames), ["t/1", "t/2", "t/3"], "{frames:?}");
 }
 
 /// `start_type once`: connected at start-up, never again after the link drops (an
