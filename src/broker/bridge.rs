@@ -4,7 +4,7 @@
 //! handshake ends); a PINGREQ every keepalive interval while it is up. Resolving a host name
 //! happens on a helper thread (`bridge::resolve`), looked at here once per sweep. A lazy
 //! bridge starts when its threshold is queued and stops when idle; `bridge_stop` ends a link
-//! cleanly (idle, or SIGHUP: `bridge_reload`).
+//! cleanly (idle, or SIGHUP: `reload_bridges`).
 
 use std::net::IpAddr;
 
