@@ -188,7 +188,7 @@ fn main() -> ExitCode {
     }
     let to_stderr = config.log.stderr;
     let pid_file = config.pid_file.clone();
-    let result = start(config, log).and_then(Broker::run);
+    let result = start(config, args.config.as_deref(), log).and_then(Broker::run);
     if let Some(path) = &pid_file
         && result.is_ok()
     {
@@ -209,8 +209,13 @@ fn main() -> ExitCode {
 }
 
 /// Binds the broker, writes the pid file, connects the logger and signals, then switches
-/// away from root (`user`): everything that needs root is open by then.
-fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
+/// away from root (`user`): everything that needs root is open by then. SIGHUP reads
+/// `config_file`'s bridges again.
+fn start(
+    config: Config,
+    config_file: Option<&Path>,
+    log: Option<LogLink>,
+) -> std::io::Result<Broker> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let account = pipit::user::target(&config.user).map_err(invalid)?;
     let was_root = pipit::user::is_root();
@@ -231,6 +236,9 @@ fn start(config: Config, log: Option<LogLink>) -> std::io::Result<Broker> {
         broker.set_log(log);
     }
     broker.handle_signals(signals)?;
+    if let Some(path) = config_file {
+        broker.set_config_file(path.to_path_buf());
+    }
     if let Some(account) = &account {
         if let Some(dir) = &new_store {
             pipit::user::give(dir, account)?;

@@ -747,6 +747,13 @@ mod tls {
             pki.path("server.key").display(),
         ));
         let cloud_plain = local(plain);
+        // Mosquitto opens its listeners one after another, and `with_config` waited for the
+        // TLS one only: the plain one may not be open yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(cloud_plain).is_err() {
+            assert!(Instant::now() < deadline, "{}", cloud.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
         let gateway = bridged(&format!(
             "address {}\n{}topic up/# out 1\ntopic down/# in 1\n",
             cloud.addr,

@@ -18,9 +18,12 @@
 //! `try_private` bit (protocol level | 0x80) for MQTT 3 bridges; a remote that refuses it,
 //! with a CONNACK or by closing before one, is asked again without it.
 
+mod lazy;
+pub mod reload;
 mod sys;
 pub mod topic;
 
+pub use lazy::{due, idle, unmappable};
 pub use sys::{BridgeStats, publish as publish_sys};
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -38,8 +41,8 @@ use crate::core::session::{NEVER_EXPIRES, QueueLimits, Session};
 use crate::core::state::State;
 use crate::ids::{ConnId, SessionId};
 use crate::wire::{
-    Connect, Properties, QoS, RetainHandling, SubscriptionOptions, Version, Will, encode_subscribe,
-    encode_unsubscribe,
+    Connect, Disconnect, Properties, Publish, QoS, RetainHandling, SubscriptionOptions, Version,
+    Will, encode_subscribe, encode_unsubscribe,
 };
 
 /// Where a bridge's link to its remote is.
@@ -75,6 +78,8 @@ pub struct Bridge {
     wait: Duration,
     /// When a PINGREQ was last sent on the current link.
     last_ping: Instant,
+    /// When the link came up or a message was last handed to it (a lazy bridge's idle clock).
+    last_out: Instant,
     /// Its counters, for `$SYS`.
     pub stats: BridgeStats,
     /// When its `$SYS` figures are published next (`None`: at once).
@@ -91,49 +96,62 @@ impl Bridge {
 /// Makes every configured bridge's local session with its subscriptions, publishes `0` on
 /// each one's state topic, and schedules the first connection now.
 pub fn start(state: &mut State) {
-    let now = state.now;
     for (i, config) in state.config.bridges.clone().into_iter().enumerate() {
-        // A stored session of that id (a client's, or the bridge's before a restart) gives
-        // way: the bridge's session is made from its configuration.
-        if let Some(old) = state
-            .client_ids
-            .get(&config.local_clientid, &state.sessions)
-        {
-            lifecycle::discard(state, old);
-        }
-        let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
-        session.bridge = Some(i as u16);
-        session.version = Version::V5;
-        let sid = SessionId(state.sessions.insert(session) as u32);
-        state.client_ids.insert(sid, &state.sessions);
-        for t in config.topics.iter().filter(|t| t.direction.outbound()) {
-            let options = SubscriptionOptions {
-                qos: t.qos,
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: RetainHandling::SendAtSubscribe,
-            };
-            if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
-                warn!(
-                    "bridge {}: local subscription {} refused (reason {code:#04x})",
-                    config.name, t.local_filter
-                );
-            }
-        }
-        let private = config.try_private && config.protocol_version != Version::V5;
-        state.bridges.push(Bridge {
-            config,
-            session: sid,
-            link: Link::Idle(Some(now)),
-            address: 0,
-            private,
-            refused_private: false,
-            wait: Duration::ZERO,
-            last_ping: now,
-            stats: BridgeStats::default(),
-            next_sys: None,
-        });
+        let bridge = make(state, config, i);
+        state.bridges.push(bridge);
         notify_local(state, i, false);
+    }
+}
+
+/// Bridge `i` of `config`: its local session made (in place of any stored session of that
+/// id, a client's or the bridge's before a restart) with its subscriptions, its first
+/// connection due now.
+pub(crate) fn make(state: &mut State, config: BridgeConfig, i: usize) -> Bridge {
+    if let Some(old) = state
+        .client_ids
+        .get(&config.local_clientid, &state.sessions)
+    {
+        lifecycle::discard(state, old);
+    }
+    let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
+    session.bridge = Some(i as u16);
+    session.version = Version::V5;
+    let sid = SessionId(state.sessions.insert(session) as u32);
+    state.client_ids.insert(sid, &state.sessions);
+    subscribe_local(state, sid, &config);
+    let now = state.now;
+    Bridge {
+        private: config.try_private && config.protocol_version != Version::V5,
+        config,
+        session: sid,
+        link: Link::Idle(Some(now)),
+        address: 0,
+        refused_private: false,
+        wait: Duration::ZERO,
+        last_ping: now,
+        last_out: now,
+        stats: BridgeStats::default(),
+        next_sys: None,
+    }
+}
+
+/// Subscribes bridge session `sid` to the local filter of each `out`/`both` topic of
+/// `config`: no-local and retain-as-published, as Mosquitto makes them, so what the bridge
+/// brings in never goes back out.
+pub(crate) fn subscribe_local(state: &mut State, sid: SessionId, config: &BridgeConfig) {
+    for t in config.topics.iter().filter(|t| t.direction.outbound()) {
+        let options = SubscriptionOptions {
+            qos: t.qos,
+            no_local: true,
+            retain_as_published: true,
+            retain_handling: RetainHandling::SendAtSubscribe,
+        };
+        if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
+            warn!(
+                "bridge {}: local subscription {} refused (reason {code:#04x})",
+                config.name, t.local_filter
+            );
+        }
     }
 }
 
@@ -221,6 +239,30 @@ pub fn encode_connect(b: &Bridge, out: &mut Vec<u8>) {
     connect.encode(out);
 }
 
+/// Appends what ends bridge `b`'s link cleanly to `out`: the `0` notification on the remote
+/// (DISCONNECT means the remote drops the will that would have carried it), then DISCONNECT.
+pub fn encode_goodbye(b: &Bridge, out: &mut Vec<u8>) {
+    let c = &b.config;
+    if c.notifications && !c.notifications_local_only {
+        let state_topic = c.state_topic();
+        let notice = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: true,
+            topic: &state_topic,
+            packet_id: 0,
+            properties: Properties::default(),
+            payload: b"0",
+        };
+        notice.encode(c.protocol_version, &[], out);
+    }
+    let disconnect = Disconnect {
+        reason_code: crate::wire::reason::SUCCESS,
+        properties: Properties::default(),
+    };
+    disconnect.encode(c.protocol_version, out);
+}
+
 /// After CONNACK: the remote subscriptions (`in`, `both`; MQTT 5 with no-local and
 /// retain-as-published, as Mosquitto), unsubscribes of `out`-only topics
 /// (`bridge_attempt_unsubscribe`), and the remote `1` notification queued to go first.
@@ -277,9 +319,17 @@ pub fn on_connected(state: &mut State, i: usize, out_frames: &mut Vec<u8>) {
 /// with its remote topic (`None` if no outbound topic matches), shared as it is when the
 /// topic is unchanged.
 pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
+    let now = state.now;
     let b = state.bridges.get_mut(usize::from(i))?;
     let remote = topic::outbound(&b.config.topics, &message.topic)?;
+    if remote.is_empty() {
+        // A PUBLISH with no topic would make the remote close the link, and the resend
+        // after reconnecting close it again, for ever.
+        unmappable(b, &message.topic, "out");
+        return None;
+    }
     b.stats.out += 1;
+    b.last_out = now;
     if *remote == *message.topic {
         return Some(Rc::clone(message));
     }
@@ -392,6 +442,7 @@ pub fn on_connack(state: &mut State, i: usize, id: ConnId) {
         b.link = Link::Connected(id);
         b.wait = Duration::ZERO;
         b.last_ping = now;
+        b.last_out = now;
         b.stats.reconnects += u64::from(b.stats.connects > 0);
         b.stats.connects += 1;
         let (host, port) = &b.config.addresses[b.address];

@@ -1,6 +1,7 @@
 //! Each bridge's figures under `$SYS/broker/bridges/NAME/`, retained, every `sys_interval`
 //! (beside the broker's own, `metrics`): whether the link is up, the address in use, the
-//! messages and bytes queued for the remote, messages forwarded each way, and reconnects.
+//! messages and bytes queued for the remote, messages forwarded each way,
+//! messages dropped for an empty remapped topic, and reconnects.
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct BridgeStats {
     pub reconnects: u64,
     /// Connections made.
     pub connects: u64,
+    /// Messages dropped because their remapped topic was empty (either way).
+    pub unmappable: u64,
 }
 
 /// Publishes every bridge's figures if `sys_interval` (not 0) has passed since the last.
@@ -51,6 +54,7 @@ pub fn publish(state: &mut State) {
             ("queued/bytes", bytes.to_string()),
             ("messages/out", stats.out.to_string()),
             ("messages/in", stats.into.to_string()),
+            ("messages/unmappable", stats.unmappable.to_string()),
             ("reconnects", stats.reconnects.to_string()),
         ];
         for (name, value) in values {

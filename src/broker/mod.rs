@@ -166,6 +166,8 @@ pub struct Broker {
     notifier: Option<crate::notify::Notifier>,
     /// The last `STATUS=` sent.
     last_status: String,
+    /// The configuration file, read again on SIGHUP for its bridges (`set_config_file`).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl Broker {
@@ -232,6 +234,7 @@ impl Broker {
             log: None,
             notifier: None,
             last_status: String::new(),
+            config_file: None,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -311,6 +314,12 @@ impl Broker {
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
+    }
+
+    /// Names the configuration file the broker was started from: SIGHUP reads its
+    /// `connection` blocks again (the rest of it is not re-read).
+    pub fn set_config_file(&mut self, path: std::path::PathBuf) {
+        self.config_file = Some(path);
     }
 
     /// Connects the binary's logger (`crate::logging`): SIGHUP reopens its log file, and
@@ -419,6 +428,7 @@ impl Broker {
                 SIGHUP => {
                     self.notify_reload(false);
                     crate::broker::reload::security(&mut self.state);
+                    self.reload_bridges();
                     if let Some(log) = &self.log {
                         crate::broker::reload::log_file(log);
                     }

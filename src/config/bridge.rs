@@ -17,6 +17,7 @@ use super::line::{Line, Origin};
 use super::{ConfigError, Warning};
 use crate::core::topic::{self, TopicLimits};
 use crate::wire::{QoS, Version};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Bounds for checking bridge patterns at load: MQTT's own, not the broker's options.
@@ -85,7 +86,8 @@ pub enum Restart {
 pub enum StartType {
     /// At start-up, and again whenever the connection drops.
     Automatic,
-    /// `lazy`: parsed, not built yet: connects as `automatic` (with a warning).
+    /// `lazy`: connects when `threshold` messages are queued for the remote, and
+    /// disconnects after `idle_timeout` with nothing to send.
     Lazy,
     /// `once`: connects at start-up and never again after it drops.
     Once,
@@ -146,6 +148,14 @@ pub struct BridgeConfig {
     pub restart: Restart,
     /// `start_type`.
     pub start_type: StartType,
+    /// `threshold`: how many queued messages start a lazy bridge (default 10, at least 1).
+    pub threshold: usize,
+    /// `idle_timeout`: how long a lazy bridge stays up with nothing to send (default 60
+    /// seconds, at least 1).
+    pub idle_timeout: Duration,
+    /// `bridge_bind_address`: the local address the bridge's socket binds to before it
+    /// connects; `None` lets the system choose.
+    pub bind_address: Option<IpAddr>,
     /// `bridge_attempt_unsubscribe`: unsubscribe `out` topics on the remote (default true).
     pub attempt_unsubscribe: bool,
     /// `bridge_outgoing_retain`: keep the RETAIN flag on what goes out (default true).
@@ -189,6 +199,9 @@ impl BridgeConfig {
                 cap: Duration::from_secs(30),
             },
             start_type: StartType::Automatic,
+            threshold: 10,
+            idle_timeout: Duration::from_secs(60),
+            bind_address: None,
             attempt_unsubscribe: true,
             outgoing_retain: true,
             max_packet_size: 0,
@@ -209,8 +222,7 @@ impl BridgeConfig {
 }
 
 /// Bridge options that are not built yet and change only how well it works: a warning each.
-const NOT_BUILT: &str = "bridge_bind_address bridge_receive_maximum \
-    bridge_session_expiry_interval idle_timeout threshold";
+const NOT_BUILT: &str = "bridge_receive_maximum bridge_session_expiry_interval";
 
 /// Whether `name` is an option of a `connection` block.
 pub(crate) fn is_bridge_option(name: &str) -> bool {
@@ -239,6 +251,9 @@ pub(crate) fn is_bridge_option(name: &str) -> bool {
             | "notification_topic"
             | "restart_timeout"
             | "start_type"
+            | "threshold"
+            | "idle_timeout"
+            | "bridge_bind_address"
             | "bridge_attempt_unsubscribe"
             | "bridge_outgoing_retain"
             | "bridge_max_packet_size"
@@ -349,18 +364,29 @@ impl Drafts {
                 b.start_type = match l.word()? {
                     "automatic" => StartType::Automatic,
                     "once" => StartType::Once,
-                    "lazy" => {
-                        warnings.push(l.warning(
-                            "start_type lazy is not built yet: the bridge connects at start-up, as automatic",
-                        ));
-                        StartType::Lazy
-                    }
+                    "lazy" => StartType::Lazy,
                     other => {
                         return Err(l.error(format!(
                             "start_type: \"{other}\" is not automatic, lazy or once"
                         )));
                     }
                 }
+            }
+            // As Mosquitto: below 1 is raised to 1.
+            "threshold" => {
+                b.threshold = l.int::<i64>(i64::MIN, i64::from(u32::MAX))?.max(1) as usize
+            }
+            "idle_timeout" => {
+                let secs = l.int::<i64>(i64::MIN, i64::from(u32::MAX))?.max(1);
+                b.idle_timeout = Duration::from_secs(secs as u64);
+            }
+            "bridge_bind_address" => {
+                let word = l.word()?;
+                b.bind_address = Some(word.parse().map_err(|_| {
+                    l.error(format!(
+                        "bridge_bind_address: \"{word}\" is not an IP address"
+                    ))
+                })?);
             }
             "bridge_attempt_unsubscribe" => b.attempt_unsubscribe = l.flag()?,
             "bridge_outgoing_retain" => b.outgoing_retain = l.flag()?,
@@ -658,15 +684,28 @@ bridge_queue_policy latest
     }
 
     #[test]
-    fn options_not_built_yet_are_named_warnings() {
-        let text = "connection b\naddress h\ntopic t\nthreshold 10\nidle_timeout 5\n\
-                    start_type lazy\nbridge_bind_address 10.0.0.1\nlistener 1883\n";
+    fn lazy_start_and_bind_address_are_read() {
+        let text = "connection b\naddress h\ntopic t\nthreshold 3\nidle_timeout 0\n\
+                    start_type lazy\nbridge_bind_address 127.0.0.2\nlistener 1883\n";
         let (c, warnings) = parse(text).unwrap();
-        let lines: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(lines.len(), 4, "{lines:?}");
-        assert!(lines[0].starts_with("pipit.conf:4: threshold is not built yet"));
-        assert!(lines[2].starts_with("pipit.conf:6: start_type lazy"));
-        assert_eq!(c.bridges[0].start_type, StartType::Lazy);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let b = &c.bridges[0];
+        assert_eq!(b.start_type, StartType::Lazy);
+        assert_eq!(b.threshold, 3);
+        assert_eq!(
+            b.idle_timeout,
+            Duration::from_secs(1),
+            "raised to 1 as Mosquitto"
+        );
+        assert_eq!(b.bind_address, Some([127, 0, 0, 2].into()));
+        let (c, _) = parse("connection b\naddress h\ntopic t\nthreshold -4\n").unwrap();
+        assert_eq!(c.bridges[0].threshold, 1, "raised to 1 as Mosquitto");
+        let e = parse("connection b\naddress h\ntopic t\nbridge_bind_address eth0\n");
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.starts_with("pipit.conf:4: bridge_bind_address: \"eth0\" is not an IP"),
+            "{e}"
+        );
         let refused = parse("connection b\naddress h\ntopic t\nlocal_username gw\n");
         let refused = refused.unwrap_err().to_string();
         assert!(

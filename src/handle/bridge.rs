@@ -10,7 +10,7 @@ use crate::bridge;
 use crate::core::state::{Close, State};
 use crate::ids::ConnId;
 use crate::net::conn::Phase;
-use crate::wire::{Connack, Packet, reason};
+use crate::wire::{Connack, Packet, PacketType, Publish, QoS, reason};
 
 /// Handles one packet from bridge `i`'s remote on connection `id`.
 pub fn dispatch(state: &mut State, id: ConnId, i: usize, packet: &Packet<'_>) -> Result<(), Close> {
@@ -46,6 +46,10 @@ pub fn dispatch(state: &mut State, id: ConnId, i: usize, packet: &Packet<'_>) ->
             }
             let topics = state.bridges.get(i).map(|b| &b.config.topics[..]);
             let local = bridge::topic::inbound(topics.unwrap_or_default(), p.topic);
+            if local.is_empty() {
+                drop_unmappable(state, id, i, p);
+                return Ok(());
+            }
             let mut remapped = *p;
             remapped.topic = &local;
             publish::handle(state, ctx, &remapped)
@@ -79,6 +83,22 @@ pub fn dispatch(state: &mut State, id: ConnId, i: usize, packet: &Packet<'_>) ->
         | Packet::Pingreq
         | Packet::Auth(_) => Err(Close::Protocol("bridge: a client's packet from the remote")),
     }
+}
+
+/// A PUBLISH whose local topic would be empty (a topic that is exactly the remote prefix,
+/// with no local prefix): dropped and counted, and acknowledged so the remote does not send
+/// it again, which would otherwise close and reopen the link for ever. MQTT 5 says why
+/// (0x90); a QoS 2 flow ends there, or (3.1.1) at the PUBREL, answered as for any id.
+fn drop_unmappable(state: &mut State, id: ConnId, i: usize, p: &Publish<'_>) {
+    if let Some(b) = state.bridges.get_mut(i) {
+        bridge::unmappable(b, p.topic, "in");
+    }
+    let kind = match p.qos {
+        QoS::AtMostOnce => return,
+        QoS::AtLeastOnce => PacketType::Puback,
+        QoS::ExactlyOnce => PacketType::Pubrec,
+    };
+    ack::send_ack(state, id, kind, p.packet_id, reason::TOPIC_NAME_INVALID);
 }
 
 /// The bridge's name, for logs.
