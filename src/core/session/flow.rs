@@ -306,8 +306,10 @@ impl Session {
     }
 
     /// Removes one counted queued message to make room (a bridge's queue policy): the oldest
-    /// on `same_topic` if given and there is one, else the oldest. Returns whether one went.
-    pub fn evict_queued(&mut self, same_topic: Option<&str>) -> bool {
+    /// on `same_topic` if given and there is one, else the oldest. A stored session records
+    /// it gone, so a restart does not bring it back. Returns whether one went.
+    pub fn evict_queued(&mut self, same_topic: Option<&str>, journal: &mut Journal) -> bool {
+        let key = self.store_key;
         let Some(flow) = self.flow.as_deref_mut() else {
             return false;
         };
@@ -315,7 +317,14 @@ impl Session {
             (flow.queue.iter()).position(|q| q.counted && *q.message.topic == *topic)
         });
         let at = on_topic.or_else(|| flow.queue.iter().position(|q| q.counted));
-        at.and_then(|i| flow.remove_queued(i)).is_some()
+        let Some(q) = at.and_then(|i| flow.remove_queued(i)) else {
+            return false;
+        };
+        // One not yet logged (deferred) is simply never written.
+        if key != 0 && q.logged {
+            journal.dequeue(key, q.message.store_id.get());
+        }
+        true
     }
 
     /// What the queued messages cost in bytes (payloads, topics and entries).
