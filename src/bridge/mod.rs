@@ -18,9 +18,12 @@
 //! `try_private` bit (protocol level | 0x80) for MQTT 3 bridges; a remote that refuses it,
 //! with a CONNACK or by closing before one, is asked again without it.
 
+pub mod limits;
+mod spool;
 mod sys;
 pub mod topic;
 
+pub use spool::make_room;
 pub use sys::{BridgeStats, publish as publish_sys};
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -30,11 +33,10 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::config::{BridgeConfig, QueuePolicy, Restart, StartType};
-use crate::core::lifecycle;
+use crate::config::{BridgeConfig, Restart, StartType};
 use crate::core::message::Message;
 use crate::core::route::{self, Sender};
-use crate::core::session::{NEVER_EXPIRES, QueueLimits, Session};
+use crate::core::session::NEVER_EXPIRES;
 use crate::core::state::State;
 use crate::ids::{ConnId, SessionId};
 use crate::wire::{
@@ -79,6 +81,10 @@ pub struct Bridge {
     pub stats: BridgeStats,
     /// When its `$SYS` figures are published next (`None`: at once).
     next_sys: Option<Instant>,
+    /// Scratch for remapping a topic on the way out, reused from message to message.
+    remap: String,
+    /// What the remote's CONNACK allows: the highest QoS and whether RETAIN is available.
+    pub remote: limits::Remote,
 }
 
 impl Bridge {
@@ -88,38 +94,15 @@ impl Bridge {
     }
 }
 
-/// Makes every configured bridge's local session with its subscriptions, publishes `0` on
-/// each one's state topic, and schedules the first connection now.
+/// Makes (or takes up from the store) every configured bridge's local session with its
+/// subscriptions, publishes `0` on each one's state topic, and schedules the first
+/// connection now.
 pub fn start(state: &mut State) {
     let now = state.now;
+    let restored = spool::restored(state);
     for (i, config) in state.config.bridges.clone().into_iter().enumerate() {
-        // A stored session of that id (a client's, or the bridge's before a restart) gives
-        // way: the bridge's session is made from its configuration.
-        if let Some(old) = state
-            .client_ids
-            .get(&config.local_clientid, &state.sessions)
-        {
-            lifecycle::discard(state, old);
-        }
-        let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
-        session.bridge = Some(i as u16);
-        session.version = Version::V5;
-        let sid = SessionId(state.sessions.insert(session) as u32);
-        state.client_ids.insert(sid, &state.sessions);
-        for t in config.topics.iter().filter(|t| t.direction.outbound()) {
-            let options = SubscriptionOptions {
-                qos: t.qos,
-                no_local: true,
-                retain_as_published: true,
-                retain_handling: RetainHandling::SendAtSubscribe,
-            };
-            if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
-                warn!(
-                    "bridge {}: local subscription {} refused (reason {code:#04x})",
-                    config.name, t.local_filter
-                );
-            }
-        }
+        let stored = restored.get(i).copied().flatten();
+        let sid = spool::local_session(state, i, &config, stored);
         let private = config.try_private && config.protocol_version != Version::V5;
         state.bridges.push(Bridge {
             config,
@@ -132,6 +115,8 @@ pub fn start(state: &mut State) {
             last_ping: now,
             stats: BridgeStats::default(),
             next_sys: None,
+            remap: String::new(),
+            remote: limits::Remote::default(),
         });
         notify_local(state, i, false);
     }
@@ -207,10 +192,19 @@ pub fn encode_connect(b: &Bridge, out: &mut Vec<u8>) {
         clean_start: c.cleansession,
         keep_alive: c.keepalive,
         properties: Properties {
-            // MQTT 5: a session as lasting as a 3.1.1 `cleansession false` one.
-            session_expiry_interval: (c.protocol_version == Version::V5 && !c.cleansession)
-                .then_some(NEVER_EXPIRES),
+            // MQTT 5: `bridge_session_expiry_interval`, else a session as lasting as a
+            // 3.1.1 `cleansession false` one. 0 is what its absence means.
+            session_expiry_interval: (c.protocol_version == Version::V5)
+                .then(|| {
+                    (c.session_expiry_interval).unwrap_or(if c.cleansession {
+                        0
+                    } else {
+                        NEVER_EXPIRES
+                    })
+                })
+                .filter(|&s| s != 0),
             maximum_packet_size: (c.max_packet_size > 0).then_some(c.max_packet_size),
+            receive_maximum: (c.receive_maximum > 0).then_some(c.receive_maximum),
             ..Properties::default()
         },
         client_id: &c.remote_clientid,
@@ -275,16 +269,17 @@ pub fn on_connected(state: &mut State, i: usize, out_frames: &mut Vec<u8>) {
 
 /// The local message to send to the remote for `message` queued to bridge `i`'s session:
 /// with its remote topic (`None` if no outbound topic matches), shared as it is when the
-/// topic is unchanged.
+/// topic is unchanged. A changed topic is built in the bridge's reused buffer, so the one
+/// allocation per message is the new message's own topic.
 pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
     let b = state.bridges.get_mut(usize::from(i))?;
-    let remote = topic::outbound(&b.config.topics, &message.topic)?;
+    let changed = topic::outbound(&b.config.topics, &message.topic, &mut b.remap)?;
     b.stats.out += 1;
-    if *remote == *message.topic {
+    if !changed {
         return Some(Rc::clone(message));
     }
     Some(Rc::new(Message {
-        topic: remote.into(),
+        topic: Rc::from(b.remap.as_str()),
         payload: message.payload.clone(),
         qos: message.qos,
         retain: message.retain,
@@ -295,50 +290,18 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
     }))
 }
 
-/// Bridge `i`'s queue bounds (its own `bridge_max_queued_*`, else the broker's), after
-/// making room for `message` by its `bridge_queue_policy` if the queue is full: `drop_oldest`
-/// drops the oldest queued message, `latest` the oldest on the same topic (else the oldest),
-/// `drop_newest` nothing (the new message is refused, as for a client). A dropped message
-/// is counted as a queue-full drop.
-pub fn make_room(state: &mut State, i: u16, message: &Message, qos: QoS) -> QueueLimits {
-    let mut limits = state.queue_limits();
-    let Some(b) = state.bridges.get(usize::from(i)) else {
-        return limits;
-    };
-    if b.config.max_queued_messages != 0 {
-        limits.max_queued = b.config.max_queued_messages;
-    }
-    if b.config.max_queued_bytes != 0 {
-        limits.max_queued_bytes = b.config.max_queued_bytes;
-    }
-    let (policy, sid) = (b.config.queue_policy, b.session);
-    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
-        return limits;
-    };
-    // QoS 0 to a connected bridge is not counted (bounded by the output instead), and to a
-    // disconnected one it is not queued at all (unless queue_qos0_messages): either way
-    // nothing queued is evicted for it.
-    let offline = !session.is_online();
-    let counted = qos != QoS::AtMostOnce || (offline && limits.queue_qos0_offline);
-    if policy == QueuePolicy::DropNewest
-        || !counted
-        || !session.queue_full(limits, message.payload.len())
-    {
-        return limits;
-    }
-    let same_topic = (policy == QueuePolicy::Latest).then_some(&*message.topic);
-    if session.evict_queued(same_topic) {
-        state.count_drop(sid, crate::core::drops::DropReason::QueueFull, 1);
-    }
-    limits
-}
-
-/// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`).
+/// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`, and
+/// the remote's Retain Available).
 pub fn outgoing_retain(state: &State, i: u16) -> bool {
     state
         .bridges
         .get(usize::from(i))
-        .is_none_or(|b| b.config.outgoing_retain)
+        .is_none_or(|b| b.config.outgoing_retain && b.remote.retain_available)
+}
+
+/// The QoS bridge `i` sends a message at, `qos` at most the remote's Maximum QoS.
+pub fn outgoing_qos(state: &State, i: u16, qos: QoS) -> QoS {
+    (state.bridges.get(usize::from(i))).map_or(qos, |b| qos.min(b.remote.maximum_qos))
 }
 
 /// Bridge `i`'s link closed: publishes `0` locally if it had been up (`connacked`), picks
@@ -392,7 +355,6 @@ pub fn on_connack(state: &mut State, i: usize, id: ConnId) {
         b.link = Link::Connected(id);
         b.wait = Duration::ZERO;
         b.last_ping = now;
-        b.stats.reconnects += u64::from(b.stats.connects > 0);
         b.stats.connects += 1;
         let (host, port) = &b.config.addresses[b.address];
         info!("bridge {}: connected to {host}:{port}", b.config.name);

@@ -106,9 +106,15 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
         .get_mut(sid.0 as usize)
         .ok_or(Close::Protocol("no session"))?;
     // [MQTT-3.3.4-7] [MQTT-3.3.4-8] more unacknowledged QoS 2 than our Receive Maximum.
+    // A bridge's remote is held to its `bridge_receive_maximum`, if set.
+    let receive_maximum = (session.bridge)
+        .and_then(|b| state.bridges.get(usize::from(b)))
+        .map(|b| b.config.receive_maximum)
+        .filter(|&r| r > 0)
+        .unwrap_or(state.config.max_inflight_messages.max(1));
     if v5
         && publish.qos == QoS::ExactlyOnce
-        && session.inbound_qos2_len() >= usize::from(state.config.max_inflight_messages.max(1))
+        && session.inbound_qos2_len() >= usize::from(receive_maximum)
         // A retransmission of a packet id we already hold is not a new message; the DUP
         // flag alone proves nothing, so it does not exempt a PUBLISH.
         && !session.holds_qos2(publish.packet_id)

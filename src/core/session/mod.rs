@@ -26,7 +26,7 @@ pub use write::SendDrops;
 
 use crate::core::alias::{InboundAliases, OutboundAliases};
 use crate::ids::ConnId;
-use crate::wire::{SubscriptionOptions, Version};
+use crate::wire::{QoS, SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
@@ -220,12 +220,29 @@ impl Session {
     pub fn remove_subscription(&mut self, raw_filter: &str) {
         self.subscriptions.remove(raw_filter);
     }
+
+    /// Holds what is queued (not yet sent) to a peer's limits: QoS at most `maximum_qos`,
+    /// and no RETAIN flag unless `retain` (a bridge's remote said so in its CONNACK). What
+    /// is in flight keeps its QoS: its flow was begun under it.
+    pub fn cap_queued(&mut self, maximum_qos: QoS, retain: bool) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
+        for q in &mut flow.queue {
+            q.qos = q.qos.min(maximum_qos);
+            q.retain &= retain;
+        }
+        if !retain {
+            for f in &mut flow.inflight {
+                f.retain = false;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::QoS;
 
     #[test]
     fn subscriptions_stay_sorted_and_unique() {
