@@ -25,7 +25,7 @@ mod process;
 #[path = "common/auth.rs"]
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
