@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,16 @@ pub fn bridged(block: &str) -> TestBroker {
     start_with(|c| c.bridges = parsed.bridges)
 }
 
-/// Waits until `STATE` reads `1` on the broker at `addr`. On the remote that is after the
-/// bridge's subscriptions: it sends them before the notification.
+/// Waits until `STATE` reads `1` on the broker at `addr` (which may not listen yet: a
+/// Mosquitto with two listeners opens the second a moment after the first). On the remote
+/// that is after the bridge's subscriptions: it sends them before the notification.
 pub fn wait_up(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            std::thread::sleep(Duration::from_millis(25));
+            continue;
+        }
         let mut watch = Raw::connect(addr, "watch", true);
         watch.subscribe(STATE, 0);
         while let Some(f) = watch.recv() {
