@@ -1,7 +1,9 @@
 //! Bridges: the broker as an MQTT client of another broker, on the same event loop.
 //!
-//! Each `connection` block is a [`Bridge`]. Its local side is an ordinary [`Session`]
-//! (client id `local_clientid`) made at start-up and kept for the broker's life: the `out`
+//! Each `connection` block is a [`Bridge`]. Its local side is an ordinary
+//! [`Session`](crate::core::session::Session) (client id `local_clientid`) made at start-up,
+//! or taken up from the store (`spool`: with persistence on it survives a restart, found
+//! by the `connection` name), and kept for the broker's life: the `out`
 //! and `both` topics are its subscriptions (no-local and retain-as-published, as Mosquitto
 //! makes them, so what the bridge brings in never goes back out), routing queues to it like
 //! to any client, and its queue, inflight window and packet ids are the session machinery's.
@@ -10,6 +12,7 @@
 //! attached to the bridge's [`Conn`](crate::net::conn::Conn), whose output pass sends
 //! PUBLISHes to the remote and whose acks the normal handlers take. Only the topic differs:
 //! `route` remaps it on the way out (`topic::outbound`), `handle::bridge` on the way in.
+//! An MQTT 5 remote's CONNACK sets the link's limits (`limits`), as a client's CONNECT does.
 //!
 //! The link's life: `Idle` until its restart time, `Resolving` while a helper thread looks
 //! a host name up (the loop never blocks on DNS; IP literals need none), `Connecting` from

@@ -86,8 +86,9 @@ fn name(state: &State, i: usize) -> &str {
     state.bridges.get(i).map_or("?", |b| &b.config.name)
 }
 
-/// CONNACK: on success the link is up: the local session is attached to this connection,
-/// the subscriptions go out, then what was in flight and what queued. A refusal closes; one
+/// CONNACK: on success the link is up: the local session is attached to this connection
+/// under the limits an MQTT 5 remote's CONNACK sets (`bridge::limits`), the subscriptions
+/// go out, then what was in flight and what queued. A refusal closes; one
 /// that may be the `try_private` bit's fault is retried without it (`bridge::on_closed`).
 fn connack_received(
     state: &mut State,
