@@ -704,6 +704,52 @@ mod tests {
         );
     }
 
+    /// A bridge's remote with Maximum QoS 1 and no retain: what waits is held to that,
+    /// a QoS 2 message in flight before its PUBREC included.
+    #[test]
+    fn capped_to_a_remotes_limits() {
+        let mut s = online();
+        for p in ["x", "y"] {
+            s.enqueue(
+                msg(p, QoS::ExactlyOnce),
+                QoS::ExactlyOnce,
+                true,
+                &[],
+                LIMITS,
+            );
+            if p == "x" {
+                write(&mut s, LIMITS);
+            }
+        }
+        s.cap_queued(QoS::AtLeastOnce, false);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        s.resend_inflight(&mut out, Version::V311, now, &mut Journal::default());
+        let mut cache = FrameCache::default();
+        let journal = &mut Journal::default();
+        s.write_pending(
+            &mut out,
+            1 << 20,
+            Version::V311,
+            LIMITS,
+            now,
+            &mut cache,
+            journal,
+        );
+        let mut rest = &out[..];
+        let mut seen = Vec::new();
+        while let Some((packet, len)) = decode(rest, Version::V311, u32::MAX).unwrap() {
+            if let Packet::Publish(p) = packet {
+                seen.push((p.packet_id, p.qos, p.retain));
+            }
+            rest = &rest[len..];
+        }
+        assert_eq!(seen[0], (1, QoS::AtLeastOnce, false), "resent as QoS 1");
+        assert_eq!(s.on_puback(1), AckOutcome::Done, "now a QoS 1 flow");
+        assert_eq!(seen.len(), 2, "x resent, y sent: {seen:?}");
+        assert!(seen.iter().all(|&(_, q, r)| q == QoS::AtLeastOnce && !r));
+    }
+
     #[test]
     fn qos2_flow_and_resend() {
         let mut s = online();

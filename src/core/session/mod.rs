@@ -19,8 +19,8 @@ mod write;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use flow::Flow;
 pub use flow::{AckOutcome, Enqueued};
+use flow::{AckState, Flow};
 pub use stored::StoredEntry;
 pub use write::SendDrops;
 
@@ -221,9 +221,11 @@ impl Session {
         self.subscriptions.remove(raw_filter);
     }
 
-    /// Holds what is queued (not yet sent) to a peer's limits: QoS at most `maximum_qos`,
-    /// and no RETAIN flag unless `retain` (a bridge's remote said so in its CONNACK). What
-    /// is in flight keeps its QoS: its flow was begun under it.
+    /// Holds what waits for a peer to its limits (a bridge's remote said them in its
+    /// CONNACK): QoS at most `maximum_qos`, and no RETAIN flag unless `retain`. A QoS 2
+    /// message in flight whose PUBREC has not come is resent as QoS 1 under a lower
+    /// maximum (a remote that restarted with other limits, or a spool restored from disk);
+    /// one past PUBREC, or not yet sent (`Unsent`), finishes the flow it began.
     pub fn cap_queued(&mut self, maximum_qos: QoS, retain: bool) {
         let Some(flow) = self.flow.as_deref_mut() else {
             return;
@@ -232,9 +234,11 @@ impl Session {
             q.qos = q.qos.min(maximum_qos);
             q.retain &= retain;
         }
-        if !retain {
-            for f in &mut flow.inflight {
-                f.retain = false;
+        for f in &mut flow.inflight {
+            f.retain &= retain;
+            if maximum_qos < QoS::ExactlyOnce && f.state == AckState::Pubrec {
+                f.qos = QoS::AtLeastOnce;
+                f.state = AckState::Puback;
             }
         }
     }
