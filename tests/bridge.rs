@@ -8,6 +8,8 @@
 //! or a certificate for another name never connects (and never sends plaintext), unless
 //! `bridge_insecure` waives the name; and pipit bridged to Mosquitto's TLS listener.
 
+#[path = "common/bridge.rs"]
+mod bridging;
 mod common;
 #[path = "common/mosquitto.rs"]
 mod mosquitto;
@@ -22,71 +24,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bridging::{STATE, bridged, next_message, subscriber, wait_up};
 use common::{Connect, Publish, Raw, TestBroker, publish, start_with};
 use mosquitto::{Mosquitto, mosquitto_installed};
 use pipit::Config;
 use support::{free_port, local};
-
-/// The topic both brokers see the bridge's state on (`$SYS` is not writable on pipit).
-const STATE: &str = "bridge/gw/state";
-
-/// A pipit broker on 127.0.0.1:0 with one bridge, `connection gw` with client id `gw`, a
-/// one-second restart and `STATE` as notification topic, followed by `block`.
-fn bridged(block: &str) -> TestBroker {
-    let text = format!(
-        "connection gw\nclientid gw\nrestart_timeout 1\nnotification_topic {STATE}\n{block}"
-    );
-    let (parsed, warnings) = Config::parse(&text, Path::new("bridge.conf")).expect("bridge block");
-    assert!(warnings.is_empty(), "{warnings:?}");
-    start_with(|c| c.bridges = parsed.bridges)
-}
-
-/// Waits until `STATE` reads `1` on the broker at `addr`. On the remote that is after the
-/// bridge's subscriptions: it sends them before the notification.
-fn wait_up(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut watch = Raw::connect(addr, "watch", true);
-        watch.subscribe(STATE, 0);
-        while let Some(f) = watch.recv() {
-            if f.kind() == 3 && Publish::parse(&f).payload == b"1" {
-                return;
-            }
-        }
-    }
-    panic!("the bridge did not come up at {addr}");
-}
-
-/// A subscriber at `addr` to `filter` at `qos` (v3.1.1, or v5 when `v5`).
-fn subscriber(addr: SocketAddr, id: &str, filter: &str, qos: u8) -> Raw {
-    let mut c = Raw::connect(addr, id, true);
-    assert_eq!(c.subscribe(filter, qos), qos, "granted");
-    c
-}
-
-/// The next application message on `c`, acknowledged as its QoS asks (PUBACK, or
-/// PUBREC/PUBREL/PUBCOMP). PINGRESPs and acks of our own are passed over.
-fn next_message(c: &mut Raw) -> Publish {
-    loop {
-        let f = c.recv().expect("expected a PUBLISH, got nothing");
-        if f.kind() != 3 {
-            continue;
-        }
-        let p = Publish::parse(&f);
-        let id = p.packet_id.to_be_bytes();
-        match p.qos {
-            1 => c.send(&[0x40, 2, id[0], id[1]]),
-            2 => {
-                c.send(&[0x50, 2, id[0], id[1]]);
-                let rel = c.recv_kind(6);
-                assert_eq!(rel.body, id, "PUBREL for {}", p.topic);
-                c.send(&[0x70, 2, id[0], id[1]]);
-            }
-            _ => {}
-        }
-        return p;
-    }
-}
 
 /// Publishes at `qos` from a fresh client at `addr`, waiting for the flow to complete.
 fn publish_at(addr: SocketAddr, topic: &str, payload: &[u8], qos: u8, retain: bool) {

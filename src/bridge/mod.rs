@@ -1,7 +1,9 @@
 //! Bridges: the broker as an MQTT client of another broker, on the same event loop.
 //!
-//! Each `connection` block is a [`Bridge`]. Its local side is an ordinary [`Session`]
-//! (client id `local_clientid`) made at start-up and kept for the broker's life: the `out`
+//! Each `connection` block is a [`Bridge`]. Its local side is an ordinary
+//! [`Session`](crate::core::session::Session) (client id `local_clientid`) made at start-up,
+//! or taken up from the store (`spool`: with persistence on it survives a restart, found
+//! by the `connection` name), and kept for the broker's life: the `out`
 //! and `both` topics are its subscriptions (no-local and retain-as-published, as Mosquitto
 //! makes them, so what the bridge brings in never goes back out), routing queues to it like
 //! to any client, and its queue, inflight window and packet ids are the session machinery's.
@@ -10,6 +12,7 @@
 //! attached to the bridge's [`Conn`](crate::net::conn::Conn), whose output pass sends
 //! PUBLISHes to the remote and whose acks the normal handlers take. Only the topic differs:
 //! `route` remaps it on the way out (`topic::outbound`), `handle::bridge` on the way in.
+//! An MQTT 5 remote's CONNACK sets the link's limits (`limits`), as a client's CONNECT does.
 //!
 //! The link's life: `Idle` until its restart time, `Resolving` while a helper thread looks
 //! a host name up (the loop never blocks on DNS; IP literals need none), `Connecting` from
@@ -19,11 +22,14 @@
 //! with a CONNACK or by closing before one, is asked again without it.
 
 mod lazy;
+pub mod limits;
 pub mod reload;
+mod spool;
 mod sys;
 pub mod topic;
 
 pub use lazy::{due, idle, unmappable};
+pub use spool::make_room;
 pub use sys::{BridgeStats, publish as publish_sys};
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -33,11 +39,10 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::config::{BridgeConfig, QueuePolicy, Restart, StartType};
-use crate::core::lifecycle;
+use crate::config::{BridgeConfig, Restart, StartType};
 use crate::core::message::Message;
 use crate::core::route::{self, Sender};
-use crate::core::session::{NEVER_EXPIRES, QueueLimits, Session};
+use crate::core::session::NEVER_EXPIRES;
 use crate::core::state::State;
 use crate::ids::{ConnId, SessionId};
 use crate::wire::{
@@ -84,6 +89,10 @@ pub struct Bridge {
     pub stats: BridgeStats,
     /// When its `$SYS` figures are published next (`None`: at once).
     next_sys: Option<Instant>,
+    /// Scratch for remapping a topic on the way out, reused from message to message.
+    remap: String,
+    /// What the remote's CONNACK allows: the highest QoS and whether RETAIN is available.
+    pub remote: limits::Remote,
 }
 
 impl Bridge {
@@ -93,37 +102,33 @@ impl Bridge {
     }
 }
 
-/// Makes every configured bridge's local session with its subscriptions, publishes `0` on
-/// each one's state topic, and schedules the first connection now.
+/// Makes (or takes up from the store) every configured bridge's local session with its
+/// subscriptions, publishes `0` on each one's state topic, and schedules the first
+/// connection now.
 pub fn start(state: &mut State) {
+    let restored = spool::restored(state);
     for (i, config) in state.config.bridges.clone().into_iter().enumerate() {
-        let bridge = make(state, config, i);
+        let stored = restored.get(i).copied().flatten();
+        let bridge = make(state, config, i, stored);
         state.bridges.push(bridge);
         notify_local(state, i, false);
     }
 }
 
-/// Bridge `i` of `config`: its local session made (in place of any stored session of that
-/// id, a client's or the bridge's before a restart) with its subscriptions, its first
-/// connection due now.
-pub(crate) fn make(state: &mut State, config: BridgeConfig, i: usize) -> Bridge {
-    if let Some(old) = state
-        .client_ids
-        .get(&config.local_clientid, &state.sessions)
-    {
-        lifecycle::discard(state, old);
-    }
-    let mut session = Session::new(config.local_clientid.as_str().into(), NEVER_EXPIRES);
-    session.bridge = Some(i as u16);
-    session.version = Version::V5;
-    let sid = SessionId(state.sessions.insert(session) as u32);
-    state.client_ids.insert(sid, &state.sessions);
-    subscribe_local(state, sid, &config);
+/// Bridge `i` of `config`: its local session (`stored`, its spool from the store, or a new
+/// one; see `spool`) with its subscriptions, its first connection due now.
+pub(crate) fn make(
+    state: &mut State,
+    config: BridgeConfig,
+    i: usize,
+    stored: Option<SessionId>,
+) -> Bridge {
+    let session = spool::local_session(state, i, &config, stored);
     let now = state.now;
     Bridge {
         private: config.try_private && config.protocol_version != Version::V5,
         config,
-        session: sid,
+        session,
         link: Link::Idle(Some(now)),
         address: 0,
         refused_private: false,
@@ -132,26 +137,8 @@ pub(crate) fn make(state: &mut State, config: BridgeConfig, i: usize) -> Bridge 
         last_out: now,
         stats: BridgeStats::default(),
         next_sys: None,
-    }
-}
-
-/// Subscribes bridge session `sid` to the local filter of each `out`/`both` topic of
-/// `config`: no-local and retain-as-published, as Mosquitto makes them, so what the bridge
-/// brings in never goes back out.
-pub(crate) fn subscribe_local(state: &mut State, sid: SessionId, config: &BridgeConfig) {
-    for t in config.topics.iter().filter(|t| t.direction.outbound()) {
-        let options = SubscriptionOptions {
-            qos: t.qos,
-            no_local: true,
-            retain_as_published: true,
-            retain_handling: RetainHandling::SendAtSubscribe,
-        };
-        if let Err(code) = lifecycle::subscribe(state, sid, &t.local_filter, options, 0) {
-            warn!(
-                "bridge {}: local subscription {} refused (reason {code:#04x})",
-                config.name, t.local_filter
-            );
-        }
+        remap: String::new(),
+        remote: limits::Remote::default(),
     }
 }
 
@@ -225,10 +212,19 @@ pub fn encode_connect(b: &Bridge, out: &mut Vec<u8>) {
         clean_start: c.cleansession,
         keep_alive: c.keepalive,
         properties: Properties {
-            // MQTT 5: a session as lasting as a 3.1.1 `cleansession false` one.
-            session_expiry_interval: (c.protocol_version == Version::V5 && !c.cleansession)
-                .then_some(NEVER_EXPIRES),
+            // MQTT 5: `bridge_session_expiry_interval`, else a session as lasting as a
+            // 3.1.1 `cleansession false` one. 0 is what its absence means.
+            session_expiry_interval: (c.protocol_version == Version::V5)
+                .then(|| {
+                    (c.session_expiry_interval).unwrap_or(if c.cleansession {
+                        0
+                    } else {
+                        NEVER_EXPIRES
+                    })
+                })
+                .filter(|&s| s != 0),
             maximum_packet_size: (c.max_packet_size > 0).then_some(c.max_packet_size),
+            receive_maximum: (c.receive_maximum > 0).then_some(c.receive_maximum),
             ..Properties::default()
         },
         client_id: &c.remote_clientid,
@@ -317,12 +313,13 @@ pub fn on_connected(state: &mut State, i: usize, out_frames: &mut Vec<u8>) {
 
 /// The local message to send to the remote for `message` queued to bridge `i`'s session:
 /// with its remote topic (`None` if no outbound topic matches), shared as it is when the
-/// topic is unchanged.
+/// topic is unchanged. A changed topic is built in the bridge's reused buffer, so the one
+/// allocation per message is the new message's own topic.
 pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<Message>> {
     let now = state.now;
     let b = state.bridges.get_mut(usize::from(i))?;
-    let remote = topic::outbound(&b.config.topics, &message.topic)?;
-    if remote.is_empty() {
+    let changed = topic::outbound(&b.config.topics, &message.topic, &mut b.remap)?;
+    if changed && b.remap.is_empty() {
         // A PUBLISH with no topic would make the remote close the link, and the resend
         // after reconnecting close it again, for ever.
         unmappable(b, &message.topic, "out");
@@ -330,11 +327,11 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
     }
     b.stats.out += 1;
     b.last_out = now;
-    if *remote == *message.topic {
+    if !changed {
         return Some(Rc::clone(message));
     }
     Some(Rc::new(Message {
-        topic: remote.into(),
+        topic: Rc::from(b.remap.as_str()),
         payload: message.payload.clone(),
         qos: message.qos,
         retain: message.retain,
@@ -345,50 +342,18 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
     }))
 }
 
-/// Bridge `i`'s queue bounds (its own `bridge_max_queued_*`, else the broker's), after
-/// making room for `message` by its `bridge_queue_policy` if the queue is full: `drop_oldest`
-/// drops the oldest queued message, `latest` the oldest on the same topic (else the oldest),
-/// `drop_newest` nothing (the new message is refused, as for a client). A dropped message
-/// is counted as a queue-full drop.
-pub fn make_room(state: &mut State, i: u16, message: &Message, qos: QoS) -> QueueLimits {
-    let mut limits = state.queue_limits();
-    let Some(b) = state.bridges.get(usize::from(i)) else {
-        return limits;
-    };
-    if b.config.max_queued_messages != 0 {
-        limits.max_queued = b.config.max_queued_messages;
-    }
-    if b.config.max_queued_bytes != 0 {
-        limits.max_queued_bytes = b.config.max_queued_bytes;
-    }
-    let (policy, sid) = (b.config.queue_policy, b.session);
-    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
-        return limits;
-    };
-    // QoS 0 to a connected bridge is not counted (bounded by the output instead), and to a
-    // disconnected one it is not queued at all (unless queue_qos0_messages): either way
-    // nothing queued is evicted for it.
-    let offline = !session.is_online();
-    let counted = qos != QoS::AtMostOnce || (offline && limits.queue_qos0_offline);
-    if policy == QueuePolicy::DropNewest
-        || !counted
-        || !session.queue_full(limits, message.payload.len())
-    {
-        return limits;
-    }
-    let same_topic = (policy == QueuePolicy::Latest).then_some(&*message.topic);
-    if session.evict_queued(same_topic) {
-        state.count_drop(sid, crate::core::drops::DropReason::QueueFull, 1);
-    }
-    limits
-}
-
-/// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`).
+/// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`, and
+/// the remote's Retain Available).
 pub fn outgoing_retain(state: &State, i: u16) -> bool {
     state
         .bridges
         .get(usize::from(i))
-        .is_none_or(|b| b.config.outgoing_retain)
+        .is_none_or(|b| b.config.outgoing_retain && b.remote.retain_available)
+}
+
+/// The QoS bridge `i` sends a message at, `qos` at most the remote's Maximum QoS.
+pub fn outgoing_qos(state: &State, i: u16, qos: QoS) -> QoS {
+    (state.bridges.get(usize::from(i))).map_or(qos, |b| qos.min(b.remote.maximum_qos))
 }
 
 /// Bridge `i`'s link closed: publishes `0` locally if it had been up (`connacked`), picks
@@ -443,7 +408,6 @@ pub fn on_connack(state: &mut State, i: usize, id: ConnId) {
         b.wait = Duration::ZERO;
         b.last_ping = now;
         b.last_out = now;
-        b.stats.reconnects += u64::from(b.stats.connects > 0);
         b.stats.connects += 1;
         let (host, port) = &b.config.addresses[b.address];
         info!("bridge {}: connected to {host}:{port}", b.config.name);

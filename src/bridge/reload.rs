@@ -11,7 +11,7 @@
 
 use log::info;
 
-use super::{Bridge, Link, make, notify_local, subscribe_local};
+use super::{Bridge, Link, make, notify_local, spool};
 use crate::config::BridgeConfig;
 use crate::core::lifecycle;
 use crate::core::state::State;
@@ -76,11 +76,11 @@ pub fn apply(state: &mut State, new: Vec<BridgeConfig>, fates: &[Fate]) {
             .position(|f| matches!(f, Fate::Kept(n) | Fate::Changed(n) if *n == j));
         let bridge = match from.and_then(|k| old[k].take().map(|b| (fates[k], b))) {
             Some((Fate::Kept(_), b)) => b,
-            Some((_, b)) => reconfigure(state, b, config),
+            Some((_, b)) => reconfigure(state, b, config, j),
             None => {
                 info!("SIGHUP: bridge {}: added", config.name);
                 added.push(j);
-                make(state, config, j)
+                make(state, config, j, None)
             }
         };
         bridges.push(bridge);
@@ -102,34 +102,16 @@ pub fn apply(state: &mut State, new: Vec<BridgeConfig>, fates: &[Fate]) {
     }
 }
 
-/// Bridge `b`, whose link is down, with its changed block `config`: its session renamed
-/// to the new `local_clientid` (a session already holding that id gives way, as at
-/// start-up), its local subscriptions those of the new `out` topics, and its link due now.
-fn reconfigure(state: &mut State, mut b: Bridge, config: BridgeConfig) -> Bridge {
+/// Bridge `b`, whose link is down, with its changed block `config` (bridge `j` now): its
+/// session, with what it holds, renamed to the new `local_clientid` (a session already
+/// holding that id gives way, as at start-up) and stored again under that id if its spool is
+/// kept on disk, its local subscriptions those of the new `out` topics, and its link due now.
+fn reconfigure(state: &mut State, mut b: Bridge, config: BridgeConfig, j: usize) -> Bridge {
     info!(
         "SIGHUP: bridge {}: changed; connecting again with the new settings",
         config.name
     );
-    let sid = b.session;
-    if let Some(other) = state
-        .client_ids
-        .get(&config.local_clientid, &state.sessions)
-    {
-        lifecycle::discard(state, other);
-    }
-    if let Some(session) = state.sessions.get_mut(sid.0 as usize) {
-        session.client_id = config.local_clientid.as_str().into();
-    }
-    state.client_ids.insert(sid, &state.sessions);
-    let stale: Vec<String> = (b.config.topics.iter())
-        .filter(|t| t.direction.outbound())
-        .map(|t| t.local_filter.clone())
-        .filter(|f| !(config.topics.iter()).any(|t| t.direction.outbound() && t.local_filter == *f))
-        .collect();
-    for filter in stale {
-        lifecycle::unsubscribe(state, sid, &filter);
-    }
-    subscribe_local(state, sid, &config);
+    spool::adopt(state, j, &config, b.session);
     b.private = config.try_private && config.protocol_version != Version::V5;
     b.refused_private = false;
     b.address = 0;

@@ -17,12 +17,17 @@ pub struct BridgeStats {
     pub out: u64,
     /// Messages from the remote published locally.
     pub into: u64,
-    /// Connections made after the first.
-    pub reconnects: u64,
-    /// Connections made.
+    /// Connections made (the first one and every reconnection).
     pub connects: u64,
     /// Messages dropped because their remapped topic was empty (either way).
     pub unmappable: u64,
+}
+
+impl BridgeStats {
+    /// Connections made after the first.
+    pub fn reconnects(&self) -> u64 {
+        self.connects.saturating_sub(1)
+    }
 }
 
 /// Publishes every bridge's figures if `sys_interval` (not 0) has passed since the last.
@@ -55,7 +60,7 @@ pub fn publish(state: &mut State) {
             ("messages/out", stats.out.to_string()),
             ("messages/in", stats.into.to_string()),
             ("messages/unmappable", stats.unmappable.to_string()),
-            ("reconnects", stats.reconnects.to_string()),
+            ("reconnects", stats.reconnects().to_string()),
         ];
         for (name, value) in values {
             let topic = format!("{prefix}/{name}");

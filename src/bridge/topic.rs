@@ -5,16 +5,24 @@
 use crate::config::{BridgeTopic, Direction};
 use crate::core::topic::matches;
 
-/// The remote topic for a local message on `topic`, if an outbound `topic` line matches.
-pub fn outbound(topics: &[BridgeTopic], topic: &str) -> Option<String> {
+/// The remote topic for a local message on `topic`: `None` if no outbound `topic` line
+/// matches; `Some(false)` if the line leaves it as it is (no prefix change), `Some(true)`
+/// with the remote topic written into `out` (cleared first, so its buffer is reused).
+pub fn outbound(topics: &[BridgeTopic], topic: &str, out: &mut String) -> Option<bool> {
     let t = topics
         .iter()
         .find(|t| t.direction.outbound() && matches(&t.local_filter, topic))?;
-    Some(swap(
-        topic,
-        t.local_prefix.as_deref(),
-        t.remote_prefix.as_deref(),
-    ))
+    let from = t.local_prefix.as_deref().unwrap_or("");
+    let to = t.remote_prefix.as_deref().unwrap_or("");
+    let bare = topic.strip_prefix(from).unwrap_or(topic);
+    // `bare` ends `topic`: the two are equal when `to` is exactly what precedes it.
+    if to.len() + bare.len() == topic.len() && topic.starts_with(to) {
+        return Some(false);
+    }
+    out.clear();
+    out.push_str(to);
+    out.push_str(bare);
+    Some(true)
 }
 
 /// The local topic for a message the remote sent on `topic`: remapped by the first inbound
@@ -43,6 +51,13 @@ mod tests {
     use crate::config::bridge_topic;
     use crate::wire::QoS;
 
+    /// The remote topic `outbound` gives, as an owned string.
+    fn out(topics: &[BridgeTopic], topic: &str) -> Option<String> {
+        let mut buf = String::from("left over");
+        let changed = outbound(topics, topic, &mut buf)?;
+        Some(if changed { buf } else { topic.to_string() })
+    }
+
     fn t(p: Option<&str>, d: Direction, l: Option<&str>, r: Option<&str>) -> BridgeTopic {
         bridge_topic(p, d, QoS::AtLeastOnce, l, r).unwrap()
     }
@@ -60,20 +75,19 @@ mod tests {
             t(Some("x/#"), Direction::Both, None, None),
         ];
         assert_eq!(
-            outbound(&topics, "local/sensors/t").as_deref(),
+            out(&topics, "local/sensors/t").as_deref(),
             Some("site1/sensors/t")
         );
+        assert_eq!(out(&topics, "sensors/t"), None, "needs the local prefix");
+        assert_eq!(out(&topics, "in/cmd/a"), None, "an `in` line sends nothing");
+        assert_eq!(out(&topics, "x/y").as_deref(), Some("x/y"));
+        let mut buf = String::new();
         assert_eq!(
-            outbound(&topics, "sensors/t"),
-            None,
-            "needs the local prefix"
+            outbound(&topics, "x/y", &mut buf),
+            Some(false),
+            "no prefix change: nothing is built"
         );
-        assert_eq!(
-            outbound(&topics, "in/cmd/a"),
-            None,
-            "an `in` line sends nothing"
-        );
-        assert_eq!(outbound(&topics, "x/y").as_deref(), Some("x/y"));
+        assert!(buf.is_empty());
         assert_eq!(inbound(&topics, "cloud/cmd/a"), "in/cmd/a");
         assert_eq!(inbound(&topics, "x/1"), "x/1");
         assert_eq!(inbound(&topics, "other"), "other", "unmatched: unchanged");
@@ -82,7 +96,7 @@ mod tests {
     #[test]
     fn an_empty_pattern_maps_one_topic_to_another() {
         let topics = [t(None, Direction::Both, Some("here/t"), Some("there/u"))];
-        assert_eq!(outbound(&topics, "here/t").as_deref(), Some("there/u"));
+        assert_eq!(out(&topics, "here/t").as_deref(), Some("there/u"));
         assert_eq!(inbound(&topics, "there/u"), "here/t");
     }
 

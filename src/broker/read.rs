@@ -142,8 +142,9 @@ impl Broker {
         let Some(conn) = self.state.conns.get_mut(id) else {
             return Ok(());
         };
+        let bridge = conn.bridge;
         let mut rx = std::mem::take(&mut conn.rx);
-        let max_packet_size = self.state.config.max_packet_size;
+        let max_packet_size = self.max_packet_size(bridge);
         let mut handled = 0;
         let result = loop {
             // A held connection's packets wait in the buffer until it is released.
@@ -184,6 +185,17 @@ impl Broker {
             }
         }
         result
+    }
+
+    /// The largest packet taken on a connection: `max_packet_size`, or for bridge
+    /// `bridge`'s link the smaller of it and `bridge_max_packet_size`: a larger one from
+    /// the remote closes the link (MQTT 5 remotes are told the bound in CONNECT).
+    fn max_packet_size(&self, bridge: Option<u16>) -> u32 {
+        let ours = self.state.config.max_packet_size;
+        (bridge.and_then(|i| self.state.bridges.get(usize::from(i))))
+            .map(|b| b.config.max_packet_size)
+            .filter(|&m| m > 0)
+            .map_or(ours, |m| m.min(ours))
     }
 
     /// Stops reading from a client whose own replies are not being read.

@@ -129,8 +129,8 @@ pub struct BridgeConfig {
     pub remote_password: Option<String>,
     /// `cleansession`: the remote session starts clean (default false).
     pub cleansession: bool,
-    /// `local_cleansession`: the local session ends with each connection (default:
-    /// `cleansession`).
+    /// `local_cleansession`: the local session (the spool) is not kept across restarts
+    /// (default: `cleansession`).
     pub local_cleansession: Option<bool>,
     /// `keepalive_interval` in seconds (default 60, at least 5).
     pub keepalive: u16,
@@ -160,8 +160,16 @@ pub struct BridgeConfig {
     pub attempt_unsubscribe: bool,
     /// `bridge_outgoing_retain`: keep the RETAIN flag on what goes out (default true).
     pub outgoing_retain: bool,
-    /// `bridge_max_packet_size`: the largest packet taken from the remote; 0 is no limit.
+    /// `bridge_max_packet_size`: the largest packet taken from the remote (and, as in
+    /// Mosquitto, sent to it); 0 is no limit.
     pub max_packet_size: u32,
+    /// `bridge_receive_maximum` (MQTT 5): the Receive Maximum sent in CONNECT, most
+    /// unacknowledged QoS 2 PUBLISHes taken from the remote; 0 is not set (the broker's
+    /// `max_inflight_messages` bounds them).
+    pub receive_maximum: u16,
+    /// `bridge_session_expiry_interval` (MQTT 5): the Session Expiry Interval sent in
+    /// CONNECT; `None`: "never" with `cleansession false`, 0 with `cleansession true`.
+    pub session_expiry_interval: Option<u32>,
     /// `bridge_max_queued_messages` (pipit's): most messages queued for the remote; 0 is
     /// the broker's `max_queued_messages`.
     pub max_queued_messages: usize,
@@ -205,11 +213,19 @@ impl BridgeConfig {
             attempt_unsubscribe: true,
             outgoing_retain: true,
             max_packet_size: 0,
+            receive_maximum: 0,
+            session_expiry_interval: None,
             max_queued_messages: 0,
             max_queued_bytes: 0,
             queue_policy: QueuePolicy::DropNewest,
             tls: None,
         }
+    }
+
+    /// Whether the local session (the spool) is clean: `local_cleansession`, by default
+    /// `cleansession`. A clean one is never stored, so it does not survive a restart.
+    pub fn local_clean(&self) -> bool {
+        self.local_cleansession.unwrap_or(self.cleansession)
     }
 
     /// The topic the connection state (`1`/`0`) is published on.
@@ -220,9 +236,6 @@ impl BridgeConfig {
         }
     }
 }
-
-/// Bridge options that are not built yet and change only how well it works: a warning each.
-const NOT_BUILT: &str = "bridge_receive_maximum bridge_session_expiry_interval";
 
 /// Whether `name` is an option of a `connection` block.
 pub(crate) fn is_bridge_option(name: &str) -> bool {
@@ -257,11 +270,12 @@ pub(crate) fn is_bridge_option(name: &str) -> bool {
             | "bridge_attempt_unsubscribe"
             | "bridge_outgoing_retain"
             | "bridge_max_packet_size"
+            | "bridge_receive_maximum"
+            | "bridge_session_expiry_interval"
             | "bridge_max_queued_messages"
             | "bridge_max_queued_bytes"
             | "bridge_queue_policy"
-    ) || NOT_BUILT.split_whitespace().any(|o| o == name)
-        || bridge_tls::BUILT.split_whitespace().any(|o| o == name)
+    ) || bridge_tls::BUILT.split_whitespace().any(|o| o == name)
         || bridge_tls::REFUSED.split_whitespace().any(|o| o == name)
 }
 
@@ -321,16 +335,7 @@ impl Drafts {
             "remote_username" | "username" => b.remote_username = Some(l.word()?.to_string()),
             "remote_password" | "password" => b.remote_password = Some(l.word()?.to_string()),
             "cleansession" => b.cleansession = l.flag()?,
-            "local_cleansession" => {
-                let clean = l.flag()?;
-                if clean {
-                    warnings.push(l.warning(
-                        "local_cleansession true is not built yet: the bridge's local session \
-                         and its queue are kept while the link is down",
-                    ));
-                }
-                b.local_cleansession = Some(clean);
-            }
+            "local_cleansession" => b.local_cleansession = Some(l.flag()?),
             "keepalive_interval" => {
                 // As Mosquitto: below 5 seconds is raised to 5.
                 b.keepalive = l.int::<u16>(0, i64::from(u16::MAX))?.max(5);
@@ -393,6 +398,10 @@ impl Drafts {
             "bridge_max_packet_size" => {
                 // As Mosquitto: a negative size is no limit.
                 b.max_packet_size = l.int::<i64>(i64::MIN, i64::from(u32::MAX))?.max(0) as u32;
+            }
+            "bridge_receive_maximum" => b.receive_maximum = l.int(1, i64::from(u16::MAX))?,
+            "bridge_session_expiry_interval" => {
+                b.session_expiry_interval = Some(l.int(0, i64::from(u32::MAX))?);
             }
             "bridge_max_queued_messages" => {
                 b.max_queued_messages = l.int(0, i64::from(u32::MAX))?;
@@ -576,6 +585,9 @@ start_type once
 bridge_attempt_unsubscribe false
 bridge_outgoing_retain false
 bridge_max_packet_size -5
+bridge_receive_maximum 20
+bridge_session_expiry_interval 3600
+local_cleansession true
 bridge_max_queued_messages 10
 bridge_max_queued_bytes 2048
 bridge_queue_policy latest
@@ -610,6 +622,9 @@ bridge_queue_policy latest
         assert_eq!(b.start_type, StartType::Once);
         assert!(!b.attempt_unsubscribe && !b.outgoing_retain);
         assert_eq!(b.max_packet_size, 0);
+        assert_eq!(b.receive_maximum, 20);
+        assert_eq!(b.session_expiry_interval, Some(3600));
+        assert!(b.local_clean());
         assert_eq!((b.max_queued_messages, b.max_queued_bytes), (10, 2048));
         assert_eq!(b.queue_policy, QueuePolicy::Latest);
     }

@@ -176,6 +176,7 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
             // A bridge's local side: the message goes out under its remote topic.
             if let Some(remote) = crate::bridge::outbound(state, i, message) {
                 let retain = retain && crate::bridge::outgoing_retain(state, i);
+                let qos = crate::bridge::outgoing_qos(state, i, qos);
                 let limits = crate::bridge::make_room(state, i, &remote, qos);
                 deliver(
                     state,

@@ -106,8 +106,9 @@ fn name(state: &State, i: usize) -> &str {
     state.bridges.get(i).map_or("?", |b| &b.config.name)
 }
 
-/// CONNACK: on success the link is up: the local session is attached to this connection,
-/// the subscriptions go out, then what was in flight and what queued. A refusal closes; one
+/// CONNACK: on success the link is up: the local session is attached to this connection
+/// under the limits an MQTT 5 remote's CONNACK sets (`bridge::limits`), the subscriptions
+/// go out, then what was in flight and what queued. A refusal closes; one
 /// that may be the `try_private` bit's fault is retried without it (`bridge::on_closed`).
 fn connack_received(
     state: &mut State,
@@ -134,11 +135,26 @@ fn connack_received(
     };
     let (sid, keepalive) = (b.session, b.config.keepalive);
     let version = b.config.protocol_version;
+    let props = &connack.properties;
+    let alias_bytes = state.config.max_outbound_alias_bytes;
+    let (link, remote) = bridge::limits::from_connack(props, &b.config, alias_bytes);
+    if let Some(assigned) = props.assigned_client_identifier {
+        info!(
+            "bridge {}: the remote assigned client id {assigned}",
+            name(state, i)
+        );
+    }
+    if let Some(b) = state.bridges.get_mut(i) {
+        b.remote = remote;
+    }
     let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
         return Err(Close::Protocol("bridge session gone"));
     };
     session.attach = Some(crate::core::session::Attach::Network(id));
     session.version = version;
+    session.link = link;
+    // What queued while the link was down goes out as this remote takes it.
+    session.cap_queued(remote.maximum_qos, remote.retain_available);
     if let Some(conn) = state.conns.get_mut(id) {
         conn.phase = Phase::Connected;
         conn.session = Some(sid);
@@ -153,20 +169,13 @@ fn connack_received(
     bridge::on_connack(state, i, id);
     let mut frames = Vec::new();
     bridge::on_connected(state, i, &mut frames);
-    let State {
-        conns,
-        sessions,
-        pool,
-        now,
-        journal,
-        ..
-    } = state;
-    if let (Some(conn), Some(session)) = (conns.get_mut(id), sessions.get_mut(sid.0 as usize)) {
-        let out = conn.tx.frames(pool);
-        out.extend_from_slice(&frames);
-        // [MQTT-4.4.0-1] what the remote had not acknowledged goes again first.
-        session.resend_inflight(out, version, *now, journal);
+    let State { conns, pool, .. } = state;
+    if let Some(conn) = conns.get_mut(id) {
+        conn.tx.frames(pool).extend_from_slice(&frames);
     }
+    // [MQTT-4.4.0-1] what the remote had not acknowledged goes again first, counted (and
+    // what no longer fits its Maximum Packet Size dropped) as for a client.
+    super::connect::resend(state, id, sid, version);
     state.mark_dirty(id);
     Ok(())
 }

@@ -419,8 +419,9 @@ fn owns(state: &State, sid: SessionId, username: Option<&str>, listener: u16) ->
     })
 }
 
-/// Re-sends a resumed session's unacknowledged messages, before anything queued.
-fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
+/// Re-sends a resumed session's unacknowledged messages, before anything queued (a
+/// client's resumed session, or a bridge's local session when its link comes up).
+pub(super) fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Version) {
     let State {
         conns,
         sessions,

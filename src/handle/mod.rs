@@ -20,6 +20,7 @@ use crate::core::state::{Close, State};
 use crate::ids::ConnId;
 use crate::ids::SessionId;
 use crate::net::conn::Phase;
+use crate::persist::held::PUBACK_HEADER;
 use crate::persist::journal::Hold;
 use crate::wire::{Packet, Version};
 
@@ -100,8 +101,14 @@ fn acknowledge(state: &mut State, id: ConnId, encode: impl FnOnce(&mut Vec<u8>))
     match state.journal.hold() {
         Hold::Until(batch) => {
             state.stats.packets_sent += 1;
-            encode(state.held_acks.start(id, batch));
+            let out = state.held_acks.start(id, batch);
+            let from = out.len();
+            encode(out);
+            let puback = out.get(from) == Some(&PUBACK_HEADER);
             state.held_acks.end();
+            if puback && let Some(conn) = state.conns.get_mut(id) {
+                conn.held_pubacks = conn.held_pubacks.saturating_add(1);
+            }
             // A disk that stalls must not let held acknowledgements grow with what clients
             // send: past `max_output_buffer` of them, a client that adds one is not read from
             // until its acknowledgements are written (as when its output backs up).

@@ -106,12 +106,31 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
         .get_mut(sid.0 as usize)
         .ok_or(Close::Protocol("no session"))?;
     // [MQTT-3.3.4-7] [MQTT-3.3.4-8] more unacknowledged QoS 2 than our Receive Maximum.
+    // A bridge's remote is held to its `bridge_receive_maximum`, if set, for QoS 1 (the
+    // PUBACKs still held for the disk) and QoS 2 alike.
+    let bridge_maximum = (session.bridge)
+        .and_then(|b| state.bridges.get(usize::from(b)))
+        .map(|b| b.config.receive_maximum)
+        .filter(|&r| r > 0);
+    let receive_maximum = bridge_maximum.unwrap_or(state.config.max_inflight_messages.max(1));
+    let held = match bridge_maximum {
+        Some(_) => state
+            .conns
+            .get(id)
+            .map_or(0, |c| usize::from(c.held_pubacks)),
+        None => 0,
+    };
+    let counted = match publish.qos {
+        QoS::ExactlyOnce => true,
+        QoS::AtLeastOnce => bridge_maximum.is_some(),
+        QoS::AtMostOnce => false,
+    };
     if v5
-        && publish.qos == QoS::ExactlyOnce
-        && session.inbound_qos2_len() >= usize::from(state.config.max_inflight_messages.max(1))
+        && counted
+        && session.inbound_qos2_len() + held >= usize::from(receive_maximum)
         // A retransmission of a packet id we already hold is not a new message; the DUP
         // flag alone proves nothing, so it does not exempt a PUBLISH.
-        && !session.holds_qos2(publish.packet_id)
+        && !(publish.qos == QoS::ExactlyOnce && session.holds_qos2(publish.packet_id))
     {
         return Err(Close::Reason(
             reason::RECEIVE_MAXIMUM_EXCEEDED,

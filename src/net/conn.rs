@@ -163,6 +163,9 @@ pub struct Conn {
     /// The client connected with Mosquitto's bridge bit (`try_private`, protocol level 0x83
     /// or 0x84): its subscriptions are no-local and retain-as-published.
     pub bridge_peer: bool,
+    /// PUBACKs to the peer held until what they confirm is durable (`persist::held`): its
+    /// QoS 1 PUBLISHes not yet acknowledged, which a bridge's Receive Maximum bounds.
+    pub held_pubacks: u16,
     /// When its output was last drained (written, or found under `max_output_buffer`): a
     /// client over the bound that has not drained for `slow_subscriber_timeout` is slow.
     pub last_drained: Millis,
@@ -191,6 +194,7 @@ impl Conn {
             held_by: None,
             bridge: None,
             bridge_peer: false,
+            held_pubacks: 0,
             last_drained: now,
         }
     }

@@ -18,6 +18,10 @@ use crate::net::pool::Pool;
 /// Emptied batch buffers kept for reuse (usually one batch is held and one syncing).
 const SPARE: usize = 4;
 
+/// The first byte of a PUBACK frame: held PUBACKs are counted per connection
+/// (`Conn::held_pubacks`), as QoS 1 PUBLISHes of the peer not yet acknowledged.
+pub const PUBACK_HEADER: u8 = 0x40;
+
 /// The frames held for one batch.
 #[derive(Debug, Default)]
 struct Held {
@@ -90,6 +94,9 @@ impl HeldAcks {
                     continue;
                 };
                 let frame = &held.bytes[range.start as usize..range.end as usize];
+                if frame.first() == Some(&PUBACK_HEADER) {
+                    c.held_pubacks = c.held_pubacks.saturating_sub(1);
+                }
                 c.tx.frames(pool).extend_from_slice(frame);
                 dirty(conn);
             }

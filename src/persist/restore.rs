@@ -8,7 +8,9 @@
 //!
 //! After the replay every session is offline, as its client's connection is gone: its
 //! expiry clock starts now, and its will is handled as a connection lost now would be
-//! (published, or scheduled after its delay).
+//! (published, or scheduled after its delay). A bridge's local session (its spool, named
+//! by a BRIDGE record) is marked as the configured bridge of that name, which
+//! `bridge::start` takes it up; one whose bridge is no longer configured is discarded.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -31,6 +33,8 @@ pub struct Restore {
     messages: HashMap<u64, Rc<Message>>,
     sessions: HashMap<u64, SessionId>,
     wills: HashMap<u64, Will>,
+    /// Bridge sessions: store key to the bridge's `connection` name.
+    bridges: HashMap<u64, Box<str>>,
     last_message: u64,
     last_key: u64,
     /// Records that named something unknown, or did not parse.
@@ -163,6 +167,13 @@ impl Restore {
                 self.wills.remove(&key);
                 true
             }
+            Record::Bridge { key, name } => {
+                let known = self.sessions.contains_key(&key);
+                if known {
+                    self.bridges.insert(key, name.into());
+                }
+                known
+            }
         };
         if !applied {
             self.skipped += 1;
@@ -250,6 +261,11 @@ impl Restore {
             state.journal.key_only(record::SESSION_END, key);
             lifecycle::discard(state, sid);
         }
+        for (key, name) in &self.bridges {
+            if let Some(&sid) = self.sessions.get(key) {
+                claim_bridge(state, sid, name);
+            }
+        }
         info!(
             "restored {} sessions ({queued} messages queued or in flight) and {} retained messages",
             self.sessions.len() - ended.len(),
@@ -264,6 +280,29 @@ impl Restore {
         for (key, will) in self.wills {
             let sid = self.sessions.get(&key).copied();
             will::on_close(state, sid, will);
+        }
+    }
+}
+
+/// Marks restored session `sid` as the local session of the configured bridge `name`
+/// (found by name, so a changed `local_clientid` keeps its spool), or discards it if no
+/// such bridge is configured any more. A bridge's session never expires.
+fn claim_bridge(state: &mut State, sid: SessionId, name: &str) {
+    let index = (state.config.bridges.iter()).position(|b| b.name == name);
+    let Some(session) = state.sessions.get_mut(sid.0 as usize) else {
+        return;
+    };
+    match index {
+        Some(i) => {
+            session.bridge = Some(i as u16);
+            session.expires_at = None;
+        }
+        None => {
+            let held = session.stored_len();
+            warn!(
+                "bridge {name} is no longer configured: its {held} stored messages are discarded"
+            );
+            lifecycle::discard(state, sid);
         }
     }
 }

@@ -35,7 +35,12 @@ fn options() -> StoreOptions {
 
 /// A state with its journal writing to a store in `dir`, restored from what is there.
 fn open(dir: &Path, now: Instant) -> State {
-    let mut state = State::for_test(Config::default(), now);
+    open_with(dir, now, Config::default())
+}
+
+/// `open` with `config`.
+fn open_with(dir: &Path, now: Instant, config: Config) -> State {
+    let mut state = State::for_test(config, now);
     let mut restore = Restore::default();
     let (store, _) = Store::open(dir, options(), None, |kind, body| {
         restore.apply(&mut state, kind, body)
@@ -366,6 +371,46 @@ fn acknowledgements_are_held_until_their_batch_is_durable() {
     )
     .unwrap();
     assert!(state.journal.walk_after() > state.journal.durable_batch());
+    close(state);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A configuration with one bridge, `connection up`, whose local session is `local_clientid`.
+fn bridge_config(local_clientid: &str) -> Config {
+    let text = format!(
+        "connection up\naddress 127.0.0.1:1\ntopic q/# out 1 l/ r/\nlocal_clientid {local_clientid}\n"
+    );
+    let (config, _) = Config::parse(&text, Path::new("t.conf")).expect("a bridge block");
+    config
+}
+
+#[test]
+fn a_bridge_spool_comes_back_from_a_snapshot_under_its_name() {
+    let dir = temp_dir("round-trip-bridge");
+    let now = Instant::now();
+    let mut state = open_with(&dir, now, bridge_config("first"));
+    crate::bridge::start(&mut state);
+    for n in ["1", "2", "3"] {
+        let m = Message::shared(format!("l/q/{n}"), n.as_bytes(), QoS::AtLeastOnce, false);
+        route::publish(&mut state, &m, None);
+    }
+    sync(&mut state);
+    let mut snapshot = Snapshot::begin(&mut state).expect("a snapshot begins");
+    while !snapshot.step(&state.journal) {}
+    snapshot.finish(&mut state.journal);
+    sync(&mut state);
+    close(state);
+    // Another local_clientid: the spool is the connection name's.
+    let mut state = open_with(&dir, now + Duration::from_secs(1), bridge_config("second"));
+    crate::bridge::start(&mut state);
+    let remapped = ["r/q/1=1", "r/q/2=2", "r/q/3=3"].map(|t| (t.to_string(), 0, false));
+    assert_eq!(entries(&state, "second"), remapped);
+    assert_eq!(state.client_ids.get("first", &state.sessions), None);
+    assert_eq!(state.sessions.len(), 1, "one session: the bridge's");
+    close(state);
+    // No bridge of that name any more: the spool is discarded.
+    let state = open_with(&dir, now + Duration::from_secs(2), Config::default());
+    assert_eq!(state.sessions.len(), 0);
     close(state);
     let _ = std::fs::remove_dir_all(&dir);
 }

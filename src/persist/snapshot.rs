@@ -128,6 +128,10 @@ impl Snapshot {
                 });
             let stored = stored_session(session, will, &state.journal);
             writer.append(record::SESSION, |out| record::put_session(out, &stored));
+            if let Some(b) = (session.bridge).and_then(|i| state.bridges.get(usize::from(i))) {
+                let name = &b.config.name;
+                writer.append(record::BRIDGE, |out| record::put_key_str(out, key, name));
+            }
             for (filter, options, id) in session.subscriptions() {
                 writer.append(record::SUBSCRIBE, |out| {
                     record::put_subscribe(out, key, filter, options, id)

@@ -306,8 +306,10 @@ impl Session {
     }
 
     /// Removes one counted queued message to make room (a bridge's queue policy): the oldest
-    /// on `same_topic` if given and there is one, else the oldest. Returns whether one went.
-    pub fn evict_queued(&mut self, same_topic: Option<&str>) -> bool {
+    /// on `same_topic` if given and there is one, else the oldest. A stored session records
+    /// it gone, so a restart does not bring it back. Returns whether one went.
+    pub fn evict_queued(&mut self, same_topic: Option<&str>, journal: &mut Journal) -> bool {
+        let key = self.store_key;
         let Some(flow) = self.flow.as_deref_mut() else {
             return false;
         };
@@ -315,7 +317,14 @@ impl Session {
             (flow.queue.iter()).position(|q| q.counted && *q.message.topic == *topic)
         });
         let at = on_topic.or_else(|| flow.queue.iter().position(|q| q.counted));
-        at.and_then(|i| flow.remove_queued(i)).is_some()
+        let Some(q) = at.and_then(|i| flow.remove_queued(i)) else {
+            return false;
+        };
+        // One not yet logged (deferred) is simply never written.
+        if key != 0 && q.logged {
+            journal.dequeue(key, q.message.store_id.get());
+        }
+        true
     }
 
     /// What the queued messages cost in bytes (payloads, topics and entries).
@@ -693,6 +702,52 @@ mod tests {
                 .is_some(),
             "the second was a copy"
         );
+    }
+
+    /// A bridge's remote with Maximum QoS 1 and no retain: what waits is held to that,
+    /// a QoS 2 message in flight before its PUBREC included.
+    #[test]
+    fn capped_to_a_remotes_limits() {
+        let mut s = online();
+        for p in ["x", "y"] {
+            s.enqueue(
+                msg(p, QoS::ExactlyOnce),
+                QoS::ExactlyOnce,
+                true,
+                &[],
+                LIMITS,
+            );
+            if p == "x" {
+                write(&mut s, LIMITS);
+            }
+        }
+        s.cap_queued(QoS::AtLeastOnce, false);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        s.resend_inflight(&mut out, Version::V311, now, &mut Journal::default());
+        let mut cache = FrameCache::default();
+        let journal = &mut Journal::default();
+        s.write_pending(
+            &mut out,
+            1 << 20,
+            Version::V311,
+            LIMITS,
+            now,
+            &mut cache,
+            journal,
+        );
+        let mut rest = &out[..];
+        let mut seen = Vec::new();
+        while let Some((packet, len)) = decode(rest, Version::V311, u32::MAX).unwrap() {
+            if let Packet::Publish(p) = packet {
+                seen.push((p.packet_id, p.qos, p.retain));
+            }
+            rest = &rest[len..];
+        }
+        assert_eq!(seen[0], (1, QoS::AtLeastOnce, false), "resent as QoS 1");
+        assert_eq!(s.on_puback(1), AckOutcome::Done, "now a QoS 1 flow");
+        assert_eq!(seen.len(), 2, "x resent, y sent: {seen:?}");
+        assert!(seen.iter().all(|&(_, q, r)| q == QoS::AtLeastOnce && !r));
     }
 
     #[test]

@@ -19,14 +19,14 @@ mod write;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use flow::Flow;
 pub use flow::{AckOutcome, Enqueued};
+use flow::{AckState, Flow};
 pub use stored::StoredEntry;
 pub use write::SendDrops;
 
 use crate::core::alias::{InboundAliases, OutboundAliases};
 use crate::ids::ConnId;
-use crate::wire::{SubscriptionOptions, Version};
+use crate::wire::{QoS, SubscriptionOptions, Version};
 
 /// Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
@@ -220,12 +220,33 @@ impl Session {
     pub fn remove_subscription(&mut self, raw_filter: &str) {
         self.subscriptions.remove(raw_filter);
     }
+
+    /// Holds what waits for a peer to its limits (a bridge's remote said them in its
+    /// CONNACK): QoS at most `maximum_qos`, and no RETAIN flag unless `retain`. A QoS 2
+    /// message in flight whose PUBREC has not come is resent as QoS 1 under a lower
+    /// maximum (a remote that restarted with other limits, or a spool restored from disk);
+    /// one past PUBREC, or not yet sent (`Unsent`), finishes the flow it began.
+    pub fn cap_queued(&mut self, maximum_qos: QoS, retain: bool) {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
+        for q in &mut flow.queue {
+            q.qos = q.qos.min(maximum_qos);
+            q.retain &= retain;
+        }
+        for f in &mut flow.inflight {
+            f.retain &= retain;
+            if maximum_qos < QoS::ExactlyOnce && f.state == AckState::Pubrec {
+                f.qos = QoS::AtLeastOnce;
+                f.state = AckState::Puback;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::QoS;
 
     #[test]
     fn subscriptions_stay_sorted_and_unique() {

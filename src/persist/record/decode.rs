@@ -80,6 +80,10 @@ pub fn decode(kind: u8, body: &[u8]) -> Option<Record<'_>> {
             }
         }
         WILL_GONE => Record::WillGone { key: r.u64()? },
+        BRIDGE => Record::Bridge {
+            key: r.u64()?,
+            name: r.str()?,
+        },
         _ => return None,
     };
     r.0.is_empty().then_some(record)

@@ -132,7 +132,7 @@ pub fn put_retain(out: &mut Vec<u8>, topic: &str, message: u64) {
     put_u64(out, message);
 }
 
-/// Appends the body of a record that is a key and a string (UNSUBSCRIBE).
+/// Appends the body of a record that is a key and a string (UNSUBSCRIBE, BRIDGE).
 pub fn put_key_str(out: &mut Vec<u8>, key: u64, s: &str) {
     put_u64(out, key);
     put_bytes(out, s.as_bytes());

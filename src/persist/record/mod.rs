@@ -51,6 +51,9 @@ pub const QOS2_IN: u8 = 12;
 pub const QOS2_RELEASED: u8 = 13;
 /// A session's will published or discarded.
 pub const WILL_GONE: u8 = 14;
+/// A stored session is bridge NAME's local session (`key, name`): a bridge finds its spool
+/// by its `connection` name, so a changed `local_clientid` does not orphan it.
+pub const BRIDGE: u8 = 15;
 
 /// The stored form of a message (MESSAGE), borrowed from where it lives.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -223,6 +226,13 @@ pub enum Record<'a> {
         /// Session key.
         key: u64,
     },
+    /// See [`BRIDGE`].
+    Bridge {
+        /// Session key.
+        key: u64,
+        /// The bridge's `connection` name.
+        name: &'a str,
+    },
 }
 
 pub(super) const QOS_MASK: u8 = 0x03;
@@ -364,6 +374,16 @@ mod tests {
             Record::Qos2In {
                 key: 3,
                 packet_id: 11,
+            },
+        );
+        let mut out = Vec::new();
+        put_key_str(&mut out, 3, "cloud");
+        round_trip(
+            BRIDGE,
+            out,
+            Record::Bridge {
+                key: 3,
+                name: "cloud",
             },
         );
         let mut out = Vec::new();
