@@ -192,6 +192,29 @@ pub struct Subscriber {
     pub stalled: bool,
     /// Stream index for each publisher id, `None` if it should not receive that publisher.
     pub stream_of: Vec<Option<usize>>,
+    /// Bit `id` is set while inbound QoS 2 packet id `id` waits for its PUBREL: a PUBLISH
+    /// re-sent with that id after a reconnect is the same message (empty until QoS 2 arrives).
+    pub awaiting_pubrel: Vec<u64>,
+}
+
+impl Subscriber {
+    /// Notes inbound QoS 2 `packet_id` as received; false if it already was (a re-send).
+    fn first_qos2(&mut self, packet_id: u16) -> bool {
+        if self.awaiting_pubrel.is_empty() {
+            self.awaiting_pubrel = vec![0; 65_536 / 64];
+        }
+        let (word, bit) = (usize::from(packet_id / 64), packet_id % 64);
+        let fresh = self.awaiting_pubrel[word] & (1 << bit) == 0;
+        self.awaiting_pubrel[word] |= 1 << bit;
+        fresh
+    }
+
+    /// PUBREL for `packet_id`: the message is released, the id free for a new one.
+    fn released(&mut self, packet_id: u16) {
+        if let Some(w) = self.awaiting_pubrel.get_mut(usize::from(packet_id / 64)) {
+            *w &= !(1 << (packet_id % 64));
+        }
+    }
 }
 
 /// What one subscriber has received from one publisher.
@@ -315,14 +338,23 @@ impl World {
                 let Role::Subscriber(s) = role else {
                     return Err(Fail::Unexpected("PUBLISH to a non-subscriber"));
                 };
-                self.arrive(s, payload, now_ns);
+                // A QoS 2 PUBLISH re-sent before its PUBREL is not delivered again
+                // [MQTT-4.3.3-2]: the id is kept until PUBREL.
+                if qos != 2 || self.subs[s].first_qos2(packet_id) {
+                    self.arrive(s, payload, now_ns);
+                }
                 match qos {
                     1 => mqtt::puback(tx, packet_id),
                     2 => mqtt::pubrec(tx, packet_id),
                     _ => {}
                 }
             }
-            Packet::Pubrel(packet_id) => mqtt::pubcomp(tx, packet_id),
+            Packet::Pubrel(packet_id) => {
+                if let Role::Subscriber(s) = role {
+                    self.subs[s].released(packet_id);
+                }
+                mqtt::pubcomp(tx, packet_id);
+            }
             Packet::Puback(id) => {
                 self.ack(role, id, Slot::AwaitPuback, Slot::Free);
             }
