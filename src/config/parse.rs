@@ -453,7 +453,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{TlsConfig, TlsVersion};
+    use crate::config::{TcpKeepalive, TlsConfig, TlsVersion};
     use crate::persist::store::SyncPolicy;
     use std::net::Ipv6Addr;
 
@@ -718,6 +718,10 @@ protocol websockets
             ("websockets_headers_size 65536", "out of range 0..=65535"),
             ("websockets_log_level all", "not a whole number"),
             ("log_type verbose", "unknown type"),
+            ("tcp_keepalive 60 10", "expected IDLE INTERVAL COUNT"),
+            ("tcp_keepalive 60 10 0", "out of range 1..=127"),
+            ("tcp_keepalive 0 10 3", "out of range 1..=32767"),
+            ("tcp_user_timeout 0", "out of range"),
             ("log_dest printer", "unknown destination"),
             ("listener", "needs a value"),
             ("listener abc", "not a whole number"),
@@ -768,6 +772,29 @@ listener 1886 ::1 ignored # v6
         let first = &c.listeners[0];
         assert_eq!((first.max_connections, first.max_topic_alias), (Some(7), 3));
         assert!(config("allow_anonymous 1\n").allow_anonymous);
+    }
+
+    #[test]
+    fn tcp_options_are_per_listener() {
+        let c =
+            config("listener 1884\ntcp_keepalive 60 10 3\ntcp_user_timeout 30000\nlistener 1885\n");
+        let keepalive = TcpKeepalive {
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            count: 3,
+        };
+        assert_eq!(c.listeners[0].tcp_keepalive, Some(keepalive));
+        assert_eq!(
+            c.listeners[0].tcp_user_timeout,
+            Some(Duration::from_millis(30_000))
+        );
+        assert_eq!(
+            (
+                c.listeners[1].tcp_keepalive,
+                c.listeners[1].tcp_user_timeout
+            ),
+            (None, None)
+        );
     }
 
     /// Mosquitto reads paths and strings as the whole rest of the line, so a trailing comment
