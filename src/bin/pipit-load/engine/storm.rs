@@ -45,7 +45,7 @@ impl Engine<'_> {
                 .map(|(key, _)| key)
                 .collect();
             for key in ready {
-                let reset = closed % 3 == 0;
+                let reset = closed.is_multiple_of(3);
                 self.close_stormed(key, reset);
                 closed += 1;
                 resets += u64::from(reset);
