@@ -220,6 +220,18 @@ if [ -s "$work/failures" ]; then
 fi
 runs=$(wc -l <"$work/runs" 2>/dev/null || echo 0)
 log "runs: $(sort "$work/runs" | uniq -c | awk '{ printf "%s %s, ", $2, $1 }')SIGHUPs: $hups"
+# totals NAME: messages published and delivered (once per subscriber) over its runs.
+totals() {
+    local f v sent=0 delivered=0
+    for f in "$work/$1".*.json; do
+        [ -f "$f" ] || continue
+        v=$(field "$f" sent) && sent=$((sent + ${v:-0}))
+        v=$(field "$f" delivered) && delivered=$((delivered + ${v:-0}))
+    done
+    printf '%s %s/%s, ' "$1" "$sent" "$delivered"
+}
+published=$(for n in qos2-bounce qos1-bounce offline retained churn; do totals "$n"; done)
+log "messages published/delivered: ${published%, }"
 plateau=$(awk -F, -v w="$WARM" 'NR > 1 && $1 >= w { if (n < 3 && $2 > m) m = $2; n++ } END { print m + 0 }' "$CSV")
 if [ "$plateau" -eq 0 ]; then
     log "FAIL: no sample after the warm-up"
