@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::conn::Conn;
 use crate::mqtt::{self, Packet};
+use crate::pubrel::AwaitingPubrel;
 use crate::stats::{PayloadHeader, SeqTrack};
 
 /// Bytes a publisher may queue per fill; it refills once they are written.
@@ -192,29 +193,8 @@ pub struct Subscriber {
     pub stalled: bool,
     /// Stream index for each publisher id, `None` if it should not receive that publisher.
     pub stream_of: Vec<Option<usize>>,
-    /// Bit `id` is set while inbound QoS 2 packet id `id` waits for its PUBREL: a PUBLISH
-    /// re-sent with that id after a reconnect is the same message (empty until QoS 2 arrives).
-    pub awaiting_pubrel: Vec<u64>,
-}
-
-impl Subscriber {
-    /// Notes inbound QoS 2 `packet_id` as received; false if it already was (a re-send).
-    fn first_qos2(&mut self, packet_id: u16) -> bool {
-        if self.awaiting_pubrel.is_empty() {
-            self.awaiting_pubrel = vec![0; 65_536 / 64];
-        }
-        let (word, bit) = (usize::from(packet_id / 64), packet_id % 64);
-        let fresh = self.awaiting_pubrel[word] & (1 << bit) == 0;
-        self.awaiting_pubrel[word] |= 1 << bit;
-        fresh
-    }
-
-    /// PUBREL for `packet_id`: the message is released, the id free for a new one.
-    fn released(&mut self, packet_id: u16) {
-        if let Some(w) = self.awaiting_pubrel.get_mut(usize::from(packet_id / 64)) {
-            *w &= !(1 << (packet_id % 64));
-        }
-    }
+    /// Inbound QoS 2 packet ids waiting for their PUBREL (kept across reconnects).
+    pub awaiting_pubrel: AwaitingPubrel,
 }
 
 /// What one subscriber has received from one publisher.
@@ -338,9 +318,8 @@ impl World {
                 let Role::Subscriber(s) = role else {
                     return Err(Fail::Unexpected("PUBLISH to a non-subscriber"));
                 };
-                // A QoS 2 PUBLISH re-sent before its PUBREL is not delivered again
-                // [MQTT-4.3.3-2]: the id is kept until PUBREL.
-                if qos != 2 || self.subs[s].first_qos2(packet_id) {
+                // A QoS 2 PUBLISH re-sent before its PUBREL is not delivered again.
+                if qos != 2 || self.subs[s].awaiting_pubrel.first(packet_id) {
                     self.arrive(s, payload, now_ns);
                 }
                 match qos {
@@ -351,7 +330,7 @@ impl World {
             }
             Packet::Pubrel(packet_id) => {
                 if let Role::Subscriber(s) = role {
-                    self.subs[s].released(packet_id);
+                    self.subs[s].awaiting_pubrel.release(packet_id);
                 }
                 mqtt::pubcomp(tx, packet_id);
             }

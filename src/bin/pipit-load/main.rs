@@ -11,6 +11,7 @@ mod client;
 mod conn;
 mod engine;
 mod mqtt;
+mod pubrel;
 mod report;
 mod scenario;
 mod stats;

@@ -126,7 +126,7 @@ impl<'o> Engine<'o> {
                     topic_filter: sub.topic_filter,
                     stalled: sub.stalled,
                     stream_of,
-                    awaiting_pubrel: Vec::new(),
+                    awaiting_pubrel: Default::default(),
                 }
             })
             .collect();
