@@ -16,6 +16,7 @@ mod persist;
 mod read;
 mod reload;
 mod service;
+mod trim;
 mod write;
 
 use std::io;
@@ -413,6 +414,7 @@ impl Broker {
                 self.persist_sweep();
                 self.metrics.tick(&mut self.state);
                 self.finish_turn();
+                self.give_back_memory();
                 self.notify_status();
                 next_sweep = self.state.now + SWEEP_INTERVAL;
             }

@@ -35,6 +35,10 @@ impl Broker {
             if let Err(e) = socket.set_nodelay(true) {
                 debug!("TCP_NODELAY on {peer}: {e}");
             }
+            let options = &state.config.listeners[listener];
+            if let Err(e) = crate::net::listen::set_tcp_options((&socket).into(), options) {
+                warn!("TCP keepalive or user timeout on {peer}: {e}");
+            }
             let mut socket = match self.transports[listener].wrap(socket) {
                 Ok(socket) => socket,
                 Err(e) => {

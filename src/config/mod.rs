@@ -146,6 +146,24 @@ pub struct ListenerConfig {
     /// This listener's own security settings, set only with `per_listener_settings true`;
     /// read them through `Config::security_for`.
     pub security: Option<SecurityConfig>,
+    /// TCP keepalive probes on accepted sockets (`tcp_keepalive IDLE INTERVAL COUNT`, the
+    /// syntax of Mosquitto's `bridge_tcp_keepalive`); `None` leaves the kernel's default (off).
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `TCP_USER_TIMEOUT` on accepted sockets (`tcp_user_timeout MS`, the unit of Mosquitto's
+    /// `bridge_tcp_user_timeout`): sent data unacknowledged this long closes the connection.
+    pub tcp_user_timeout: Option<Duration>,
+}
+
+/// TCP keepalive settings of a listener: a silent peer is probed after `idle`, then every
+/// `interval`, and the connection fails after `count` unanswered probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Silence before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Time between probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection fails (`TCP_KEEPCNT`).
+    pub count: u32,
 }
 
 /// An address family a listener may be restricted to (`socket_domain`).
@@ -171,6 +189,8 @@ impl ListenerConfig {
             use_username_as_clientid: false,
             http_dir: None,
             security: None,
+            tcp_keepalive: None,
+            tcp_user_timeout: None,
         }
     }
 }

@@ -4,8 +4,9 @@
 //! a comment. After a flag, number or keyword the rest of the line is ignored, so a trailing
 //! `# comment` is too; a path or string is the whole rest of the line (see `line`).
 //! `listener PORT [ADDRESS]` opens a listener block: the listener options after it
-//! (TLS, `protocol`, `max_connections`, `max_topic_alias` and, with `per_listener_settings
-//! true`, `allow_anonymous`/`password_file`/`acl_file`) apply to that listener. Before the first
+//! (TLS, `protocol`, `max_connections`, `max_topic_alias`, `tcp_keepalive`,
+//! `tcp_user_timeout` and, with `per_listener_settings true`,
+//! `allow_anonymous`/`password_file`/`acl_file`) apply to that listener. Before the first
 //! `listener` they apply to the default listener, which is opened by `port`/`bind_address`, or
 //! on loopback 1883 when the file opens no listener at all; `max_connections` there is the
 //! broker-wide bound. Every other option is global wherever it appears.
@@ -26,7 +27,7 @@ use super::known;
 use super::line::{Line, Origin, resolve};
 use super::plugin::{self, DynsecDraft};
 use super::section::{Section, SecurityDraft, TlsDraft};
-use super::values::{log_type, metrics_listener, persistence_sync, tls_version};
+use super::values::{log_type, metrics_listener, persistence_sync, tcp_keepalive, tls_version};
 use super::{Config, ConfigError, DEFAULT_PORT, Protocol, SocketDomain, Warning, read_file};
 use log::LevelFilter;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -183,6 +184,11 @@ impl Parser {
             }
             "websockets_headers_size" => c.websockets_headers_size = l.int(0, 65535)?,
             "max_topic_alias" => self.section(l).listener.max_topic_alias = l.int(0, 65535)?,
+            "tcp_keepalive" => self.section(l).listener.tcp_keepalive = Some(tcp_keepalive(l)?),
+            "tcp_user_timeout" => {
+                let ms = l.int(1, i64::from(i32::MAX))?;
+                self.section(l).listener.tcp_user_timeout = Some(Duration::from_millis(ms));
+            }
             "certfile" => self.tls(l).certfile = Some(l.path()?),
             "keyfile" => self.tls(l).keyfile = Some(l.path()?),
             "cafile" => self.tls(l).cafile = Some(l.path()?),
@@ -447,7 +453,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{TlsConfig, TlsVersion};
+    use crate::config::{TcpKeepalive, TlsConfig, TlsVersion};
     use crate::persist::store::SyncPolicy;
     use std::net::Ipv6Addr;
 
@@ -712,6 +718,10 @@ protocol websockets
             ("websockets_headers_size 65536", "out of range 0..=65535"),
             ("websockets_log_level all", "not a whole number"),
             ("log_type verbose", "unknown type"),
+            ("tcp_keepalive 60 10", "expected IDLE INTERVAL COUNT"),
+            ("tcp_keepalive 60 10 0", "out of range 1..=127"),
+            ("tcp_keepalive 0 10 3", "out of range 1..=32767"),
+            ("tcp_user_timeout 0", "out of range"),
             ("log_dest printer", "unknown destination"),
             ("listener", "needs a value"),
             ("listener abc", "not a whole number"),
@@ -762,6 +772,29 @@ listener 1886 ::1 ignored # v6
         let first = &c.listeners[0];
         assert_eq!((first.max_connections, first.max_topic_alias), (Some(7), 3));
         assert!(config("allow_anonymous 1\n").allow_anonymous);
+    }
+
+    #[test]
+    fn tcp_options_are_per_listener() {
+        let c =
+            config("listener 1884\ntcp_keepalive 60 10 3\ntcp_user_timeout 30000\nlistener 1885\n");
+        let keepalive = TcpKeepalive {
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            count: 3,
+        };
+        assert_eq!(c.listeners[0].tcp_keepalive, Some(keepalive));
+        assert_eq!(
+            c.listeners[0].tcp_user_timeout,
+            Some(Duration::from_millis(30_000))
+        );
+        assert_eq!(
+            (
+                c.listeners[1].tcp_keepalive,
+                c.listeners[1].tcp_user_timeout
+            ),
+            (None, None)
+        );
     }
 
     /// Mosquitto reads paths and strings as the whole rest of the line, so a trailing comment

@@ -6,7 +6,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::line::{Line, resolve};
-use super::{ConfigError, TlsVersion, Warning};
+use super::{ConfigError, TcpKeepalive, TlsVersion, Warning};
 use crate::persist::store::SyncPolicy;
 
 /// `metrics_listener PORT [ADDRESS]`: without an address, loopback only (the figures say
@@ -65,5 +65,21 @@ pub(super) fn log_type(l: &Line) -> Result<LevelFilter, ConfigError> {
         "notice" | "information" | "subscribe" | "unsubscribe" | "websockets" => LevelFilter::Info,
         "debug" | "all" => LevelFilter::Debug,
         other => return Err(l.error(format!("log_type: unknown type \"{other}\""))),
+    })
+}
+
+/// `tcp_keepalive IDLE INTERVAL COUNT`: seconds of silence before the first probe, seconds
+/// between probes, and unanswered probes before the connection fails (Linux caps them at
+/// 32,767 s, 32,767 s and 127).
+pub(super) fn tcp_keepalive(l: &Line) -> Result<TcpKeepalive, ConfigError> {
+    let mut words = l.text()?.split_whitespace();
+    let (Some(idle), Some(interval), Some(count)) = (words.next(), words.next(), words.next())
+    else {
+        return Err(l.error("tcp_keepalive: expected IDLE INTERVAL COUNT"));
+    };
+    Ok(TcpKeepalive {
+        idle: Duration::from_secs(l.parse_int(idle, 1, 32_767)?),
+        interval: Duration::from_secs(l.parse_int(interval, 1, 32_767)?),
+        count: l.parse_int(count, 1, 127)?,
     })
 }

@@ -43,6 +43,22 @@ impl ClientIndex {
         });
     }
 
+    /// After a burst of connections: when most of the table is empty, shrinks it to fit
+    /// (rehashing through the slab). Returns the slots freed.
+    pub fn shrink(&mut self, sessions: &Slab<Session>) -> usize {
+        let before = self.table.capacity();
+        if before <= 4 * self.table.len() + 1024 {
+            return 0;
+        }
+        let hasher = &self.hasher;
+        self.table.shrink_to_fit(|&sid| {
+            sessions
+                .get(sid.0 as usize)
+                .map_or(0, |s| hasher.hash_one(&*s.client_id))
+        });
+        before - self.table.capacity()
+    }
+
     /// Removes `sid` from the index if it is the session indexed for `client_id`.
     pub fn remove(&mut self, client_id: &str, sid: SessionId, sessions: &Slab<Session>) {
         let hash = self.hasher.hash_one(client_id);
@@ -63,6 +79,28 @@ fn holds(sessions: &Slab<Session>, sid: SessionId, client_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shrinks_after_a_burst_and_still_finds() {
+        let mut sessions = Slab::new();
+        let mut index = ClientIndex::default();
+        let sids: Vec<SessionId> = (0..5000)
+            .map(|i| {
+                let sid =
+                    SessionId(sessions.insert(Session::new(format!("c{i}").into(), 0)) as u32);
+                index.insert(sid, &sessions);
+                sid
+            })
+            .collect();
+        for (i, &sid) in sids.iter().enumerate().skip(10) {
+            index.remove(&format!("c{i}"), sid, &sessions);
+            sessions.remove(sid.0 as usize);
+        }
+        assert!(index.shrink(&sessions) > 0);
+        assert!(index.table.capacity() < 1024);
+        assert_eq!(index.get("c3", &sessions), Some(sids[3]));
+        assert_eq!(index.get("c10", &sessions), None);
+    }
 
     #[test]
     fn finds_inserts_and_removes_through_the_slab() {

@@ -15,6 +15,9 @@ use crate::net::Stream;
 use crate::net::buffer::{RxBuf, TxBuf};
 use crate::wire::Version;
 
+/// Connection slots `Conns::shrink` always leaves room for.
+const SLOTS_KEPT: usize = 256;
+
 /// The open connections. Every lookup takes a whole `ConnId` and finds nothing if the slot
 /// now holds a later connection.
 #[derive(Debug)]
@@ -71,6 +74,18 @@ impl Conns {
     /// Number of open connections.
     pub fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// After a burst of connections: when most of the slab is vacant, drops the vacant
+    /// slots past the last open connection (their keys are free, so no token changes; the
+    /// generation is global, so no id can come back). Returns the bytes freed.
+    pub fn shrink(&mut self) -> usize {
+        let before = self.slab.capacity();
+        if before <= 2 * self.slab.len() + SLOTS_KEPT {
+            return 0;
+        }
+        self.slab.shrink_to_fit();
+        (before - self.slab.capacity()) * std::mem::size_of::<Conn>()
     }
 
     /// Every open connection.

@@ -1,16 +1,34 @@
 //! Binding a listener's socket: the configured address, or, for a listener given without an
 //! address, one dual-stack socket on `[::]` that takes IPv4 clients too (as IPv4-mapped
 //! addresses), which is how Mosquitto's `listener PORT` serves both families; with
-//! `socket_domain` one family only.
+//! `socket_domain` one family only. Also the listener's TCP options on each accepted socket.
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 
 use log::info;
 use mio::net::TcpListener;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::config::{ListenerConfig, SocketDomain};
+
+/// Sets `listener`'s `tcp_keepalive` and `tcp_user_timeout` on an accepted socket, so a
+/// peer that vanished without FIN or RST (a half-open connection) is dropped by the kernel
+/// even when MQTT keepalive is 0; the read then fails and the broker closes the connection
+/// as for any socket error (the will is published).
+pub fn set_tcp_options(socket: SockRef<'_>, listener: &ListenerConfig) -> io::Result<()> {
+    if let Some(k) = listener.tcp_keepalive {
+        let params = socket2::TcpKeepalive::new()
+            .with_time(k.idle)
+            .with_interval(k.interval)
+            .with_retries(k.count);
+        socket.set_tcp_keepalive(&params)?;
+    }
+    if let Some(timeout) = listener.tcp_user_timeout {
+        socket.set_tcp_user_timeout(Some(timeout))?;
+    }
+    Ok(())
+}
 
 /// Pending connections the kernel queues per listener (std's default too).
 const BACKLOG: i32 = 1024;

@@ -4,7 +4,8 @@
 //! as it is empty again. The pool keeps at most `max_free` buffers; more are freed, and a
 //! buffer that grew past `keep_capacity` (one large packet) is freed rather than kept.
 //! Receive buffers come back at full length (`give_rx`) so reusing one costs no zeroing;
-//! send buffers come back empty (`give`).
+//! send buffers come back empty (`give`). After a burst (a connection storm), `trim` frees
+//! what the burst left: the buffers nobody took since the previous `trim`.
 
 /// Free lists of byte buffers: receive buffers (kept at full, initialised length) and send
 /// buffers (kept empty), so neither kind pays to be reshaped when reused.
@@ -15,6 +16,11 @@ pub struct Pool {
     max_free: usize,
     buffer_size: usize,
     keep_capacity: usize,
+    /// The fewest receive buffers free at any moment since the last `trim`: that many went
+    /// unused all along.
+    rx_idle: usize,
+    /// The same for send buffers.
+    tx_idle: usize,
 }
 
 impl Pool {
@@ -27,21 +33,34 @@ impl Pool {
             max_free,
             buffer_size,
             keep_capacity: buffer_size * 4,
+            rx_idle: 0,
+            tx_idle: 0,
         }
     }
 
     /// A receive buffer: at least `buffer_size` initialised bytes (stale contents).
     pub fn take_rx(&mut self) -> Box<[u8]> {
-        self.rx_free
-            .pop()
-            .unwrap_or_else(|| vec![0; self.buffer_size].into_boxed_slice())
+        let buf = self.rx_free.pop();
+        self.rx_idle = self.rx_idle.min(self.rx_free.len());
+        buf.unwrap_or_else(|| vec![0; self.buffer_size].into_boxed_slice())
     }
 
     /// An empty send buffer with at least `buffer_size` bytes of capacity.
     pub fn take_tx(&mut self) -> Vec<u8> {
-        self.tx_free
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.buffer_size))
+        let buf = self.tx_free.pop();
+        self.tx_idle = self.tx_idle.min(self.tx_free.len());
+        buf.unwrap_or_else(|| Vec::with_capacity(self.buffer_size))
+    }
+
+    /// Frees the buffers that went unused since the last call (the oldest ones); returns
+    /// the bytes freed. Called once a second, it shrinks the pool to what the traffic uses.
+    pub fn trim(&mut self) -> usize {
+        let (rx, tx) = (self.rx_idle, self.tx_idle);
+        self.rx_free.drain(..rx);
+        self.tx_free.drain(..tx);
+        self.rx_idle = self.rx_free.len();
+        self.tx_idle = self.tx_free.len();
+        (rx + tx) * self.buffer_size
     }
 
     /// Returns a receive buffer at its full length.
@@ -74,6 +93,23 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_frees_what_went_unused_since_the_last_trim() {
+        let mut pool = Pool::new(16, 8);
+        let bufs: Vec<_> = (0..6).map(|_| pool.take_rx()).collect();
+        for buf in bufs {
+            pool.give_rx(buf);
+        }
+        // Six came back after the last trim: none has been idle a whole interval yet.
+        assert_eq!((pool.trim(), pool.free_count()), (0, 6));
+        // Two are taken and given back in this interval: four stayed idle throughout.
+        let (a, b) = (pool.take_rx(), pool.take_rx());
+        pool.give_rx(a);
+        pool.give_rx(b);
+        assert_eq!((pool.trim(), pool.free_count()), (4 * 16, 2));
+        assert_eq!((pool.trim(), pool.free_count()), (2 * 16, 0));
+    }
 
     #[test]
     fn reuses_and_bounds() {

@@ -75,6 +75,14 @@ impl Server {
         server
     }
 
+    /// The running broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("pid: the broker is not running")
+            .id()
+    }
+
     /// The directory named by `persistence_location`.
     pub fn store(&self) -> PathBuf {
         self.dir.path("store")

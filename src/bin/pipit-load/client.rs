@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::conn::Conn;
 use crate::mqtt::{self, Packet};
+use crate::pubrel::AwaitingPubrel;
 use crate::stats::{PayloadHeader, SeqTrack};
 
 /// Bytes a publisher may queue per fill; it refills once they are written.
@@ -192,6 +193,8 @@ pub struct Subscriber {
     pub stalled: bool,
     /// Stream index for each publisher id, `None` if it should not receive that publisher.
     pub stream_of: Vec<Option<usize>>,
+    /// Inbound QoS 2 packet ids waiting for their PUBREL (kept across reconnects).
+    pub awaiting_pubrel: AwaitingPubrel,
 }
 
 /// What one subscriber has received from one publisher.
@@ -315,14 +318,22 @@ impl World {
                 let Role::Subscriber(s) = role else {
                     return Err(Fail::Unexpected("PUBLISH to a non-subscriber"));
                 };
-                self.arrive(s, payload, now_ns);
+                // A QoS 2 PUBLISH re-sent before its PUBREL is not delivered again.
+                if qos != 2 || self.subs[s].awaiting_pubrel.first(packet_id) {
+                    self.arrive(s, payload, now_ns);
+                }
                 match qos {
                     1 => mqtt::puback(tx, packet_id),
                     2 => mqtt::pubrec(tx, packet_id),
                     _ => {}
                 }
             }
-            Packet::Pubrel(packet_id) => mqtt::pubcomp(tx, packet_id),
+            Packet::Pubrel(packet_id) => {
+                if let Role::Subscriber(s) = role {
+                    self.subs[s].awaiting_pubrel.release(packet_id);
+                }
+                mqtt::pubcomp(tx, packet_id);
+            }
             Packet::Puback(id) => {
                 self.ack(role, id, Slot::AwaitPuback, Slot::Free);
             }

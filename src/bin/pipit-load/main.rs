@@ -11,6 +11,7 @@ mod client;
 mod conn;
 mod engine;
 mod mqtt;
+mod pubrel;
 mod report;
 mod scenario;
 mod stats;
@@ -37,6 +38,9 @@ SCENARIOS:
     resume    C subscribers reconnect their persistent sessions (as --persistent) and take what
               the broker kept queued for them; reports the time to the first message, and
               the rate until --count per subscriber arrived or none arrived for --drain
+    storm     a connection storm: --conn-rate new connections per second for --duration;
+              each one closes as soon as its CONNACK arrives, every third with a reset
+              (SO_LINGER 0), the others with DISCONNECT and a close
 
 OPTIONS:
     --host HOST          broker address [default: 127.0.0.1]
@@ -60,6 +64,14 @@ OPTIONS:
     --offline            with --persistent: subscribers subscribe, then DISCONNECT before
                          publishing starts, so the broker queues every message for them;
                          nothing counts as delivered (fills a broker's store; see resume)
+    --bounce SECS        with --persistent: every SECS seconds while publishing, each
+                         subscriber (staggered) leaves for 1 s and resumes its session;
+                         leaves alternate DISCONNECT and a reset (SO_LINGER 0). Its streams
+                         keep counting across connections; inbound QoS 2 is de-duplicated by
+                         packet id until PUBREL, as a client must
+    --prefix NAME        topics under NAME/ instead of a fresh pipit-load/<run id>/, and
+                         persistent client ids NAME-s<index> (letters, digits, - and _), so
+                         runs side by side keep apart and a run resumes the same subscriptions
     --retain             publish with the RETAIN flag
     --topics N           fanin: each publisher spreads its messages over N topics
                          <topic>-0 .. <topic>-<N-1>, all matched by the subscribers'
@@ -132,6 +144,10 @@ pub struct Options {
     pub retain: bool,
     /// Topics each fan-in publisher cycles through.
     pub topics: u64,
+    /// Persistent subscribers leave and come back this often while publishing.
+    pub bounce: Option<Duration>,
+    /// Fixed topic prefix and persistent client id prefix.
+    pub prefix: Option<String>,
 }
 
 /// Parses a number of seconds (fractions allowed) into a `Duration`.
@@ -201,6 +217,8 @@ fn parse_args() -> Result<Options, String> {
     let offline = args.contains("--offline");
     let retain = args.contains("--retain");
     let topics: u64 = args.opt_value_from_str("--topics").map_err(e)?.unwrap_or(1);
+    let bounce = args.opt_value_from_fn("--bounce", seconds).map_err(e)?;
+    let prefix: Option<String> = args.opt_value_from_str("--prefix").map_err(e)?;
     let name: String = args
         .free_from_str()
         .map_err(|_| "missing SCENARIO (see --help)".to_string())?;
@@ -233,6 +251,15 @@ fn parse_args() -> Result<Options, String> {
     if topics == 0 || (topics > 1 && scenario != Scenario::Fanin) {
         return Err("--topics must be >= 1, and above 1 only for fanin".into());
     }
+    if bounce.is_some_and(|b| b < Duration::from_secs(2)) || (bounce.is_some() && !persistent) {
+        return Err("--bounce needs --persistent and at least 2 seconds".into());
+    }
+    let name_ok = |p: &String| {
+        !p.is_empty() && (p.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if prefix.as_ref().is_some_and(|p| !name_ok(p)) {
+        return Err("--prefix: letters, digits, - and _ only".into());
+    }
     let addr = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|err| format!("cannot resolve {host}: {err}"))?
@@ -248,8 +275,12 @@ fn parse_args() -> Result<Options, String> {
         _ => publishers.unwrap_or(def_pubs),
     };
     let subscribers = subscribers.unwrap_or(def_subs);
-    let needs_publishers = !matches!(scenario, Scenario::Conns | Scenario::Resume);
-    if (needs_publishers && publishers == 0) || (scenario != Scenario::Conns && subscribers == 0) {
+    let needs_publishers = !matches!(
+        scenario,
+        Scenario::Conns | Scenario::Resume | Scenario::Storm
+    );
+    let needs_subscribers = !matches!(scenario, Scenario::Conns | Scenario::Storm);
+    if (needs_publishers && publishers == 0) || (needs_subscribers && subscribers == 0) {
         return Err("need at least one publisher and one subscriber".into());
     }
     if scenario == Scenario::Slow && subscribers < 2 {
@@ -265,6 +296,7 @@ fn parse_args() -> Result<Options, String> {
             };
             Duration::from_secs_f64(connect) + hold + Duration::from_secs(60)
         }
+        (Scenario::Storm, d) => d.unwrap_or_default() + Duration::from_secs(60),
         (_, Some(d)) => d + drain + Duration::from_secs(30),
         (_, None) => Duration::from_secs(300),
     });
@@ -292,6 +324,8 @@ fn parse_args() -> Result<Options, String> {
         offline,
         retain,
         topics,
+        bounce,
+        prefix,
     })
 }
 

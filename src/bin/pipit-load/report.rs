@@ -48,6 +48,8 @@ pub struct ConnsResult {
     pub rate_per_s: f64,
     /// Seconds the connections were held.
     pub hold_s: f64,
+    /// Connections closed with a reset (`storm`).
+    pub resets: u64,
 }
 
 /// Everything one run measured.
@@ -79,6 +81,8 @@ pub struct Report {
     pub stray_acks: u64,
     /// Clients that failed during the run.
     pub client_failures: u64,
+    /// Times a subscriber left and resumed its session (`--bounce`).
+    pub bounces: u64,
     /// Measured window: publishing start to last delivery.
     pub elapsed_s: f64,
     /// Seconds spent publishing.
@@ -156,7 +160,7 @@ impl Report {
             j,
             "{{\"scenario\":{},\"qos\":{},\"size\":{},\"publishers\":{},\"subscribers\":{},\
              \"sent\":{},\"delivered\":{},\"lost\":{},\"duplicated\":{},\"out_of_order\":{},\
-             \"invalid\":{},\"stray_acks\":{},\"client_failures\":{},\"elapsed_s\":{},\
+             \"invalid\":{},\"stray_acks\":{},\"client_failures\":{},\"bounces\":{},\"elapsed_s\":{},\
              \"publish_s\":{},\"delivered_per_s\":{},\"loadgen_cpu_s\":{},\"loadgen_cpu_pct\":{}",
             quote(self.scenario),
             self.qos,
@@ -171,6 +175,7 @@ impl Report {
             self.invalid,
             self.stray_acks,
             self.client_failures,
+            self.bounces,
             num(self.elapsed_s),
             num(self.publish_s),
             num(self.delivered_per_s()),
@@ -217,12 +222,13 @@ impl Report {
             let _ = write!(
                 j,
                 ",\"conns_ok\":{},\"conns_failed\":{},\"conns_dropped\":{},\"conn_rate_per_s\":{},\
-                 \"hold_s\":{}",
+                 \"hold_s\":{},\"conns_reset\":{}",
                 c.ok,
                 c.failed,
                 c.dropped,
                 num(c.rate_per_s),
-                num(c.hold_s)
+                num(c.hold_s),
+                c.resets
             );
         }
         if self.scenario == "resume" {

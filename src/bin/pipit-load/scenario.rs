@@ -20,6 +20,8 @@ pub enum Scenario {
     Slow,
     /// Persistent subscribers reconnect and take their queued messages.
     Resume,
+    /// Connections opened and closed at once (a third of them reset) at a rate.
+    Storm,
 }
 
 impl Scenario {
@@ -33,6 +35,7 @@ impl Scenario {
             "conns" => Scenario::Conns,
             "slow" => Scenario::Slow,
             "resume" => Scenario::Resume,
+            "storm" => Scenario::Storm,
             _ => return None,
         })
     }
@@ -47,6 +50,7 @@ impl Scenario {
             Scenario::Conns => "conns",
             Scenario::Slow => "slow",
             Scenario::Resume => "resume",
+            Scenario::Storm => "storm",
         }
     }
 
@@ -57,7 +61,7 @@ impl Scenario {
             Scenario::Fanout => (1, 10),
             Scenario::P2p => (10, 10),
             Scenario::Latency => (1, 1),
-            Scenario::Conns => (0, 0),
+            Scenario::Conns | Scenario::Storm => (0, 0),
             Scenario::Slow => (1, 4),
             Scenario::Resume => (0, 1),
         }
@@ -137,7 +141,7 @@ impl Plan {
                     })
                     .collect(),
             },
-            Scenario::Conns => Plan {
+            Scenario::Conns | Scenario::Storm => Plan {
                 publisher_topics: Vec::new(),
                 subscribers: Vec::new(),
             },
@@ -164,7 +168,7 @@ mod tests {
         assert!(resume.publisher_topics.is_empty());
         assert_eq!(resume.subscribers.len(), 2);
         for name in [
-            "fanin", "fanout", "p2p", "latency", "conns", "slow", "resume",
+            "fanin", "fanout", "p2p", "latency", "conns", "slow", "resume", "storm",
         ] {
             assert_eq!(Scenario::from_name(name).map(Scenario::name), Some(name));
         }

@@ -95,6 +95,7 @@ impl Engine<'_> {
                     0.0
                 },
                 hold_s,
+                resets: 0,
             }),
             client_failures: self.conns.failed + self.conns.dropped,
             first_error: self.first_error.clone(),

@@ -10,8 +10,10 @@
 //! Only this module calls `Instant::now()` and closes connections; a failed client is
 //! deregistered and marked `Closed` (idle ones are removed from the slab).
 
+mod bounce;
 mod conns;
 mod resume;
+mod storm;
 mod traffic;
 mod watch;
 
@@ -70,6 +72,7 @@ struct Engine<'o> {
     progress: (Instant, u64),
     broker: Option<BrokerWatch>,
     conns: ConnCounts,
+    bounces: bounce::Bounces,
     client_failures: u64,
     first_error: Option<String>,
 }
@@ -79,6 +82,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut engine = Engine::new(opts).map_err(|e| format!("poll: {e}"))?;
     match opts.scenario {
         Scenario::Conns => engine.run_conns(),
+        Scenario::Storm => engine.run_storm(),
         Scenario::Resume => engine.run_resume(),
         _ => engine.run_traffic(),
     }
@@ -91,7 +95,7 @@ impl<'o> Engine<'o> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let run_id = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
-        let prefix = format!("pipit-load/{run_id:08x}");
+        let prefix = (opts.prefix.clone()).unwrap_or_else(|| format!("pipit-load/{run_id:08x}"));
         let plan = Plan::build(opts.scenario, opts.publishers, opts.subscribers, &prefix);
         let mut streams = Vec::new();
         let mut pubs: Vec<Publisher> = (plan.publisher_topics.into_iter())
@@ -122,6 +126,7 @@ impl<'o> Engine<'o> {
                     topic_filter: sub.topic_filter,
                     stalled: sub.stalled,
                     stream_of,
+                    awaiting_pubrel: Default::default(),
                 }
             })
             .collect();
@@ -177,6 +182,7 @@ impl<'o> Engine<'o> {
             progress: (now, 0),
             broker: None,
             conns: ConnCounts::default(),
+            bounces: bounce::Bounces::default(),
             client_failures: 0,
             first_error: None,
         })
@@ -205,12 +211,11 @@ impl<'o> Engine<'o> {
             Role::Idle => ('c', false),
         };
         // A persistent subscriber's id is the same in every run, so a later run resumes it.
-        let prefix = if persistent {
-            "pipit-load-"
-        } else {
-            &self.client_prefix
+        let id = match (&self.opts.prefix, persistent) {
+            (Some(name), true) => format!("{name}-{letter}{index}"),
+            (None, true) => format!("pipit-load-{letter}{index}"),
+            (_, false) => format!("{}{letter}{index}", self.client_prefix),
         };
-        let id = format!("{prefix}{letter}{index}");
         mqtt::connect(&mut conn.tx, &id, !persistent, self.opts.keepalive);
         let now = Instant::now();
         entry.insert(Client {
@@ -302,6 +307,9 @@ impl<'o> Engine<'o> {
         let now = Instant::now();
         if now >= self.next_tick {
             self.tick(now);
+        }
+        if self.opts.bounce.is_some() && self.world.publishing {
+            self.bounce(now);
         }
         Ok(())
     }
@@ -408,10 +416,11 @@ impl<'o> Engine<'o> {
         let (then, before) = self.progress;
         let secs = (now - then).as_secs_f64().max(1e-9);
         let t = self.epoch.elapsed().as_secs_f64() - self.world.start_ns as f64 / 1e9;
-        if self.opts.scenario == Scenario::Conns {
+        if matches!(self.opts.scenario, Scenario::Conns | Scenario::Storm) {
             let ok = self.world.idle_ready;
             eprintln!(
-                "[pipit-load] conns {t:.1}s: {ok} ok, {} failed, {} attempted ({:.0} conn/s)",
+                "[pipit-load] {} {t:.1}s: {ok} ok, {} failed, {} attempted ({:.0} conn/s)",
+                self.opts.scenario.name(),
                 self.conns.failed,
                 self.conns.attempted,
                 (ok - before) as f64 / secs

@@ -12,12 +12,13 @@ use crate::report::{PubCounts, Report};
 use crate::stats;
 
 impl Engine<'_> {
-    /// Whether every counted stream has everything sent and no QoS 1/2 flow is open.
+    /// Whether every counted stream has everything sent and no QoS 1/2 flow is open. A
+    /// subscriber still reconnecting (`--bounce`) counts as alive: it is owed the rest.
     fn drained(&self) -> bool {
         let alive = |key: usize| {
             self.clients
                 .get(key)
-                .is_some_and(|c| c.state == State::Ready)
+                .is_some_and(|c| c.state != State::Closed)
         };
         let streams_done = self.world.streams.iter().all(|s| {
             !s.counted
@@ -111,6 +112,7 @@ impl Engine<'_> {
             self.turn(stop)?;
         }
         self.world.publishing = false;
+        self.end_bounces();
         let publish_s = t0.elapsed().as_secs_f64();
         let stopped = Instant::now();
         // Drain while messages keep arriving: stop once complete, after `--drain` without an
@@ -195,6 +197,7 @@ impl Engine<'_> {
             invalid,
             stray_acks: w.stray_acks,
             client_failures: self.client_failures,
+            bounces: self.bounces.leaves,
             latency,
             latency_samples: w.latencies.as_ref().map_or(0, Vec::len),
             stalled: (stalled_subs > 0).then_some((stalled_subs, w.stalled_arrivals)),
