@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::auth::Access;
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
 use crate::core::message::Message;
@@ -72,9 +73,17 @@ impl LastTopic {
 /// stores it if retained [MQTT-3.3.1-5], then routes it. Returns how many sessions it was
 /// queued to.
 pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) -> usize {
-    if message.retain && state.config.retain_available {
+    let sys = message.topic.starts_with("$SYS/");
+    if message.retain
+        && state.config.retain_available
+        && !sys
+        && !message.payload.is_empty()
+        && state.budget.sheds(Shed::Retained)
+    {
+        shed_retained(state, message, origin);
+    } else if message.retain && state.config.retain_available {
         // `$SYS` is the broker's own, published again after a restart: not stored.
-        if !message.topic.starts_with("$SYS/") {
+        if !sys {
             // An empty payload clears the topic's retained message [MQTT-3.3.1-10].
             let kept = (!message.payload.is_empty()).then_some(&**message);
             state.journal.retain(&message.topic, kept);
@@ -82,6 +91,19 @@ pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionI
         state.retained.set(Rc::clone(message));
     }
     route(state, message, origin)
+}
+
+/// Under `memory_limit`'s last stage a retained message is delivered but not stored; one it
+/// would have replaced is cleared, so a later subscriber gets no stale value, and memory only
+/// goes down.
+fn shed_retained(state: &mut State, message: &Message, origin: Option<SessionId>) {
+    let client_id = origin
+        .and_then(|sid| state.sessions.get(sid.0 as usize))
+        .map_or("", |s| &s.client_id);
+    state.budget.count(Shed::Retained, client_id);
+    if state.retained.remove(&message.topic) {
+        state.journal.retain(&message.topic, None);
+    }
 }
 
 /// Delivers `message` to every matching subscription; returns the number of sessions.
@@ -268,6 +290,17 @@ pub fn deliver(
     subscription_ids: &[u32],
     from: &Sender,
 ) {
+    // Counted toward the queues' bounds: everything but QoS 0 to an online client.
+    let Some(counted) =
+        (state.sessions.get(sid.0 as usize)).map(|s| qos != QoS::AtMostOnce || !s.is_online())
+    else {
+        return;
+    };
+    let payload = message.payload.len();
+    if counted && over_total(state, payload) {
+        state.count_drop(sid, DropReason::QueueFull, 1);
+        return;
+    }
     let State {
         sessions,
         conns,
@@ -275,12 +308,28 @@ pub fn deliver(
         stats,
         dirty,
         journal,
+        budget,
+        queued_total,
         ..
     } = state;
     let Some(session) = sessions.get_mut(sid.0 as usize) else {
         return;
     };
     let mut conn = session.conn().and_then(|id| conns.get_mut(id));
+    // Under memory_limit, QoS 0 to a subscriber not keeping up (output already waiting) or
+    // queued for an offline one is dropped rather than held (`core::budget`).
+    if qos == QoS::AtMostOnce
+        && budget.sheds(Shed::Qos0)
+        && conn.as_deref().map_or(from.limits.queue_qos0_offline, |c| {
+            !c.tx.is_empty() || session.backlog() > 0
+        })
+    {
+        budget.count(Shed::Qos0, &session.client_id);
+        stats
+            .dropped
+            .count(DropReason::MemoryLimit, 1, &session.client_id);
+        return;
+    }
     let mut hold = None;
     if qos == QoS::AtMostOnce
         && let Some(conn) = conn.as_deref_mut()
@@ -313,6 +362,9 @@ pub fn deliver(
         journal,
     ) {
         Enqueued::Queued => {
+            if counted {
+                queued_total.bytes += payload;
+            }
             if let Some(conn) = conn
                 && !conn.dirty
             {
@@ -329,6 +381,23 @@ pub fn deliver(
     if let (Some(publisher), Some(subscriber)) = (hold, session.conn()) {
         state.hold(publisher, subscriber);
     }
+}
+
+/// Whether `payload` more bytes counted toward the queues' bounds would take all sessions
+/// together over `max_queued_bytes_total`. The running estimate only grows between walks
+/// (`QueuedTotal`), so before refusing it is made exact by a walk over the sessions, at most
+/// once a turn: the walk costs nothing until the queues come near the cap.
+fn over_total(state: &mut State, payload: usize) -> bool {
+    let cap = state.config.max_queued_bytes_total;
+    if cap == 0 || state.queued_total.bytes.saturating_add(payload) <= cap {
+        return false;
+    }
+    let now = state.millis();
+    if state.queued_total.walked != Some(now) {
+        state.queued_total.bytes = state.sessions.iter().map(|(_, s)| s.queued_bytes()).sum();
+        state.queued_total.walked = Some(now);
+    }
+    state.queued_total.bytes.saturating_add(payload) > cap
 }
 
 #[cfg(test)]
