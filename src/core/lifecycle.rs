@@ -445,6 +445,43 @@ mod tests {
     }
 
     #[test]
+    fn past_max_sessions_the_offline_session_expiring_soonest_goes_first() {
+        let start = Instant::now();
+        let mut config = Config::default();
+        config.max_sessions = 2;
+        let mut s = State::for_test(config, start);
+        // (client, Session Expiry Interval): "never" never expires, so it goes last.
+        let clients = [
+            ("never", crate::core::session::NEVER_EXPIRES),
+            ("long", 600),
+            ("short", 60),
+        ];
+        let mut sids = Vec::new();
+        for (i, (client, interval)) in clients.into_iter().enumerate() {
+            let conn = ConnId::new(i, i as u32);
+            let (sid, _) = attach(&mut s, conn, client, false);
+            s.sessions[sid.0 as usize].expiry_interval = interval;
+            sids.push((sid, conn));
+        }
+        for (i, &(sid, conn)) in sids.iter().enumerate() {
+            s.set_now(start + Duration::from_secs(i as u64));
+            detach(&mut s, sid, conn);
+        }
+        let left: Vec<&str> = s.sessions.iter().map(|(_, x)| &*x.client_id).collect();
+        assert_eq!(
+            left,
+            ["never", "long"],
+            "\"short\" would have expired first"
+        );
+        assert_eq!(s.stats.clients_expired, 1);
+        // An online session does not count against the bound.
+        let (online, _) = attach(&mut s, ConnId::new(7, 7), "online", false);
+        bound_offline_sessions(&mut s);
+        assert_eq!(s.sessions.len(), 3);
+        assert!(s.sessions[online.0 as usize].is_online());
+    }
+
+    #[test]
     fn subscribe_and_unsubscribe_keep_the_tree_and_the_session_in_step() {
         let mut s = state(Instant::now());
         let (sid, _) = attach(&mut s, ConnId::new(0, 0), "c", false);

@@ -406,7 +406,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::core::lifecycle::{attach, detach, subscribe};
+    use crate::core::lifecycle::{attach, detach, discard, subscribe};
     use crate::wire::SubscriptionOptions;
 
     /// The connection of the `i`th client of `online` (no socket: routing only queues).
@@ -627,6 +627,83 @@ mod tests {
         publish(&mut s, &message("q", "kept", QoS::AtMostOnce, false), None);
         assert_eq!(s.sessions[away.0 as usize].queued(), 2);
         assert_eq!(s.stats.dropped.total(), 1);
+    }
+
+    #[test]
+    fn max_queued_bytes_total_bounds_all_queues_together() {
+        let (mut s, sids) = online(&["a", "b"]);
+        s.config.max_queued_bytes_total = 10;
+        for (i, &sid) in sids.iter().enumerate() {
+            sub(
+                &mut s,
+                sid,
+                "q",
+                SubscriptionOptions::at(QoS::AtLeastOnce),
+                0,
+            );
+            s.sessions[sid.0 as usize].expiry_interval = 60;
+            detach(&mut s, sid, conn(i));
+        }
+        publish(&mut s, &message("q", "1234", QoS::AtLeastOnce, false), None);
+        publish(&mut s, &message("q", "5678", QoS::AtLeastOnce, false), None);
+        let queued: Vec<usize> = (sids.iter())
+            .map(|sid| s.sessions[sid.0 as usize].queued())
+            .collect();
+        assert_eq!(queued, [1, 1], "8 bytes queued; 4 more would be 12");
+        assert_eq!(s.stats.dropped.get(DropReason::QueueFull), 2);
+        // Once "a" is gone, the next turn's walk finds the room it left.
+        discard(&mut s, sids[0]);
+        s.set_now(s.now + std::time::Duration::from_millis(5));
+        publish(&mut s, &message("q", "9012", QoS::AtLeastOnce, false), None);
+        assert_eq!(s.sessions[sids[1].0 as usize].queued(), 2);
+    }
+
+    #[test]
+    fn under_memory_limit_qos_0_queued_offline_and_new_retained_are_shed() {
+        let mut config = Config::default();
+        config.memory_limit = Some(1000);
+        config.queue_qos0_messages = true;
+        let mut s = State::for_test(config, Instant::now());
+        let (away, _) = attach(&mut s, conn(1), "away", false);
+        sub(
+            &mut s,
+            away,
+            "t/#",
+            SubscriptionOptions::at(QoS::AtLeastOnce),
+            0,
+        );
+        s.sessions[away.0 as usize].expiry_interval = 60;
+        detach(&mut s, away, conn(1));
+        publish(
+            &mut s,
+            &message("t/old", "stale", QoS::AtMostOnce, true),
+            None,
+        );
+        s.budget.observe(Some(1000));
+        assert!(s.budget.sheds(Shed::Retained), "every stage at 100 %");
+        let queued_before = s.sessions[away.0 as usize].queued();
+        publish(
+            &mut s,
+            &message("t/old", "new", QoS::AtMostOnce, true),
+            None,
+        );
+        publish(&mut s, &message("t/new", "x", QoS::AtMostOnce, true), None);
+        assert_eq!(
+            s.sessions[away.0 as usize].queued(),
+            queued_before,
+            "QoS 0 not queued offline"
+        );
+        assert_eq!(s.budget.shed(Shed::Qos0), 2);
+        assert_eq!(s.stats.dropped.get(DropReason::MemoryLimit), 2);
+        assert_eq!(
+            s.retained.len(),
+            0,
+            "replaced one cleared, new one not stored"
+        );
+        assert_eq!(s.budget.shed(Shed::Retained), 2);
+        // QoS 1 still queues: refusing it is the publisher's handler's decision.
+        publish(&mut s, &message("t/q", "1", QoS::AtLeastOnce, false), None);
+        assert_eq!(s.sessions[away.0 as usize].queued(), queued_before + 1);
     }
 
     #[test]
