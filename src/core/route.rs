@@ -316,13 +316,13 @@ pub fn deliver(
         return;
     };
     let mut conn = session.conn().and_then(|id| conns.get_mut(id));
-    // Under memory_limit, QoS 0 to a subscriber not keeping up (output already waiting) or
-    // queued for an offline one is dropped rather than held (`core::budget`).
+    // Under memory_limit, QoS 0 to a subscriber not keeping up (the kernel did not take all
+    // of its last write) or queued for an offline one is dropped, not held (`core::budget`).
     if qos == QoS::AtMostOnce
         && budget.sheds(Shed::Qos0)
-        && conn.as_deref().map_or(from.limits.queue_qos0_offline, |c| {
-            !c.tx.is_empty() || session.backlog() > 0
-        })
+        && conn
+            .as_deref()
+            .map_or(from.limits.queue_qos0_offline, |c| !c.tx.is_empty())
     {
         budget.count(Shed::Qos0, &session.client_id);
         stats
