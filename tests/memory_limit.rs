@@ -12,11 +12,16 @@
 #[path = "common/client.rs"]
 mod client;
 mod common;
+#[path = "common/mosquitto.rs"]
+mod mosquitto;
+#[path = "common/auth.rs"]
+mod support;
 #[path = "common/ws.rs"]
 mod ws;
 
 use std::alloc::System;
 use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
@@ -300,5 +305,57 @@ fn max_queued_bytes_total_bounds_every_queue_together() {
         assert!(present);
         let got = c.drain(Duration::from_millis(300));
         assert_eq!(got.len(), expected, "{client_id}");
+    }
+}
+
+#[test]
+fn memory_limit_is_read_as_mosquitto_reads_it() {
+    let dir = support::Scratch::new("memory-limit-parse");
+    let port = support::free_port();
+    // Negative: an error naming the line, in both. (Mosquitto's `atol` reads "64M" as 64
+    // bytes and then cannot start for memory; pipit refuses the word.)
+    let conf = dir.write(
+        "neg.conf",
+        &format!("listener {port} 127.0.0.1\nmemory_limit -1\n"),
+    );
+    let conf = conf.to_str().expect("a UTF-8 path");
+    let (status, log) = support::run_pipit(&["-c", conf], &dir.path("pipit.log"));
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("neg.conf:2: memory_limit"), "{log}");
+    if mosquitto::mosquitto_installed("memory_limit -1") {
+        let out = Command::new(mosquitto::MOSQUITTO)
+            .args(["-c", conf])
+            .output()
+            .expect("mosquitto runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("Invalid memory_limit value (-1)"),
+            "{stderr}"
+        );
+    }
+    // A byte count starts the pipit binary (its counting allocator installed) and shows in
+    // `$SYS`; 0 is no budget, as in Mosquitto.
+    for (value, limit) in [("268435456", Some("268435456")), ("0", None)] {
+        let body = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmemory_limit {value}\nsys_interval 1\n"
+        );
+        let conf = dir.write("ok.conf", &body);
+        let addr = support::local(port);
+        let mut pipit = support::Pipit::with_config(&conf, addr, &dir.path("ok.log"));
+        let mut c = Raw::connect(addr, "sys", true);
+        // `heap/current` moves every second; once it is in, so are the retained rest.
+        c.subscribe("$SYS/broker/heap/current", 0);
+        assert!(!common::Publish::parse(&c.recv_kind(3)).payload.is_empty());
+        c.subscribe("$SYS/broker/memory/#", 0);
+        let topics: Vec<(String, String)> = (c.drain(500).iter())
+            .map(common::Publish::parse)
+            .filter(|p| p.topic.starts_with("$SYS/broker/memory/"))
+            .map(|p| (p.topic, String::from_utf8_lossy(&p.payload).into_owned()))
+            .collect();
+        let published = topics.iter().find(|(t, _)| t == "$SYS/broker/memory/limit");
+        assert_eq!(published.map(|(_, v)| v.as_str()), limit, "{topics:?}");
+        pipit.signal("-TERM");
+        pipit.wait_exit();
     }
 }

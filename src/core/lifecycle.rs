@@ -447,8 +447,10 @@ mod tests {
     #[test]
     fn past_max_sessions_the_offline_session_expiring_soonest_goes_first() {
         let start = Instant::now();
-        let mut config = Config::default();
-        config.max_sessions = 2;
+        let config = Config {
+            max_sessions: 2,
+            ..Config::default()
+        };
         let mut s = State::for_test(config, start);
         // (client, Session Expiry Interval): "never" never expires, so it goes last.
         let clients = [

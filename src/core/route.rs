@@ -660,9 +660,11 @@ mod tests {
 
     #[test]
     fn under_memory_limit_qos_0_queued_offline_and_new_retained_are_shed() {
-        let mut config = Config::default();
-        config.memory_limit = Some(1000);
-        config.queue_qos0_messages = true;
+        let config = Config {
+            memory_limit: Some(1000),
+            queue_qos0_messages: true,
+            ..Config::default()
+        };
         let mut s = State::for_test(config, Instant::now());
         let (away, _) = attach(&mut s, conn(1), "away", false);
         sub(
