@@ -5,7 +5,7 @@
 //! | stage | from  | what is shed                                                  |
 //! | ----- | ----- | ------------------------------------------------------------- |
 //! | 1     | 85 %  | new connections (CONNACK v5 0x97, v3 0x03)                    |
-//! | 2     | 90 %  | QoS 0 to slow subscribers (output waiting) and offline queues  |
+//! | 2     | 90 %  | QoS 0 to slow subscribers (last write not all taken), offline |
 //! | 3     | 95 %  | new QoS 1/2 PUBLISHes (v5 PUBACK/PUBREC 0x97, v3 no ack)      |
 //! | 4     | 100 % | new retained messages (delivered, not stored)                 |
 //!
