@@ -23,7 +23,8 @@
 //! only place a session is attached, taken over, detached, expired or discarded, or its
 //! subscriptions change; `core/close.rs` is the one table of close reasons; `core/will.rs`
 //! holds delayed wills, `core/retain_walk.rs` a SUBSCRIBE's retained messages still to send,
-//! `core/drops.rs` the drop counters; `net/` is the transport seam (plain TCP or rustls,
+//! `core/drops.rs` the drop counters, `core/budget.rs` the `memory_limit` stages (measured by
+//! the counting allocator of `heap.rs`); `net/` is the transport seam (plain TCP or rustls,
 //! driven by the same loop) and the lingering close; `config/` reads mosquitto.conf;
 //! `auth/` checks password and ACL files and writes password files; `metrics/` publishes
 //! `$SYS` and serves the same figures to Prometheus (`metrics_listener`) on the same loop;
@@ -58,6 +59,7 @@ mod broker;
 pub mod config;
 pub mod core;
 mod handle;
+pub mod heap;
 pub mod ids;
 pub mod logging;
 mod metrics;

@@ -11,10 +11,19 @@ use pipit::config::{ListenerConfig, LogConfig};
 use pipit::logging::{self, LogLink, Logger};
 use pipit::{Broker, Config, SignalCatcher};
 
-/// Static musl builds use mimalloc: musl's malloc halves fan-in throughput (see Cargo.toml).
+/// Every allocation is counted, for `memory_limit` and `$SYS/broker/heap/current`
+/// (`pipit::heap`); underneath, the system allocator.
+#[cfg(not(target_env = "musl"))]
+#[global_allocator]
+static ALLOCATOR: pipit::heap::Counting<std::alloc::System> =
+    pipit::heap::Counting::new(std::alloc::System);
+
+/// Static musl builds count mimalloc's allocations: musl's malloc halves fan-in throughput
+/// (see Cargo.toml).
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pipit::heap::Counting<mimalloc::MiMalloc> =
+    pipit::heap::Counting::new(mimalloc::MiMalloc);
 
 const HELP: &str = "\
 pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1 and 5.0)

@@ -175,6 +175,14 @@ impl Broker {
     /// Binds every configured listener, loading TLS certificates and keys first: a file that
     /// cannot be loaded is an error naming it.
     pub fn bind(config: Config) -> io::Result<Broker> {
+        // Never fail open: a budget nothing measures would bound nothing.
+        if config.memory_limit.is_some() && crate::heap::counted().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "memory_limit needs the counting allocator (pipit::heap::Counting) installed \
+                 as the program's global allocator",
+            ));
+        }
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let transports = (0..config.listeners.len())
@@ -205,6 +213,8 @@ impl Broker {
         // an address in use, and no client connects before the state is restored.
         if let Some(dir) = &store_dir {
             persist::open(&mut state, dir, &waker)?;
+            // A store written under a larger bound (or none) keeps no more than this one.
+            crate::core::lifecycle::bound_offline_sessions(&mut state);
         }
         crate::bridge::start(&mut state);
         let mut listeners = Vec::new();
@@ -364,6 +374,7 @@ impl Broker {
                 Err(e) => return Err(e),
             }
             self.state.set_now(Instant::now());
+            self.state.budget.observe(crate::heap::counted());
             self.ready.clear();
             self.ready.extend(self.events.iter().map(|e| Ready {
                 token: e.token(),

@@ -38,7 +38,7 @@ impl Broker {
 
     /// Lets held publishers be read again once the subscriber they wait for is under half
     /// its `max_output_buffer` (so each release is followed by a useful batch), is slow
-    /// (it will drop their QoS 0 now), or is gone.
+    /// (it will drop their QoS 0 now, as it does under `memory_limit`), or is gone.
     pub(super) fn release_held(&mut self) {
         let state = &mut self.state;
         if state.held.is_empty() {
@@ -47,6 +47,9 @@ impl Broker {
         let now = state.millis();
         let cap = state.config.max_output_buffer;
         let slow_after = state.config.slow_subscriber_timeout;
+        // Under memory_limit's QoS 0 stage a subscriber not keeping up has its QoS 0 dropped,
+        // so nobody need wait for it (`route::deliver`).
+        let shedding = state.budget.sheds(crate::core::budget::Shed::Qos0);
         let mut held = std::mem::take(&mut state.held);
         held.retain(|&(publisher, subscriber)| {
             let Some(conn) = state.conns.get(publisher) else {
@@ -55,13 +58,14 @@ impl Broker {
             if conn.held_by != Some(subscriber) {
                 return false;
             }
-            let waiting = state.output_backlog(subscriber).is_some_and(|backlog| {
-                backlog >= cap / 2
-                    && state
-                        .conns
-                        .get(subscriber)
-                        .is_some_and(|s| now.since(s.last_drained) <= slow_after)
-            });
+            let waiting = !shedding
+                && state.output_backlog(subscriber).is_some_and(|backlog| {
+                    backlog >= cap / 2
+                        && state
+                            .conns
+                            .get(subscriber)
+                            .is_some_and(|s| now.since(s.last_drained) <= slow_after)
+                });
             if waiting {
                 return true;
             }

@@ -11,7 +11,7 @@ use super::line::Line;
 /// `max_qos`.
 const UNSUPPORTED: &str = "\
     accept_protocol_versions auth_plugin_deny_special_chars auto_id_prefix \
-    dhparamfile max_inflight_bytes max_qos maximum_qos memory_limit set_tcp_nodelay \
+    dhparamfile max_inflight_bytes max_qos maximum_qos set_tcp_nodelay \
     tls_engine tls_engine_kpass_sha1 tls_keyform upgrade_outgoing_qos";
 /// Options Mosquitto 2.0 still reads but that change nothing in pipit: (option, whether its
 /// value must be a flag, why it changes nothing). Accepted, and noted at debug level.
@@ -87,7 +87,7 @@ mod tests {
         ("max_queued_bytes 0", Accepted),
         ("max_qos 2", Warned),
         ("max_queued_messages 1000", Accepted),
-        ("memory_limit 0", Warned),
+        ("memory_limit 0", Accepted),
         ("message_size_limit 0", Accepted),
         ("persistent_client_expiration 2w", Accepted),
         ("pid_file /run/mosquitto.pid", Accepted),

@@ -226,8 +226,21 @@ pub struct Config {
     /// `max_output_buffer`. 0 is unlimited.
     pub max_queued_messages: usize,
     /// Most payload bytes queued per session, counted as `max_queued_messages`; 0 is
-    /// unlimited.
+    /// unlimited (Mosquitto's default).
     pub max_queued_bytes: usize,
+    /// Most payload bytes queued across all sessions together, counted as
+    /// `max_queued_bytes` (pipit's `max_queued_bytes_total`); a message that would go over
+    /// it is dropped for that session (counted as `queue_full`). 0, the default, is
+    /// unlimited.
+    pub max_queued_bytes_total: usize,
+    /// Most offline sessions kept (pipit's `max_sessions`); past it the offline session
+    /// that would expire soonest (the longest disconnected among those that never expire)
+    /// is expired at once, logged. 0 is unlimited; the default is 100,000.
+    pub max_sessions: usize,
+    /// The heap budget in bytes (Mosquitto's `memory_limit`), measured by the counting
+    /// allocator (`crate::heap`); near it the broker sheds load in a fixed order
+    /// (`core::budget`). `None` (Mosquitto's 0) is no budget.
+    pub memory_limit: Option<u64>,
     /// Whether QoS 0 messages are queued for offline persistent sessions (Mosquitto: no).
     pub queue_qos0_messages: bool,
     /// Largest PUBLISH payload accepted; a larger one is dropped. 0 is no limit beyond
@@ -340,6 +353,9 @@ impl Default for Config {
             max_inflight_messages: 100,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
+            max_queued_bytes_total: 0,
+            max_sessions: 100_000,
+            memory_limit: None,
             queue_qos0_messages: false,
             message_size_limit: 0,
             max_packet_size: 1024 * 1024,

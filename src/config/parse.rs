@@ -225,6 +225,10 @@ impl Parser {
             }
             "max_queued_messages" => c.max_queued_messages = l.int(0, i64::MAX)?,
             "max_queued_bytes" => c.max_queued_bytes = l.int(0, i64::MAX)?,
+            "max_queued_bytes_total" => c.max_queued_bytes_total = l.int(0, i64::MAX)?,
+            "max_sessions" => c.max_sessions = l.int(0, i64::from(u32::MAX))?,
+            // Mosquitto: a byte count, negative refused, 0 no limit.
+            "memory_limit" => c.memory_limit = Some(l.int(0, i64::MAX)?).filter(|&n: &u64| n != 0),
             "queue_qos0_messages" => c.queue_qos0_messages = l.flag()?,
             "max_output_buffer" => c.max_output_buffer = l.int(1024, i64::from(u32::MAX))?,
             "slow_subscriber_timeout" => {
@@ -499,6 +503,9 @@ max_connections 500
 max_inflight_messages 5
 max_queued_messages 200
 max_queued_bytes 1048576
+max_queued_bytes_total 67108864
+max_sessions 5000
+memory_limit 268435456
 queue_qos0_messages true
 message_size_limit 65536
 max_packet_size 131072
@@ -552,6 +559,9 @@ websockets_log_level 9
         assert_eq!(c.max_inflight_messages, 5);
         assert_eq!(c.max_queued_messages, 200);
         assert_eq!(c.max_queued_bytes, 1_048_576);
+        assert_eq!(c.max_queued_bytes_total, 64 << 20);
+        assert_eq!(c.max_sessions, 5000);
+        assert_eq!(c.memory_limit, Some(256 << 20));
         assert!(c.queue_qos0_messages);
         assert_eq!(c.message_size_limit, 65536);
         assert_eq!(c.max_packet_size, 131_072);
@@ -623,6 +633,19 @@ websockets_log_level 9
             (ws.max_connections, ws.max_topic_alias, &ws.tls),
             (None, 10, &None)
         );
+    }
+
+    #[test]
+    fn memory_limit_is_a_byte_count_as_mosquitto_reads_it() {
+        assert_eq!(
+            config("memory_limit 0\n").memory_limit,
+            None,
+            "0 is no limit"
+        );
+        assert_eq!(config("memory_limit 1000\n").memory_limit, Some(1000));
+        let error = parse("memory_limit -1\n").unwrap_err().to_string();
+        assert!(error.contains("memory_limit"), "{error}");
+        assert!(parse("memory_limit 64M\n").is_err(), "no unit suffixes");
     }
 
     #[test]
@@ -1019,7 +1042,7 @@ allow_anonymous true
         let text = "\
 max_qos 1
 set_tcp_nodelay true
-memory_limit 0
+upgrade_outgoing_qos false
 connection bridge-01
 address 10.0.0.2:1883
 topic sensors/# out 1

@@ -20,16 +20,20 @@ pub enum DropReason {
     TooLarge,
     /// The ACL denied the publisher writing or the subscriber reading the topic.
     Acl,
+    /// Shed under `memory_limit` (`core::budget`): QoS 0 to a slow subscriber, or a QoS 1/2
+    /// PUBLISH refused.
+    MemoryLimit,
 }
 
 impl DropReason {
     /// Every reason, in `$SYS` order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::OutputCap,
         DropReason::Expired,
         DropReason::TooLarge,
         DropReason::Acl,
+        DropReason::MemoryLimit,
     ];
 
     /// The reason's name in `$SYS/broker/messages/dropped/<name>` and in the log.
@@ -40,6 +44,7 @@ impl DropReason {
             DropReason::Expired => "expired",
             DropReason::TooLarge => "too_large",
             DropReason::Acl => "acl",
+            DropReason::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -91,7 +96,14 @@ mod tests {
         let names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(
             names,
-            ["queue_full", "output_cap", "expired", "too_large", "acl"]
+            [
+                "queue_full",
+                "output_cap",
+                "expired",
+                "too_large",
+                "acl",
+                "memory_limit"
+            ]
         );
     }
 }

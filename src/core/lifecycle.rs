@@ -6,7 +6,7 @@
 //!
 //! Time is `state.now`, set by the loop; nothing here reads a clock or touches a socket.
 
-use log::debug;
+use log::{debug, info};
 
 use crate::auth::Access;
 use std::rc::Rc;
@@ -33,6 +33,7 @@ pub fn attach(state: &mut State, conn: ConnId, client_id: &str, resume: bool) ->
         Some(old) if resume => state.sessions.get_mut(old.0 as usize).map(|session| {
             session.attach = Some(Attach::Network(conn));
             session.expires_at = None;
+            session.detached_at = None;
             old
         }),
         Some(old) => {
@@ -88,6 +89,40 @@ pub fn detach(state: &mut State, sid: SessionId, conn: ConnId) {
         discard(state, sid);
     } else {
         session.expires_at = session.expiry_deadline(now, persistent);
+        session.detached_at = Some(now);
+        bound_offline_sessions(state);
+    }
+}
+
+/// Keeps the offline sessions within `max_sessions`: past it, the one that would expire
+/// soonest is expired now (one that never expires goes after every one that does; among
+/// those, the longest disconnected), logged and counted as expired. The walk is made only
+/// when there are more sessions in all than the bound.
+pub fn bound_offline_sessions(state: &mut State) {
+    let max = state.config.max_sessions;
+    if max == 0 || state.sessions.len() <= max {
+        return;
+    }
+    let mut offline: Vec<_> = (state.sessions.iter())
+        .filter(|(_, s)| !s.is_online() && s.bridge.is_none())
+        .map(|(key, s)| {
+            let never = s.expires_at.is_none();
+            (never, s.expires_at, s.detached_at, SessionId(key as u32))
+        })
+        .collect();
+    let Some(excess) = offline.len().checked_sub(max).filter(|&n| n > 0) else {
+        return;
+    };
+    offline.sort_unstable();
+    for &(.., sid) in &offline[..excess] {
+        if let Some(session) = state.sessions.get(sid.0 as usize) {
+            info!(
+                "client {}: session expired: more than max_sessions ({max}) offline sessions",
+                session.client_id
+            );
+        }
+        state.stats.clients_expired += 1;
+        discard(state, sid);
     }
 }
 
@@ -407,6 +442,45 @@ mod tests {
         assert!(s.sessions.get(lasting.0 as usize).is_none(), "expired");
         assert!(subscribers(&mut s, "t/x").is_empty());
         assert_eq!(s.client_ids.get("lasting", &s.sessions), None);
+    }
+
+    #[test]
+    fn past_max_sessions_the_offline_session_expiring_soonest_goes_first() {
+        let start = Instant::now();
+        let config = Config {
+            max_sessions: 2,
+            ..Config::default()
+        };
+        let mut s = State::for_test(config, start);
+        // (client, Session Expiry Interval): "never" never expires, so it goes last.
+        let clients = [
+            ("never", crate::core::session::NEVER_EXPIRES),
+            ("long", 600),
+            ("short", 60),
+        ];
+        let mut sids = Vec::new();
+        for (i, (client, interval)) in clients.into_iter().enumerate() {
+            let conn = ConnId::new(i, i as u32);
+            let (sid, _) = attach(&mut s, conn, client, false);
+            s.sessions[sid.0 as usize].expiry_interval = interval;
+            sids.push((sid, conn));
+        }
+        for (i, &(sid, conn)) in sids.iter().enumerate() {
+            s.set_now(start + Duration::from_secs(i as u64));
+            detach(&mut s, sid, conn);
+        }
+        let left: Vec<&str> = s.sessions.iter().map(|(_, x)| &*x.client_id).collect();
+        assert_eq!(
+            left,
+            ["never", "long"],
+            "\"short\" would have expired first"
+        );
+        assert_eq!(s.stats.clients_expired, 1);
+        // An online session does not count against the bound.
+        let (online, _) = attach(&mut s, ConnId::new(7, 7), "online", false);
+        bound_offline_sessions(&mut s);
+        assert_eq!(s.sessions.len(), 3);
+        assert!(s.sessions[online.0 as usize].is_online());
     }
 
     #[test]

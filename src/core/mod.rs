@@ -4,6 +4,7 @@
 //! (`lifecycle`).
 
 pub(crate) mod alias;
+pub(crate) mod budget;
 pub(crate) mod clients;
 pub(crate) mod close;
 pub(crate) mod drops;

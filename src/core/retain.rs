@@ -105,6 +105,15 @@ impl RetainedStore {
         self.by_topic.insert(Rc::clone(&message.topic), message);
     }
 
+    /// Clears `topic`'s retained message; returns whether there was one.
+    pub fn remove(&mut self, topic: &str) -> bool {
+        let removed = self.by_topic.remove(topic).is_some();
+        if removed && topic.starts_with("$SYS/") {
+            self.sys_topics -= 1;
+        }
+        removed
+    }
+
     /// Visits every retained message whose topic matches `filter`, in topic order, until
     /// `visit` breaks.
     pub fn for_each_match(&self, filter: &str, visit: impl FnMut(&Rc<Message>) -> ControlFlow<()>) {

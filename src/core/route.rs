@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::auth::Access;
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
 use crate::core::message::Message;
@@ -72,9 +73,17 @@ impl LastTopic {
 /// stores it if retained [MQTT-3.3.1-5], then routes it. Returns how many sessions it was
 /// queued to.
 pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) -> usize {
-    if message.retain && state.config.retain_available {
+    let sys = message.topic.starts_with("$SYS/");
+    if message.retain
+        && state.config.retain_available
+        && !sys
+        && !message.payload.is_empty()
+        && state.budget.sheds(Shed::Retained)
+    {
+        shed_retained(state, message, origin);
+    } else if message.retain && state.config.retain_available {
         // `$SYS` is the broker's own, published again after a restart: not stored.
-        if !message.topic.starts_with("$SYS/") {
+        if !sys {
             // An empty payload clears the topic's retained message [MQTT-3.3.1-10].
             let kept = (!message.payload.is_empty()).then_some(&**message);
             state.journal.retain(&message.topic, kept);
@@ -82,6 +91,19 @@ pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionI
         state.retained.set(Rc::clone(message));
     }
     route(state, message, origin)
+}
+
+/// Under `memory_limit`'s last stage a retained message is delivered but not stored; one it
+/// would have replaced is cleared, so a later subscriber gets no stale value, and memory only
+/// goes down.
+fn shed_retained(state: &mut State, message: &Message, origin: Option<SessionId>) {
+    let client_id = origin
+        .and_then(|sid| state.sessions.get(sid.0 as usize))
+        .map_or("", |s| &s.client_id);
+    state.budget.count(Shed::Retained, client_id);
+    if state.retained.remove(&message.topic) {
+        state.journal.retain(&message.topic, None);
+    }
 }
 
 /// Delivers `message` to every matching subscription; returns the number of sessions.
@@ -269,6 +291,17 @@ pub fn deliver(
     subscription_ids: &[u32],
     from: &Sender,
 ) {
+    // Counted toward the queues' bounds: everything but QoS 0 to an online client.
+    let Some(counted) =
+        (state.sessions.get(sid.0 as usize)).map(|s| qos != QoS::AtMostOnce || !s.is_online())
+    else {
+        return;
+    };
+    let payload = message.payload.len();
+    if counted && over_total(state, payload) {
+        state.count_drop(sid, DropReason::QueueFull, 1);
+        return;
+    }
     let State {
         sessions,
         conns,
@@ -276,12 +309,28 @@ pub fn deliver(
         stats,
         dirty,
         journal,
+        budget,
+        queued_total,
         ..
     } = state;
     let Some(session) = sessions.get_mut(sid.0 as usize) else {
         return;
     };
     let mut conn = session.conn().and_then(|id| conns.get_mut(id));
+    // Under memory_limit, QoS 0 to a subscriber not keeping up (the kernel did not take all
+    // of its last write) or queued for an offline one is dropped, not held (`core::budget`).
+    if qos == QoS::AtMostOnce
+        && budget.sheds(Shed::Qos0)
+        && conn
+            .as_deref()
+            .map_or(from.limits.queue_qos0_offline, |c| !c.tx.is_empty())
+    {
+        budget.count(Shed::Qos0, &session.client_id);
+        stats
+            .dropped
+            .count(DropReason::MemoryLimit, 1, &session.client_id);
+        return;
+    }
     let mut hold = None;
     if qos == QoS::AtMostOnce
         && let Some(conn) = conn.as_deref_mut()
@@ -314,6 +363,9 @@ pub fn deliver(
         journal,
     ) {
         Enqueued::Queued => {
+            if counted {
+                queued_total.bytes += payload;
+            }
             if let Some(conn) = conn
                 && !conn.dirty
             {
@@ -332,13 +384,30 @@ pub fn deliver(
     }
 }
 
+/// Whether `payload` more bytes counted toward the queues' bounds would take all sessions
+/// together over `max_queued_bytes_total`. The running estimate only grows between walks
+/// (`QueuedTotal`), so before refusing it is made exact by a walk over the sessions, at most
+/// once a turn: the walk costs nothing until the queues come near the cap.
+fn over_total(state: &mut State, payload: usize) -> bool {
+    let cap = state.config.max_queued_bytes_total;
+    if cap == 0 || state.queued_total.bytes.saturating_add(payload) <= cap {
+        return false;
+    }
+    let now = state.millis();
+    if state.queued_total.walked != Some(now) {
+        state.queued_total.bytes = state.sessions.iter().map(|(_, s)| s.queued_bytes()).sum();
+        state.queued_total.walked = Some(now);
+    }
+    state.queued_total.bytes.saturating_add(payload) > cap
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
 
     use super::*;
     use crate::config::Config;
-    use crate::core::lifecycle::{attach, detach, subscribe};
+    use crate::core::lifecycle::{attach, detach, discard, subscribe};
     use crate::wire::SubscriptionOptions;
 
     /// The connection of the `i`th client of `online` (no socket: routing only queues).
@@ -559,6 +628,85 @@ mod tests {
         publish(&mut s, &message("q", "kept", QoS::AtMostOnce, false), None);
         assert_eq!(s.sessions[away.0 as usize].queued(), 2);
         assert_eq!(s.stats.dropped.total(), 1);
+    }
+
+    #[test]
+    fn max_queued_bytes_total_bounds_all_queues_together() {
+        let (mut s, sids) = online(&["a", "b"]);
+        s.config.max_queued_bytes_total = 10;
+        for (i, &sid) in sids.iter().enumerate() {
+            sub(
+                &mut s,
+                sid,
+                "q",
+                SubscriptionOptions::at(QoS::AtLeastOnce),
+                0,
+            );
+            s.sessions[sid.0 as usize].expiry_interval = 60;
+            detach(&mut s, sid, conn(i));
+        }
+        publish(&mut s, &message("q", "1234", QoS::AtLeastOnce, false), None);
+        publish(&mut s, &message("q", "5678", QoS::AtLeastOnce, false), None);
+        let queued: Vec<usize> = (sids.iter())
+            .map(|sid| s.sessions[sid.0 as usize].queued())
+            .collect();
+        assert_eq!(queued, [1, 1], "8 bytes queued; 4 more would be 12");
+        assert_eq!(s.stats.dropped.get(DropReason::QueueFull), 2);
+        // Once "a" is gone, the next turn's walk finds the room it left.
+        discard(&mut s, sids[0]);
+        s.set_now(s.now + std::time::Duration::from_millis(5));
+        publish(&mut s, &message("q", "9012", QoS::AtLeastOnce, false), None);
+        assert_eq!(s.sessions[sids[1].0 as usize].queued(), 2);
+    }
+
+    #[test]
+    fn under_memory_limit_qos_0_queued_offline_and_new_retained_are_shed() {
+        let config = Config {
+            memory_limit: Some(1000),
+            queue_qos0_messages: true,
+            ..Config::default()
+        };
+        let mut s = State::for_test(config, Instant::now());
+        let (away, _) = attach(&mut s, conn(1), "away", false);
+        sub(
+            &mut s,
+            away,
+            "t/#",
+            SubscriptionOptions::at(QoS::AtLeastOnce),
+            0,
+        );
+        s.sessions[away.0 as usize].expiry_interval = 60;
+        detach(&mut s, away, conn(1));
+        publish(
+            &mut s,
+            &message("t/old", "stale", QoS::AtMostOnce, true),
+            None,
+        );
+        s.budget.observe(Some(1000));
+        assert!(s.budget.sheds(Shed::Retained), "every stage at 100 %");
+        let queued_before = s.sessions[away.0 as usize].queued();
+        publish(
+            &mut s,
+            &message("t/old", "new", QoS::AtMostOnce, true),
+            None,
+        );
+        publish(&mut s, &message("t/new", "x", QoS::AtMostOnce, true), None);
+        assert_eq!(
+            s.sessions[away.0 as usize].queued(),
+            queued_before,
+            "QoS 0 not queued offline"
+        );
+        assert_eq!(s.budget.shed(Shed::Qos0), 2);
+        assert_eq!(s.stats.dropped.get(DropReason::MemoryLimit), 2);
+        assert_eq!(
+            s.retained.len(),
+            0,
+            "replaced one cleared, new one not stored"
+        );
+        assert_eq!(s.budget.shed(Shed::Retained), 2);
+        // QoS 1 still queues: refusing it is the publisher's handler's decision.
+        publish(&mut s, &message("t/q", "1", QoS::AtLeastOnce, false), None);
+        assert_eq!(s.sessions[away.0 as usize].queued(), queued_before + 1);
     }
 
     #[test]

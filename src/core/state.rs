@@ -8,6 +8,7 @@ use slab::Slab;
 
 use crate::auth::{Access, Auth, Dynsec, broker_only};
 use crate::config::Config;
+use crate::core::budget::Budget;
 use crate::core::clients::ClientIndex;
 pub use crate::core::close::Close;
 use crate::core::drops::DropReason;
@@ -126,6 +127,22 @@ pub struct State {
     pub held_acks: HeldAcks,
     /// Bridges to other brokers, in configuration order.
     pub bridges: Vec<crate::bridge::Bridge>,
+    /// The `memory_limit` budget, measured by the loop once per turn.
+    pub budget: Budget,
+    /// The estimate `max_queued_bytes_total` is checked against (`route::deliver`).
+    pub queued_total: QueuedTotal,
+}
+
+/// Payload bytes queued across all sessions, as `max_queued_bytes_total` counts them: an
+/// estimate that is never below the truth (each message queued is added; what leaves a queue
+/// is not subtracted), made exact by a walk over the sessions only when it reaches the cap,
+/// at most once per loop turn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueuedTotal {
+    /// Bytes as of the last walk plus everything queued since.
+    pub bytes: usize,
+    /// The turn of the last walk.
+    pub walked: Option<Millis>,
 }
 
 impl State {
@@ -137,6 +154,7 @@ impl State {
             .max_connections
             .unwrap_or(RESERVED_SLOTS)
             .min(RESERVED_SLOTS);
+        let config_memory_limit = config.memory_limit;
         State {
             acl_active: auth.iter().any(Auth::has_acl),
             auth,
@@ -163,6 +181,8 @@ impl State {
             journal: Journal::default(),
             held_acks: HeldAcks::default(),
             bridges: Vec::new(),
+            budget: Budget::new(config_memory_limit),
+            queued_total: QueuedTotal::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use log::{debug, info, warn};
 use super::reply;
 use crate::auth::{Access, AuthResult};
 use crate::core::alias::OutboundAliases;
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
 use crate::core::message::Message;
@@ -32,6 +33,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     let props = &connect.properties;
 
     // Validate.
+    // Under memory_limit, new connections are the first thing shed (`core::budget`): v5
+    // 0x97 Quota exceeded, the code for a limit the operator set (0x89 Server busy would
+    // invite an immediate retry); 3.1.1 0x03 Server unavailable.
+    if state.budget.sheds(Shed::Connections) {
+        state.budget.count(Shed::Connections, connect.client_id);
+        return Err(refuse(state, id, reason::QUOTA_EXCEEDED));
+    }
     // v5 3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol Error.
     if props.authentication_method.is_none() && props.authentication_data.is_some() {
         debug!(

@@ -9,12 +9,14 @@ use super::Ctx;
 use super::ack::send_ack;
 use crate::auth::Access;
 use crate::core::alias::AliasError;
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
 use crate::core::message::Message;
 use crate::core::route;
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
+use crate::ids::SessionId;
 use crate::wire::{PacketType, Publish, QoS, Version, reason};
 
 /// Handles an inbound PUBLISH.
@@ -163,6 +165,21 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
     } else if bad_format {
         debug!("PUBLISH to {topic:?} declared UTF-8 but is not");
         Some((reason::PAYLOAD_FORMAT_INVALID, DropReason::TooLarge))
+    } else if state.budget.sheds(Shed::Publishes)
+        && publish.qos != QoS::AtMostOnce
+        // A QoS 2 packet id already held was accepted (PUBREC sent): its resend is answered.
+        && !(publish.qos == QoS::ExactlyOnce && session_holds_qos2(state, sid, publish.packet_id))
+    {
+        // Refused, never acknowledged and then dropped: the publisher keeps the message.
+        // 3.1.1 can only withhold the PUBACK/PUBREC, so the client sends it again later.
+        let client_id = session_client_id(state, sid);
+        debug!("client {client_id}: QoS 1/2 PUBLISH to {topic:?} refused under memory_limit");
+        state.budget.count(Shed::Publishes, &client_id);
+        if !v5 {
+            state.count_drop(sid, DropReason::MemoryLimit, 1);
+            return Ok(());
+        }
+        Some((reason::QUOTA_EXCEEDED, DropReason::MemoryLimit))
     } else if state.journal.low_space && publish.qos != QoS::AtMostOnce {
         // Refused rather than stored on a full disk; 3.1.1 has no way to say so but
         // withholding the PUBACK, so the client sends it again later.
@@ -245,4 +262,14 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
     };
     send_ack(state, id, kind, publish.packet_id, code);
     Ok(())
+}
+
+/// Whether session `sid` holds inbound QoS 2 `packet_id` (accepted, awaiting PUBREL).
+fn session_holds_qos2(state: &State, sid: SessionId, packet_id: u16) -> bool {
+    (state.sessions.get(sid.0 as usize)).is_some_and(|s| s.holds_qos2(packet_id))
+}
+
+/// Session `sid`'s client id, for a log line.
+fn session_client_id(state: &State, sid: SessionId) -> String {
+    (state.sessions.get(sid.0 as usize)).map_or_else(String::new, |s| s.client_id.to_string())
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::heap;
+use crate::core::budget::Budget;
 use crate::core::state::{State, Stats};
 
 /// The broker's figures at one moment.
@@ -37,6 +38,8 @@ pub struct Figures {
     pub heap: Option<(u64, u64)>,
     /// Bytes the persistent store has written since start, with persistence on.
     pub store_bytes_written: Option<u64>,
+    /// The `memory_limit` budget, its stages in force and what each has shed.
+    pub budget: Budget,
     /// The counters.
     pub stats: Stats,
 }
@@ -104,6 +107,7 @@ impl Taker {
                 .journal
                 .enabled()
                 .then(|| state.journal.bytes_written()),
+            budget: state.budget,
             stats: state.stats,
         }
     }

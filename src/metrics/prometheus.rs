@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::figures::Figures;
 use super::load::{LoadAverages, RATES, WINDOWS};
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 
 /// The `Content-Type` of the text format.
@@ -65,7 +66,7 @@ pub fn render(figures: &Figures, load: Option<&LoadAverages>) -> String {
         families.push((
             "pipit_heap_bytes",
             gauge,
-            "Heap bytes in use (glibc mallinfo2).",
+            "Heap bytes in use (the counting allocator, else glibc mallinfo2).",
             current,
         ));
         families.push((
@@ -83,8 +84,36 @@ pub fn render(figures: &Figures, load: Option<&LoadAverages>) -> String {
             written,
         ));
     }
+    if let Some(limit) = f.budget.limit() {
+        families.push((
+            "pipit_memory_limit_bytes",
+            gauge,
+            "The heap budget (memory_limit).",
+            limit,
+        ));
+        families.push((
+            "pipit_memory_shedding_stages",
+            gauge,
+            "How many memory_limit shedding stages are in force (0-4).",
+            f.budget.stages() as u64,
+        ));
+    }
     for row in families {
         family(&mut out, row);
+    }
+    if f.budget.limit().is_some() {
+        out.push_str(
+            "# HELP pipit_memory_shed_total What memory_limit has shed, by stage.\n\
+             # TYPE pipit_memory_shed_total counter\n",
+        );
+        for what in Shed::ALL {
+            let _ = writeln!(
+                out,
+                "pipit_memory_shed_total{{stage=\"{}\"}} {}",
+                what.name(),
+                f.budget.shed(what)
+            );
+        }
     }
     out.push_str(
         "# HELP pipit_messages_dropped_total Messages not delivered, by reason.\n\
@@ -124,6 +153,7 @@ mod tests {
         let mut figures = Figures::default();
         figures.stats.publish_received = 7;
         figures.heap = Some((10, 20));
+        figures.budget = crate::core::budget::Budget::new(Some(100));
         let text = render(&figures, Some(&LoadAverages::default()));
         let mut declared = Vec::new();
         for line in text.lines() {
@@ -138,6 +168,8 @@ mod tests {
             }
         }
         assert!(text.contains("\npipit_publish_received_total 7\n"));
+        assert!(text.contains("\npipit_memory_limit_bytes 100\n"));
+        assert!(text.contains("\npipit_memory_shed_total{stage=\"qos0\"} 0\n"));
         assert!(
             text.contains(
                 "pipit_load_per_minute{rate=\"messages_received\",window=\"1min\"} 0.00\n"

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::figures::Figures;
 use super::load::{LoadAverages, RATES, WINDOWS};
+use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::message::Message;
 use crate::core::route;
@@ -88,6 +89,18 @@ pub fn rows(figures: &Figures, load: &LoadAverages) -> Vec<Row> {
     put("connections/refused", s.connections_refused.to_string());
     if let Some(written) = f.store_bytes_written {
         put("store/bytes written", written.to_string());
+    }
+    // With `memory_limit`: the budget, the stages in force (0-4, `core::budget`) and what
+    // each has shed; the use is `heap/current`.
+    if let Some(limit) = f.budget.limit() {
+        put("memory/limit", limit.to_string());
+        put("memory/shedding", f.budget.stages().to_string());
+        for what in Shed::ALL {
+            put(
+                &format!("memory/shed/{}", what.name()),
+                f.budget.shed(what).to_string(),
+            );
+        }
     }
     rows
 }

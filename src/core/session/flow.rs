@@ -327,6 +327,11 @@ impl Session {
         true
     }
 
+    /// Payload bytes of the queued messages that count toward `max_queued_bytes`.
+    pub fn queued_bytes(&self) -> usize {
+        self.flow.as_ref().map_or(0, |f| f.counted_bytes)
+    }
+
     /// What the queued messages cost in bytes (payloads, topics and entries).
     pub fn backlog(&self) -> usize {
         self.flow.as_ref().map_or(0, |f| f.backlog)

@@ -107,6 +107,9 @@ pub struct Session {
     pub link: Option<Box<Link>>,
     /// When an offline session is discarded; `None` while online or when it never expires.
     pub expires_at: Option<Instant>,
+    /// When its client last went offline; `None` while online, or for a session restored
+    /// from the store (offline since before the broker started).
+    pub detached_at: Option<Instant>,
     /// The session's subscriptions: each filter as subscribed (`$share/{group}/` prefix
     /// included) with its granted QoS and options, in filter order. A map, so adding or
     /// removing one is O(log n) however many a SUBSCRIBE carries; empty, it allocates nothing.
@@ -137,6 +140,7 @@ impl Session {
             expiry_interval,
             link: None,
             expires_at: None,
+            detached_at: None,
             subscriptions: BTreeMap::new(),
             flow: None,
             store_key: 0,
