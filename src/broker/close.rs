@@ -11,7 +11,8 @@ impl Broker {
         let Some(mut conn) = self.state.conns.try_remove(id) else {
             return;
         };
-        if conn.bridge.is_none() {
+        let local = conn.socket.local().is_some();
+        if conn.bridge.is_none() && !local {
             self.per_listener[usize::from(conn.listener)] -= 1;
         }
         let state = &mut self.state;
@@ -103,9 +104,10 @@ impl Broker {
         }
         if why.lingers() {
             // What is left goes out as the transport frames it (nothing, over TLS).
-            let (socket, unwritten) = conn.socket.into_lingering(unwritten);
-            self.lingering
-                .start(self.poll.registry(), socket, unwritten, state.now);
+            if let Some((socket, unwritten)) = conn.socket.into_lingering(unwritten) {
+                self.lingering
+                    .start(self.poll.registry(), socket, unwritten, state.now);
+            }
         }
     }
 
