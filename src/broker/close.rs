@@ -81,6 +81,12 @@ impl Broker {
             ),
         }
 
+        if let Some(hook) = state.hooks.intercept.as_mut()
+            && conn.session.is_some()
+            && conn.bridge.is_none()
+        {
+            hook.on_disconnect(client_id);
+        }
         if let Some(sid) = conn.session {
             lifecycle::detach(state, sid, id);
         }

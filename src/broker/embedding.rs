@@ -9,6 +9,7 @@
 use std::sync::mpsc::{Receiver, Sender};
 
 use super::*;
+use crate::auth::hooks::Hooks;
 use crate::net::local::LocalStream;
 
 /// Stops a running broker from another thread, and makes in-process clients
@@ -125,13 +126,24 @@ impl Handle {
 }
 
 impl Broker {
+    /// Installs an embedder's hooks, before the loop runs.
+    pub(crate) fn set_hooks(&mut self, hooks: Hooks) {
+        self.state.hooks = hooks;
+    }
+
     /// Binds the listeners and runs the broker on a new thread.
     pub fn spawn(config: Config) -> io::Result<Spawned> {
+        Broker::spawn_with(config, Hooks::default())
+    }
+
+    /// `spawn` with an embedder's hooks (`embed::Builder::hooks`).
+    pub(crate) fn spawn_with(config: Config, hooks: Hooks) -> io::Result<Spawned> {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pipit".into())
             .spawn(move || match Broker::bind(config) {
-                Ok(broker) => {
+                Ok(mut broker) => {
+                    broker.set_hooks(hooks);
                     // The receiver waits for this message; if it is gone, nobody can stop us.
                     let metrics_addr = broker.metrics_addr();
                     let _ = tx.send(Ok((broker.local_addrs(), metrics_addr, broker.handle())));

@@ -126,6 +126,8 @@ pub struct State {
     pub held_acks: HeldAcks,
     /// Bridges to other brokers, in configuration order.
     pub bridges: Vec<crate::bridge::Bridge>,
+    /// An embedding program's hooks (`auth/hooks.rs`); none by default.
+    pub hooks: crate::auth::hooks::Hooks,
 }
 
 impl State {
@@ -163,6 +165,7 @@ impl State {
             journal: Journal::default(),
             held_acks: HeldAcks::default(),
             bridges: Vec::new(),
+            hooks: crate::auth::hooks::Hooks::default(),
         }
     }
 

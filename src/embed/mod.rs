@@ -11,6 +11,10 @@
 //!   queues and bounds as a network client's, and it counts as a client in `$SYS`. The bytes
 //!   cross over a pair of in-memory channels (`net/local.rs`) and the loop's `mio::Waker`;
 //!   the loop stays the only owner of the broker's state.
+//! - [`Hooks`] (with [`Builder::hooks`]): an [`Authenticate`] hook that has the last word on
+//!   every CONNECT, told what the password file (or dynamic security, or the certificate)
+//!   decided, and an [`Intercept`] hook that sees every client's PUBLISH after the ACL and
+//!   keeps, drops or rewrites it, and every connect and disconnect (`auth/hooks.rs`).
 //!
 //! ```
 //! use pipit::embed::{LocalOptions, Outgoing};
@@ -35,6 +39,8 @@ mod options;
 use std::io;
 use std::path::Path;
 
+pub use crate::auth::AuthResult;
+pub use crate::auth::hooks::{Authenticate, Credentials, Hooks, Intercept, Intercepted, Verdict};
 pub use crate::net::local::Notify;
 pub use client::LocalClient;
 pub use event::{Delivery, Event};
@@ -71,6 +77,7 @@ pub fn loopback_config() -> Config {
 #[derive(Debug)]
 pub struct Builder {
     config: Config,
+    hooks: Hooks,
 }
 
 impl Broker {
@@ -82,7 +89,10 @@ impl Broker {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn builder(config: Config) -> Builder {
-        Builder { config }
+        Builder {
+            config,
+            hooks: Hooks::default(),
+        }
     }
 }
 
@@ -101,7 +111,32 @@ impl Builder {
     pub fn from_file(path: &Path) -> io::Result<Builder> {
         let config = Config::from_file(path)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        Ok(Builder { config })
+        Ok(Builder {
+            config,
+            hooks: Hooks::default(),
+        })
+    }
+
+    /// With an embedder's hooks: authentication on top of the password file, and a say
+    /// over every PUBLISH, connect and disconnect ([`Authenticate`], [`Intercept`]).
+    ///
+    /// ```
+    /// use pipit::embed::{Hooks, Intercept, Intercepted, Verdict};
+    /// struct Quiet;
+    /// impl Intercept for Quiet {
+    ///     fn on_publish(&mut self, p: &Intercepted<'_>) -> Verdict {
+    ///         if p.payload.is_empty() { Verdict::Drop } else { Verdict::Keep }
+    ///     }
+    /// }
+    /// let hooks = Hooks { intercept: Some(Box::new(Quiet)), ..Hooks::default() };
+    /// let broker = pipit::Broker::builder(pipit::embed::loopback_config()).hooks(hooks).spawn()?;
+    /// broker.handle.shutdown();
+    /// broker.thread.join().expect("the broker thread panicked")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn hooks(mut self, hooks: Hooks) -> Builder {
+        self.hooks = hooks;
+        self
     }
 
     /// The configuration, to adjust before the broker starts.
@@ -127,7 +162,9 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind(self) -> io::Result<Broker> {
-        Broker::bind(self.config)
+        let mut broker = Broker::bind(self.config)?;
+        broker.set_hooks(self.hooks);
+        Ok(broker)
     }
 
     /// Binds and runs the broker on the caller's thread until `on_start`'s handle (or a copy
@@ -143,7 +180,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run(self, on_start: impl FnOnce(&Handle, &[std::net::SocketAddr])) -> io::Result<()> {
-        let broker = Broker::bind(self.config)?;
+        let broker = self.bind()?;
         on_start(&broker.handle(), &broker.local_addrs());
         broker.run()
     }
@@ -158,6 +195,6 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn spawn(self) -> io::Result<Spawned> {
-        Broker::spawn(self.config)
+        Broker::spawn_with(self.config, self.hooks)
     }
 }
