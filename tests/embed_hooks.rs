@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{Connect, Raw};
 use pipit::embed::{
-    AuthResult, Authenticate, Credentials, Hooks, Intercept, Intercepted, LocalError,
-    LocalOptions, Outgoing, Verdict, loopback_config,
+    AuthResult, Authenticate, Credentials, Hooks, Intercept, Intercepted, LocalError, LocalOptions,
+    Outgoing, Verdict, loopback_config,
 };
 use pipit::wire::{QoS, SubscriptionOptions};
 use pipit::{Broker, Spawned};

@@ -4,6 +4,8 @@
 //! otherwise. Hooks run on the broker's thread, inside the handler, so they must answer
 //! at once (no I/O that can block the loop).
 
+#![deny(missing_docs)]
+
 use crate::auth::AuthResult;
 use crate::wire::{Properties, QoS};
 
