@@ -1,5 +1,6 @@
-//! Embedding hooks (`pipit::embed::Hooks`): an authentication hook on top of the files, and an
-//! interceptor that rewrites, drops and observes, for local and TCP clients alike.
+//! Embedding hooks (`pipit::embed::Hooks`): an authentication hook and an authorization hook
+//! on top of the files, and an interceptor that rewrites, drops and observes, for local and
+//! TCP clients alike.
 
 mod common;
 
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use common::{Connect, Raw};
 use pipit::embed::{
-    AuthResult, Authenticate, Credentials, Hooks, Intercept, Intercepted, LocalError, LocalOptions,
-    Outgoing, Verdict, loopback_config,
+    Access, AuthResult, Authenticate, Authorization, Authorize, Credentials, Hooks, Intercept,
+    Intercepted, LocalError, LocalOptions, Outgoing, Verdict, loopback_config,
 };
 use pipit::wire::{QoS, SubscriptionOptions};
 use pipit::{Broker, Spawned};
@@ -151,5 +152,55 @@ fn an_interceptor_rewrites_drops_and_observes() {
     let mut events = seen.lock().unwrap().clone();
     events.sort();
     assert_eq!(events, ["+local", "+tcp", "+watcher", "-local", "-tcp"]);
+    stop(broker);
+}
+
+/// Users named `*-ro` publish nothing; nobody subscribes to `secret/...`; nobody receives
+/// `hidden/...` (whatever filter matched it).
+struct Policy;
+
+impl Authorize for Policy {
+    fn authorize(&self, a: &Authorization<'_>, files: bool) -> bool {
+        let read_only = a.username.is_some_and(|u| u.ends_with("-ro"));
+        files
+            && match a.access {
+                Access::Write => !read_only,
+                Access::Subscribe => !a.topic.starts_with("secret/"),
+                Access::Read => !a.topic.starts_with("hidden/"),
+                Access::Unsubscribe => true,
+            }
+    }
+}
+
+#[test]
+fn an_authorize_hook_decides_publish_subscribe_and_receive() {
+    let broker = spawn(Hooks {
+        authorize: Some(Box::new(Policy)),
+        ..Hooks::default()
+    });
+    let mut viewer = broker
+        .handle
+        .local_client(LocalOptions::new("viewer").login("viewer-ro", b""))
+        .unwrap();
+    assert_eq!(
+        viewer.publish(&Outgoing::new("a/b", b"x").qos(QoS::AtLeastOnce)),
+        Err(LocalError::Refused(0x87))
+    );
+    let codes = viewer
+        .subscribe(&[
+            ("secret/#", SubscriptionOptions::at(QoS::AtLeastOnce)),
+            ("#", SubscriptionOptions::at(QoS::AtLeastOnce)),
+        ])
+        .unwrap();
+    assert_eq!(codes, [0x87, 1]);
+    let mut writer = Raw::connect(broker.addrs[0], "writer", true);
+    writer.publish_acked("hidden/x", b"no", false, 1);
+    writer.publish_acked("open/x", b"yes", false, 2);
+    let got = viewer.recv_timeout(WAIT).unwrap().expect("a message");
+    assert_eq!(got.topic, "open/x", "hidden/x is not delivered");
+    assert_eq!(
+        viewer.recv_timeout(Duration::from_millis(200)).unwrap(),
+        None
+    );
     stop(broker);
 }

@@ -6,7 +6,7 @@
 
 #![deny(missing_docs)]
 
-use crate::auth::AuthResult;
+use crate::auth::{Access, AuthResult};
 use crate::wire::{Properties, QoS};
 
 /// A CONNECT's credentials, as an [`Authenticate`] hook sees them.
@@ -48,6 +48,54 @@ pub trait Authenticate: Send {
     /// `allow_anonymous`). The default returns it.
     fn authenticate(&mut self, credentials: &Credentials<'_>, files: AuthResult) -> AuthResult {
         let _ = credentials;
+        files
+    }
+}
+
+/// One access check, as an [`Authorize`] hook sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Authorization<'a> {
+    /// The client identifier.
+    pub client_id: &'a str,
+    /// The username it authenticated with.
+    pub username: Option<&'a str>,
+    /// The listener (index in `Config::listeners`) it came through.
+    pub listener: u16,
+    /// The topic name (`Read`, `Write`) or filter (`Subscribe`, `Unsubscribe`; a shared
+    /// subscription's without its `$share/GROUP/` prefix).
+    pub topic: &'a str,
+    /// What the client wants: publish (`Write`), subscribe, unsubscribe, or receive a
+    /// message (`Read`, checked per delivery).
+    pub access: Access,
+}
+
+/// Decides what a client may publish, subscribe to and receive, on top of the ACL file or
+/// dynamic security. Called on the broker's thread for every check (per delivery for
+/// `Read`), so it must be quick; it takes `&self` because checks happen while the broker's
+/// state is only read (keep counters in atomics or a `Cell`-free structure of your own).
+/// Topics only the broker publishes (`$SYS`) stay closed to clients' writes whatever it
+/// says; bridges are not asked about.
+///
+/// ```
+/// use pipit::auth::Access;
+/// use pipit::auth::hooks::{Authorization, Authorize};
+///
+/// /// Read-only users are those whose name ends in "-ro".
+/// struct ReadOnly;
+/// impl Authorize for ReadOnly {
+///     fn authorize(&self, a: &Authorization<'_>, files: bool) -> bool {
+///         let read_only = a.username.is_some_and(|u| u.ends_with("-ro"));
+///         files && !(read_only && a.access == Access::Write)
+///     }
+/// }
+/// let hooks = pipit::auth::hooks::Hooks { authorize: Some(Box::new(ReadOnly)), ..Default::default() };
+/// # drop(hooks);
+/// ```
+pub trait Authorize: Send {
+    /// Whether the access `request` describes is allowed; `files` is what the ACL file or
+    /// dynamic security decided (`true` without either). The default returns it.
+    fn authorize(&self, request: &Authorization<'_>, files: bool) -> bool {
+        let _ = request;
         files
     }
 }
@@ -130,12 +178,14 @@ pub trait Intercept: Send {
 ///
 /// ```
 /// let hooks = pipit::auth::hooks::Hooks::default();
-/// assert!(hooks.authenticate.is_none() && hooks.intercept.is_none());
+/// assert!(hooks.authenticate.is_none() && hooks.authorize.is_none() && hooks.intercept.is_none());
 /// ```
 #[derive(Default)]
 pub struct Hooks {
     /// Decides who connects.
     pub authenticate: Option<Box<dyn Authenticate>>,
+    /// Decides what a client may publish, subscribe to and receive.
+    pub authorize: Option<Box<dyn Authorize>>,
     /// Sees and may change every PUBLISH, connect and disconnect.
     pub intercept: Option<Box<dyn Intercept>>,
 }
@@ -144,6 +194,7 @@ impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("authenticate", &self.authenticate.is_some())
+            .field("authorize", &self.authorize.is_some())
             .field("intercept", &self.intercept.is_some())
             .finish()
     }

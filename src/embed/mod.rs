@@ -13,7 +13,8 @@
 //!   the loop stays the only owner of the broker's state.
 //! - [`Hooks`] (with [`Builder::hooks`]): an [`Authenticate`] hook that has the last word on
 //!   every CONNECT, told what the password file (or dynamic security, or the certificate)
-//!   decided, and an [`Intercept`] hook that sees every client's PUBLISH after the ACL and
+//!   decided, an [`Authorize`] hook that has it on every publish, subscribe and delivery,
+//!   told what the ACL decided, and an [`Intercept`] hook that sees every client's PUBLISH after the ACL and
 //!   keeps, drops or rewrites it, and every connect and disconnect (`auth/hooks.rs`).
 //!
 //! ```
@@ -41,8 +42,11 @@ mod options;
 use std::io;
 use std::path::Path;
 
+pub use crate::auth::Access;
 pub use crate::auth::AuthResult;
-pub use crate::auth::hooks::{Authenticate, Credentials, Hooks, Intercept, Intercepted, Verdict};
+pub use crate::auth::hooks::{
+    Authenticate, Authorization, Authorize, Credentials, Hooks, Intercept, Intercepted, Verdict,
+};
 pub use crate::net::local::Notify;
 pub use client::LocalClient;
 pub use event::{Delivery, Event};
@@ -119,8 +123,9 @@ impl Builder {
         })
     }
 
-    /// With an embedder's hooks: authentication on top of the password file, and a say
-    /// over every PUBLISH, connect and disconnect ([`Authenticate`], [`Intercept`]).
+    /// With an embedder's hooks: authentication and authorization on top of the password
+    /// and ACL files, and a say over every PUBLISH, connect and disconnect
+    /// ([`Authenticate`], [`Authorize`], [`Intercept`]).
     ///
     /// ```
     /// use pipit::embed::{Hooks, Intercept, Intercepted, Verdict};
