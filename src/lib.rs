@@ -44,13 +44,19 @@
 //!
 //! # Embedding
 //!
-//! ```no_run
-//! let mut config = pipit::Config::default();
-//! config.listeners[0].addr = "127.0.0.1:0".parse().unwrap();
-//! let running = pipit::Broker::spawn(config).unwrap();
-//! println!("listening on {:?}", running.addrs);
-//! running.handle.shutdown();
-//! running.thread.join().unwrap().unwrap();
+//! [`embed`] is the library's front door: [`Broker::builder`] from a [`Config`] (or
+//! [`embed::Builder::from_file`]), then `run` on the caller's thread, `spawn` on a thread of
+//! its own, or [`Broker::poll_once`] from the caller's own loop; [`Handle`] stops it and makes
+//! [`embed::LocalClient`]s, MQTT 5 clients inside the process that go through the same
+//! handlers, ACLs and sessions as network clients (`net/local.rs` is their transport,
+//! `broker/embedding.rs` the loop's side).
+//!
+//! ```
+//! let broker = pipit::Broker::builder(pipit::embed::loopback_config()).spawn()?;
+//! println!("listening on {:?}", broker.addrs);
+//! broker.handle.shutdown();
+//! broker.thread.join().expect("the broker thread panicked")?;
+//! # Ok::<(), std::io::Error>(())
 //! ```
 
 pub mod auth;
@@ -58,6 +64,7 @@ pub mod bridge;
 mod broker;
 pub mod config;
 pub mod core;
+pub mod embed;
 mod handle;
 pub mod heap;
 pub mod ids;

@@ -13,6 +13,7 @@ pub mod passwd;
 
 pub mod acl;
 pub mod dynsec;
+pub mod hooks;
 pub mod password;
 
 pub use acl::{Access, AclFile};

@@ -9,7 +9,7 @@
 //! to any client, and its queue, inflight window and packet ids are the session machinery's.
 //! While the link is down the session is offline and its queue fills (bounded by
 //! `max_queued_messages`/`max_queued_bytes` like any client's); when it is up, the session is
-//! attached to the bridge's [`Conn`](crate::net::conn::Conn), whose output pass sends
+//! attached to the bridge's `Conn` (`net/conn.rs`), whose output pass sends
 //! PUBLISHes to the remote and whose acks the normal handlers take. Only the topic differs:
 //! `route` remaps it on the way out (`topic::outbound`), `handle::bridge` on the way in.
 //! An MQTT 5 remote's CONNACK sets the link's limits (`limits`), as a client's CONNECT does.

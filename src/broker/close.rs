@@ -11,7 +11,8 @@ impl Broker {
         let Some(mut conn) = self.state.conns.try_remove(id) else {
             return;
         };
-        if conn.bridge.is_none() {
+        let local = conn.socket.local().is_some();
+        if conn.bridge.is_none() && !local {
             self.per_listener[usize::from(conn.listener)] -= 1;
         }
         let state = &mut self.state;
@@ -80,6 +81,12 @@ impl Broker {
             ),
         }
 
+        if let Some(hook) = state.hooks.intercept.as_mut()
+            && conn.session.is_some()
+            && conn.bridge.is_none()
+        {
+            hook.on_disconnect(client_id);
+        }
         if let Some(sid) = conn.session {
             lifecycle::detach(state, sid, id);
         }
@@ -103,9 +110,10 @@ impl Broker {
         }
         if why.lingers() {
             // What is left goes out as the transport frames it (nothing, over TLS).
-            let (socket, unwritten) = conn.socket.into_lingering(unwritten);
-            self.lingering
-                .start(self.poll.registry(), socket, unwritten, state.now);
+            if let Some((socket, unwritten)) = conn.socket.into_lingering(unwritten) {
+                self.lingering
+                    .start(self.poll.registry(), socket, unwritten, state.now);
+            }
         }
     }
 

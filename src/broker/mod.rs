@@ -12,6 +12,7 @@
 
 mod bridge;
 mod close;
+mod embedding;
 mod persist;
 mod read;
 mod reload;
@@ -47,6 +48,9 @@ use crate::net::linger::Lingerers;
 use crate::net::{Connector, Transport};
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
 
+use embedding::Locals;
+pub use embedding::{Handle, Spawned};
+
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 /// Listener `i` has token `LISTENER_TOP - i`; connections use slab keys from 0 upward.
@@ -69,36 +73,6 @@ struct Ready {
     writable: bool,
     /// The peer shut down its side (or the socket errored): read through to EOF.
     read_closed: bool,
-}
-
-/// Stops a running broker from another thread (the embedding API).
-#[derive(Clone, Debug)]
-pub struct Handle {
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Handle {
-    /// Asks the broker to shut down: it closes every connection and `run` returns.
-    pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            warn!("could not wake the broker loop: {e}");
-        }
-    }
-}
-
-/// A broker running on a thread of its own, from `Broker::spawn`.
-#[derive(Debug)]
-pub struct Spawned {
-    /// The bound address of each listener, in configuration order.
-    pub addrs: Vec<SocketAddr>,
-    /// The bound address of the metrics listener, if configured.
-    pub metrics_addr: Option<SocketAddr>,
-    /// Stops the broker.
-    pub handle: Handle,
-    /// The broker's thread; joins with `run`'s result.
-    pub thread: std::thread::JoinHandle<io::Result<()>>,
 }
 
 /// SIGINT, SIGTERM and SIGHUP caught from the moment it is made, held until the loop
@@ -169,6 +143,12 @@ pub struct Broker {
     last_status: String,
     /// The configuration file, read again on SIGHUP for its bridges (`set_config_file`).
     config_file: Option<std::path::PathBuf>,
+    /// In-process clients: new ones to admit, and those admitted (`handle.rs`).
+    locals: Locals,
+    /// When the one-second sweep runs next; `None` until the first turn has started the loop.
+    next_sweep: Option<Instant>,
+    /// The loop has shut down: `poll_once` does nothing more.
+    stopped: bool,
 }
 
 impl Broker {
@@ -246,6 +226,9 @@ impl Broker {
             notifier: None,
             last_status: String::new(),
             config_file: None,
+            locals: Locals::new(),
+            next_sweep: None,
+            stopped: false,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -260,35 +243,6 @@ impl Broker {
             listeners,
             transports,
             connectors,
-        })
-    }
-
-    /// Binds the listeners and runs the broker on a new thread.
-    pub fn spawn(config: Config) -> io::Result<Spawned> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("pipit".into())
-            .spawn(move || match Broker::bind(config) {
-                Ok(broker) => {
-                    // The receiver waits for this message; if it is gone, nobody can stop us.
-                    let metrics_addr = broker.metrics_addr();
-                    let _ = tx.send(Ok((broker.local_addrs(), metrics_addr, broker.handle())));
-                    broker.run()
-                }
-                Err(e) => {
-                    let kind = e.kind();
-                    let _ = tx.send(Err(e));
-                    Err(kind.into())
-                }
-            })?;
-        let (addrs, metrics_addr, handle) = rx
-            .recv()
-            .map_err(|_| io::Error::other("broker thread exited before binding"))??;
-        Ok(Spawned {
-            addrs,
-            metrics_addr,
-            handle,
-            thread,
         })
     }
 
@@ -312,6 +266,9 @@ impl Broker {
         Handle {
             waker: Arc::clone(&self.waker),
             stop: Arc::clone(&self.stop),
+            locals: self.locals.sender.clone(),
+            listeners: self.state.config.listeners.len(),
+            output_cap: self.state.config.max_output_buffer,
         }
     }
 
@@ -343,93 +300,150 @@ impl Broker {
     }
 
     /// Runs the loop until a signal or `Handle::shutdown`, then closes every connection.
+    ///
+    /// ```
+    /// let broker = pipit::Broker::builder(pipit::embed::loopback_config()).bind()?;
+    /// let handle = broker.handle();
+    /// let stopper = std::thread::spawn(move || handle.shutdown());
+    /// broker.run()?;
+    /// stopper.join().expect("the stopping thread panicked");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run(mut self) -> io::Result<()> {
-        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        while self.turn(None)? {}
+        Ok(())
+    }
+
+    /// One loop turn for a caller's own loop: waits at most `timeout` for something to do,
+    /// does it, and returns `Ok(true)`, or `Ok(false)` once the broker has shut down (after a
+    /// `Handle::shutdown`, or a signal with `handle_signals`). The broker's own timers are
+    /// kept as long as it is called at least once a second; a `timeout` of zero never waits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut broker = pipit::Broker::builder(pipit::embed::loopback_config()).bind()?;
+    /// let handle = broker.handle();
+    /// let mut turns = 0;
+    /// while broker.poll_once(Duration::from_millis(10))? {
+    ///     turns += 1;
+    ///     if turns == 3 {
+    ///         handle.shutdown();
+    ///     }
+    /// }
+    /// assert!(!broker.poll_once(Duration::ZERO)?, "stays stopped");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn poll_once(&mut self, timeout: Duration) -> io::Result<bool> {
+        self.turn(Some(timeout))
+    }
+
+    /// Starts the loop: the first status report, bridges, and what restoring queued.
+    fn start(&mut self) -> Instant {
         self.notify_ready();
         self.state.set_now(Instant::now());
         self.bridges_tick();
         self.finish_turn();
-        loop {
-            let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
-            let next_watchdog = self.notify_watchdog(Instant::now());
-            let timeout = if self.read_again.is_empty()
-                && self.released.is_empty()
-                && !self.walk_again
-                && self.snapshot.is_none()
-            {
-                let mut wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
-                if self.state.journal.has_deferred() {
-                    wake = wake.min(self.deferred_until);
+        Instant::now() + SWEEP_INTERVAL
+    }
+
+    /// One loop turn, waiting at most `limit` (or until the broker's next deadline); `false`
+    /// once the broker has shut down.
+    fn turn(&mut self, limit: Option<Duration>) -> io::Result<bool> {
+        if self.stopped {
+            return Ok(false);
+        }
+        let next_sweep = match self.next_sweep {
+            Some(at) => at,
+            None => self.start(),
+        };
+        self.next_sweep = Some(next_sweep);
+        let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
+        let next_watchdog = self.notify_watchdog(Instant::now());
+        let mut timeout = if self.read_again.is_empty()
+            && self.released.is_empty()
+            && !self.walk_again
+            && self.snapshot.is_none()
+        {
+            let mut wake = next_linger_end.map_or(next_sweep, |end| end.min(next_sweep));
+            if self.state.journal.has_deferred() {
+                wake = wake.min(self.deferred_until);
+            }
+            if let Some(at) = next_watchdog {
+                wake = wake.min(at);
+            }
+            wake.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        if let Some(limit) = limit {
+            timeout = timeout.min(limit);
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(e) => return Err(e),
+        }
+        self.state.set_now(Instant::now());
+        self.state.budget.observe(crate::heap::counted());
+        self.ready.clear();
+        self.ready.extend(self.events.iter().map(|e| Ready {
+            token: e.token(),
+            readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+            writable: e.is_writable(),
+            read_closed: e.is_read_closed() || e.is_error(),
+        }));
+        for i in 0..self.ready.len() {
+            let ready = self.ready[i];
+            match ready.token {
+                WAKER => {
+                    self.on_durable();
+                    self.on_local();
                 }
-                if let Some(at) = next_watchdog {
-                    wake = wake.min(at);
+                SIGNALS => self.on_signals(),
+                Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
+                    self.accept(LISTENER_TOP - t);
                 }
-                wake.saturating_duration_since(Instant::now())
-            } else {
-                Duration::ZERO
-            };
-            match self.poll.poll(&mut self.events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            self.state.set_now(Instant::now());
-            self.state.budget.observe(crate::heap::counted());
-            self.ready.clear();
-            self.ready.extend(self.events.iter().map(|e| Ready {
-                token: e.token(),
-                readable: e.is_readable() || e.is_read_closed() || e.is_error(),
-                writable: e.is_writable(),
-                read_closed: e.is_read_closed() || e.is_error(),
-            }));
-            for i in 0..self.ready.len() {
-                let ready = self.ready[i];
-                match ready.token {
-                    WAKER => self.on_durable(),
-                    SIGNALS => self.on_signals(),
-                    Token(t) if t > LISTENER_TOP - self.listeners.len() && t <= LISTENER_TOP => {
-                        self.accept(LISTENER_TOP - t);
-                    }
-                    token if self.lingering.owns(token) => {
-                        self.lingering.on_event(self.poll.registry(), token);
-                    }
-                    token if self.metrics_server.as_ref().is_some_and(|m| m.owns(token)) => {
-                        self.on_metrics(token);
-                    }
-                    Token(key) => {
-                        if let Some(id) = self.state.conns.id_at(key) {
-                            self.on_conn_event(id, ready);
-                        }
+                token if self.lingering.owns(token) => {
+                    self.lingering.on_event(self.poll.registry(), token);
+                }
+                token if self.metrics_server.as_ref().is_some_and(|m| m.owns(token)) => {
+                    self.on_metrics(token);
+                }
+                Token(key) => {
+                    if let Some(id) = self.state.conns.id_at(key) {
+                        self.on_conn_event(id, ready);
                     }
                 }
-            }
-            for id in std::mem::take(&mut self.released) {
-                self.resume(id);
-            }
-            for (id, peer_closed) in std::mem::take(&mut self.read_again) {
-                self.on_readable(id, peer_closed);
-            }
-            if let Some(queue) = self.log.as_ref().and_then(|log| log.topic()) {
-                crate::logging::topic::publish(queue, &mut self.state);
-            }
-            self.finish_turn();
-            self.snapshot_step();
-            if self.stop.load(Ordering::SeqCst) {
-                self.shutdown();
-                return Ok(());
-            }
-            if self.state.now >= next_sweep {
-                self.sweep();
-                self.bridges_tick();
-                crate::bridge::publish_sys(&mut self.state);
-                self.persist_sweep();
-                self.metrics.tick(&mut self.state);
-                self.finish_turn();
-                self.give_back_memory();
-                self.notify_status();
-                next_sweep = self.state.now + SWEEP_INTERVAL;
             }
         }
+        for id in std::mem::take(&mut self.released) {
+            self.resume(id);
+        }
+        for (id, peer_closed) in std::mem::take(&mut self.read_again) {
+            self.on_readable(id, peer_closed);
+        }
+        if let Some(queue) = self.log.as_ref().and_then(|log| log.topic()) {
+            crate::logging::topic::publish(queue, &mut self.state);
+        }
+        self.finish_turn();
+        self.snapshot_step();
+        if self.stop.load(Ordering::SeqCst) {
+            self.shutdown();
+            self.stopped = true;
+            return Ok(false);
+        }
+        if self.state.now >= next_sweep {
+            self.sweep();
+            self.bridges_tick();
+            crate::bridge::publish_sys(&mut self.state);
+            self.persist_sweep();
+            self.metrics.tick(&mut self.state);
+            self.finish_turn();
+            self.give_back_memory();
+            self.notify_status();
+            self.next_sweep = Some(self.state.now + SWEEP_INTERVAL);
+        }
+        Ok(true)
     }
 
     fn on_signals(&mut self) {

@@ -131,6 +131,8 @@ pub struct State {
     pub budget: Budget,
     /// The estimate `max_queued_bytes_total` is checked against (`route::deliver`).
     pub queued_total: QueuedTotal,
+    /// An embedding program's hooks (`auth/hooks.rs`); none by default.
+    pub hooks: crate::auth::hooks::Hooks,
 }
 
 /// Payload bytes queued across all sessions, as `max_queued_bytes_total` counts them: an
@@ -183,6 +185,7 @@ impl State {
             bridges: Vec::new(),
             budget: Budget::new(config_memory_limit),
             queued_total: QueuedTotal::default(),
+            hooks: crate::auth::hooks::Hooks::default(),
         }
     }
 
@@ -240,7 +243,7 @@ impl State {
             let broker_owned = broker_only(topic) || topic.starts_with("$CONTROL/");
             return !(access == Access::Write && broker_owned);
         }
-        if !self.acl_active {
+        if !self.acl_active && self.hooks.authorize.is_none() {
             return !(access == Access::Write && broker_only(topic));
         }
         self.sessions.get(sid.0 as usize).is_some_and(|session| {
@@ -269,9 +272,24 @@ impl State {
             return false;
         }
         let dynsec = self.dynsec.as_ref();
-        self.auth
+        let files = self
+            .auth
             .get(usize::from(listener))
-            .is_some_and(|auth| auth.allowed(dynsec, client_id, username, topic, access))
+            .is_some_and(|auth| auth.allowed(dynsec, client_id, username, topic, access));
+        // An embedder's hook has the last word, told what the files decided.
+        match &self.hooks.authorize {
+            Some(hook) => {
+                let request = crate::auth::hooks::Authorization {
+                    client_id,
+                    username,
+                    listener,
+                    topic,
+                    access,
+                };
+                hook.authorize(&request, files)
+            }
+            None => files,
+        }
     }
 
     /// Counts `n` messages not delivered to (or accepted from) session `sid`.

@@ -4,6 +4,7 @@
 use log::{debug, info, warn};
 
 use super::reply;
+use crate::auth::hooks::Credentials;
 use crate::auth::{Access, AuthResult};
 use crate::core::alias::OutboundAliases;
 use crate::core::budget::Shed;
@@ -149,6 +150,13 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         connack.encode(version, out);
     }
     state.stats.connects += 1;
+    if let Some(hook) = state.hooks.intercept.as_mut() {
+        let username = state
+            .sessions
+            .get(sid.0 as usize)
+            .and_then(|s| s.username.as_deref());
+        hook.on_connect(&client_id, username);
+    }
     if resumed {
         resend(state, id, sid, version);
     }
@@ -248,7 +256,7 @@ fn authenticate(
     // use_identity_as_username / use_subject_as_username: the client certificate's CN or
     // subject is the username, and CONNECT's username and password are ignored.
     let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
-    let verdict = match &identity {
+    let mut verdict = match &identity {
         Some(Some(_)) => AuthResult::Ok,
         // No certificate, or no CN in it: as Mosquitto 2.0.11 answers.
         Some(None) => AuthResult::BadCredentials,
@@ -257,6 +265,19 @@ fn authenticate(
             auth.authenticate(dynsec, client_id, connect.username, connect.password)
         }),
     };
+    // An embedder's hook has the last word, told what the files decided.
+    if let Some(hook) = state.hooks.authenticate.as_mut() {
+        let credentials = Credentials {
+            client_id,
+            username: match &identity {
+                Some(name) => name.as_deref(),
+                None => connect.username,
+            },
+            password: connect.password,
+            listener,
+        };
+        verdict = hook.authenticate(&credentials, verdict);
+    }
     match verdict {
         AuthResult::Ok => {}
         AuthResult::BadCredentials => {

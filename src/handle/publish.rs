@@ -8,6 +8,7 @@ use log::debug;
 use super::Ctx;
 use super::ack::send_ack;
 use crate::auth::Access;
+use crate::auth::hooks::{Intercepted, Verdict};
 use crate::core::alias::AliasError;
 use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
@@ -219,39 +220,30 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             super::dynsec::control(state, sid, listener, topic, publish.payload);
             reason::SUCCESS
         }
-        None => {
-            // Routing remembers the topic as the session's last one (`route::LastTopic`).
-            let shared_topic = known_topic
-                .or_else(|| aliased.clone())
-                .unwrap_or_else(|| Rc::from(topic));
-            let message = if v5 {
-                Message::with_properties(
-                    shared_topic,
-                    publish.payload,
-                    publish.qos,
-                    publish.retain,
-                    props,
-                    state.now,
-                )
-            } else {
-                Message::shared(shared_topic, publish.payload, publish.qos, publish.retain)
-            };
-            // A stored publisher's QoS 2 message is stored too, so its deliveries can wait
-            // until the record of its packet id is durable (`Journal::durable`).
-            if publish.qos == QoS::ExactlyOnce
-                && state
-                    .sessions
-                    .get(sid.0 as usize)
-                    .is_some_and(|s| s.store_key != 0)
-            {
-                state.journal.message(&message);
+        None => match intercept(state, sid, topic, publish) {
+            Verdict::Keep => {
+                // Routing remembers the topic as the session's last one (`route::LastTopic`).
+                let shared_topic = known_topic
+                    .or_else(|| aliased.clone())
+                    .unwrap_or_else(|| Rc::from(topic));
+                route_publish(state, sid, shared_topic, publish.payload, publish, v5)
             }
-            if route::publish(state, &message, Some(sid)) == 0 {
-                reason::NO_MATCHING_SUBSCRIBERS
-            } else {
+            Verdict::Drop => {
+                debug!("PUBLISH to {topic:?} dropped by the intercept hook");
                 reason::SUCCESS
             }
-        }
+            Verdict::Rewrite {
+                topic: new,
+                payload,
+            } => {
+                if validate_name(&new, limits).is_ok() {
+                    route_publish(state, sid, Rc::from(new.as_str()), &payload, publish, v5)
+                } else {
+                    debug!("the intercept hook rewrote {topic:?} to {new:?}, not a topic name");
+                    reason::SUCCESS
+                }
+            }
+        },
     };
 
     let kind = match publish.qos {
@@ -272,4 +264,63 @@ fn session_holds_qos2(state: &State, sid: SessionId, packet_id: u16) -> bool {
 /// Session `sid`'s client id, for a log line.
 fn session_client_id(state: &State, sid: SessionId) -> String {
     (state.sessions.get(sid.0 as usize)).map_or_else(String::new, |s| s.client_id.to_string())
+}
+
+/// What the embedder's intercept hook, if any, says about `publish` on `topic` from `sid`.
+fn intercept(state: &mut State, sid: SessionId, topic: &str, publish: &Publish<'_>) -> Verdict {
+    let State {
+        hooks, sessions, ..
+    } = state;
+    let Some(hook) = hooks.intercept.as_mut() else {
+        return Verdict::Keep;
+    };
+    let session = sessions.get(sid.0 as usize);
+    hook.on_publish(&Intercepted {
+        client_id: session.map_or("", |s| &s.client_id),
+        username: session.and_then(|s| s.username.as_deref()),
+        topic,
+        payload: publish.payload,
+        qos: publish.qos,
+        retain: publish.retain,
+        properties: &publish.properties,
+    })
+}
+
+/// Routes `payload` on `topic` with `publish`'s QoS, retain flag and (from an MQTT 5
+/// publisher, `v5`) properties; the reason code for the publisher.
+fn route_publish(
+    state: &mut State,
+    sid: SessionId,
+    topic: Rc<str>,
+    payload: &[u8],
+    publish: &Publish<'_>,
+    v5: bool,
+) -> u8 {
+    let message = if v5 {
+        Message::with_properties(
+            topic,
+            payload,
+            publish.qos,
+            publish.retain,
+            &publish.properties,
+            state.now,
+        )
+    } else {
+        Message::shared(topic, payload, publish.qos, publish.retain)
+    };
+    // A stored publisher's QoS 2 message is stored too, so its deliveries can wait
+    // until the record of its packet id is durable (`Journal::durable`).
+    if publish.qos == QoS::ExactlyOnce
+        && state
+            .sessions
+            .get(sid.0 as usize)
+            .is_some_and(|s| s.store_key != 0)
+    {
+        state.journal.message(&message);
+    }
+    if route::publish(state, &message, Some(sid)) == 0 {
+        reason::NO_MATCHING_SUBSCRIBERS
+    } else {
+        reason::SUCCESS
+    }
 }

@@ -14,6 +14,7 @@ pub(crate) mod buffer;
 pub(crate) mod conn;
 pub(crate) mod linger;
 pub(crate) mod listen;
+pub(crate) mod local;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -196,6 +197,8 @@ pub enum Stream {
     Tls(Box<TlsStream>),
     /// WebSockets over TCP or TLS (boxed, as TLS).
     Ws(Box<WsStream>),
+    /// An in-process client's pipe (`local.rs`): no socket, nothing to register.
+    Local(Box<local::LocalStream>),
 }
 
 impl Stream {
@@ -207,6 +210,7 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush_pending(),
             Stream::Ws(ws) => ws.flush_pending(),
+            Stream::Local(_) => Ok(true),
         }
     }
 
@@ -219,18 +223,30 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.close_notify(),
             Stream::Ws(ws) => ws.close(output_left),
+            Stream::Local(_) => {}
         }
     }
 
     /// The TCP socket underneath, and the bytes to write on it before it closes: the
     /// broker's `unwritten` output as the transport frames it (plain TCP as is, WebSockets
     /// as frames and a close frame), nothing over TLS (its session state is dropped).
-    pub fn into_lingering(self, unwritten: Vec<u8>) -> (TcpStream, Vec<u8>) {
+    /// `None` for a local client: its pipe already holds everything written, and its end
+    /// reads it after the loop's end is dropped.
+    pub fn into_lingering(self, unwritten: Vec<u8>) -> Option<(TcpStream, Vec<u8>)> {
         match self {
-            Stream::Tcp(socket) => (socket, unwritten),
+            Stream::Tcp(socket) => Some((socket, unwritten)),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => (tls.into_socket(), Vec::new()),
+            Stream::Tls(tls) => Some((tls.into_socket(), Vec::new())),
             Stream::Ws(ws) => ws.into_lingering(unwritten),
+            Stream::Local(_) => None,
+        }
+    }
+
+    /// The local client's pipe, if this is one.
+    pub fn local(&mut self) -> Option<&mut local::LocalStream> {
+        match self {
+            Stream::Local(pipe) => Some(pipe),
+            _ => None,
         }
     }
 
@@ -241,6 +257,7 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.failure().map(|e| e as &dyn std::fmt::Display),
             Stream::Ws(ws) => ws.inner().tls_failure(),
+            Stream::Local(_) => None,
         }
     }
 
@@ -253,6 +270,7 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.peer_username(from),
             Stream::Ws(ws) => ws.inner().peer_username(from),
+            Stream::Local(_) => None,
         }
     }
 
@@ -263,15 +281,18 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.socket().peer_addr(),
             Stream::Ws(ws) => ws.inner().peer_addr(),
+            Stream::Local(_) => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
-    fn socket(&mut self) -> &mut TcpStream {
+    /// The TCP socket underneath; `None` for a local client's pipe.
+    fn socket(&mut self) -> Option<&mut TcpStream> {
         match self {
-            Stream::Tcp(socket) => socket,
+            Stream::Tcp(socket) => Some(socket),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.socket_mut(),
+            Stream::Tls(tls) => Some(tls.socket_mut()),
             Stream::Ws(ws) => ws.inner_mut().socket(),
+            Stream::Local(_) => None,
         }
     }
 }
@@ -283,6 +304,7 @@ impl Read for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.read(out),
             Stream::Ws(ws) => ws.read(out),
+            Stream::Local(pipe) => pipe.read(out),
         }
     }
 }
@@ -294,6 +316,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.write(data),
             Stream::Ws(ws) => ws.write(data),
+            Stream::Local(pipe) => pipe.write(data),
         }
     }
 
@@ -303,6 +326,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.write_vectored(bufs),
             Stream::Ws(ws) => ws.write_vectored(bufs),
+            Stream::Local(pipe) => pipe.write_vectored(bufs),
         }
     }
 
@@ -312,6 +336,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush(),
             Stream::Ws(ws) => ws.flush(),
+            Stream::Local(pipe) => pipe.flush(),
         }
     }
 }
@@ -323,7 +348,11 @@ impl Source for Stream {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        self.socket().register(registry, token, interests)
+        // A local client's pipe has no descriptor: the loop's waker stands in for it.
+        match self.socket() {
+            Some(socket) => socket.register(registry, token, interests),
+            None => Ok(()),
+        }
     }
 
     fn reregister(
@@ -332,10 +361,16 @@ impl Source for Stream {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        self.socket().reregister(registry, token, interests)
+        match self.socket() {
+            Some(socket) => socket.reregister(registry, token, interests),
+            None => Ok(()),
+        }
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.socket().deregister(registry)
+        match self.socket() {
+            Some(socket) => socket.deregister(registry),
+            None => Ok(()),
+        }
     }
 }

@@ -318,11 +318,16 @@ impl<'a> Suback<'a> {
     }
 }
 
-#[cfg(test)]
 impl SubscriptionOptions {
-    /// Options granting `qos` with No Local and Retain As Published off and retained
-    /// messages sent at subscribe: what most tests subscribe with.
-    pub(crate) fn at(qos: QoS) -> SubscriptionOptions {
+    /// Options asking for `qos` with No Local and Retain As Published off and retained
+    /// messages sent at subscribe: MQTT 3's only options, and what most subscribers want.
+    ///
+    /// ```
+    /// use pipit::wire::{QoS, SubscriptionOptions};
+    /// let options = SubscriptionOptions::at(QoS::AtLeastOnce);
+    /// assert!(!options.no_local);
+    /// ```
+    pub fn at(qos: QoS) -> SubscriptionOptions {
         SubscriptionOptions {
             qos,
             no_local: false,

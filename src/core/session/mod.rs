@@ -32,9 +32,9 @@ use crate::wire::{QoS, SubscriptionOptions, Version};
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
 /// What a session is attached to while its client is online. The queue, the inflight
-/// window and routing work the same whatever it is; only the loop's I/O differs. A network
-/// connection is the only kind today; in-process clients and bridges' outbound sessions
-/// will be attached here too.
+/// window and routing work the same whatever it is; only the loop's I/O differs. A
+/// connection is the only kind today: an in-process client (`embed::LocalClient`) is a
+/// connection too, over an in-memory pipe (`net/local.rs`) instead of a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attach {
     /// A client over TCP or TLS: the connection.
