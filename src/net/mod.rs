@@ -14,6 +14,7 @@ pub(crate) mod buffer;
 pub(crate) mod conn;
 pub(crate) mod linger;
 pub(crate) mod listen;
+pub mod mem;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -196,6 +197,8 @@ pub enum Stream {
     Tls(Box<TlsStream>),
     /// WebSockets over TCP or TLS (boxed, as TLS).
     Ws(Box<WsStream>),
+    /// In memory, no socket: the fuzz harness's connections (`broker/drive.rs`).
+    Mem(mem::MemStream),
 }
 
 impl Stream {
@@ -203,7 +206,7 @@ impl Stream {
     /// if the socket would block first.
     pub fn flush_pending(&mut self) -> io::Result<bool> {
         match self {
-            Stream::Tcp(_) => Ok(true),
+            Stream::Tcp(_) | Stream::Mem(_) => Ok(true),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush_pending(),
             Stream::Ws(ws) => ws.flush_pending(),
@@ -215,7 +218,7 @@ impl Stream {
     /// the broker's output is not all written, and a close frame must wait behind it.
     pub fn close(&mut self, output_left: bool) {
         match self {
-            Stream::Tcp(_) => {}
+            Stream::Tcp(_) | Stream::Mem(_) => {}
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.close_notify(),
             Stream::Ws(ws) => ws.close(output_left),
@@ -225,19 +228,21 @@ impl Stream {
     /// The TCP socket underneath, and the bytes to write on it before it closes: the
     /// broker's `unwritten` output as the transport frames it (plain TCP as is, WebSockets
     /// as frames and a close frame), nothing over TLS (its session state is dropped).
-    pub fn into_lingering(self, unwritten: Vec<u8>) -> (TcpStream, Vec<u8>) {
+    /// `None` in memory: there is no socket to linger.
+    pub fn into_lingering(self, unwritten: Vec<u8>) -> Option<(TcpStream, Vec<u8>)> {
         match self {
-            Stream::Tcp(socket) => (socket, unwritten),
+            Stream::Tcp(socket) => Some((socket, unwritten)),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => (tls.into_socket(), Vec::new()),
+            Stream::Tls(tls) => Some((tls.into_socket(), Vec::new())),
             Stream::Ws(ws) => ws.into_lingering(unwritten),
+            Stream::Mem(_) => None,
         }
     }
 
     /// Why the TLS session failed, if it did (for the log line that closes the connection).
     pub fn tls_failure(&self) -> Option<&dyn std::fmt::Display> {
         match self {
-            Stream::Tcp(_) => None,
+            Stream::Tcp(_) | Stream::Mem(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.failure().map(|e| e as &dyn std::fmt::Display),
             Stream::Ws(ws) => ws.inner().tls_failure(),
@@ -249,7 +254,7 @@ impl Stream {
     #[cfg_attr(not(feature = "tls"), allow(clippy::only_used_in_recursion))]
     pub fn peer_username(&self, from: CertUsername) -> Option<Box<str>> {
         match self {
-            Stream::Tcp(_) => None,
+            Stream::Tcp(_) | Stream::Mem(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.peer_username(from),
             Stream::Ws(ws) => ws.inner().peer_username(from),
@@ -263,15 +268,18 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.socket().peer_addr(),
             Stream::Ws(ws) => ws.inner().peer_addr(),
+            Stream::Mem(_) => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
-    fn socket(&mut self) -> &mut TcpStream {
+    /// The TCP socket underneath; `None` in memory, which has nothing to register.
+    fn socket(&mut self) -> Option<&mut TcpStream> {
         match self {
-            Stream::Tcp(socket) => socket,
+            Stream::Tcp(socket) => Some(socket),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.socket_mut(),
+            Stream::Tls(tls) => Some(tls.socket_mut()),
             Stream::Ws(ws) => ws.inner_mut().socket(),
+            Stream::Mem(_) => None,
         }
     }
 }
@@ -283,6 +291,7 @@ impl Read for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.read(out),
             Stream::Ws(ws) => ws.read(out),
+            Stream::Mem(mem) => mem.read(out),
         }
     }
 }
@@ -294,6 +303,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.write(data),
             Stream::Ws(ws) => ws.write(data),
+            Stream::Mem(mem) => mem.write(data),
         }
     }
 
@@ -303,6 +313,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.write_vectored(bufs),
             Stream::Ws(ws) => ws.write_vectored(bufs),
+            Stream::Mem(mem) => mem.write_vectored(bufs),
         }
     }
 
@@ -312,6 +323,7 @@ impl Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush(),
             Stream::Ws(ws) => ws.flush(),
+            Stream::Mem(mem) => mem.flush(),
         }
     }
 }
@@ -323,7 +335,10 @@ impl Source for Stream {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        self.socket().register(registry, token, interests)
+        match self.socket() {
+            Some(socket) => socket.register(registry, token, interests),
+            None => Ok(()),
+        }
     }
 
     fn reregister(
@@ -332,10 +347,16 @@ impl Source for Stream {
         token: Token,
         interests: Interest,
     ) -> io::Result<()> {
-        self.socket().reregister(registry, token, interests)
+        match self.socket() {
+            Some(socket) => socket.reregister(registry, token, interests),
+            None => Ok(()),
+        }
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.socket().deregister(registry)
+        match self.socket() {
+            Some(socket) => socket.deregister(registry),
+            None => Ok(()),
+        }
     }
 }

@@ -223,15 +223,12 @@ impl WsStream {
     /// The TCP socket and the bytes still owed to the client, framed: the rest of the data
     /// frame being written, our own frames, the broker's `unwritten` output as one more
     /// frame, and the close frame. Over TLS nothing more can be sent.
-    pub fn into_lingering(self, unwritten: Vec<u8>) -> (TcpStream, Vec<u8>) {
+    pub fn into_lingering(self, unwritten: Vec<u8>) -> Option<(TcpStream, Vec<u8>)> {
         let code = self.close_code();
-        let (socket, plain) = match self.inner {
-            Stream::Tcp(socket) => (socket, true),
-            other => (other.into_lingering(Vec::new()).0, false),
+        let socket = match self.inner {
+            Stream::Tcp(socket) => socket,
+            other => return other.into_lingering(Vec::new()),
         };
-        if !plain {
-            return (socket, Vec::new());
-        }
         let mut bytes = self.frame.pending_head().to_vec();
         let started = self.frame.left.min(unwritten.len());
         bytes.extend_from_slice(&unwritten[..started]);
@@ -246,7 +243,7 @@ impl WsStream {
             }
             frame::close_frame(code, &mut bytes);
         }
-        (socket, bytes)
+        Some((socket, bytes))
     }
 
     /// The close status for our close frame.
