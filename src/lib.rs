@@ -57,6 +57,8 @@ pub mod bridge;
 mod broker;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 pub mod ids;
 pub mod logging;
