@@ -100,14 +100,20 @@ pub fn broker(data: &[u8]) {
 /// The default configuration with small bounds, so a short script reaches them: every
 /// queue, table and buffer stays within the maximum packet size.
 fn config() -> Config {
-    let mut config = Config::default();
-    config.max_packet_size = BROKER_MAX_PACKET_SIZE;
-    config.max_inflight_messages = 4;
-    config.max_queued_messages = 16;
-    config.max_subscriptions_per_client = 16;
-    config.max_retained_messages = 32;
-    config.max_output_buffer = 4 * 1024;
-    config.max_keepalive = 60;
-    config.persistent_client_expiration = Some(Duration::from_secs(3600));
-    config
+    Config {
+        // Also what the connection and session slabs reserve up front, per run.
+        max_connections: Some(MAX_CONNECTIONS),
+        max_packet_size: BROKER_MAX_PACKET_SIZE,
+        max_inflight_messages: 4,
+        max_queued_messages: 16,
+        max_subscriptions_per_client: 16,
+        max_retained_messages: 32,
+        max_output_buffer: 4 * 1024,
+        max_keepalive: 60,
+        persistent_client_expiration: Some(Duration::from_secs(3600)),
+        // `$SYS` once an hour of script time: enough to publish it to subscribers, rare
+        // enough that its 70 topics do not take most of each run.
+        sys_interval: 3600,
+        ..Config::default()
+    }
 }
