@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Connect, ack, publish, subscribe};
@@ -15,11 +15,16 @@ use common::{Connect, ack, publish, subscribe};
 #[global_allocator]
 static ALLOC: pipit::fuzz::PeakAlloc = pipit::fuzz::PeakAlloc;
 
+/// `fuzz/corpus/<name>/`.
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(name)
+}
+
 /// Runs `target` on every file of `fuzz/corpus/<name>/`; returns how many there were.
 fn replay(name: &str, target: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(name);
+    let dir = corpus(name);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -61,7 +66,7 @@ fn regression_inputs_replay_without_a_finding() {
     let mut replayed = 0;
     for (name, target) in targets {
         let dir = format!("regressions/{name}");
-        if Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(&dir).exists() {
+        if corpus(&dir).exists() {
             replayed += replay(&dir, target);
         }
     }
