@@ -15,6 +15,9 @@ use common::{Connect, ack, publish, subscribe};
 #[global_allocator]
 static ALLOC: pipit::fuzz::PeakAlloc = pipit::fuzz::PeakAlloc;
 
+/// A fuzz target: arbitrary bytes in, a panic on a finding.
+type Target = fn(&[u8]);
+
 /// `fuzz/corpus/<name>/`.
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +26,7 @@ fn corpus(name: &str) -> PathBuf {
 }
 
 /// Runs `target` on every file of `fuzz/corpus/<name>/`; returns how many there were.
-fn replay(name: &str, target: fn(&[u8])) -> usize {
+fn replay(name: &str, target: Target) -> usize {
     let dir = corpus(name);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -59,7 +62,7 @@ fn broker_corpus_replays_without_a_finding() {
 /// file's name says what it found; see README, Fuzzing).
 #[test]
 fn regression_inputs_replay_without_a_finding() {
-    let targets: [(&str, fn(&[u8])); 2] = [
+    let targets: [(&str, Target); 2] = [
         ("codec", pipit::fuzz::codec),
         ("broker", pipit::fuzz::broker),
     ];
