@@ -65,6 +65,8 @@ mod broker;
 pub mod config;
 pub mod core;
 pub mod embed;
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 pub mod heap;
 pub mod ids;

@@ -108,12 +108,12 @@ impl Broker {
                 crate::core::will::gone(state, &will.client_id);
             }
         }
-        if why.lingers() {
-            // What is left goes out as the transport frames it (nothing, over TLS).
-            if let Some((socket, unwritten)) = conn.socket.into_lingering(unwritten) {
-                self.lingering
-                    .start(self.poll.registry(), socket, unwritten, state.now);
-            }
+        // What is left goes out as the transport frames it (nothing, over TLS).
+        if why.lingers()
+            && let Some((socket, unwritten)) = conn.socket.into_lingering(unwritten)
+        {
+            self.lingering
+                .start(self.poll.registry(), socket, unwritten, state.now);
         }
     }
 

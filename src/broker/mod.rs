@@ -12,6 +12,7 @@
 
 mod bridge;
 mod close;
+pub mod drive;
 mod embedding;
 mod persist;
 mod read;
@@ -155,6 +156,28 @@ impl Broker {
     /// Binds every configured listener, loading TLS certificates and keys first: a file that
     /// cannot be loaded is an error naming it.
     pub fn bind(config: Config) -> io::Result<Broker> {
+        let mut broker = Broker::unbound(config)?;
+        for (i, listener) in broker.state.config.listeners.iter().enumerate() {
+            let mut socket = crate::net::listen::bind(listener)?;
+            broker.poll.registry().register(
+                &mut socket,
+                Token(LISTENER_TOP - i),
+                Interest::READABLE,
+            )?;
+            info!("listening on {}", socket.local_addr()?);
+            broker.listeners.push(socket);
+        }
+        if let Some(addr) = broker.state.config.metrics_listener {
+            let server = MetricsServer::bind(addr, broker.poll.registry(), METRICS)?;
+            info!("serving metrics on http://{}/metrics", server.local_addr()?);
+            broker.metrics_server = Some(server);
+        }
+        Ok(broker)
+    }
+
+    /// Everything `bind` makes but the listening sockets: the state, restored from the store,
+    /// and the loop's own parts. `drive.rs` runs a broker like this without sockets.
+    fn unbound(config: Config) -> io::Result<Broker> {
         // Never fail open: a budget nothing measures would bound nothing.
         if config.memory_limit.is_some() && crate::heap::counted().is_none() {
             return Err(io::Error::new(
@@ -197,22 +220,7 @@ impl Broker {
             crate::core::lifecycle::bound_offline_sessions(&mut state);
         }
         crate::bridge::start(&mut state);
-        let mut listeners = Vec::new();
-        for (i, listener) in state.config.listeners.iter().enumerate() {
-            let mut socket = crate::net::listen::bind(listener)?;
-            poll.registry()
-                .register(&mut socket, Token(LISTENER_TOP - i), Interest::READABLE)?;
-            info!("listening on {}", socket.local_addr()?);
-            listeners.push(socket);
-        }
-        let metrics_server = match state.config.metrics_listener {
-            Some(addr) => {
-                let server = MetricsServer::bind(addr, poll.registry(), METRICS)?;
-                info!("serving metrics on http://{}/metrics", server.local_addr()?);
-                Some(server)
-            }
-            None => None,
-        };
+        let listener_count = state.config.listeners.len();
         Ok(Broker {
             poll,
             events: Events::with_capacity(1024),
@@ -235,12 +243,12 @@ impl Broker {
             read_again: Vec::new(),
             released: Vec::new(),
             ready: Vec::new(),
-            per_listener: vec![0; listeners.len()],
+            per_listener: vec![0; listener_count],
             metrics: Metrics::new(Instant::now()),
-            metrics_server,
+            metrics_server: None,
             walk_again: false,
             lingering: Lingerers::new(LINGER_FIRST),
-            listeners,
+            listeners: Vec::new(),
             transports,
             connectors,
         })

@@ -15,6 +15,7 @@ pub(crate) mod conn;
 pub(crate) mod linger;
 pub(crate) mod listen;
 pub(crate) mod local;
+pub mod mem;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
@@ -199,6 +200,8 @@ pub enum Stream {
     Ws(Box<WsStream>),
     /// An in-process client's pipe (`local.rs`): no socket, nothing to register.
     Local(Box<local::LocalStream>),
+    /// In memory, no socket: the fuzz harness's connections (`broker/drive.rs`).
+    Mem(mem::MemStream),
 }
 
 impl Stream {
@@ -206,7 +209,7 @@ impl Stream {
     /// if the socket would block first.
     pub fn flush_pending(&mut self) -> io::Result<bool> {
         match self {
-            Stream::Tcp(_) => Ok(true),
+            Stream::Tcp(_) | Stream::Mem(_) => Ok(true),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.flush_pending(),
             Stream::Ws(ws) => ws.flush_pending(),
@@ -219,7 +222,7 @@ impl Stream {
     /// the broker's output is not all written, and a close frame must wait behind it.
     pub fn close(&mut self, output_left: bool) {
         match self {
-            Stream::Tcp(_) => {}
+            Stream::Tcp(_) | Stream::Mem(_) => {}
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.close_notify(),
             Stream::Ws(ws) => ws.close(output_left),
@@ -230,15 +233,15 @@ impl Stream {
     /// The TCP socket underneath, and the bytes to write on it before it closes: the
     /// broker's `unwritten` output as the transport frames it (plain TCP as is, WebSockets
     /// as frames and a close frame), nothing over TLS (its session state is dropped).
-    /// `None` for a local client: its pipe already holds everything written, and its end
-    /// reads it after the loop's end is dropped.
+    /// `None` for a local client (its pipe already holds everything written, and its end
+    /// reads it after the loop's end is dropped) and in memory: there is no socket to linger.
     pub fn into_lingering(self, unwritten: Vec<u8>) -> Option<(TcpStream, Vec<u8>)> {
         match self {
             Stream::Tcp(socket) => Some((socket, unwritten)),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => Some((tls.into_socket(), Vec::new())),
             Stream::Ws(ws) => ws.into_lingering(unwritten),
-            Stream::Local(_) => None,
+            Stream::Local(_) | Stream::Mem(_) => None,
         }
     }
 
@@ -253,7 +256,7 @@ impl Stream {
     /// Why the TLS session failed, if it did (for the log line that closes the connection).
     pub fn tls_failure(&self) -> Option<&dyn std::fmt::Display> {
         match self {
-            Stream::Tcp(_) => None,
+            Stream::Tcp(_) | Stream::Mem(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.failure().map(|e| e as &dyn std::fmt::Display),
             Stream::Ws(ws) => ws.inner().tls_failure(),
@@ -266,7 +269,7 @@ impl Stream {
     #[cfg_attr(not(feature = "tls"), allow(clippy::only_used_in_recursion))]
     pub fn peer_username(&self, from: CertUsername) -> Option<Box<str>> {
         match self {
-            Stream::Tcp(_) => None,
+            Stream::Tcp(_) | Stream::Mem(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.peer_username(from),
             Stream::Ws(ws) => ws.inner().peer_username(from),
@@ -281,18 +284,19 @@ impl Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.socket().peer_addr(),
             Stream::Ws(ws) => ws.inner().peer_addr(),
-            Stream::Local(_) => Err(io::ErrorKind::NotConnected.into()),
+            Stream::Local(_) | Stream::Mem(_) => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
-    /// The TCP socket underneath; `None` for a local client's pipe.
+    /// The TCP socket underneath; `None` for a local client's pipe and in memory, which
+    /// have nothing to register.
     fn socket(&mut self) -> Option<&mut TcpStream> {
         match self {
             Stream::Tcp(socket) => Some(socket),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => Some(tls.socket_mut()),
             Stream::Ws(ws) => ws.inner_mut().socket(),
-            Stream::Local(_) => None,
+            Stream::Local(_) | Stream::Mem(_) => None,
         }
     }
 }
@@ -305,6 +309,7 @@ impl Read for Stream {
             Stream::Tls(tls) => tls.read(out),
             Stream::Ws(ws) => ws.read(out),
             Stream::Local(pipe) => pipe.read(out),
+            Stream::Mem(mem) => mem.read(out),
         }
     }
 }
@@ -317,6 +322,7 @@ impl Write for Stream {
             Stream::Tls(tls) => tls.write(data),
             Stream::Ws(ws) => ws.write(data),
             Stream::Local(pipe) => pipe.write(data),
+            Stream::Mem(mem) => mem.write(data),
         }
     }
 
@@ -327,6 +333,7 @@ impl Write for Stream {
             Stream::Tls(tls) => tls.write_vectored(bufs),
             Stream::Ws(ws) => ws.write_vectored(bufs),
             Stream::Local(pipe) => pipe.write_vectored(bufs),
+            Stream::Mem(mem) => mem.write_vectored(bufs),
         }
     }
 
@@ -337,6 +344,7 @@ impl Write for Stream {
             Stream::Tls(tls) => tls.flush(),
             Stream::Ws(ws) => ws.flush(),
             Stream::Local(pipe) => pipe.flush(),
+            Stream::Mem(mem) => mem.flush(),
         }
     }
 }

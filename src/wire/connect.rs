@@ -275,7 +275,8 @@ impl<'a> Connack<'a> {
         };
         r.finish("remaining length")?;
         Ok(Connack {
-            session_present: ack_flags & 0x01 != 0,
+            // MQTT 3.1 has no Session Present flag: the byte is reserved, as `encode` sends it.
+            session_present: version != Version::V31 && ack_flags & 0x01 != 0,
             reason_code,
             properties,
         })
@@ -331,8 +332,8 @@ mod tests {
         assert_eq!(connect_version(&v311), Some(Version::V311));
         assert_eq!(connect_version(&[0x30, 0x00]), None);
     }
-    use crate::wire::Packet;
     use crate::wire::fixture::{check, error, frame};
+    use crate::wire::{Packet, decode};
 
     const USER_KV: [u8; 7] = [0x26, 0, 1, b'k', 0, 1, b'v'];
 
@@ -483,6 +484,21 @@ mod tests {
         }
         .encode(Version::V31, &mut out);
         assert_eq!(out, [0x20, 0x02, 0x00, 0x00]);
+    }
+
+    /// Found by the codec fuzz target: a 3.1 CONNACK with the first byte 1 decoded as
+    /// session present, which `encode` never sends in 3.1, so the round trip failed.
+    #[test]
+    fn connack_v31_reads_no_session_present() {
+        let expected = Connack {
+            session_present: false,
+            reason_code: 0,
+            properties: Properties::default(),
+        };
+        assert_eq!(
+            decode(&[0x20, 0x02, 0x01, 0x00], Version::V31, u32::MAX),
+            Ok(Some((Packet::Connack(expected), 4)))
+        );
     }
 
     #[test]

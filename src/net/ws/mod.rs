@@ -227,11 +227,7 @@ impl WsStream {
         let code = self.close_code();
         let socket = match self.inner {
             Stream::Tcp(socket) => socket,
-            other => {
-                return other
-                    .into_lingering(Vec::new())
-                    .map(|(socket, _)| (socket, Vec::new()));
-            }
+            other => return other.into_lingering(Vec::new()),
         };
         let mut bytes = self.frame.pending_head().to_vec();
         let started = self.frame.left.min(unwritten.len());
