@@ -144,6 +144,8 @@ pub struct Broker {
     last_status: String,
     /// The configuration file, read again on SIGHUP for its bridges (`set_config_file`).
     config_file: Option<std::path::PathBuf>,
+    /// Sessions at the last sweep, for giving a burst's slots back (`trim.rs`).
+    session_peak: usize,
     /// In-process clients: new ones to admit, and those admitted (`handle.rs`).
     locals: Locals,
     /// When the one-second sweep runs next; `None` until the first turn has started the loop.
@@ -234,6 +236,7 @@ impl Broker {
             notifier: None,
             last_status: String::new(),
             config_file: None,
+            session_peak: 0,
             locals: Locals::new(),
             next_sweep: None,
             stopped: false,

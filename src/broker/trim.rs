@@ -2,14 +2,12 @@
 //! connection and session slabs and the client-id index for its peak, and glibc's allocator
 //! keeps what is freed in its heap; so once a second (the sweep) the pool frees the buffers
 //! nobody took since the last sweep, the slabs drop their vacant slots past the last one in
-//! use, the index shrinks when mostly empty, and when that released enough to matter glibc
+//! use (after a burst past the slots reserved at start, which they keep), the index shrinks when mostly empty, and when that released enough to matter glibc
 //! is asked to return its free pages (`malloc_trim`). Measured with
 //! `scripts/storm.sh` (100,000 connections): see the README, "Soak and storms".
 
-use slab::Slab;
-
 use super::Broker;
-use crate::core::session::Session;
+use crate::net::conn::shrink_slab;
 
 /// Bytes released in one sweep from which the heap is trimmed: `malloc_trim` walks the
 /// whole heap, which is worth it after a burst, not for a few buffers every second.
@@ -19,26 +17,19 @@ impl Broker {
     /// Frees what the last second's traffic did not use (called by the sweep).
     pub(super) fn give_back_memory(&mut self) {
         let state = &mut self.state;
+        let reserved = state.reserved_slots();
+        // The session slab is the state's, with no insert hook, so its peak is the larger of
+        // two sweeps' counts: a burst seen at one sweep is given back at the next.
+        self.session_peak = self.session_peak.max(state.sessions.len());
         let released = state.pool.trim()
             + state.conns.shrink()
             + state.client_ids.shrink(&state.sessions) * size_of::<u32>()
-            + shrink_sessions(&mut state.sessions);
+            + shrink_slab(&mut state.sessions, self.session_peak, reserved);
+        self.session_peak = state.sessions.len();
         if released >= TRIM_FROM {
             trim_heap();
         }
     }
-}
-
-/// Drops the session slab's vacant slots past the last session when most of it is vacant
-/// (a `SessionId` is a bare slot index, reused anyway; none refers to a vacant slot).
-/// Returns the bytes freed.
-fn shrink_sessions(sessions: &mut Slab<Session>) -> usize {
-    let before = sessions.capacity();
-    if before <= 2 * sessions.len() + 256 {
-        return 0;
-    }
-    sessions.shrink_to_fit();
-    (before - sessions.capacity()) * size_of::<Session>()
 }
 
 /// Returns the allocator's free pages to the kernel (glibc; mimalloc in the static musl

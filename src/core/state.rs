@@ -147,15 +147,25 @@ pub struct QueuedTotal {
     pub walked: Option<Millis>,
 }
 
+/// The connection and session slots reserved up front for `config`.
+fn reserved_slots(config: &Config) -> usize {
+    config
+        .max_connections
+        .unwrap_or(RESERVED_SLOTS)
+        .min(RESERVED_SLOTS)
+}
+
 impl State {
+    /// The connection and session slots reserved up front (which trimming keeps).
+    pub fn reserved_slots(&self) -> usize {
+        reserved_slots(&self.config)
+    }
+
     /// An empty state for `config`, with `auth` loaded for each listener.
     pub fn new(config: Config, auth: Vec<Auth>, now: Instant) -> State {
         // Reserve the slabs' address space up front: pages are only backed once used, and a
         // slab that never reallocates leaves no freed-but-resident copies behind as it grows.
-        let reserved = config
-            .max_connections
-            .unwrap_or(RESERVED_SLOTS)
-            .min(RESERVED_SLOTS);
+        let reserved = reserved_slots(&config);
         let config_memory_limit = config.memory_limit;
         State {
             acl_active: auth.iter().any(Auth::has_acl),

@@ -18,6 +18,21 @@ use crate::wire::Version;
 /// Connection slots `Conns::shrink` always leaves room for.
 const SLOTS_KEPT: usize = 256;
 
+/// After a burst: when `slab` held `peak` entries at once and most of those slots are now
+/// vacant, moves it to a fresh allocation with the `reserved` slots reserved again, so the
+/// pages the burst touched go back while the reservation (untouched, so never resident)
+/// stays and the slab still never grows by copies. Returns the bytes of touched slots
+/// given back.
+pub fn shrink_slab<T>(slab: &mut Slab<T>, peak: usize, reserved: usize) -> usize {
+    let len = slab.len();
+    if peak <= 2 * len + SLOTS_KEPT {
+        return 0;
+    }
+    slab.shrink_to_fit();
+    slab.reserve_exact(reserved.saturating_sub(len));
+    (peak - len) * std::mem::size_of::<T>()
+}
+
 /// The open connections. Every lookup takes a whole `ConnId` and finds nothing if the slot
 /// now holds a later connection.
 #[derive(Debug)]
@@ -25,6 +40,10 @@ pub struct Conns {
     slab: Slab<Conn>,
     /// The generation the next accepted connection gets.
     next_generation: u32,
+    /// The slots reserved up front, which `shrink` keeps.
+    reserved: usize,
+    /// The most connections open at once since the last `shrink`.
+    peak: usize,
 }
 
 impl Conns {
@@ -33,6 +52,8 @@ impl Conns {
         Conns {
             slab: Slab::with_capacity(capacity),
             next_generation: 0,
+            reserved: capacity,
+            peak: 0,
         }
     }
 
@@ -46,6 +67,7 @@ impl Conns {
         let id = conn.id;
         debug_assert_eq!(id, self.next_id(), "a connection is inserted under next_id");
         self.slab.insert(conn);
+        self.peak = self.peak.max(self.slab.len());
         self.next_generation = self.next_generation.wrapping_add(1);
         id
     }
@@ -76,16 +98,13 @@ impl Conns {
         self.slab.len()
     }
 
-    /// After a burst of connections: when most of the slab is vacant, drops the vacant
-    /// slots past the last open connection (their keys are free, so no token changes; the
-    /// generation is global, so no id can come back). Returns the bytes freed.
+    /// After a burst of connections (see `shrink_slab`); returns the bytes freed. The keys
+    /// of dropped slots are free, so no token changes, and the generation is global, so no
+    /// id can come back.
     pub fn shrink(&mut self) -> usize {
-        let before = self.slab.capacity();
-        if before <= 2 * self.slab.len() + SLOTS_KEPT {
-            return 0;
-        }
-        self.slab.shrink_to_fit();
-        (before - self.slab.capacity()) * std::mem::size_of::<Conn>()
+        let freed = shrink_slab(&mut self.slab, self.peak, self.reserved);
+        self.peak = self.slab.len();
+        freed
     }
 
     /// Every open connection.
