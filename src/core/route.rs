@@ -190,10 +190,15 @@ fn route(state: &mut State, message: &Rc<Message>, origin: Option<SessionId>) ->
             next_id += 1;
         }
         // Reading is checked per subscriber, so a wildcard subscription leaks no denied topic.
-        let bridge = state
-            .sessions
-            .get(session.0 as usize)
-            .and_then(|s| s.bridge);
+        // Most brokers have no bridge: then no subscriber is one, and no lookup is needed.
+        let bridge = if state.bridges.is_empty() {
+            None
+        } else {
+            state
+                .sessions
+                .get(session.0 as usize)
+                .and_then(|s| s.bridge)
+        };
         if let Some(i) = bridge {
             // A bridge's local side: the message goes out under its remote topic.
             if let Some(remote) = crate::bridge::outbound(state, i, message) {
@@ -291,13 +296,12 @@ pub fn deliver(
     subscription_ids: &[u32],
     from: &Sender,
 ) {
-    // Counted toward the queues' bounds: everything but QoS 0 to an online client.
-    let Some(counted) =
-        (state.sessions.get(sid.0 as usize)).map(|s| qos != QoS::AtMostOnce || !s.is_online())
-    else {
-        return;
-    };
+    // Counted toward `max_queued_bytes_total`, when set (else nothing reads the total, and
+    // this costs no lookup): everything but QoS 0 to an online client.
     let payload = message.payload.len();
+    let counted = state.config.max_queued_bytes_total != 0
+        && (state.sessions.get(sid.0 as usize))
+            .is_some_and(|s| qos != QoS::AtMostOnce || !s.is_online());
     if counted && over_total(state, payload) {
         state.count_drop(sid, DropReason::QueueFull, 1);
         return;
