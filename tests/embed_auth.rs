@@ -148,6 +148,14 @@ fn enhanced_authentication_challenge_response_at_connect() {
     let (_, ack) = Raw::connect_v5(addr, &enhanced("other", "SCRAM-SHA-1", b"x"));
     assert_eq!(ack.code, 0x8c);
 
+    // A second CONNECT during the exchange is a protocol error [MQTT-3.1.0-2].
+    let mut c = Raw::open(addr);
+    c.send(&enhanced("twice", "TOY", b"n4").bytes());
+    parse_auth(&c.recv().expect("AUTH"));
+    c.send(&enhanced("twice", "TOY", b"n5").bytes());
+    let frames = c.expect_closed();
+    assert!(!frames.iter().any(|f| f.kind() == 15), "{frames:?}");
+
     // The client's AUTH must name the CONNECT's method [MQTT-4.12.0-5].
     let mut c = Raw::open(addr);
     c.send(&enhanced("switch", "TOY", b"n3").bytes());
@@ -528,5 +536,24 @@ fn an_interceptor_rewrites_a_publishs_properties() {
     ));
     assert_eq!(publisher.recv_kind(4).body[..2], [0, 3]);
     sub.expect_silence(300);
+    stop(broker);
+}
+
+#[test]
+fn a_publish_decision_that_never_comes_ends_at_the_keepalive() {
+    let (to, asked) = channel();
+    let broker = spawn(Hooks {
+        authorize: Some(Box::new(SlowTopics(to))),
+        ..Hooks::default()
+    });
+    let mut c = Raw::connect_with(broker.addrs[0], &Connect::v311("ka").keep_alive(1));
+    c.send(&common::publish("slow/x", b"x", 1, false, 1));
+    let (_, _, later) = asked.recv_timeout(WAIT).expect("asked");
+    let start = Instant::now();
+    // Its keepalive of 1 s, one and a half times, and the once-a-second sweep.
+    let frames = c.expect_closed();
+    assert!(frames.is_empty(), "closed without PUBACK: {frames:?}");
+    assert!(start.elapsed() < Duration::from_secs(4));
+    later.complete(true);
     stop(broker);
 }

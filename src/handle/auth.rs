@@ -157,6 +157,12 @@ pub(super) fn connect_step(
     if let Some(data) = accepted {
         return Ok(Authenticated::Decided(AuthResult::Ok, data));
     }
+    // The method a re-authentication must name [MQTT-4.12.1-1].
+    if let Some(method) = credentials.method
+        && let Some(conn) = state.conns.get_mut(id)
+    {
+        conn.hooks_mut().method = Some(method.into());
+    }
     let Some(step) = ask(state, id, credentials, files) else {
         return Ok(Authenticated::NotYet);
     };

@@ -50,6 +50,10 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
     let ctx = match (conn.phase, conn.session) {
         (Phase::AwaitingConnect, _) => {
             return match packet {
+                // [MQTT-3.1.0-2] during an enhanced authentication exchange too.
+                Packet::Connect(_) if auth::exchanging(state, id) => {
+                    Err(Close::Protocol("second CONNECT"))
+                }
                 Packet::Connect(connect) => connect::handle(state, id, connect),
                 // The client's step of an enhanced authentication exchange.
                 Packet::Auth(packet) if auth::exchanging(state, id) => {
