@@ -29,7 +29,7 @@ const REAUTHENTICATE: u8 = 0x19;
 
 /// What authenticating a CONNECT came to.
 #[derive(Debug)]
-pub(super) enum Authenticated {
+enum Authenticated {
     /// Decided, with Authentication Data for the CONNACK.
     Decided(AuthResult, Option<Vec<u8>>),
     /// Not yet: the hook answers later, or the exchange goes on with the client's AUTH.
@@ -50,7 +50,7 @@ pub(super) struct Admitted {
 
 /// Checks the credentials (or the client certificate, with `use_identity_as_username` or
 /// `use_subject_as_username`, which need no password), then asks the hook, if any; `None`
-/// while that is not decided (`handle/auth.rs`).
+/// while that is not decided.
 pub(super) fn authenticate(
     state: &mut State,
     id: ConnId,
@@ -108,12 +108,7 @@ pub(super) fn authenticate(
 }
 
 /// Refuses `client_id`, which did not authenticate, with the code its verdict gives.
-pub(super) fn refuse_auth(
-    state: &mut State,
-    id: ConnId,
-    client_id: &str,
-    verdict: AuthResult,
-) -> Close {
+fn refuse_auth(state: &mut State, id: ConnId, client_id: &str, verdict: AuthResult) -> Close {
     let peer = state
         .conns
         .get(id)
@@ -145,7 +140,7 @@ pub(super) fn method_supported(state: &State, method: Option<&str>) -> bool {
 /// The CONNECT's authentication step with the hook, told what the files decided: the
 /// verdict, or `NotYet`. A CONNECT handled again after a successful exchange is accepted
 /// with that exchange's data.
-pub(super) fn connect_step(
+fn connect_step(
     state: &mut State,
     id: ConnId,
     credentials: &Credentials<'_>,
