@@ -87,6 +87,7 @@ impl Intercept for Cook {
         }
         match p.topic.strip_prefix("raw/") {
             Some(rest) => Verdict::Rewrite {
+                properties: None,
                 topic: format!("cooked/{rest}"),
                 payload: p.payload.to_ascii_uppercase(),
             },

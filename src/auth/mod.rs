@@ -12,6 +12,7 @@
 pub mod passwd;
 
 pub mod acl;
+pub mod defer;
 pub mod dynsec;
 pub mod hooks;
 pub mod password;

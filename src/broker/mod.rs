@@ -12,6 +12,7 @@
 
 mod bridge;
 mod close;
+mod decide;
 pub mod drive;
 mod embedding;
 mod persist;
@@ -152,6 +153,8 @@ pub struct Broker {
     next_sweep: Option<Instant>,
     /// The loop has shut down: `poll_once` does nothing more.
     stopped: bool,
+    /// Hooks' deferred decisions, completed from other threads (`decide.rs`).
+    decisions: std::sync::mpsc::Receiver<crate::auth::defer::Done>,
 }
 
 impl Broker {
@@ -214,6 +217,9 @@ impl Broker {
         let store_dir = config.store_dir();
         let mut state = State::new(config, auth, Instant::now());
         state.dynsec = dynsec;
+        let (mut deferrals, decisions) = crate::auth::defer::Deferrals::new();
+        deferrals.set_waker(Arc::clone(&waker));
+        state.deferrals = deferrals;
         // The store first: a second broker on the same store is refused for its lock, not for
         // an address in use, and no client connects before the state is restored.
         if let Some(dir) = &store_dir {
@@ -240,6 +246,7 @@ impl Broker {
             locals: Locals::new(),
             next_sweep: None,
             stopped: false,
+            decisions,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
@@ -408,6 +415,7 @@ impl Broker {
             match ready.token {
                 WAKER => {
                     self.on_durable();
+                    self.on_decisions();
                     self.on_local();
                 }
                 SIGNALS => self.on_signals(),

@@ -74,6 +74,18 @@ impl Broker {
             conn.writable = true;
             self.state.mark_dirty(id);
         }
+        // A client that goes away while its CONNECT waits for a deferred decision is let
+        // go now (it has no session yet); a late answer finds no connection. (A local
+        // client's events always say read-closed: its own pipe says when it has gone.)
+        if ready.read_closed
+            && let Some(conn) = self.state.conns.get_mut(id)
+            && conn.waiting()
+            && conn.phase == Phase::AwaitingConnect
+            && conn.socket.local().is_none()
+        {
+            self.close(id, Close::PeerClosed);
+            return;
+        }
         if ready.readable {
             self.on_readable(id, ready.read_closed);
         }
@@ -102,7 +114,7 @@ impl Broker {
             let Some(conn) = state.conns.get_mut(id) else {
                 return;
             };
-            if conn.read_paused || conn.held_by.is_some() {
+            if conn.read_paused || conn.held_by.is_some() || conn.waiting() {
                 return;
             }
             match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
@@ -151,12 +163,13 @@ impl Broker {
         let max_packet_size = self.max_packet_size(bridge);
         let mut handled = 0;
         let result = loop {
-            // A held connection's packets wait in the buffer until it is released.
+            // A held connection's packets wait in the buffer until it is released, and so
+            // do those of one waiting for a hook's decision.
             let Some(version) = self
                 .state
                 .conns
                 .get(id)
-                .filter(|c| c.held_by.is_none())
+                .filter(|c| c.held_by.is_none() && !c.waiting())
                 .map(|c| c.version)
             else {
                 break Ok(());
@@ -169,6 +182,19 @@ impl Broker {
             match decoded {
                 Ok(None) => break Ok(()),
                 Ok(Some((outcome, len))) => {
+                    let conn = self.state.conns.get_mut(id);
+                    // The packet asked a hook that answers later: it stays at the front of
+                    // the buffer, to be handled again with the answers.
+                    if outcome.is_ok() && conn.as_ref().is_some_and(|c| c.waiting()) {
+                        break Ok(());
+                    }
+                    // A CONNECT that began an enhanced authentication exchange is kept,
+                    // to be handled again when the exchange succeeds.
+                    if let Some(hooks) = conn.and_then(|c| c.hooks.as_deref_mut())
+                        && std::mem::take(&mut hooks.keep_connect)
+                    {
+                        hooks.connect = rx.front().get(..len).map(Box::from);
+                    }
                     handled += 1;
                     rx.consume(len);
                     if let Err(why) = outcome {

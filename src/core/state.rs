@@ -133,6 +133,11 @@ pub struct State {
     pub queued_total: QueuedTotal,
     /// An embedding program's hooks (`auth/hooks.rs`); none by default.
     pub hooks: crate::auth::hooks::Hooks,
+    /// Where hooks' deferred decisions come back through (`auth/defer.rs`).
+    pub(crate) deferrals: crate::auth::defer::Deferrals,
+    /// The authorize hook's answers for the packet being handled, asked before it was
+    /// (`handle::authorize`): topic, access, verdict.
+    pub(crate) granted: Vec<(Box<str>, Access, bool)>,
 }
 
 /// Payload bytes queued across all sessions, as `max_queued_bytes_total` counts them: an
@@ -196,6 +201,8 @@ impl State {
             budget: Budget::new(config_memory_limit),
             queued_total: QueuedTotal::default(),
             hooks: crate::auth::hooks::Hooks::default(),
+            deferrals: crate::auth::defer::Deferrals::new().0,
+            granted: Vec::new(),
         }
     }
 
@@ -278,15 +285,17 @@ impl State {
         topic: &str,
         access: Access,
     ) -> bool {
+        let files = self.allowed_by_files(listener, client_id, username, topic, access);
         if access == Access::Write && broker_only(topic) {
             return false;
         }
-        let dynsec = self.dynsec.as_ref();
-        let files = self
-            .auth
-            .get(usize::from(listener))
-            .is_some_and(|auth| auth.allowed(dynsec, client_id, username, topic, access));
-        // An embedder's hook has the last word, told what the files decided.
+        // An embedder's hook has the last word, told what the files decided: asked before
+        // the packet was handled, if it could wait.
+        if let Some(&(_, _, verdict)) =
+            (self.granted.iter()).find(|(t, a, _)| **t == *topic && *a == access)
+        {
+            return verdict;
+        }
         match &self.hooks.authorize {
             Some(hook) => {
                 let request = crate::auth::hooks::Authorization {
@@ -300,6 +309,25 @@ impl State {
             }
             None => files,
         }
+    }
+
+    /// What the listener's ACL file or dynamic security alone says of `access` to `topic`
+    /// (never a write to a topic only the broker publishes).
+    pub fn allowed_by_files(
+        &self,
+        listener: u16,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        if access == Access::Write && broker_only(topic) {
+            return false;
+        }
+        let dynsec = self.dynsec.as_ref();
+        self.auth
+            .get(usize::from(listener))
+            .is_some_and(|auth| auth.allowed(dynsec, client_id, username, topic, access))
     }
 
     /// Counts `n` messages not delivered to (or accepted from) session `sid`.

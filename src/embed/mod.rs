@@ -15,7 +15,12 @@
 //!   every CONNECT, told what the password file (or dynamic security, or the certificate)
 //!   decided, an [`Authorize`] hook that has it on every publish, subscribe and delivery,
 //!   told what the ACL decided, and an [`Intercept`] hook that sees every client's PUBLISH after the ACL and
-//!   keeps, drops or rewrites it, and every connect and disconnect (`auth/hooks.rs`).
+//!   keeps, drops or rewrites it (topic, payload and [`PublishProperties`]), and every
+//!   connect and disconnect (`auth/hooks.rs`). The authenticate hook also carries MQTT 5
+//!   enhanced authentication ([`Step::Continue`] sends AUTH; re-authentication too), and
+//!   authentication and publish/subscribe authorization may answer later: the hook takes a
+//!   [`Later`] from its [`Defer`] and completes it from any thread, while the client's
+//!   packets wait in order (`auth/defer.rs`).
 //!
 //! ```
 //! use pipit::embed::{LocalOptions, Outgoing};
@@ -44,8 +49,10 @@ use std::path::Path;
 
 pub use crate::auth::Access;
 pub use crate::auth::AuthResult;
+pub use crate::auth::defer::{Answer, Defer, Later};
 pub use crate::auth::hooks::{
-    Authenticate, Authorization, Authorize, Credentials, Hooks, Intercept, Intercepted, Verdict,
+    Authenticate, Authorization, Authorize, Credentials, Hooks, Intercept, Intercepted,
+    PublishProperties, Stage, Step, Verdict,
 };
 pub use crate::net::local::Notify;
 pub use client::LocalClient;

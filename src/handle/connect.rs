@@ -4,8 +4,7 @@
 use log::{debug, info, warn};
 
 use super::reply;
-use crate::auth::hooks::Credentials;
-use crate::auth::{Access, AuthResult};
+use crate::auth::Access;
 use crate::core::alias::OutboundAliases;
 use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
@@ -49,14 +48,23 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         );
         return Err(refuse(state, id, reason::PROTOCOL_ERROR));
     }
-    // Enhanced authentication: no method is built in [MQTT-4.12.0-1].
-    if let Some(method) = props.authentication_method {
-        let verdict = super::auth::start(method, props.authentication_data);
-        return Err(refuse(state, id, super::auth::connack_code(verdict)));
+    // Enhanced authentication: no method is built in; the authenticate hook may know it
+    // [MQTT-4.12.0-1].
+    if !super::auth::method_supported(state, props.authentication_method) {
+        return Err(refuse(state, id, reason::BAD_AUTHENTICATION_METHOD));
     }
     let (client_id, assigned) = client_id(state, id, connect)?;
     validate_will(state, id, connect)?;
-    let (username, listener, peer) = authenticate(state, id, connect, &client_id)?;
+    // Not yet decided: a hook answers later, or an enhanced authentication exchange goes on.
+    let Some(super::auth::Admitted {
+        username,
+        listener,
+        peer,
+        authentication_data,
+    }) = super::auth::authenticate(state, id, connect, &client_id)?
+    else {
+        return Ok(());
+    };
     let client_id = username_as_client_id(state, id, client_id, username.as_deref(), peer)?;
     // A bridge's local session is the bridge's: a client taking it over would cut the link
     // and leave the bridge attaching to a session that is no longer its own.
@@ -79,6 +87,9 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
     if v5 {
         let assigned_id = assigned.then_some(client_id.as_str());
         connack.properties = connack_properties(state, listener, assigned_id, server_keep_alive);
+        // [MQTT-4.12.0-5] the method of the CONNECT, and the hook's last data.
+        connack.properties.authentication_method = props.authentication_method;
+        connack.properties.authentication_data = authentication_data.as_deref();
     }
     let client_max = props.maximum_packet_size.unwrap_or(u32::MAX);
     if !connack.fit(version, client_max) {
@@ -237,60 +248,6 @@ fn validate_will(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result
         return Err(refuse(state, id, reason::PAYLOAD_FORMAT_INVALID));
     }
     Ok(())
-}
-
-/// Checks the credentials (or the client certificate, with `use_identity_as_username` or
-/// `use_subject_as_username`, which need no password); returns the username the client is
-/// known by, its listener and address.
-fn authenticate(
-    state: &mut State,
-    id: ConnId,
-    connect: &Connect<'_>,
-    client_id: &str,
-) -> Result<(Option<Box<str>>, u16, PeerAddr), Close> {
-    let (listener, peer) = state
-        .conns
-        .get(id)
-        .map(|c| (c.listener, c.peer))
-        .ok_or(Close::Protocol("connection vanished"))?;
-    // use_identity_as_username / use_subject_as_username: the client certificate's CN or
-    // subject is the username, and CONNECT's username and password are ignored.
-    let identity = (state.conns.get(id)).and_then(|c| c.identity(&state.config));
-    let mut verdict = match &identity {
-        Some(Some(_)) => AuthResult::Ok,
-        // No certificate, or no CN in it: as Mosquitto 2.0.11 answers.
-        Some(None) => AuthResult::BadCredentials,
-        None => (state.auth.get(usize::from(listener))).map_or(AuthResult::NotAuthorized, |auth| {
-            let dynsec = state.dynsec.as_ref();
-            auth.authenticate(dynsec, client_id, connect.username, connect.password)
-        }),
-    };
-    // An embedder's hook has the last word, told what the files decided.
-    if let Some(hook) = state.hooks.authenticate.as_mut() {
-        let credentials = Credentials {
-            client_id,
-            username: match &identity {
-                Some(name) => name.as_deref(),
-                None => connect.username,
-            },
-            password: connect.password,
-            listener,
-        };
-        verdict = hook.authenticate(&credentials, verdict);
-    }
-    match verdict {
-        AuthResult::Ok => {}
-        AuthResult::BadCredentials => {
-            warn!("client {client_id} from {peer}: bad username or password");
-            return Err(refuse(state, id, reason::BAD_USER_NAME_OR_PASSWORD));
-        }
-        AuthResult::NotAuthorized => {
-            warn!("client {client_id} from {peer}: not authorised");
-            return Err(refuse(state, id, reason::NOT_AUTHORIZED));
-        }
-    }
-    let username = identity.unwrap_or_else(|| connect.username.map(Box::from));
-    Ok((username, listener, peer))
 }
 
 /// With `use_username_as_clientid` on the client's listener, its username (from CONNECT or
@@ -471,7 +428,7 @@ pub(super) fn resend(state: &mut State, id: ConnId, sid: SessionId, version: Ver
 
 /// Queues CONNACK with a failure reason (session present 0 [MQTT-3.2.2-4]); returns the
 /// close that follows it.
-fn refuse(state: &mut State, id: ConnId, code: u8) -> Close {
+pub(super) fn refuse(state: &mut State, id: ConnId, code: u8) -> Close {
     let Some(version) = state.conns.get(id).map(|c| c.version) else {
         return Close::Refused;
     };

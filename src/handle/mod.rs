@@ -5,6 +5,7 @@
 
 mod ack;
 mod auth;
+mod authorize;
 mod bridge;
 mod connect;
 mod control;
@@ -49,7 +50,15 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
     let ctx = match (conn.phase, conn.session) {
         (Phase::AwaitingConnect, _) => {
             return match packet {
+                // [MQTT-3.1.0-2] during an enhanced authentication exchange too.
+                Packet::Connect(_) if auth::exchanging(state, id) => {
+                    Err(Close::Protocol("second CONNECT"))
+                }
                 Packet::Connect(connect) => connect::handle(state, id, connect),
+                // The client's step of an enhanced authentication exchange.
+                Packet::Auth(packet) if auth::exchanging(state, id) => {
+                    auth::continue_connect(state, id, packet)
+                }
                 // [MQTT-3.1.0-1] the first packet must be CONNECT.
                 _ => Err(Close::Protocol("first packet must be CONNECT")),
             };
@@ -63,6 +72,24 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
         // Taken over: its session now belongs to a newer connection.
         (Phase::Connected, None) => return Err(Close::Protocol("no session")),
     };
+    // An authorize hook is asked before the packet is handled, so it may answer later.
+    let asked = state.hooks.authorize.is_some()
+        && matches!(
+            packet,
+            Packet::Publish(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_)
+        );
+    if asked && !authorize::ask(state, ctx, packet) {
+        return Ok(());
+    }
+    let result = handle_connected(state, ctx, packet);
+    if asked {
+        state.granted.clear();
+    }
+    result
+}
+
+/// Handles one packet from a connected client.
+fn handle_connected(state: &mut State, ctx: Ctx, packet: &Packet<'_>) -> Result<(), Close> {
     match packet {
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
         Packet::Connect(_) => Err(Close::Protocol("second CONNECT")),
@@ -75,7 +102,7 @@ pub fn dispatch(state: &mut State, id: ConnId, packet: &Packet<'_>) -> Result<()
         Packet::Unsubscribe(unsub) => subscribe::unsubscribe(state, ctx, unsub),
         Packet::Pingreq => control::pingreq(state, ctx),
         Packet::Disconnect(d) => control::disconnect(state, ctx, d),
-        Packet::Auth(packet) => auth::auth(packet),
+        Packet::Auth(packet) => auth::auth(state, ctx, packet),
         // Packets only a server sends.
         Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => {
             Err(Close::Protocol("server-only packet from client"))

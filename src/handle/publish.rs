@@ -8,7 +8,7 @@ use log::debug;
 use super::Ctx;
 use super::ack::send_ack;
 use crate::auth::Access;
-use crate::auth::hooks::{Intercepted, Verdict};
+use crate::auth::hooks::{Intercepted, PublishProperties, Verdict};
 use crate::core::alias::AliasError;
 use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
@@ -235,14 +235,8 @@ pub fn handle(state: &mut State, ctx: Ctx, publish: &Publish<'_>) -> Result<(), 
             Verdict::Rewrite {
                 topic: new,
                 payload,
-            } => {
-                if validate_name(&new, limits).is_ok() {
-                    route_publish(state, sid, Rc::from(new.as_str()), &payload, publish, v5)
-                } else {
-                    debug!("the intercept hook rewrote {topic:?} to {new:?}, not a topic name");
-                    reason::SUCCESS
-                }
-            }
+                properties,
+            } => rewritten(state, sid, topic, (&new, &payload, properties), publish, v5),
         },
     };
 
@@ -284,6 +278,61 @@ fn intercept(state: &mut State, sid: SessionId, topic: &str, publish: &Publish<'
         retain: publish.retain,
         properties: &publish.properties,
     })
+}
+
+/// Routes what the intercept hook rewrote `topic`'s PUBLISH to: a new topic, payload and,
+/// if given, properties. A rewrite that breaks a rule a client's PUBLISH is held to (a
+/// topic name [MQTT-3.3.2-1], a response topic [MQTT-3.3.2-13], a payload declared UTF-8
+/// [MQTT-3.3.2-4], strings that fit) is dropped: the publisher is acknowledged with success.
+fn rewritten(
+    state: &mut State,
+    sid: SessionId,
+    topic: &str,
+    (new, payload, properties): (&str, &[u8], Option<PublishProperties>),
+    publish: &Publish<'_>,
+    v5: bool,
+) -> u8 {
+    let limits = state.topic_limits();
+    let Some(properties) = properties else {
+        if validate_name(new, limits).is_err() {
+            debug!("the intercept hook rewrote {topic:?} to {new:?}, not a topic name");
+            return reason::SUCCESS;
+        }
+        return route_publish(state, sid, Rc::from(new), payload, publish, v5);
+    };
+    let user_properties = properties.encoded_user_properties();
+    let why = if validate_name(new, limits).is_err() {
+        "its topic is not a topic name"
+    } else if (properties.response_topic.as_deref())
+        .is_some_and(|t| validate_name(t, limits).is_err())
+    {
+        "its response topic is not a topic name"
+    } else if properties.payload_format_indicator == Some(1)
+        && std::str::from_utf8(payload).is_err()
+    {
+        "its payload is declared UTF-8 but is not"
+    } else if user_properties.is_none()
+        || properties
+            .content_type
+            .as_ref()
+            .is_some_and(|s| s.len() > usize::from(u16::MAX))
+    {
+        "a string property is over 65,535 bytes"
+    } else {
+        ""
+    };
+    if !why.is_empty() {
+        debug!("the intercept hook's rewrite of {topic:?} to {new:?} is dropped: {why}");
+        return reason::SUCCESS;
+    }
+    let block = user_properties.unwrap_or_default();
+    let props = properties.borrowed(&block);
+    let rewritten = Publish {
+        properties: props,
+        ..*publish
+    };
+    // The publisher's version decides nothing here: the hook chose the properties.
+    route_publish(state, sid, Rc::from(new), payload, &rewritten, true)
 }
 
 /// Routes `payload` on `topic` with `publish`'s QoS, retain flag and (from an MQTT 5

@@ -203,6 +203,9 @@ pub struct Conn {
     /// When its output was last drained (written, or found under `max_output_buffer`): a
     /// client over the bound that has not drained for `slow_subscriber_timeout` is slow.
     pub last_drained: Millis,
+    /// Its part in hook decisions and enhanced authentication (`auth/defer.rs`); boxed, as
+    /// most connections never need it.
+    pub(crate) hooks: Option<Box<crate::auth::defer::ConnHooks>>,
 }
 
 impl Conn {
@@ -230,7 +233,18 @@ impl Conn {
             bridge_peer: false,
             held_pubacks: 0,
             last_drained: now,
+            hooks: None,
         }
+    }
+
+    /// Whether its input waits for a hook's deferred decision (neither read nor handled).
+    pub fn waiting(&self) -> bool {
+        self.hooks.as_ref().is_some_and(|h| h.waiting())
+    }
+
+    /// Its part in hook decisions, made on first use.
+    pub(crate) fn hooks_mut(&mut self) -> &mut crate::auth::defer::ConnHooks {
+        self.hooks.get_or_insert_with(Box::default)
     }
 
     /// With `use_identity_as_username` or `use_subject_as_username` on its listener, the
