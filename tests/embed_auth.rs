@@ -557,3 +557,22 @@ fn a_publish_decision_that_never_comes_ends_at_the_keepalive() {
     later.complete(true);
     stop(broker);
 }
+
+#[test]
+fn a_deferred_connect_with_an_empty_client_id_keeps_the_id_the_hook_saw() {
+    let (broker, decisions, connects) = deferred_connects(|_| {});
+    let mut c = Raw::open(broker.addrs[0]);
+    c.send(&Connect::v5("", Props::new()).bytes());
+    let (asked, later) = decisions.recv_timeout(WAIT).expect("asked");
+    assert!(asked.starts_with("pipit-"), "{asked}");
+    later.complete(Step::Done(AuthResult::Ok));
+    let ack = common::Connack5::parse(&c.recv().expect("CONNACK"));
+    assert_eq!(ack.code, 0);
+    // [MQTT-3.2.2-16] the Assigned Client Identifier is the id the hook decided on.
+    let assigned = bytes(prop(&ack.props, 0x12)).expect("an assigned id");
+    assert_eq!(String::from_utf8(assigned).unwrap(), asked);
+    c.send(&[0xc0, 0x00]);
+    assert_eq!(c.recv().map(|f| f.kind()), Some(13), "PINGRESP");
+    assert_eq!(*connects.lock().unwrap(), [asked]);
+    stop(broker);
+}

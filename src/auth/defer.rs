@@ -271,6 +271,9 @@ pub(crate) struct ConnHooks {
     /// The exchange's verdict, for the CONNECT handled again: the Authentication Data for
     /// the CONNACK.
     pub accepted: Option<Option<Vec<u8>>>,
+    /// The client id the broker assigned to a CONNECT with an empty one, kept while the
+    /// CONNECT waits, so the CONNECT handled again gets the id the hook was asked about.
+    pub assigned_id: Option<Box<str>>,
 }
 
 /// The answers one packet waits for.

@@ -16,7 +16,7 @@ use crate::core::topic::{TopicError, validate_name};
 use crate::core::will::Will;
 use crate::ids::ConnId;
 use crate::ids::SessionId;
-use crate::net::conn::{PeerAddr, Phase};
+use crate::net::conn::{Conn, PeerAddr, Phase};
 use crate::wire::{Connack, Connect, MAX_PACKET_SIZE, Properties, Version, reason};
 
 /// Longest client id MQTT 3.1 allows [MQTT 3.1, 3.1].
@@ -63,6 +63,11 @@ pub fn handle(state: &mut State, id: ConnId, connect: &Connect<'_>) -> Result<()
         authentication_data,
     }) = super::auth::authenticate(state, id, connect, &client_id)?
     else {
+        if connect.client_id.is_empty()
+            && let Some(hooks) = state.conns.get_mut(id).and_then(|c| c.hooks.as_deref_mut())
+        {
+            hooks.assigned_id = Some(client_id.into());
+        }
         return Ok(());
     };
     let client_id = username_as_client_id(state, id, client_id, username.as_deref(), peer)?;
@@ -200,10 +205,15 @@ fn client_id(
             return Err(refuse(state, id, reason::CLIENT_IDENTIFIER_NOT_VALID));
         }
         // [MQTT-3.1.3-6] [MQTT-3.2.2-16] zero-length id: the server assigns one.
-        (_, true) => {
-            state.assigned_ids += 1;
-            format!("pipit-{}", state.assigned_ids)
-        }
+        // A CONNECT handled again (a hook answered later, or an enhanced authentication
+        // exchange ended) keeps the id assigned the first time: the one the hook saw.
+        (_, true) => match state.conns.get(id).and_then(Conn::assigned_id) {
+            Some(kept) => kept.to_owned(),
+            None => {
+                state.assigned_ids += 1;
+                format!("pipit-{}", state.assigned_ids)
+            }
+        },
         (_, false) => connect.client_id.to_owned(),
     };
     // Mosquitto's `clientid_prefixes`: only ids with the prefix may connect, an assigned id

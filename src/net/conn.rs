@@ -242,6 +242,11 @@ impl Conn {
         self.hooks.as_ref().is_some_and(|h| h.waiting())
     }
 
+    /// The client id assigned to its CONNECT while that CONNECT waited for a hook.
+    pub(crate) fn assigned_id(&self) -> Option<&str> {
+        self.hooks.as_ref()?.assigned_id.as_deref()
+    }
+
     /// Its part in hook decisions, made on first use.
     pub(crate) fn hooks_mut(&mut self) -> &mut crate::auth::defer::ConnHooks {
         self.hooks.get_or_insert_with(Box::default)
