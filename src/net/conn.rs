@@ -164,7 +164,8 @@ impl Conns {
             return;
         };
         let at = uptime + delay.as_millis() as u64;
-        // Stamps wrap (`Millis`); checks are at most 1.5 x 65535 s ahead, far from a wrap.
+        // Stamps wrap (`Millis`, 49 days); checks are at most 1.5 x 65535 s (or the connect
+        // timeout) ahead, far from half a wrap.
         let armed_earlier = conn
             .check_at
             .is_some_and(|armed| (at as u32).wrapping_sub(armed.0) as i32 >= 0);
