@@ -23,11 +23,21 @@
 #             retained topics, stops pipit, starts it again on the store and times exec to the
 #             port accepting and to the first queued message delivered; RSS before and after,
 #             and the start-up peak (VmHWM). Heavy (a minute or more), so off unless asked for.
+#   scale     BENCH_SCALE_CONNS idle connections (keepalive 600 s) to a fresh pipit and a fresh
+#             Mosquitto in turn, from one load-generator process per 15,000, each to its own
+#             loopback address (127.0.0.1, .2, ...: one address's ephemeral ports run out at
+#             ~28,000), held BENCH_SECONDS: connections ok, RSS and bytes per connection. A
+#             broker holds at most its descriptor limit (ulimit -n) less 64, so the count is
+#             lowered to that, with a notice. Heavy, so off unless asked for.
 # CI's short run (BENCH_SECONDS=1) runs standard and persist; persist adds under a minute.
 #
 # Environment:
 #   BENCH_SECONDS    seconds per run (publishing time, conns hold time)        [5]
 #   BENCH_CONNS      idle connections for the conns scenario                    [10000]
+#   BENCH_IDLE       idle connections held open during the lat0i/lat1i latency runs
+#                    (keepalive 600 s, so none pings during the run)       [BENCH_CONNS]
+#   BENCH_SCALE_CONNS  scale: idle connections to open                          [100000]
+#   SCALE_PORT       port of the scale set's brokers (one at a time)              [18839]
 #   BENCH_CONN_RATE  connections opened per second                              [5000]
 #   PIPIT_PORT       port for pipit                                             [18831]
 #   MOSQ_PORT        port for Mosquitto                                         [18832]
@@ -61,6 +71,9 @@ STREAM_RATE=${BENCH_STREAM_RATE:-10000}
 STARTUP_PORT=${STARTUP_PORT:-18838}
 STARTUP_MSGS=${BENCH_STARTUP_MSGS:-1000000}
 STARTUP_RETAINED=${BENCH_STARTUP_RETAINED:-100000}
+SCALE_CONNS=${BENCH_SCALE_CONNS:-100000}
+SCALE_PORT=${SCALE_PORT:-18839}
+SCALE_PROCS=1 # scale: load-generator processes, each to its own listener address
 OUT_DIR=target/bench
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipit-bench.XXXXXX")
@@ -89,6 +102,11 @@ NOFILE=$(ulimit -n)
 if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((CONNS + 64)) ]; then
     log "ulimit -n is $NOFILE: lowering BENCH_CONNS from $CONNS to $((NOFILE - 64))"
     CONNS=$((NOFILE - 64))
+fi
+IDLE=${BENCH_IDLE:-$CONNS}
+if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE + 64)) ]; then
+    log "ulimit -n is $NOFILE: lowering BENCH_IDLE from $IDLE to $((NOFILE - 64))"
+    IDLE=$((NOFILE - 64))
 fi
 
 LOAD_PIN=() BROKER_PIN=()
@@ -149,6 +167,9 @@ max_queued_messages $queued
 max_queued_bytes 0
 log_dest none
 EOF
+    case $3 in
+        *-scale) for k in $(seq 2 "$SCALE_PROCS"); do echo "listener $2 127.0.0.$k" >>"$1"; done ;;
+    esac
     case $3 in
         pipit-fsync | pipit-interval | pipit-none | pipit-startup | mosquitto-p)
             mkdir -p "$WORK/store-$3"
@@ -317,6 +338,43 @@ run_under_stream() {
     done
 }
 
+# fd_count PID: open descriptors of a process (a broker's connections, plus a few).
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# hold_idle PORT PID N HOST: opens N idle connections (keepalive 600 s: no PINGREQ during
+# a run) to the broker on HOST:PORT in the background, waiting until its descriptor count
+# shows them (at most N / 1,000 + 20 s); prints the holder's PID.
+hold_idle() {
+    local port=$1 pid=$2 n=$3 host=${4:-127.0.0.1} holder base
+    base=$(fd_count "$pid")
+    "${LOAD_PIN[@]}" "$LOAD" conns --conns "$n" --conn-rate "$CONN_RATE" --hold 100000         --keepalive 600 --host "$host" --port "$port" --quiet >/dev/null 2>&1 &
+    holder=$!
+    PIDS+=("$holder")
+    for _ in $(seq $(((n / 1000 + 20) * 10))); do
+        [ "$(fd_count "$pid")" -ge $((base + n)) ] && break
+        sleep 0.1
+    done
+    echo "$holder"
+}
+
+# run_with_idle LABEL ARGS...: `run LABEL ARGS` on every running broker of ON while IDLE
+# idle connections are held open to it (opened before, closed after).
+run_with_idle() {
+    local label=$1 b holder
+    shift
+    local on=("${ON[@]}")
+    for b in "${on[@]}"; do
+        alive "$b" || continue
+        log "$label on $b: $IDLE idle connections held open"
+        holder=$(hold_idle "${BPORT[$b]}" "${BPID[$b]}" "$IDLE")
+        ON=("$b")
+        run "$label" "$@"
+        kill "$holder" 2>/dev/null || true
+        wait "$holder" 2>/dev/null || true
+    done
+    ON=("${on[@]}")
+}
+
 D=(--duration "$SECS")
 if in_sets standard; then
     # conns first, so "idle" is a fresh broker and the per-connection delta is clean; slow
@@ -333,6 +391,8 @@ if in_sets standard; then
     run p2p1 p2p --qos 1 --pairs 100 --size 64 "${D[@]}"
     run lat0 latency --qos 0 --rate 1000 --size 64 "${D[@]}"
     run lat1 latency --qos 1 --rate 1000 --size 64 "${D[@]}"
+    run_with_idle lat0i latency --qos 0 --rate 1000 --size 64 "${D[@]}"
+    run_with_idle lat1i latency --qos 1 --rate 1000 --size 64 "${D[@]}"
 fi
 
 MOSQ_SAVED=
@@ -421,6 +481,60 @@ if in_sets startup && measures pipit; then
     startup_set
 fi
 
+# scale_set: for pipit, then Mosquitto, a fresh broker with one listener per load-generator
+# process (127.0.0.1, .2, ...: write_config) takes SCALE_CONNS idle connections; figures go
+# to SC.
+PER_PROCESS=15000
+declare -A SC
+scale_set() {
+    local b name bin n procs holders k ok base per
+    n=$SCALE_CONNS
+    if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((n + 64)) ]; then
+        log "scale: ulimit -n is $NOFILE, so a broker holds at most $((NOFILE - 64)) connections here; lowering $n to that"
+        n=$((NOFILE - 64))
+    fi
+    SC[target]=$n
+    procs=$(((n + PER_PROCESS - 1) / PER_PROCESS))
+    SCALE_PROCS=$procs
+    for b in pipit mosquitto; do
+        measures "$b" || continue
+        name=$b-scale bin=$PIPIT_BIN
+        [ "$b" = mosquitto ] && bin=$MOSQ_BIN
+        start_broker "$name" "$bin" "$SCALE_PORT"
+        alive "$name" || continue
+        SC[$b.idle]=$(rss_kb "${BPID[$name]}")
+        base=$(fd_count "${BPID[$name]}")
+        log "scale: $n idle connections to $b from $procs load generators"
+        holders=()
+        for k in $(seq 1 "$procs"); do
+            per=$((n / procs))
+            [ "$k" = "$procs" ] && per=$((n - per * (procs - 1)))
+            "${LOAD_PIN[@]}" "$LOAD" conns --conns "$per" \
+                --conn-rate $((CONN_RATE / procs + 1)) --hold "$SECS" --keepalive 600 \
+                --host "127.0.0.$k" --port "$SCALE_PORT" --quiet >"$WORK/scale$k.$b.json" 2>/dev/null &
+            holders+=($!)
+            PIDS+=($!)
+        done
+        # RSS once every connection is open (or after n / 1,000 + 30 s), while they are held.
+        for _ in $(seq $(((n / 1000 + 30) * 10))); do
+            [ "$(fd_count "${BPID[$name]}")" -ge $((base + n)) ] && break
+            sleep 0.1
+        done
+        sleep 1
+        SC[$b.rss]=$(rss_kb "${BPID[$name]}")
+        ok=0
+        for k in "${!holders[@]}"; do
+            wait "${holders[$k]}" 2>/dev/null || true
+            ok=$((ok + $(grep -o '"conns_ok":[0-9]*' "$WORK/scale$((k + 1)).$b.json" | cut -d: -f2 | grep . || echo 0)))
+        done
+        SC[$b.ok]=$ok
+        stop_broker "$name"
+    done
+}
+if in_sets scale; then
+    scale_set
+fi
+
 # --- table ------------------------------------------------------------------------------
 # field LABEL BROKER KEY: a number from that run's JSON (keys are unique), or empty.
 field() {
@@ -495,7 +609,9 @@ if in_sets standard; then
         both "$name" "msg per broker CPU-s" "$label" msgs_per_broker_cpu_s
         printf '| %s | lost/dup/out-of-order | %s | %s | |\n' "$name" "$(errors "$label" pipit)" "$(errors "$label" mosquitto)" >>"$TABLE"
     done
-    for spec in "lat0|latency QoS 0, 1,000 msg/s" "lat1|latency QoS 1, 1,000 msg/s"; do
+    for spec in "lat0|latency QoS 0, 1,000 msg/s" "lat1|latency QoS 1, 1,000 msg/s" \
+        "lat0i|latency QoS 0, 1,000 msg/s, $(fmt "$IDLE") idle connections held" \
+        "lat1i|latency QoS 1, 1,000 msg/s, $(fmt "$IDLE") idle connections held"; do
         label=${spec%%|*} name=${spec#*|}
         for p in p50 p90 p99 p999 max; do
             both "$name" "${p/999/99.9} latency, us" "$label" "$p"
@@ -600,6 +716,24 @@ if in_sets startup; then
     srow "$name" "retained messages after the restart (\$SYS count, with \$SYS topics)" "${ST[retained]:-}"
 fi
 
+if in_sets scale; then
+    name="$(fmt "${SC[target]:-}") idle connections"
+    per() { [ -n "${SC[$1.rss]:-}" ] && [ -n "${SC[$1.idle]:-}" ] && [ "${SC[$1.ok]:-0}" != 0 ] \
+        && echo $(((SC[$1.rss] - SC[$1.idle]) * 1024 / SC[$1.ok])); return 0; }
+    {
+        echo
+        echo "Scale: idle connections (keepalive 600 s) to a fresh broker, $(fmt "$PER_PROCESS") per load generator,"
+        echo "each to its own loopback address; asked for $(fmt "$SCALE_CONNS"), ulimit -n $NOFILE."
+        echo
+        echo "| scenario | figure | pipit | Mosquitto | ratio |"
+        echo "|---|---|---:|---:|---:|"
+    } >>"$TABLE"
+    row "$name" "connections ok" "${SC[pipit.ok]:-}" "${SC[mosquitto.ok]:-}"
+    row "$name" "broker RSS before, KiB" "${SC[pipit.idle]:-}" "${SC[mosquitto.idle]:-}"
+    row "$name" "broker RSS with them, KiB" "${SC[pipit.rss]:-}" "${SC[mosquitto.rss]:-}"
+    row "$name" "bytes per connection" "$(per pipit)" "$(per mosquitto)"
+fi
+
 cp "$TABLE" "$OUT_DIR/bench-$STAMP.md"
 cp "$TABLE" "$OUT_DIR/latest.md"
 echo
@@ -619,7 +753,7 @@ check() { # label broker
     fi
 }
 if measures pipit && in_sets standard; then
-    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 fanout1k p2p1 lat0 lat1; do
+    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 fanout1k p2p1 lat0 lat1 lat0i lat1i; do
         check "$label" pipit
     done
     if [ "$(field conns pipit conns_ok)" != "$CONNS" ]; then
@@ -633,6 +767,10 @@ if measures pipit && in_sets persist; then
             check "$label" "$b"
         done
     done
+fi
+if measures pipit && in_sets scale && [ "${SC[pipit.ok]:-0}" != "${SC[target]:-}" ]; then
+    log "FAIL: scale: pipit held ${SC[pipit.ok]:-0} of ${SC[target]:-} idle connections"
+    status=1
 fi
 if measures pipit && in_sets startup \
     && [ "$(field resume pipit delivered)" != "${ST[expected]:-$STARTUP_MSGS}" ]; then

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// when it was accepted, so an id kept after its connection closed (a close request, a held
 /// publisher) cannot reach a new connection that reuses the slot. Stored as two `u32`s
 /// (connections are bounded by file descriptors) to keep sessions small.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     index: u32,
     generation: u32,

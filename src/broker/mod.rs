@@ -505,28 +505,21 @@ impl Broker {
     }
 
     /// Closes connections whose timers ran out, scrapes past their deadline, and discards
-    /// expired offline sessions.
+    /// expired offline sessions. Timers are kept in deadline order, so the cost is that of
+    /// what is due, not of every idle connection and session.
     fn sweep(&mut self) {
         if let Some(server) = &mut self.metrics_server {
             server.expire(self.poll.registry(), self.state.now);
         }
-        let millis = self.state.millis();
-        let timeout = self.state.config.connect_timeout;
-        let expired: Vec<(ConnId, Close)> = self
-            .state
-            .conns
-            .iter()
-            .filter_map(|conn| {
-                conn.expired(millis, timeout).map(|e| {
-                    let why = match e {
-                        Expiry::ConnectTimeout => Close::ConnectTimeout,
-                        Expiry::KeepAlive => Close::KeepAliveTimeout,
-                    };
-                    (conn.id, why)
-                })
-            })
-            .collect();
-        self.state.to_close.extend(expired);
+        let state = &mut self.state;
+        let expired = state.conns.timed_out(state.uptime_millis(), state.millis());
+        state.to_close.extend(expired.into_iter().map(|(id, e)| {
+            let why = match e {
+                Expiry::ConnectTimeout => Close::ConnectTimeout,
+                Expiry::KeepAlive => Close::KeepAliveTimeout,
+            };
+            (id, why)
+        }));
         lifecycle::expire(&mut self.state);
         crate::core::will::publish_due(&mut self.state);
     }

@@ -214,6 +214,11 @@ impl Broker {
                 conn.last_packet_at = now;
             }
         }
+        if handled > 0 {
+            // A CONNECT starts its keepalive, which may end before the connect timeout
+            // armed at accept; otherwise a check is armed already and this does nothing.
+            state.conns.arm(id, state.uptime_millis(), now);
+        }
         result
     }
 

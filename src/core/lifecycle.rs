@@ -6,6 +6,8 @@
 //!
 //! Time is `state.now`, set by the loop; nothing here reads a clock or touches a socket.
 
+use std::cmp::Reverse;
+
 use log::{debug, info};
 
 use crate::auth::Access;
@@ -90,6 +92,7 @@ pub fn detach(state: &mut State, sid: SessionId, conn: ConnId) {
     } else {
         session.expires_at = session.expiry_deadline(now, persistent);
         session.detached_at = Some(now);
+        arm_expiry(state, sid);
         bound_offline_sessions(state);
     }
 }
@@ -129,18 +132,43 @@ pub fn bound_offline_sessions(state: &mut State) {
 /// Discards every offline session whose expiry has come at `state.now`.
 pub fn expire(state: &mut State) {
     let now = state.now;
-    let gone: Vec<SessionId> = state
-        .sessions
-        .iter()
-        .filter(|(_, s)| !s.is_online() && s.expires_at.is_some_and(|at| at <= now))
-        .map(|(key, _)| SessionId(key as u32))
-        .collect();
-    for sid in gone {
-        if let Some(session) = state.sessions.get(sid.0 as usize) {
-            debug!("client {}: session expired", session.client_id);
+    while let Some(&Reverse((at, sid))) = state.session_expiry.peek() {
+        if at > now {
+            break;
         }
+        state.session_expiry.pop();
+        // The entry may be stale (the session came back, or ended and its slot was reused):
+        // the session's own expiry time decides.
+        let Some(session) = state.sessions.get(sid.0 as usize) else {
+            continue;
+        };
+        if session.is_online() || session.expires_at.is_none_or(|at| at > now) {
+            continue;
+        }
+        debug!("client {}: session expired", session.client_id);
         state.stats.clients_expired += 1;
         discard(state, sid);
+    }
+    // Clients that come and go leave an entry per visit: drop the stale ones once they
+    // outnumber the sessions.
+    if state.session_expiry.len() > 2 * state.sessions.len() + STALE_KEPT {
+        let sessions = &state.sessions;
+        state.session_expiry.retain(|&Reverse((at, sid))| {
+            (sessions.get(sid.0 as usize))
+                .is_some_and(|s| !s.is_online() && s.expires_at == Some(at))
+        });
+        state.session_expiry.shrink_to_fit();
+    }
+}
+
+/// Stale entries `expire` lets the expiry queue hold before dropping them.
+const STALE_KEPT: usize = 256;
+
+/// Queues session `sid`'s expiry time, if it has one, for `expire` (every place that sets
+/// an offline session's `expires_at` calls this).
+pub fn arm_expiry(state: &mut State, sid: SessionId) {
+    if let Some(at) = (state.sessions.get(sid.0 as usize)).and_then(|s| s.expires_at) {
+        state.session_expiry.push(Reverse((at, sid)));
     }
 }
 
@@ -481,6 +509,29 @@ mod tests {
         bound_offline_sessions(&mut s);
         assert_eq!(s.sessions.len(), 3);
         assert!(s.sessions[online.0 as usize].is_online());
+    }
+
+    #[test]
+    fn expiry_goes_by_each_sessions_latest_time_not_by_stale_entries() {
+        let start = Instant::now();
+        let mut s = state(start);
+        let (sid, _) = attach(&mut s, ConnId::new(0, 0), "c", false);
+        s.sessions[sid.0 as usize].expiry_interval = 60;
+        detach(&mut s, sid, ConnId::new(0, 0));
+        // Back at 30 s and gone again at 50 s: the entry for 60 s is stale.
+        s.set_now(start + Duration::from_secs(30));
+        attach(&mut s, ConnId::new(1, 1), "c", false);
+        s.sessions[sid.0 as usize].expiry_interval = 60;
+        s.set_now(start + Duration::from_secs(50));
+        detach(&mut s, sid, ConnId::new(1, 1));
+        s.set_now(start + Duration::from_secs(61));
+        expire(&mut s);
+        assert_eq!(s.sessions.len(), 1, "expires 60 s after its last visit");
+        assert_eq!(s.session_expiry.len(), 1, "the stale entry is gone");
+        s.set_now(start + Duration::from_secs(110));
+        expire(&mut s);
+        assert!(s.sessions.is_empty());
+        assert_eq!(s.stats.clients_expired, 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `State`: everything the broker knows, owned by the event loop and lent to handlers as
 //! `&mut State`. No globals, no interior mutability: one owner, one thread.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use slab::Slab;
@@ -114,6 +115,10 @@ pub struct State {
     pub dynsec: Option<Dynsec>,
     /// Wills waiting for their Will Delay Interval; at most one per session.
     pub pending_wills: HashMap<SessionId, PendingWill>,
+    /// Offline sessions' expiry times, soonest first (`lifecycle::arm_expiry`): the sweep
+    /// looks at the due ones only. An entry whose session came back, ended, or was given a
+    /// later time since is skipped when it comes up.
+    pub session_expiry: BinaryHeap<Reverse<(Instant, SessionId)>>,
     /// Publishers not read from, each with the client whose output is over
     /// `max_output_buffer` with their messages (see `route::deliver`).
     pub held: Vec<(ConnId, ConnId)>,
@@ -172,6 +177,7 @@ impl State {
         // slab that never reallocates leaves no freed-but-resident copies behind as it grows.
         let reserved = reserved_slots(&config);
         let config_memory_limit = config.memory_limit;
+        let connect_timeout = config.connect_timeout;
         State {
             acl_active: auth.iter().any(Auth::has_acl),
             auth,
@@ -179,7 +185,7 @@ impl State {
             retained: RetainedStore::new(config.max_retained_messages),
             pool: Pool::new(8 * 1024, 256),
             config,
-            conns: Conns::with_capacity(reserved),
+            conns: Conns::with_capacity(reserved).with_connect_timeout(connect_timeout),
             sessions: Slab::with_capacity(reserved),
             client_ids: ClientIndex::default(),
             tree: SubscriptionTree::default(),
@@ -192,6 +198,7 @@ impl State {
             now_millis: Millis(0),
             assigned_ids: 0,
             pending_wills: HashMap::new(),
+            session_expiry: BinaryHeap::new(),
             held: Vec::new(),
             walks: Walks::default(),
             frames: FrameCache::default(),
@@ -204,6 +211,11 @@ impl State {
             deferrals: crate::auth::defer::Deferrals::new().0,
             granted: Vec::new(),
         }
+    }
+
+    /// Milliseconds from the broker's start to this loop turn (`millis()` unwrapped).
+    pub fn uptime_millis(&self) -> u64 {
+        self.now.saturating_duration_since(self.started).as_millis() as u64
     }
 
     /// This loop turn's time as a compact `Millis` stamp.

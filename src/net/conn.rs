@@ -1,6 +1,8 @@
 //! `Conn`: one client network connection: socket, buffers, protocol version, keepalive and
 //! the session it is attached to once CONNECT succeeds.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -17,6 +19,9 @@ use crate::wire::Version;
 
 /// Connection slots `Conns::shrink` always leaves room for.
 const SLOTS_KEPT: usize = 256;
+/// How soon a connection whose timers are suspended (the broker is not reading it) is
+/// looked at again: the sweep's period, so it times out as soon as reading resumes.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// After a burst: when `slab` held `peak` entries at once and most of those slots are now
 /// vacant, moves it to a fresh allocation with the `reserved` slots reserved again, so the
@@ -35,9 +40,23 @@ pub fn shrink_slab<T>(slab: &mut Slab<T>, peak: usize, reserved: usize) -> usize
 
 /// The open connections. Every lookup takes a whole `ConnId` and finds nothing if the slot
 /// now holds a later connection.
+///
+/// Their timers (connect timeout, keepalive) are checked from a deadline heap, so a sweep
+/// touches only the connections whose check is due, not every idle one. Each connection
+/// has one live check, the time in its `check_at`; a packet does not move it (that would
+/// be a heap operation per packet): when it comes due and the connection was heard from
+/// since, it is armed again for the new deadline. Entries left by a closed connection or by
+/// arming a check earlier are skipped when they come up, and dropped in bulk by `shrink`.
 #[derive(Debug)]
 pub struct Conns {
     slab: Slab<Conn>,
+    /// Timer checks, soonest first: (milliseconds since the broker started, connection).
+    checks: BinaryHeap<Reverse<(u64, ConnId)>>,
+    /// The time of the last `arm` or `timed_out`, in milliseconds since the broker started,
+    /// from which `insert` dates a new connection's `Millis` stamp.
+    uptime: u64,
+    /// How long a new connection has to send CONNECT.
+    connect_timeout: Duration,
     /// The generation the next accepted connection gets.
     next_generation: u32,
     /// The slots reserved up front, which `shrink` keeps.
@@ -51,10 +70,19 @@ impl Conns {
     pub fn with_capacity(capacity: usize) -> Conns {
         Conns {
             slab: Slab::with_capacity(capacity),
+            checks: BinaryHeap::new(),
+            uptime: 0,
+            connect_timeout: Duration::from_secs(10),
             next_generation: 0,
             reserved: capacity,
             peak: 0,
         }
+    }
+
+    /// Sets how long a new connection has to send CONNECT (`connect_timeout`).
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Conns {
+        self.connect_timeout = connect_timeout;
+        self
     }
 
     /// The id the next inserted connection gets (register its socket with this token).
@@ -66,7 +94,11 @@ impl Conns {
     pub fn insert(&mut self, conn: Conn) -> ConnId {
         let id = conn.id;
         debug_assert_eq!(id, self.next_id(), "a connection is inserted under next_id");
+        // Accepted at or after the last arm or sweep: its stamp is that far past `uptime`.
+        let now = conn.last_packet_at;
+        let uptime = self.uptime + u64::from(now.0.wrapping_sub(self.uptime as u32));
         self.slab.insert(conn);
+        self.arm(id, uptime, now);
         self.peak = self.peak.max(self.slab.len());
         self.next_generation = self.next_generation.wrapping_add(1);
         id
@@ -100,11 +132,74 @@ impl Conns {
 
     /// After a burst of connections (see `shrink_slab`); returns the bytes freed. The keys
     /// of dropped slots are free, so no token changes, and the generation is global, so no
-    /// id can come back.
+    /// id can come back. Timer checks of closed connections go too, once they outnumber
+    /// the live ones (a storm of short connections leaves one each).
     pub fn shrink(&mut self) -> usize {
-        let freed = shrink_slab(&mut self.slab, self.peak, self.reserved);
+        let mut freed = shrink_slab(&mut self.slab, self.peak, self.reserved);
         self.peak = self.slab.len();
+        if self.checks.len() > 2 * self.slab.len() + SLOTS_KEPT {
+            let slab = &self.slab;
+            self.checks.retain(|&Reverse((at, id))| {
+                slab.get(id.index())
+                    .is_some_and(|c| c.id == id && c.check_at == Some(Millis(at as u32)))
+            });
+        }
+        let entries = self.checks.capacity();
+        if entries > 2 * self.checks.len() + SLOTS_KEPT {
+            self.checks.shrink_to_fit();
+            freed += (entries - self.checks.capacity()) * size_of::<Reverse<(u64, ConnId)>>();
+        }
         freed
+    }
+
+    /// Arms connection `id`'s timer check for when a timer of it can next run out, `now`
+    /// being `uptime` milliseconds since the broker started; nothing if an earlier check is
+    /// armed already (it arms the next one when it comes), or no timer runs.
+    pub fn arm(&mut self, id: ConnId, uptime: u64, now: Millis) {
+        self.uptime = uptime;
+        let Some(conn) = self.slab.get_mut(id.index()).filter(|c| c.id == id) else {
+            return;
+        };
+        let Some(delay) = conn.next_check(now, self.connect_timeout) else {
+            return;
+        };
+        let at = uptime + delay.as_millis() as u64;
+        // Stamps wrap (`Millis`, 49 days); checks are at most 1.5 x 65535 s (or the connect
+        // timeout) ahead, far from half a wrap.
+        let armed_earlier = conn
+            .check_at
+            .is_some_and(|armed| (at as u32).wrapping_sub(armed.0) as i32 >= 0);
+        if armed_earlier {
+            return;
+        }
+        conn.check_at = Some(Millis(at as u32));
+        self.checks.push(Reverse((at, id)));
+    }
+
+    /// The connections whose timers ran out, `now` being `uptime` milliseconds since the
+    /// broker started. Looks only at the checks that are due, and arms each one's next.
+    pub fn timed_out(&mut self, uptime: u64, now: Millis) -> Vec<(ConnId, Expiry)> {
+        self.uptime = uptime;
+        let mut expired = Vec::new();
+        while let Some(&Reverse((at, id))) = self.checks.peek() {
+            if at > uptime {
+                break;
+            }
+            self.checks.pop();
+            let Some(conn) = self.slab.get_mut(id.index()).filter(|c| c.id == id) else {
+                continue;
+            };
+            if conn.check_at != Some(Millis(at as u32)) {
+                continue;
+            }
+            conn.check_at = None;
+            if let Some(why) = conn.expired(now, self.connect_timeout) {
+                expired.push((id, why));
+            }
+            // Even when expired: until it is closed it is reported again at each sweep.
+            self.arm(id, uptime, now);
+        }
+        expired
     }
 
     /// Every open connection.
@@ -206,6 +301,8 @@ pub struct Conn {
     /// Its part in hook decisions and enhanced authentication (`auth/defer.rs`); boxed, as
     /// most connections never need it.
     pub(crate) hooks: Option<Box<crate::auth::defer::ConnHooks>>,
+    /// When its live timer check in `Conns` is due, if one is armed.
+    check_at: Option<Millis>,
 }
 
 impl Conn {
@@ -234,6 +331,7 @@ impl Conn {
             held_pubacks: 0,
             last_drained: now,
             hooks: None,
+            check_at: None,
         }
     }
 
@@ -275,13 +373,34 @@ impl Conn {
             // Not read from by the broker's choice (held for a subscriber, or its own output
             // backed up): its packets wait unread, so its silence is not its own.
             Phase::Connected if self.held_by.is_some() || self.read_paused => None,
-            // [MQTT-3.1.2-24] one and a half times the keepalive, in milliseconds.
             Phase::Connected => {
-                let limit = Duration::from_millis(u64::from(self.keep_alive) * 1500);
-                (silent > limit).then_some(Expiry::KeepAlive)
+                (silent > keep_alive_limit(self.keep_alive)).then_some(Expiry::KeepAlive)
             }
         }
     }
+
+    /// How long from `now` until `expired` can first say a timer ran out, if a timer runs
+    /// (none does for a connected client with keepalive 0). One whose packets the broker is
+    /// not reading is looked at again after `RECHECK`, as long as that lasts.
+    pub fn next_check(&self, now: Millis, connect_timeout: Duration) -> Option<Duration> {
+        let limit = match self.phase {
+            Phase::AwaitingConnect => connect_timeout,
+            Phase::Connected if self.keep_alive == 0 => return None,
+            Phase::Connected if self.held_by.is_some() || self.read_paused => {
+                return Some(RECHECK);
+            }
+            Phase::Connected => keep_alive_limit(self.keep_alive),
+        };
+        // `expired` wants a silence longer than the limit: one millisecond past it.
+        let silent = now.since(self.last_packet_at);
+        Some(limit.saturating_sub(silent) + Duration::from_millis(1))
+    }
+}
+
+/// [MQTT-3.1.2-24] One and a half times the keepalive (seconds) without a packet closes
+/// the connection.
+fn keep_alive_limit(keep_alive: u16) -> Duration {
+    Duration::from_millis(u64::from(keep_alive) * 1500)
 }
 
 #[cfg(test)]
@@ -333,6 +452,70 @@ mod tests {
         c.held_by = None;
         c.read_paused = true;
         assert_eq!(c.expired(later, Duration::from_secs(10)), None, "paused");
+    }
+
+    /// `timed_out` at second `s` (a sweep's view: uptime and stamp agree).
+    fn sweep(conns: &mut Conns, s: u64) -> Vec<(ConnId, Expiry)> {
+        conns.timed_out(s * 1000, Millis((s * 1000) as u32))
+    }
+
+    #[test]
+    fn a_sweep_looks_only_at_connections_whose_check_is_due() {
+        let mut conns = Conns::with_capacity(4);
+        let quiet = conns.insert(conn(conns.next_id()));
+        let talker = conns.insert(conn(conns.next_id()));
+        for id in [quiet, talker] {
+            let c = conns.get_mut(id).unwrap();
+            c.phase = Phase::Connected;
+            c.keep_alive = 10;
+        }
+        // Their connect timeouts, armed at accept, come due and arm their keepalives (15 s
+        // after their last packet, at 0).
+        assert!(sweep(&mut conns, 11).is_empty());
+        assert_eq!(conns.checks.len(), 2);
+        // Nothing is due before 15 s: the heap is not even popped.
+        assert!(sweep(&mut conns, 14).is_empty());
+        assert_eq!(conns.checks.len(), 2);
+        // The talker sent a packet at 10 s: its check at 15 s arms the next, at 25 s.
+        conns.get_mut(talker).unwrap().last_packet_at = Millis(10_000);
+        assert_eq!(sweep(&mut conns, 16), vec![(quiet, Expiry::KeepAlive)]);
+        assert!(sweep(&mut conns, 25).iter().all(|&(id, _)| id != talker));
+        assert!(sweep(&mut conns, 26).contains(&(talker, Expiry::KeepAlive)));
+    }
+
+    #[test]
+    fn a_connect_arms_a_keepalive_shorter_than_the_connect_timeout() {
+        let mut conns = Conns::with_capacity(4).with_connect_timeout(Duration::from_secs(10));
+        let id = conns.insert(conn(conns.next_id()));
+        assert_eq!(
+            conns.checks.peek(),
+            Some(&Reverse((10_001, id))),
+            "connect timeout"
+        );
+        // CONNECT at 1 s with keepalive 1: the loop arms it, due 1.5 s later.
+        let c = conns.get_mut(id).unwrap();
+        (c.phase, c.keep_alive, c.last_packet_at) = (Phase::Connected, 1, Millis(1000));
+        conns.arm(id, 1000, Millis(1000));
+        assert!(sweep(&mut conns, 2).is_empty(), "1 s of silence");
+        assert_eq!(sweep(&mut conns, 3), vec![(id, Expiry::KeepAlive)]);
+        // The connect timeout's entry is stale and skipped.
+        assert!(
+            sweep(&mut conns, 11)
+                .iter()
+                .all(|&(_, why)| why == Expiry::KeepAlive)
+        );
+    }
+
+    #[test]
+    fn checks_of_closed_connections_are_dropped_by_shrink() {
+        let mut conns = Conns::with_capacity(4);
+        for _ in 0..600 {
+            let id = conns.insert(conn(conns.next_id()));
+            conns.try_remove(id);
+        }
+        assert_eq!(conns.checks.len(), 600);
+        conns.shrink();
+        assert!(conns.checks.is_empty());
     }
 
     #[test]

@@ -255,6 +255,7 @@ impl Restore {
             }
             session.expires_at = session.expiry_deadline(now, persistent);
             queued += session.stored_entries().count();
+            lifecycle::arm_expiry(state, sid);
         }
         state.journal.resume_ids(self.last_message, self.last_key);
         for &(key, sid) in &ended {
