@@ -81,6 +81,7 @@ impl Broker {
 
     pub(super) fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.state.dirty);
+        let mut again = Vec::new();
         let limits = self.state.queue_limits();
         let millis = self.state.millis();
         self.state.frames.clear();
@@ -149,6 +150,22 @@ impl Broker {
             }
             match written {
                 Ok(true) => {
+                    // The kernel took everything, but the session may hold more than one
+                    // pass admits (`write_pending` stops at `max_output_buffer`). Nothing
+                    // else would wake this connection: no writable edge comes after a
+                    // complete write, and its publishers may be held for it. So it is
+                    // written again in the next pass of this turn, until the kernel is full
+                    // or nothing is left (else the queue sat until the subscriber was
+                    // declared slow and its QoS 0 dropped: 200 publishers of 16 KiB to one
+                    // reading subscriber lost almost everything).
+                    if conn
+                        .session
+                        .and_then(|s| sessions.get(s.0 as usize))
+                        .is_some_and(|s| s.has_pending(limits))
+                    {
+                        conn.dirty = true;
+                        again.push(id);
+                    }
                     if conn.read_paused {
                         conn.read_paused = false;
                         // Its read events were passed over while paused, so nothing says
@@ -164,5 +181,6 @@ impl Broker {
         if self.state.dirty.is_empty() {
             self.state.dirty = dirty;
         }
+        self.state.dirty.append(&mut again);
     }
 }

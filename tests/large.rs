@@ -1,0 +1,72 @@
+//! Issue 16, large payloads: many publishers of large messages into one subscriber, and what
+//! in-flight traffic may pin in the broker. Raw MQTT 3.1.1 over TCP against an in-process
+//! broker with a small `max_output_buffer`, so a few messages reach the bound.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Raw, publish, start_with};
+
+/// `max_output_buffer` in these tests: four 4 KiB messages.
+const CAP: usize = 16 * 1024;
+
+/// Reads PUBLISHes on `c` until `want` arrived or none came for `idle`; returns them as
+/// (topic, first payload byte) in arrival order.
+fn collect(c: &mut Raw, want: usize, idle: Duration) -> Vec<(String, u8)> {
+    c.stream.set_read_timeout(Some(idle)).expect("set timeout");
+    let mut got = Vec::with_capacity(want);
+    while got.len() < want {
+        let Ok(Some(f)) = c.read_frame() else { break };
+        if f.kind() == 3 {
+            let p = common::Publish::parse(&f);
+            got.push((p.topic, p.payload[0]));
+        }
+    }
+    got
+}
+
+/// Regression: a subscriber that reads everything lost QoS 0 when more than
+/// `max_output_buffer` was queued for it in one turn. The pass stopped at the bound, the
+/// kernel took the lot, and with no writable edge to come and every publisher held for the
+/// subscriber, the rest sat until `slow_subscriber_timeout` declared the (reading) subscriber
+/// slow and dropped what followed (200 publishers of 16 KiB into one subscriber lost 99%).
+#[test]
+fn a_reading_subscriber_gets_every_qos0_message_from_many_publishers_over_the_bound() {
+    const PUBLISHERS: usize = 20;
+    const EACH: usize = 20;
+    let broker = start_with(|c| {
+        c.max_output_buffer = CAP;
+        c.slow_subscriber_timeout = Duration::from_secs(1);
+    });
+    let mut sub = Raw::connect(broker.addr, "sub", true);
+    sub.subscribe("many/#", 0);
+    let mut pubs: Vec<Raw> = (0..PUBLISHERS)
+        .map(|p| Raw::connect(broker.addr, &format!("pub{p}"), true))
+        .collect();
+    // Every publisher's whole burst is on the wire before the subscriber reads: one turn
+    // routes a message from each (20 x 4 KiB, five times the bound) and holds them all.
+    for (p, c) in pubs.iter_mut().enumerate() {
+        let mut burst = Vec::new();
+        for i in 0..EACH {
+            burst.extend(publish(&format!("many/{p}"), &[i as u8; 4096], 0, false, 0));
+        }
+        c.send(&burst);
+    }
+    let started = Instant::now();
+    let got = collect(&mut sub, PUBLISHERS * EACH, Duration::from_secs(3));
+    assert_eq!(
+        got.len(),
+        PUBLISHERS * EACH,
+        "the reading subscriber lost QoS 0 (after {:?})",
+        started.elapsed()
+    );
+    for p in 0..PUBLISHERS {
+        let topic = format!("many/{p}");
+        let seq: Vec<u8> = got.iter().filter(|m| m.0 == topic).map(|m| m.1).collect();
+        assert!(
+            seq.iter().copied().eq(0..EACH as u8),
+            "{topic} order: {seq:?}"
+        );
+    }
+}
