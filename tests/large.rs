@@ -11,8 +11,8 @@ use common::{Raw, publish, start_with};
 /// `max_output_buffer` in these tests: four 4 KiB messages.
 const CAP: usize = 16 * 1024;
 
-/// Reads PUBLISHes on `c` until `want` arrived or none came for `idle`; returns them as
-/// (topic, first payload byte) in arrival order.
+/// Reads PUBLISHes on `c` (acknowledging QoS 1) until `want` arrived or none came for
+/// `idle`; returns them as (topic, first payload byte) in arrival order.
 fn collect(c: &mut Raw, want: usize, idle: Duration) -> Vec<(String, u8)> {
     c.stream.set_read_timeout(Some(idle)).expect("set timeout");
     let mut got = Vec::with_capacity(want);
@@ -20,6 +20,9 @@ fn collect(c: &mut Raw, want: usize, idle: Duration) -> Vec<(String, u8)> {
         let Ok(Some(f)) = c.read_frame() else { break };
         if f.kind() == 3 {
             let p = common::Publish::parse(&f);
+            if p.qos == 1 {
+                c.send(&common::ack(0x40, p.packet_id));
+            }
             got.push((p.topic, p.payload[0]));
         }
     }
@@ -69,4 +72,56 @@ fn a_reading_subscriber_gets_every_qos0_message_from_many_publishers_over_the_bo
             "{topic} order: {seq:?}"
         );
     }
+}
+
+/// QoS 1 past the bound is back-pressure on the publisher, not memory in the broker: a
+/// subscriber that stops reading (and acknowledging) holds the publisher of its topic, whose
+/// PUBLISHes then wait in its own socket, while a publisher to another topic is read,
+/// acknowledged and delivered as before.
+#[test]
+fn a_stalled_qos1_subscriber_holds_its_publisher_and_not_others() {
+    const STALLED_SENT: usize = 2000;
+    const FREE_SENT: usize = 200;
+    let broker = start_with(|c| {
+        c.max_output_buffer = CAP;
+        c.slow_subscriber_timeout = Duration::from_secs(60);
+    });
+    let mut stalled = Raw::connect(broker.addr, "stalled", true);
+    stalled.subscribe("stall/#", 1);
+    let mut healthy = Raw::connect(broker.addr, "healthy", true);
+    healthy.subscribe("free/#", 1);
+    let healthy =
+        std::thread::spawn(move || collect(&mut healthy, FREE_SENT, Duration::from_secs(3)));
+
+    // 8 MiB of QoS 1 to the stalled subscriber's topic, from a thread: the write blocks once
+    // the broker stops reading it (the socket closes when the broker stops at the end).
+    let mut blocked = Raw::connect(broker.addr, "blocked", true);
+    let mut burst = Vec::new();
+    for i in 0..STALLED_SENT {
+        burst.extend(publish("stall/x", &[7; 4096], 1, false, i as u16 + 1));
+    }
+    let mut writer = blocked.stream.try_clone().expect("clone");
+    std::thread::spawn(move || std::io::Write::write_all(&mut writer, &burst));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut free = Raw::connect(broker.addr, "free", true);
+    let mut burst = Vec::new();
+    for i in 0..FREE_SENT {
+        burst.extend(publish("free/y", &[i as u8; 4096], 1, false, i as u16 + 1));
+    }
+    free.send(&burst);
+    let acks = free.drain(1000).iter().filter(|f| f.kind() == 4).count();
+    assert_eq!(acks, FREE_SENT, "the other topic's publisher was held");
+    let got = healthy.join().expect("healthy subscriber");
+    assert!(
+        got.iter().map(|m| m.1).eq(0..FREE_SENT as u8),
+        "the other topic's subscriber got {} of {FREE_SENT}",
+        got.len()
+    );
+
+    let held_acks = blocked.drain(500).iter().filter(|f| f.kind() == 4).count();
+    assert!(
+        held_acks > 0 && held_acks < STALLED_SENT / 4,
+        "the stalled subscriber's publisher was not held: {held_acks} of {STALLED_SENT} acknowledged"
+    );
 }
