@@ -4,6 +4,7 @@
 
 use super::close::close_for;
 use super::*;
+use crate::net::Stream;
 
 impl Broker {
     /// Closes what handlers asked to close, moves retained walks on, writes every dirty
@@ -106,9 +107,15 @@ impl Broker {
                 && session.has_pending(limits)
                 && conn.tx.len() < config.max_output_buffer
             {
-                let out = conn.tx.frames_up_to(config.max_output_buffer, pool);
+                conn.tx.frames_up_to(config.max_output_buffer, pool);
+                let (out, spliced) = conn.tx.frames_and_spliced();
+                // Large payloads go out from the shared message with a vectored write over
+                // plain TCP. TLS and WebSocket streams copy them as before: each record or
+                // frame is built (and, for TLS, encrypted) from a copy anyway.
+                let spliced = matches!(conn.socket, Stream::Tcp(_)).then_some(spliced);
                 let dropped = session.write_pending(
                     out,
+                    spliced,
                     config.max_output_buffer,
                     conn.version,
                     limits,
