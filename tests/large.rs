@@ -127,15 +127,15 @@ fn a_stalled_qos1_subscriber_holds_its_publisher_and_not_others() {
 }
 
 /// Large payloads go out with vectored writes straight from the shared message: every
-/// subscriber gets each one byte for byte, in order, through partial writes (a slow reader
-/// behind a small receive buffer), beside frames small enough to be copied.
+/// subscriber gets each one byte for byte, in order, through partial writes (a subscriber
+/// that reads slowly, another that reads only after it), beside payloads that are copied.
 #[test]
 fn large_payloads_arrive_whole_and_in_order_at_every_subscriber() {
     const SENT: usize = 60;
     let broker = start_with(|c| c.max_output_buffer = CAP);
     let payload = |i: usize| -> Vec<u8> {
         // Sizes on both sides of the splice threshold, each byte naming its message.
-        let len = [10, 4095, 4096, 70_000][i % 4];
+        let len = [10, 8191, 8192, 70_000][i % 4];
         (0..len).map(|j| (i * 7 + j) as u8).collect()
     };
     let mut subs: Vec<Raw> = (0..2)
