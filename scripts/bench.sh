@@ -285,6 +285,8 @@ run() {
             continue
         fi
         log "$label on $b: pipit-load $*"
+        # The peak RSS (VmHWM) of this run alone: reset it (5 > clear_refs), read it after.
+        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
         # Broker RSS every 0.5 s while the run lasts (the slow-subscriber figure).
         (while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid"; sleep 0.5; done) >"$WORK/$label.$b.rss" &
         sampler=$!
@@ -298,6 +300,7 @@ run() {
         fi
         w1=$(write_bytes "$pid")
         [ -n "$w0" ] && [ -n "$w1" ] && echo $((w1 - w0)) >"$WORK/$label.$b.wbytes"
+        hwm_kb "$pid" >"$WORK/$label.$b.hwm"
         kill "$sampler" 2>/dev/null || true
         wait "$sampler" 2>/dev/null || true
     done
@@ -386,6 +389,8 @@ if in_sets standard; then
     run fanin0 fanin --qos 0 --publishers 16 --size 64 "${D[@]}"
     run fanin1 fanin --qos 1 --publishers 16 --size 64 "${D[@]}"
     run fanin2 fanin --qos 2 --publishers 16 --size 64 "${D[@]}"
+    run fanin200 fanin --qos 0 --publishers 200 --size 64 "${D[@]}"
+    run fanin16k fanin --qos 1 --publishers 16 --size 16384 "${D[@]}"
     run fanout0 fanout --qos 0 --publishers 1 --subscribers 100 --size 64 "${D[@]}"
     run fanout1k fanout --qos 0 --publishers 1 --subscribers 1000 --size 64 "${D[@]}"
     run p2p1 p2p --qos 1 --pairs 100 --size 64 "${D[@]}"
@@ -601,13 +606,17 @@ if in_sets standard; then
     both "conns $CONNS" "connections ok" conns conns_ok
     both "conns $CONNS" "connect rate, conn/s" conns conn_rate_per_s
     for spec in "fanin0|fanin QoS 0, 16->1, 64 B" "fanin1|fanin QoS 1, 16->1, 64 B" \
-        "fanin2|fanin QoS 2, 16->1, 64 B" "fanout0|fanout QoS 0, 1->100, 64 B" \
+        "fanin2|fanin QoS 2, 16->1, 64 B" "fanin200|fanin QoS 0, 200->1, 64 B" \
+        "fanin16k|fanin QoS 1, 16->1, 16 KiB" "fanout0|fanout QoS 0, 1->100, 64 B" \
         "fanout1k|fanout QoS 0, 1->1000, 64 B" \
         "p2p1|p2p QoS 1, 100 pairs, 64 B"; do
         label=${spec%%|*} name=${spec#*|}
         both "$name" "delivered msg/s" "$label" delivered_per_s
         both "$name" "msg per broker CPU-s" "$label" msgs_per_broker_cpu_s
         printf '| %s | lost/dup/out-of-order | %s | %s | |\n' "$name" "$(errors "$label" pipit)" "$(errors "$label" mosquitto)" >>"$TABLE"
+        if [ "$label" = fanin16k ]; then
+            row "$name" "broker peak RSS of the run (VmHWM), KiB" "$(cat "$WORK/$label.pipit.hwm" 2>/dev/null)" "$(cat "$WORK/$label.mosquitto.hwm" 2>/dev/null)"
+        fi
     done
     for spec in "lat0|latency QoS 0, 1,000 msg/s" "lat1|latency QoS 1, 1,000 msg/s" \
         "lat0i|latency QoS 0, 1,000 msg/s, $(fmt "$IDLE") idle connections held" \
@@ -753,7 +762,7 @@ check() { # label broker
     fi
 }
 if measures pipit && in_sets standard; then
-    for label in conns slow slowbase fanin0 fanin1 fanin2 fanout0 fanout1k p2p1 lat0 lat1 lat0i lat1i; do
+    for label in conns slow slowbase fanin0 fanin1 fanin2 fanin200 fanin16k fanout0 fanout1k p2p1 lat0 lat1 lat0i lat1i; do
         check "$label" pipit
     done
     if [ "$(field conns pipit conns_ok)" != "$CONNS" ]; then

@@ -4,6 +4,7 @@
 
 use super::close::close_for;
 use super::*;
+use crate::net::Stream;
 
 impl Broker {
     /// Closes what handlers asked to close, moves retained walks on, writes every dirty
@@ -81,6 +82,7 @@ impl Broker {
 
     pub(super) fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.state.dirty);
+        let mut again = Vec::new();
         let limits = self.state.queue_limits();
         let millis = self.state.millis();
         self.state.frames.clear();
@@ -105,9 +107,15 @@ impl Broker {
                 && session.has_pending(limits)
                 && conn.tx.len() < config.max_output_buffer
             {
-                let out = conn.tx.frames_up_to(config.max_output_buffer, pool);
+                conn.tx.frames_up_to(config.max_output_buffer, pool);
+                let (out, spliced) = conn.tx.frames_and_spliced();
+                // Large payloads go out from the shared message with a vectored write over
+                // plain TCP. TLS and WebSocket streams copy them as before: each record or
+                // frame is built (and, for TLS, encrypted) from a copy anyway.
+                let spliced = matches!(conn.socket, Stream::Tcp(_)).then_some(spliced);
                 let dropped = session.write_pending(
                     out,
+                    spliced,
                     config.max_output_buffer,
                     conn.version,
                     limits,
@@ -149,6 +157,22 @@ impl Broker {
             }
             match written {
                 Ok(true) => {
+                    // The kernel took everything, but the session may hold more than one
+                    // pass admits (`write_pending` stops at `max_output_buffer`). Nothing
+                    // else would wake this connection: no writable edge comes after a
+                    // complete write, and its publishers may be held for it. So it is
+                    // written again in the next pass of this turn, until the kernel is full
+                    // or nothing is left (else the queue sat until the subscriber was
+                    // declared slow and its QoS 0 dropped: 200 publishers of 16 KiB to one
+                    // reading subscriber lost almost everything).
+                    if conn
+                        .session
+                        .and_then(|s| sessions.get(s.0 as usize))
+                        .is_some_and(|s| s.has_pending(limits))
+                    {
+                        conn.dirty = true;
+                        again.push(id);
+                    }
                     if conn.read_paused {
                         conn.read_paused = false;
                         // Its read events were passed over while paused, so nothing says
@@ -164,5 +188,6 @@ impl Broker {
         if self.state.dirty.is_empty() {
             self.state.dirty = dirty;
         }
+        self.state.dirty.append(&mut again);
     }
 }

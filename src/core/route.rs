@@ -283,10 +283,11 @@ impl Sender {
 /// Queues `message` to one session at `qos` with the RETAIN flag and subscription
 /// identifiers to send, and marks its connection for writing if it is online.
 ///
-/// QoS 0 to an online client is bounded in bytes, not by the queue: while what waits for it
-/// is over `max_output_buffer` and it keeps draining, the message is queued anyway and the
-/// sender's connection is held (not read from) until the client catches up; once the client
-/// has not drained for `slow_subscriber_timeout`, its QoS 0 is dropped instead.
+/// What waits for an online client is bounded in bytes: while it is over `max_output_buffer`
+/// and the client keeps draining, the message is queued anyway and the sender's connection
+/// is held (not read from) until the client catches up, at any QoS; once the client has not
+/// drained for `slow_subscriber_timeout`, its QoS 0 is dropped instead and its QoS 1/2 is
+/// bounded by the queue's limits.
 pub fn deliver(
     state: &mut State,
     sid: SessionId,
@@ -336,7 +337,20 @@ pub fn deliver(
         return;
     }
     let mut hold = None;
-    if qos == QoS::AtMostOnce
+    if qos != QoS::AtMostOnce
+        && let Some(conn) = conn.as_deref()
+        && conn.tx.len() + session.backlog() >= config.max_output_buffer
+        && from.now.since(conn.last_drained) <= config.slow_subscriber_timeout
+    {
+        // QoS 1/2 over the bound is queued (it was accepted: it is never dropped here), and
+        // its publisher is not read from until the subscriber drains to half: what the
+        // publishers have outstanding waits in their sockets (TCP back-pressure), not in the
+        // broker. Without this, fan-in QoS 1 of 16 KiB held everything 16 publishers had
+        // outstanding (264 MB); now a subscriber pins at most `max_output_buffer` plus one
+        // turn's reads. A slow subscriber holds nobody: its queue is bounded by
+        // `max_queued_messages`/`max_queued_bytes` as an offline session's is.
+        hold = from.publisher.filter(|&p| p != conn.id);
+    } else if qos == QoS::AtMostOnce
         && let Some(conn) = conn.as_deref_mut()
     {
         if conn.tx.len() + session.backlog() < config.max_output_buffer {

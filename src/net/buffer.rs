@@ -6,11 +6,30 @@
 //! connection's maximum packet size, and when it is full nothing more is read: TCP
 //! back-pressure on that peer rather than memory growth. `TxBuf` accumulates every frame
 //! for one connection during a loop turn and writes them with as few `write` calls as the
-//! socket allows.
+//! socket allows. A large PUBLISH payload need not be copied into it: `Spliced` keeps the
+//! shared message instead, and the write gathers the frame bytes and the payloads with one
+//! vectored write (`writev`).
 
-use std::io::{self, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::rc::Rc;
 
+use crate::core::message::Message;
 use crate::net::pool::Pool;
+
+/// Payloads at least this large are written from the shared message (a vectored write)
+/// rather than copied into each subscriber's output. Measured with pipit-load, broker
+/// messages per CPU-second, copying every payload / splicing every payload, two rounds each
+/// (fan-in QoS 1 16->1; fan-out QoS 0 1->20): at 1 KiB splicing loses (fan-out 1.43 M / 1.11 M,
+/// 1.28 M / 1.08 M); at 4 KiB it is level or behind (fan-in 114 k / 107 k, 116 k / 108 k;
+/// fan-out 505 k / 505 k, 517 k / 411 k); from 8 KiB it wins (fan-out 241 k / 272 k,
+/// 230 k / 275 k; fan-in 71 k / 74 k, 63 k / 66 k), more so at 16 KiB (fan-out 117 k / 159 k)
+/// and 64 KiB (29 k / 42 k). Below that a `memcpy` into the buffer costs less than the
+/// slice bookkeeping, the `Rc` kept per frame and the kernel walking more iovec entries.
+pub const SPLICE_MIN: usize = 8192;
+
+/// Most slices handed to one `writev`: payloads and the frame bytes between them.
+const MAX_SLICES: usize = 64;
 
 /// What one `RxBuf::read_from` call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,21 +134,72 @@ impl RxBuf {
     }
 }
 
-/// Frames waiting to be written. Invariant: `buf` holds only unwritten bytes.
+/// One payload written from its shared message: it goes after `buf[..at]`.
+#[derive(Debug)]
+struct Body {
+    at: usize,
+    message: Rc<Message>,
+    /// Bytes of the payload already written.
+    done: usize,
+}
+
+/// Large payloads waiting to be written straight from their messages, in output order. Holds
+/// no memory until a payload is pushed, and gives it back once they are all written.
+#[derive(Debug, Default)]
+pub struct Spliced(Option<Box<Bodies>>);
+
+#[derive(Debug, Default)]
+struct Bodies {
+    queue: VecDeque<Body>,
+    /// Unwritten payload bytes.
+    bytes: usize,
+}
+
+impl Spliced {
+    /// Unwritten payload bytes.
+    pub fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.bytes)
+    }
+
+    /// Adds `message`'s payload to the output after the first `at` bytes of the frames.
+    pub fn push(&mut self, at: usize, message: Rc<Message>) {
+        let bodies = self.0.get_or_insert_with(Box::default);
+        bodies.bytes += message.payload.len();
+        bodies.queue.push_back(Body {
+            at,
+            message,
+            done: 0,
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// Frames waiting to be written. Invariant: `buf` holds only unwritten bytes, and every
+/// spliced payload's `at` is within `buf`, in order.
 #[derive(Debug, Default)]
 pub struct TxBuf {
     buf: Vec<u8>,
+    spliced: Spliced,
 }
 
 impl TxBuf {
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written, spliced payloads included.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.spliced.bytes()
     }
 
     /// Whether nothing waits to be written.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.buf.is_empty() && self.spliced.is_empty()
+    }
+
+    /// The frames buffer and the spliced payloads, to append PUBLISH frames whose large
+    /// payloads stay in their messages (`frames_up_to` first takes the buffer).
+    pub fn frames_and_spliced(&mut self) -> (&mut Vec<u8>, &mut Spliced) {
+        (&mut self.buf, &mut self.spliced)
     }
 
     /// The buffer to append frames to, taking one from `pool` if none is held.
@@ -164,6 +234,9 @@ impl TxBuf {
         pool: &mut Pool,
         sent: &mut u64,
     ) -> io::Result<bool> {
+        if !self.spliced.is_empty() {
+            return self.write_spliced(io, pool, sent);
+        }
         let mut written = 0;
         let result = loop {
             if written == self.buf.len() {
@@ -185,9 +258,103 @@ impl TxBuf {
         result
     }
 
+    /// `write_to` with spliced payloads: one vectored write of the frame bytes and the
+    /// payloads between them at a time, until everything is written or the socket would block.
+    fn write_spliced(
+        &mut self,
+        io: &mut impl Write,
+        pool: &mut Pool,
+        sent: &mut u64,
+    ) -> io::Result<bool> {
+        let result = loop {
+            let Some(bodies) = self.spliced.0.as_deref_mut() else {
+                break self.write_to(io, pool, sent);
+            };
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut n = 0;
+            let mut pos = 0;
+            let mut included = 0;
+            for body in &bodies.queue {
+                if n + 2 > MAX_SLICES {
+                    break;
+                }
+                included += 1;
+                if body.at > pos {
+                    slices[n] = IoSlice::new(&self.buf[pos..body.at]);
+                    n += 1;
+                }
+                slices[n] = IoSlice::new(&body.message.payload[body.done..]);
+                n += 1;
+                pos = body.at;
+            }
+            if n < MAX_SLICES && pos < self.buf.len() && included == bodies.queue.len() {
+                slices[n] = IoSlice::new(&self.buf[pos..]);
+                n += 1;
+            }
+            match io.write_vectored(&slices[..n]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    *sent += written as u64;
+                    self.advance(written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if self.buf.is_empty() && self.buf.capacity() != 0 && self.spliced.is_empty() {
+            pool.give_tx(std::mem::take(&mut self.buf));
+        }
+        result
+    }
+
+    /// Drops `written` bytes from the front of the output: frame bytes up to each spliced
+    /// payload, then the payload, in order.
+    fn advance(&mut self, mut written: usize) {
+        let mut from_buf = 0;
+        if let Some(bodies) = self.spliced.0.as_deref_mut() {
+            while let Some(body) = bodies.queue.front_mut() {
+                let gap = (body.at - from_buf).min(written);
+                from_buf += gap;
+                written -= gap;
+                if written == 0 {
+                    break;
+                }
+                let rest = (body.message.payload.len() - body.done).min(written);
+                body.done += rest;
+                bodies.bytes -= rest;
+                written -= rest;
+                if body.done < body.message.payload.len() {
+                    break;
+                }
+                bodies.queue.pop_front();
+            }
+            for body in &mut bodies.queue {
+                body.at -= from_buf;
+            }
+            if bodies.queue.is_empty() {
+                self.spliced.0 = None;
+            }
+        }
+        from_buf += written;
+        self.buf.drain(..from_buf);
+    }
+
     /// The bytes not yet written, taken out (the connection is closing and they go to a
     /// lingering socket); an empty buffer goes back to `pool`.
     pub fn take_unwritten(&mut self, pool: &mut Pool) -> Vec<u8> {
+        if let Some(bodies) = self.spliced.0.take() {
+            let mut whole = Vec::with_capacity(self.buf.len() + bodies.bytes);
+            let mut pos = 0;
+            for body in &bodies.queue {
+                whole.extend_from_slice(&self.buf[pos..body.at]);
+                whole.extend_from_slice(&body.message.payload[body.done..]);
+                pos = body.at;
+            }
+            whole.extend_from_slice(&self.buf[pos..]);
+            self.discard(pool);
+            return whole;
+        }
         if self.buf.is_empty() {
             self.discard(pool);
             return Vec::new();
@@ -197,6 +364,7 @@ impl TxBuf {
 
     /// Gives any buffer back to `pool`, discarding unwritten bytes (the connection is gone).
     pub fn discard(&mut self, pool: &mut Pool) {
+        self.spliced.0 = None;
         if self.buf.capacity() != 0 {
             pool.give_tx(std::mem::take(&mut self.buf));
         }
@@ -310,6 +478,108 @@ mod tests {
         assert_eq!(sent, 11);
         assert!(tx.is_empty());
         assert_eq!(pool.free_count(), 1, "drained buffer goes back");
+    }
+
+    /// A writer taking at most `room` bytes per call, gathering like `writev`.
+    struct Vectored {
+        got: Vec<u8>,
+        room: usize,
+        calls: usize,
+    }
+
+    impl Write for Vectored {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(data)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.room - n);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Frame bytes with payloads spliced in after `head-N` markers, and the same output as
+    /// one copied byte string.
+    fn spliced_output(pool: &mut Pool, bodies: usize) -> (TxBuf, Vec<u8>) {
+        let mut tx = TxBuf::default();
+        let mut whole = Vec::new();
+        tx.frames(pool);
+        for i in 0..bodies {
+            let head = format!("head-{i}");
+            let payload = vec![b'a' + (i % 26) as u8; 1000 + i];
+            let (out, spliced) = tx.frames_and_spliced();
+            out.extend_from_slice(head.as_bytes());
+            spliced.push(
+                out.len(),
+                Message::shared("t", &payload, crate::wire::QoS::AtMostOnce, false),
+            );
+            whole.extend_from_slice(head.as_bytes());
+            whole.extend_from_slice(&payload);
+        }
+        tx.frames(pool).extend_from_slice(b"tail");
+        whole.extend_from_slice(b"tail");
+        (tx, whole)
+    }
+
+    #[test]
+    fn tx_spliced_payloads_are_written_in_order_across_partial_writes() {
+        // Room that ends inside headers, inside payloads and on their boundaries; and more
+        // payloads than one writev takes.
+        for room in [1, 5, 6, 7, 999, 1006, 1007, 4096, 1 << 20] {
+            let mut pool = Pool::new(1024, 4);
+            let (mut tx, whole) = spliced_output(&mut pool, 100);
+            assert_eq!(tx.len(), whole.len());
+            let mut io = Vectored {
+                got: Vec::new(),
+                room,
+                calls: 0,
+            };
+            let mut sent = 0;
+            while !tx.write_to(&mut io, &mut pool, &mut sent).unwrap() {
+                assert_eq!(tx.len(), whole.len() - io.got.len(), "room {room}");
+                // A frame appended between writes goes after what waits.
+                io.room = room;
+            }
+            assert!(io.got == whole, "room {room}: output differs");
+            assert_eq!(sent, whole.len() as u64);
+            assert!(tx.is_empty());
+            assert_eq!(
+                pool.free_count(),
+                1,
+                "room {room}: drained buffer goes back"
+            );
+            if room == 1 << 20 {
+                assert_eq!(io.calls, 4, "64 slices per writev: 100 payloads in 4 calls");
+            }
+        }
+    }
+
+    #[test]
+    fn tx_spliced_payloads_are_copied_out_for_a_lingering_close() {
+        let mut pool = Pool::new(8, 4);
+        let (mut tx, whole) = spliced_output(&mut pool, 3);
+        let mut io = Vectored {
+            got: Vec::new(),
+            room: 1500,
+            calls: 0,
+        };
+        assert!(!tx.write_to(&mut io, &mut pool, &mut 0).unwrap());
+        let mut rest = io.got;
+        rest.extend(tx.take_unwritten(&mut pool));
+        assert!(rest == whole);
+        assert!(tx.is_empty());
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn send(state: &mut State, sid: SessionId) -> Vec<u8> {
     let mut out = Vec::new();
     sessions[sid.0 as usize].write_pending(
         &mut out,
+        None,
         1 << 20,
         Version::V5,
         limits,

@@ -85,6 +85,13 @@ impl<'a> Publish<'a> {
     /// properties after `properties` (`properties.subscription_identifier` is ignored when
     /// encoding a PUBLISH). The packet identifier is written only for QoS > 0.
     pub fn encode(&self, version: Version, subscription_ids: &[u32], out: &mut Vec<u8>) {
+        self.encode_head(version, subscription_ids, out);
+        out.extend_from_slice(self.payload);
+    }
+
+    /// Appends the frame without its payload (the remaining length counts it): what goes
+    /// before a payload the caller writes from where it already is, with a vectored write.
+    pub fn encode_head(&self, version: Version, subscription_ids: &[u32], out: &mut Vec<u8>) {
         let mut byte1 = 0x30 | ((self.qos as u8) << 1);
         if self.dup {
             byte1 |= FLAG_DUP;
@@ -100,7 +107,6 @@ impl<'a> Publish<'a> {
         if version == Version::V5 {
             self.properties.encode_publish(subscription_ids, out);
         }
-        out.extend_from_slice(self.payload);
     }
 }
 

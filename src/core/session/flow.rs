@@ -579,6 +579,7 @@ mod tests {
         let mut cache = FrameCache::default();
         s.write_pending(
             &mut out,
+            None,
             1 << 20,
             Version::V311,
             limits,
@@ -685,6 +686,7 @@ mod tests {
             let now = Instant::now();
             s.write_pending(
                 &mut out,
+                None,
                 1 << 20,
                 Version::V311,
                 LIMITS,
@@ -734,6 +736,7 @@ mod tests {
         let journal = &mut Journal::default();
         s.write_pending(
             &mut out,
+            None,
             1 << 20,
             Version::V311,
             LIMITS,

@@ -11,6 +11,7 @@ use super::{Link, QueueLimits, Session};
 use crate::core::alias::OutboundTopic;
 use crate::core::frame_cache::FrameCache;
 use crate::core::message::Message;
+use crate::net::buffer::{SPLICE_MIN, Spliced};
 use crate::persist::journal::Journal;
 use crate::persist::record;
 use crate::wire::{Ack, PacketType, Properties, Publish, QoS, Version};
@@ -39,11 +40,14 @@ impl Session {
     /// Messages expired at `now` are dropped [MQTT-3.3.2-5], and so are messages larger than
     /// the client's Maximum Packet Size [MQTT-3.1.2-25]; returns what was dropped. A frame
     /// another subscriber already took in the same form is copied from `cache`. A stored
-    /// session's sends and drops are recorded in `journal`.
+    /// session's sends and drops are recorded in `journal`. With `spliced` (a plain TCP
+    /// connection), a payload of `SPLICE_MIN` bytes or more is not copied: its frame ends
+    /// before it in `out` and the message goes to `spliced`, for a vectored write.
     #[allow(clippy::too_many_arguments)]
     pub fn write_pending(
         &mut self,
         out: &mut Vec<u8>,
+        mut spliced: Option<&mut Spliced>,
         out_limit: usize,
         version: Version,
         limits: QueueLimits,
@@ -63,13 +67,14 @@ impl Session {
         let Some(flow) = flow.as_deref_mut() else {
             return dropped;
         };
+        let spliced_bytes = |s: &Option<&mut Spliced>| s.as_deref().map_or(0, Spliced::bytes);
         if flow.unsent > 0 {
             send_unsent(
                 flow,
                 link,
                 key,
                 out,
-                out_limit,
+                out_limit.saturating_sub(spliced_bytes(&spliced)),
                 version,
                 now,
                 journal,
@@ -81,7 +86,7 @@ impl Session {
         }
         // A stored session's QoS 2 gets its packet id recorded before it is sent (`Unsent`).
         let assign_first = key != 0 && journal.holds();
-        while out.len() < out_limit {
+        while out.len() + spliced_bytes(&spliced) < out_limit {
             let Some(front) = flow.queue.front() else {
                 return dropped;
             };
@@ -171,11 +176,19 @@ impl Session {
                 set_alias(&mut publish, link, &q.message.topic);
             }
             let start = out.len();
-            publish.encode(version, ids, out);
-            dropped.count_publish(&q.message);
-            if shareable {
-                cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
+            match spliced.as_deref_mut() {
+                Some(spliced) if q.message.payload.len() >= SPLICE_MIN => {
+                    publish.encode_head(version, ids, out);
+                    spliced.push(out.len(), Rc::clone(&q.message));
+                }
+                _ => {
+                    publish.encode(version, ids, out);
+                    if shareable {
+                        cache.insert(&q.message, version, q.qos, q.retain, &out[start..]);
+                    }
+                }
             }
+            dropped.count_publish(&q.message);
             let packet_id = publish.packet_id;
             if stored {
                 journal.sent(key, q.message.store_id.get(), packet_id);
