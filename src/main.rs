@@ -25,6 +25,11 @@ static ALLOCATOR: pipit::heap::Counting<std::alloc::System> =
 static ALLOCATOR: pipit::heap::Counting<mimalloc::MiMalloc> =
     pipit::heap::Counting::new(mimalloc::MiMalloc);
 
+/// musl's x86_64 `memcpy` and `memmove`, replaced: theirs cost the static build a sixth of
+/// its fan-in and fan-out throughput (the module says why).
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+mod memcpy;
+
 const HELP: &str = "\
 pipit: a small, fast MQTT broker (MQTT 3.1, 3.1.1 and 5.0)
 
