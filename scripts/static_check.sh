@@ -25,7 +25,8 @@ echo "ok: statically linked (ldd: not a dynamic executable)"
 RUST_LOG=info "$bin" --port 0 2>"$work/broker.log" &
 broker_pid=$!
 port=$(logged_port "$work/broker.log" "$broker_pid" 10) || fail "$port"
-sleep 0.5
+# The broker gives back start-up's pages after 1.5 s of running (src/startup_pages.rs).
+sleep 2.5
 echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB"
 
 payload="hello from the static build"
