@@ -98,35 +98,3 @@ fn the_driver_delivers_between_connections_and_runs_keepalive() {
     assert!(driver.is_open(publisher));
     driver.shutdown();
 }
-
-/// `defer_sys` (the broker target's setting) moves the first `$SYS` update from the first
-/// sweep to a whole `sys_interval` later; the loop's own schedule is kept without it.
-#[test]
-fn the_driver_publishes_sys_at_the_first_sweep_or_deferred_a_whole_interval() {
-    let config = || pipit::Config {
-        sys_interval: 60,
-        ..pipit::Config::default()
-    };
-    // Bytes a `$SYS/#` subscriber receives by the first sweep, and by a minute later.
-    let received = |defer: bool| {
-        let mut driver = pipit::fuzz::Driver::new(config()).unwrap();
-        if defer {
-            driver.defer_sys();
-        }
-        let sub = driver.connect(1 << 20);
-        driver.send(sub, &Connect::v311("sys").bytes());
-        driver.send(sub, &subscribe(1, &[("$SYS/#", 0)]));
-        let subscribed = driver.written(sub);
-        driver.advance(Duration::from_secs(1));
-        let first = driver.written(sub) - subscribed;
-        driver.advance(Duration::from_secs(60));
-        let later = driver.written(sub) - subscribed - first;
-        driver.shutdown();
-        (first, later)
-    };
-    let (first, _) = received(false);
-    assert!(first > 1000, "the loop publishes $SYS at its first sweep");
-    let (first, later) = received(true);
-    assert_eq!(first, 0, "deferred: nothing at the first sweep");
-    assert!(later > 1000, "deferred: published after a whole interval");
-}

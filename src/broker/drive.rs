@@ -110,14 +110,6 @@ impl Driver {
         self.settle();
     }
 
-    /// Puts the first `$SYS` update a whole `sys_interval` after the start instead of at the
-    /// first sweep (the fuzz target: a script pays for its 70 topics only if its time gets
-    /// that far).
-    pub fn defer_sys(&mut self) {
-        let interval = self.broker.state.config.sys_interval;
-        self.broker.metrics.defer_sys(self.now, interval);
-    }
-
     /// Shuts the broker down as a signal would: wills published, every connection closed.
     pub fn shutdown(mut self) {
         self.broker.state.set_now(self.now);

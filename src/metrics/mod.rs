@@ -41,13 +41,6 @@ impl Metrics {
         }
     }
 
-    /// Puts the first `$SYS` update a whole `sys_interval` after `now` instead of at the
-    /// first sweep (the fuzz harness's `Driver`: a script then pays for the 70 topics only
-    /// if its time gets that far).
-    pub(crate) fn defer_sys(&mut self, now: Instant, interval: u32) {
-        self.sys.defer(now, interval);
-    }
-
     /// Every `sys_interval` seconds: moves the load averages on and publishes the `$SYS`
     /// topics whose values changed.
     pub fn tick(&mut self, state: &mut State) {

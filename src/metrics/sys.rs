@@ -123,11 +123,6 @@ impl SysTree {
         true
     }
 
-    /// Puts the first update `interval` seconds after `now` instead of at once.
-    pub fn defer(&mut self, now: Instant, interval: u32) {
-        self.next = Some(now + Duration::from_secs(u64::from(interval)));
-    }
-
     /// Publishes, retained, each of `rows` whose value differs from the last published.
     pub fn publish(&mut self, state: &mut State, rows: Vec<Row>) {
         for (topic, value) in rows {
