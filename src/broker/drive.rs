@@ -4,12 +4,14 @@
 //! A [`Driver`] is a [`Broker`] with no listening socket whose connections are in-memory
 //! streams (`net/mem.rs`), and whose clock moves only when told. Each call is one event of the
 //! real loop (`Broker::run`): bytes arriving, the peer closing, the peer reading (the socket
-//! writable again), or time passing (the one-second sweep: keepalive, connect timeout,
-//! session expiry, delayed wills, `$SYS`; bridges are not ticked, having sockets of their
-//! own). After each, the rest of the loop turn runs as in
-//! `run`: released publishers are resumed, budgeted reads finished, closes, retained walks
-//! and writes done, until nothing is left for an immediate next turn. The handlers, state,
-//! close path and output path are the broker's own; only `poll` and `Instant::now` are not.
+//! writable again), or time passing (the loop's once-a-second work, `Broker::on_second`:
+//! keepalive, connect timeout, session expiry, delayed wills, `$SYS`; configured bridges
+//! would dial out over real sockets, so the harness configures none; the memory trim is
+//! left out, its fresh slab reservation being no input's doing). After each, the rest of
+//! the loop turn runs as in `run` (`Broker::read_pending`, then `finish_turn`): released
+//! publishers are resumed, budgeted reads finished, closes, retained walks and writes done,
+//! until nothing is left for an immediate next turn. The handlers, state, close path and
+//! output path are the broker's own; only `poll` and `Instant::now` are not.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -103,11 +105,8 @@ impl Driver {
     /// Moves the clock on by `by`, then runs the sweep the loop runs every second.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
-        let broker = &mut self.broker;
-        broker.state.set_now(self.now);
-        broker.sweep();
-        broker.metrics.tick(&mut broker.state);
-        broker.finish_turn();
+        self.broker.state.set_now(self.now);
+        self.broker.on_second();
         self.settle();
     }
 
@@ -141,12 +140,7 @@ impl Driver {
     fn settle(&mut self) {
         let broker = &mut self.broker;
         while !broker.released.is_empty() || !broker.read_again.is_empty() || broker.walk_again {
-            for id in std::mem::take(&mut broker.released) {
-                broker.resume(id);
-            }
-            for (id, peer_closed) in std::mem::take(&mut broker.read_again) {
-                broker.on_readable(id, peer_closed);
-            }
+            broker.read_pending();
             broker.finish_turn();
         }
     }

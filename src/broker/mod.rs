@@ -435,12 +435,7 @@ impl Broker {
                 }
             }
         }
-        for id in std::mem::take(&mut self.released) {
-            self.resume(id);
-        }
-        for (id, peer_closed) in std::mem::take(&mut self.read_again) {
-            self.on_readable(id, peer_closed);
-        }
+        self.read_pending();
         if let Some(queue) = self.log.as_ref().and_then(|log| log.topic()) {
             crate::logging::topic::publish(queue, &mut self.state);
         }
@@ -452,17 +447,34 @@ impl Broker {
             return Ok(false);
         }
         if self.state.now >= next_sweep {
-            self.sweep();
-            self.bridges_tick();
-            crate::bridge::publish_sys(&mut self.state);
-            self.persist_sweep();
-            self.metrics.tick(&mut self.state);
-            self.finish_turn();
+            self.on_second();
             self.give_back_memory();
             self.notify_status();
             self.next_sweep = Some(self.state.now + SWEEP_INTERVAL);
         }
         Ok(true)
+    }
+
+    /// After a turn's events: resumes the publishers released from a hold, then reads what
+    /// was left for later (a spent read budget, reads paused and resumed).
+    fn read_pending(&mut self) {
+        for id in std::mem::take(&mut self.released) {
+            self.resume(id);
+        }
+        for (id, peer_closed) in std::mem::take(&mut self.read_again) {
+            self.on_readable(id, peer_closed);
+        }
+    }
+
+    /// The once-a-second work: timers, bridges, the store's sweep, `$SYS`, then the turn's
+    /// closes and writes.
+    fn on_second(&mut self) {
+        self.sweep();
+        self.bridges_tick();
+        crate::bridge::publish_sys(&mut self.state);
+        self.persist_sweep();
+        self.metrics.tick(&mut self.state);
+        self.finish_turn();
     }
 
     fn on_signals(&mut self) {
