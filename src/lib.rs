@@ -59,6 +59,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod auth;
 pub mod bridge;
 mod broker;
