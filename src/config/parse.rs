@@ -136,6 +136,7 @@ impl Parser {
     }
 
     fn option(&mut self, l: &Line, main: bool) -> Result<(), ConfigError> {
+        super::features::check(l)?;
         let c = &mut self.config;
         match l.name {
             "listener" => self.listener(l)?,

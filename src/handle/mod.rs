@@ -5,6 +5,7 @@
 
 mod ack;
 mod auth;
+#[cfg_attr(not(feature = "bridge"), path = "bridge_off.rs")]
 mod bridge;
 mod connect;
 mod control;
