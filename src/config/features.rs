@@ -108,7 +108,11 @@ mod tests {
                 continue;
             }
             let e = result.expect_err(text);
-            let line = text.lines().count();
+            // The line of the option itself (the listener line before it is fine).
+            let line = 1 + text
+                .lines()
+                .take_while(|l| l.starts_with("listener"))
+                .count();
             assert_eq!(e.line, Some(line), "{text:?}");
             let expected = format!("pipit was built without feature {feature}");
             assert!(e.message.ends_with(&expected), "{text:?}: {e}");
