@@ -91,7 +91,7 @@ mod tests {
                 cfg!(feature = "websocket"),
             ),
             (
-                "connection b\naddress 127.0.0.1\n",
+                "connection b\naddress 127.0.0.1\ntopic t\n",
                 "bridge",
                 cfg!(feature = "bridge"),
             ),
