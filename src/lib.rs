@@ -59,7 +59,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod auth;
+// Without the `bridge` feature, `bridge/off.rs`: the names the broker uses, no bridges.
+#[cfg_attr(not(feature = "bridge"), path = "bridge/off.rs")]
 pub mod bridge;
 mod broker;
 pub mod config;

@@ -7,6 +7,7 @@
 //! pipit's TLS listener both ways, with a client certificate the remote requires; a wrong CA
 //! or a certificate for another name never connects (and never sends plaintext), unless
 //! `bridge_insecure` waives the name; and pipit bridged to Mosquitto's TLS listener.
+#![cfg(feature = "bridge")]
 
 #[path = "common/bridge.rs"]
 mod bridging;

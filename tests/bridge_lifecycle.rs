@@ -6,6 +6,7 @@
 //! an empty topic, which drops that message instead of closing the link in a loop. The
 //! remotes are fake brokers speaking raw bytes, so each test sees exactly what the bridge
 //! sends.
+#![cfg(feature = "bridge")]
 
 mod common;
 #[path = "common/mosquitto.rs"]

@@ -14,6 +14,7 @@
 //! `bridge_receive_maximum`, `bridge_session_expiry_interval` and `bridge_max_packet_size`;
 //! a remote that sends a packet over `bridge_max_packet_size` (MQTT 3.1.1) or more QoS 2
 //! than `bridge_receive_maximum` (MQTT 5) loses the link.
+#![cfg(all(feature = "bridge", feature = "persistence"))]
 
 #[path = "common/bridge.rs"]
 mod bridging;

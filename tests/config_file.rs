@@ -189,6 +189,8 @@ fn a_bad_password_file_exits_naming_its_line() {
 }
 
 #[test]
+// Its file has a `connection` block.
+#[cfg(feature = "bridge")]
 fn unsupported_options_warn_and_the_broker_starts() {
     let dir = Scratch::new("conf-unsupported");
     let port = free_port();

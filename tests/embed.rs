@@ -457,6 +457,8 @@ fn a_callers_own_loop_drives_the_broker_and_a_local_client_on_one_thread() {
 }
 
 #[test]
+// A store on disk.
+#[cfg(feature = "persistence")]
 fn a_retained_message_from_a_local_client_survives_a_restart() {
     let dir = Scratch::new("embed-persist");
     let store = dir.dir.clone();

@@ -249,8 +249,10 @@ fn a_stalled_subscriber_found_slow_holds_the_publisher_back_no_longer() {
 }
 
 /// A fresh directory for a broker's store, removed on drop.
+#[cfg(feature = "persistence")]
 struct StoreDir(std::path::PathBuf);
 
+#[cfg(feature = "persistence")]
 impl StoreDir {
     fn new(name: &str) -> StoreDir {
         let dir = std::env::temp_dir().join(format!("pipit-load-{name}-{}", std::process::id()));
@@ -259,6 +261,7 @@ impl StoreDir {
     }
 }
 
+#[cfg(feature = "persistence")]
 impl Drop for StoreDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -266,6 +269,8 @@ impl Drop for StoreDir {
 }
 
 #[test]
+// A store on disk.
+#[cfg(feature = "persistence")]
 fn an_offline_fill_waits_in_persistent_sessions_across_a_restart_and_resume_takes_it() {
     // What scripts/bench.sh does to time a start-up: fill the store with QoS 1 messages for
     // persistent subscribers that left, restart the broker on it, reconnect them.

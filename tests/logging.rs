@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::Raw;
 use mosquitto::{Kind, mosquitto_installed};
-use support::{Pipit, Scratch, free_port, local, run_pipit};
+use support::{Scratch, free_port, run_pipit};
 
 /// How long a line may take to reach a file, socket or subscriber.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -346,6 +346,8 @@ fn an_unknown_user_refuses_to_start() {
 }
 
 #[test]
+// A store on disk.
+#[cfg(feature = "persistence")]
 fn a_store_the_user_cannot_write_refuses_to_start_and_a_new_one_is_theirs() {
     if !root("store ownership") {
         return;
@@ -392,9 +394,9 @@ fn a_store_the_user_cannot_write_refuses_to_start_and_a_new_one_is_theirs() {
         "--persistence-dir",
         fresh.to_str().unwrap(),
     ];
-    let mut pipit = Pipit::spawn(&args, &dir.path("fresh.stderr"));
-    pipit.wait_listening(local(port));
-    let mut c = Raw::connect(local(port), "stored", false);
+    let mut pipit = support::Pipit::spawn(&args, &dir.path("fresh.stderr"));
+    pipit.wait_listening(support::local(port));
+    let mut c = Raw::connect(support::local(port), "stored", false);
     c.ping();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&fresh).unwrap().uid(), 65534);

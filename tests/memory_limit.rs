@@ -8,6 +8,8 @@
 //! subscribers is dropped, from 95 % QoS 1/2 PUBLISHes are refused, from 100 % retained
 //! messages are not stored; each ends 10 points below where it began. The tests share the
 //! heap, so they run one at a time.
+// Each test reads the budget's figures from the metrics endpoint.
+#![cfg(feature = "metrics")]
 
 #[path = "common/client.rs"]
 mod client;

@@ -3,6 +3,7 @@
 //! method 405; an oversize request head and a client that never finishes its request are
 //! closed, and scrapers over the connection bound are turned away, without the broker
 //! waiting on any of them.
+#![cfg(feature = "metrics")]
 
 mod common;
 

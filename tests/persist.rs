@@ -11,6 +11,7 @@
 //!
 //! The store's own contract (its layout, the lock, refusing a directory that is not ours or
 //! is newer, the free-space margin) is pipit-only and below the table.
+#![cfg(feature = "persistence")]
 
 #[path = "common/client.rs"]
 mod client;

@@ -5,6 +5,8 @@
 //! was after a few ordinary connections. Before the fix it kept the connection and session
 //! slots, the pooled buffers and glibc's free chunks of the peak: over 1 MiB more here.
 //! `scripts/storm.sh` runs the full storm (10,000 CONNECTs a second) on the release build.
+// Its broker (tests/common/process.rs) starts from a persistent configuration.
+#![cfg(feature = "persistence")]
 
 mod common;
 #[path = "common/mosquitto.rs"]

@@ -248,6 +248,8 @@ fn hash_subscribers_do_not_get_sys_topics() {
 }
 
 #[test]
+// A store on disk.
+#[cfg(feature = "persistence")]
 fn persistence_adds_the_bytes_the_store_wrote() {
     let dir = Scratch::new("sys-store");
     let path = dir.path("store");

@@ -4,6 +4,7 @@
 //! start-up errors for bad PEM files.
 //! The CA and certificates are made at test time with `rcgen`.
 #![cfg(feature = "tls")]
+#![cfg(feature = "tls")]
 
 mod common;
 #[path = "common/pki.rs"]

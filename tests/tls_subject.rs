@@ -5,6 +5,7 @@
 //! `mosquitto_pub`/`mosquitto_sub` over TLS with client certificates. The certificates are
 //! made at test time with `rcgen`.
 #![cfg(feature = "tls")]
+#![cfg(feature = "tls")]
 
 mod common;
 #[path = "common/mosquitto.rs"]

@@ -4,6 +4,7 @@
 //! `websockets_headers_size`, and `http_dir` file serving with its traversal refusals.
 //! Where pipit behaves "as Mosquitto" (paths and subprotocols accepted, text frames, files
 //! served), the same requests go to the real Mosquitto 2.0.11 too, when it is installed.
+#![cfg(feature = "websocket")]
 
 mod common;
 #[path = "common/mosquitto.rs"]

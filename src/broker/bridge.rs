@@ -12,6 +12,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::*;
 use crate::bridge::{self, Link};
+use crate::net::Connector;
+
+/// Each bridge's way of wrapping its outbound socket (plain or TLS), by bridge index.
+pub(super) type Connectors = Vec<Connector>;
+
+/// The connectors `config`'s bridges ask for; a TLS file that cannot be loaded is an error
+/// naming it.
+pub(super) fn connectors(config: &Config) -> io::Result<Connectors> {
+    config.bridges.iter().map(Connector::for_bridge).collect()
+}
 
 impl Broker {
     /// Moves every bridge's link on: starts due connections (a lazy one only with its

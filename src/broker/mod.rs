@@ -10,11 +10,13 @@
 //! every connection with output, encode its queued messages and write them with one `write`
 //! call where the socket allows. Writability is only waited for while output is left.
 
+#[cfg_attr(not(feature = "bridge"), path = "bridge_off.rs")]
 mod bridge;
 mod close;
 mod decide;
 pub mod drive;
 mod embedding;
+#[cfg_attr(not(feature = "persistence"), path = "persist_off.rs")]
 mod persist;
 mod read;
 mod reload;
@@ -44,10 +46,10 @@ use crate::handle;
 use crate::ids::ConnId;
 use crate::metrics::Metrics;
 use crate::metrics::http::MetricsServer;
+use crate::net::Transport;
 use crate::net::buffer::ReadOutcome;
 use crate::net::conn::{Conn, Expiry, Phase};
 use crate::net::linger::Lingerers;
-use crate::net::{Connector, Transport};
 use crate::wire::{self, Connack, Disconnect, Properties, Version, reason};
 
 use embedding::Locals;
@@ -104,7 +106,8 @@ pub struct Broker {
     /// How each listener wraps what it accepts (plain TCP or TLS), in listener order.
     transports: Vec<Transport>,
     /// Each bridge's way of wrapping its outbound socket (plain or TLS), by bridge index.
-    connectors: Vec<Connector>,
+    #[cfg(feature = "bridge")]
+    connectors: bridge::Connectors,
     state: State,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -130,11 +133,13 @@ pub struct Broker {
     /// Connections whose sending stopped at a QoS 2 message not yet durable.
     durable_waiters: Vec<ConnId>,
     /// The persistent store's directory, if persistence is on.
+    #[cfg(feature = "persistence")]
     store_dir: Option<std::path::PathBuf>,
     /// When the last snapshot was begun (or the broker started).
+    #[cfg(feature = "persistence")]
     last_snapshot: Instant,
     /// A snapshot being written, a slice per turn.
-    snapshot: Option<crate::persist::snapshot::Snapshot>,
+    snapshot: Option<persist::Snapshot>,
     /// When deliveries not yet recorded are recorded next (without `fsync`).
     deferred_until: Instant,
     /// The binary's logger: its file is reopened on SIGHUP, its topic lines published.
@@ -191,16 +196,14 @@ impl Broker {
                  as the program's global allocator",
             ));
         }
+        crate::config::features::check_built(&config)?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let transports = (0..config.listeners.len())
             .map(|i| Transport::for_listener(&config, i))
             .collect::<io::Result<Vec<_>>>()?;
-        let connectors = config
-            .bridges
-            .iter()
-            .map(Connector::for_bridge)
-            .collect::<io::Result<Vec<_>>>()?;
+        #[cfg(feature = "bridge")]
+        let connectors = bridge::connectors(&config)?;
         let auth = (0..config.listeners.len())
             .map(|i| Auth::load(&config.security_for(i)))
             .collect::<Result<Vec<_>, _>>()
@@ -234,7 +237,9 @@ impl Broker {
             events: Events::with_capacity(1024),
             state,
             durable_waiters: Vec::new(),
+            #[cfg(feature = "persistence")]
             store_dir,
+            #[cfg(feature = "persistence")]
             last_snapshot: Instant::now(),
             snapshot: None,
             deferred_until: Instant::now(),
@@ -260,6 +265,7 @@ impl Broker {
             lingering: Lingerers::new(LINGER_FIRST),
             listeners: Vec::new(),
             transports,
+            #[cfg(feature = "bridge")]
             connectors,
         })
     }

@@ -10,7 +10,8 @@ use log::{error, info, warn};
 use super::*;
 use crate::persist::journal::Journal;
 use crate::persist::restore::Restore;
-use crate::persist::snapshot::{self, Snapshot};
+use crate::persist::snapshot;
+pub(super) use crate::persist::snapshot::Snapshot;
 use crate::persist::store::{self, Store, StoreOptions};
 
 /// Segment size of the log.

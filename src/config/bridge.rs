@@ -525,7 +525,8 @@ fn restart(l: &Line) -> Result<Restart, ConfigError> {
     }
 }
 
-#[cfg(test)]
+// A build without `bridge` refuses `connection` blocks (`config::features`).
+#[cfg(all(test, feature = "bridge"))]
 mod tests {
     use super::*;
     use crate::config::Config;

@@ -94,7 +94,8 @@ pub(super) fn check(tls: &BridgeTls, bridge: &str, origin: &Origin) -> Result<()
     Ok(())
 }
 
-#[cfg(test)]
+// A build without `bridge` refuses `connection` blocks (`config::features`).
+#[cfg(all(test, feature = "bridge"))]
 mod tests {
     use crate::config::{BridgeTls, Config, TlsVersion};
     use std::path::{Path, PathBuf};

@@ -228,7 +228,12 @@ mod tests {
     #[test]
     fn no_option_mosquitto_documents_is_unknown() {
         for (line, expected) in MOSQUITTO_OPTIONS {
-            assert_eq!(outcome(line), Ok(expected), "{line}");
+            let got = outcome(line);
+            // A build without a feature refuses its options (`config::features`).
+            if matches!(&got, Err(e) if e.contains("pipit was built without feature")) {
+                continue;
+            }
+            assert_eq!(got, Ok(expected), "{line}");
         }
     }
 
@@ -243,6 +248,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "persistence")]
     fn retained_persistence_is_persistence() {
         let parse = |text: &str| Config::parse(text, Path::new("pipit.conf")).unwrap().0;
         assert!(parse("retained_persistence true\n").persistence);

@@ -8,6 +8,7 @@
 mod bridge;
 mod bridge_tls;
 mod bridge_topic;
+pub mod features;
 mod known;
 mod line;
 mod logging;

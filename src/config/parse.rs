@@ -136,6 +136,7 @@ impl Parser {
     }
 
     fn option(&mut self, l: &Line, main: bool) -> Result<(), ConfigError> {
+        super::features::check(l)?;
         let c = &mut self.config;
         match l.name {
             "listener" => self.listener(l)?,
@@ -457,7 +458,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{TcpKeepalive, TlsConfig, TlsVersion};
+    use crate::config::{TcpKeepalive, TlsVersion};
     use crate::persist::store::SyncPolicy;
     use std::net::Ipv6Addr;
 
@@ -493,6 +494,13 @@ mod tests {
     }
 
     #[test]
+    // Its file uses every feature's options (`config::features`).
+    #[cfg(all(
+        feature = "persistence",
+        feature = "websocket",
+        feature = "bridge",
+        feature = "metrics"
+    ))]
     fn every_supported_option_parses() {
         let text = "\
 per_listener_settings false
@@ -604,7 +612,7 @@ websockets_log_level 9
         assert_eq!(tls.max_connections, Some(100));
         assert_eq!(tls.max_topic_alias, 5);
         assert_eq!(tls.security, None);
-        let expected = TlsConfig {
+        let expected = crate::config::TlsConfig {
             certfile: "/etc/pipit/cert.pem".into(),
             keyfile: "/etc/pipit/key.pem".into(),
             cafile: Some("/etc/pipit/ca.pem".into()),
@@ -691,6 +699,8 @@ websockets_log_level 9
     }
 
     #[test]
+    // Its file turns persistence and a WebSocket listener on.
+    #[cfg(all(feature = "persistence", feature = "websocket"))]
     fn options_without_effect_yet_warn_instead_of_passing_silently() {
         let text = "\
 allow_zero_length_clientid false
@@ -946,6 +956,8 @@ listener 1886 ::1 ignored # v6
     }
 
     #[test]
+    // A build without `metrics` refuses the option (`config::features`).
+    #[cfg(feature = "metrics")]
     fn metrics_listener_is_off_by_default_and_loopback_without_an_address() {
         let metrics = |text: &str| config(text).metrics_listener;
         assert_eq!(metrics(""), None);
@@ -1038,6 +1050,8 @@ allow_anonymous true
     }
 
     #[test]
+    // Its file has a `connection` block.
+    #[cfg(feature = "bridge")]
     fn unsupported_options_are_warnings_with_lines() {
         let text = "\
 max_qos 1

@@ -289,7 +289,8 @@ pub fn enqueue(
 }
 
 /// Records what stored sessions were given and still hold since the last call (see
-/// `enqueue`).
+/// `enqueue`). Only a store defers records: without the `persistence` feature there is none.
+#[cfg(feature = "persistence")]
 pub fn log_deferred(state: &mut State) {
     let State {
         sessions, journal, ..

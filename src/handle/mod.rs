@@ -6,6 +6,7 @@
 mod ack;
 mod auth;
 mod authorize;
+#[cfg_attr(not(feature = "bridge"), path = "bridge_off.rs")]
 mod bridge;
 mod connect;
 mod control;

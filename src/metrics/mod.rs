@@ -5,10 +5,12 @@
 //!   and pipit's own, retained, every `sys_interval` seconds, each only when it changed;
 //! - `load`: the 1, 5 and 15-minute load averages of `$SYS/broker/load/...`;
 //! - `prometheus` and `http`: the same figures in the Prometheus text format, served by
-//!   `metrics_listener` on the broker's loop.
+//!   `metrics_listener` on the broker's loop (the `metrics` feature; `$SYS` is always built).
 
 mod figures;
 mod heap;
+// Without the `metrics` feature, `http_off.rs`: the same names, no endpoint.
+#[cfg_attr(not(feature = "metrics"), path = "http_off.rs")]
 pub mod http;
 mod load;
 mod prometheus;

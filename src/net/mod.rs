@@ -12,6 +12,8 @@
 
 pub(crate) mod buffer;
 pub(crate) mod conn;
+#[cfg(feature = "bridge")]
+mod connector;
 pub(crate) mod linger;
 pub(crate) mod listen;
 pub(crate) mod local;
@@ -19,21 +21,24 @@ pub mod mem;
 pub(crate) mod pool;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", feature = "bridge"))]
 pub(crate) mod tls_client;
+// Without the `websocket` feature, `ws/off.rs`: the same names, nothing to make.
+#[cfg_attr(not(feature = "websocket"), path = "ws/off.rs")]
 pub(crate) mod ws;
 #[cfg(feature = "tls")]
 pub(crate) mod x509;
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{BridgeConfig, CertUsername, Config, ListenerConfig, Protocol};
+use crate::config::{CertUsername, Config, ListenerConfig, Protocol};
+#[cfg(feature = "bridge")]
+pub use connector::Connector;
 #[cfg(feature = "tls")]
 use tls::TlsStream;
 use ws::{WsConfig, WsStream};
@@ -65,7 +70,7 @@ impl Transport {
         let listener = &config.listeners[index];
         let ws = match listener.protocol {
             Protocol::Mqtt => None,
-            Protocol::Websockets => Some(Arc::new(ws_config(config, listener)?)),
+            Protocol::Websockets => Some(Arc::new(ws::config(config, listener)?)),
         };
         Ok(Transport {
             tls: Transport::tls(listener)?,
@@ -104,88 +109,6 @@ impl Transport {
             Some(config) => Stream::Ws(Box::new(WsStream::new(stream, Arc::clone(config)))),
         })
     }
-}
-
-/// How one bridge wraps its outbound socket: plain TCP, or TLS as a client.
-#[derive(Debug)]
-pub struct Connector {
-    #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Connector {
-    /// The connector bridge `b` asks for; its TLS files are opened here, so a missing or bad
-    /// one stops start-up with an error naming it.
-    pub fn for_bridge(b: &BridgeConfig) -> io::Result<Connector> {
-        #[cfg(feature = "tls")]
-        {
-            let tls = b
-                .tls
-                .as_ref()
-                .map(|tls| tls_client::client_config(b, tls))
-                .transpose()?;
-            Ok(Connector { tls })
-        }
-        #[cfg(not(feature = "tls"))]
-        match b.tls {
-            None => Ok(Connector {}),
-            Some(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "bridge {}: bridge_cafile/bridge_capath set, but pipit was built without \
-                     the `tls` feature",
-                    b.name
-                ),
-            )),
-        }
-    }
-
-    /// Wraps a connecting socket to `host` (the name its certificate must carry, over TLS).
-    pub fn wrap(&self, socket: TcpStream, host: &str) -> io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(config) = &self.tls {
-            let name = tls_client::server_name(host)?;
-            let tls = TlsStream::client(socket, Arc::clone(config), name)?;
-            return Ok(Stream::Tls(Box::new(tls)));
-        }
-        #[cfg(not(feature = "tls"))]
-        let _ = host;
-        Ok(Stream::Tcp(socket))
-    }
-
-    /// Whether the connection is TLS, for the log.
-    pub fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        false
-    }
-}
-
-/// A WebSocket listener's settings: `http_dir` made canonical (the error names it),
-/// `websockets_headers_size` (0 is the default), frames bounded by `max_packet_size`.
-fn ws_config(config: &Config, listener: &ListenerConfig) -> io::Result<WsConfig> {
-    let http_dir = match &listener.http_dir {
-        None => None,
-        Some(dir) => Some(dir.canonicalize().map_err(|e| {
-            let message = format!(
-                "listener {}: http_dir {}: {e}",
-                listener.addr,
-                dir.display()
-            );
-            io::Error::new(e.kind(), message)
-        })?),
-    };
-    let headers_size = match config.websockets_headers_size {
-        0 => ws::DEFAULT_HEADERS_SIZE,
-        n => usize::from(n),
-    };
-    Ok(WsConfig {
-        http_dir,
-        headers_size,
-        max_frame: u64::from(config.max_packet_size),
-        log_level: config.websockets_log_level,
-    })
 }
 
 /// One client connection's byte stream.
@@ -278,7 +201,8 @@ impl Stream {
     }
 
     /// The peer's address, read from the socket (for the WebSocket layer's log lines).
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
+    #[cfg(feature = "websocket")]
+    fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         match self {
             Stream::Tcp(socket) => socket.peer_addr(),
             #[cfg(feature = "tls")]

@@ -32,6 +32,7 @@ use log::info;
 use mio::net::TcpStream;
 
 use super::Stream;
+use crate::config::{Config, ListenerConfig};
 use frame::{FrameError, FrameReader};
 
 /// `websockets_headers_size` when unset or 0: what Mosquitto 2.0.11 (libwebsockets) takes
@@ -94,6 +95,32 @@ impl std::fmt::Display for WsClose {
 }
 
 impl std::error::Error for WsClose {}
+
+/// A WebSocket listener's settings: `http_dir` made canonical (the error names it),
+/// `websockets_headers_size` (0 is the default), frames bounded by `max_packet_size`.
+pub fn config(config: &Config, listener: &ListenerConfig) -> io::Result<WsConfig> {
+    let http_dir = match &listener.http_dir {
+        None => None,
+        Some(dir) => Some(dir.canonicalize().map_err(|e| {
+            let message = format!(
+                "listener {}: http_dir {}: {e}",
+                listener.addr,
+                dir.display()
+            );
+            io::Error::new(e.kind(), message)
+        })?),
+    };
+    let headers_size = match config.websockets_headers_size {
+        0 => DEFAULT_HEADERS_SIZE,
+        n => usize::from(n),
+    };
+    Ok(WsConfig {
+        http_dir,
+        headers_size,
+        max_frame: u64::from(config.max_packet_size),
+        log_level: config.websockets_log_level,
+    })
+}
 
 /// Where the connection is.
 #[derive(Debug)]

@@ -37,7 +37,6 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 pub use error::{OpenError, StoreFailed};
 pub use fs::free_space;
@@ -51,16 +50,7 @@ use sync::{Shared, SnapshotJob};
 /// A batch buffer grown past this by one huge batch is shrunk back after it.
 const KEEP_CAPACITY: usize = 4 << 20;
 
-/// When appended records reach the disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// Every committed batch is fdatasynced (grouped) before it counts as durable.
-    Fsync,
-    /// The sync thread syncs on this cadence; a crash can lose what was committed since.
-    Interval(Duration),
-    /// Never synced (the OS writes it back when it likes); batches count as durable at once.
-    Never,
-}
+pub use super::SyncPolicy;
 
 /// How a store behaves.
 #[derive(Clone, Copy, Debug)]
