@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -64,7 +64,7 @@ impl Drop for Scratch {
     }
 }
 
-/// A TCP port that was free on 127.0.0.1 a moment ago.
+/// A TCP port that was free on every address a moment ago.
 pub fn free_port() -> u16 {
     // Below the kernel's ephemeral range (32768 and up on Linux), so a port handed out here
     // cannot be taken by a broker another test binds to port 0 before pipit binds it; each
@@ -74,7 +74,17 @@ pub fn free_port() -> u16 {
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = 20_000 + (offset.wrapping_add(n) % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        // Free on 127.0.0.1 is not enough for a listener without an address: the port may be
+        // held on another loopback address or on IPv6 only, so the wildcards are tried too
+        // (a machine without IPv6 fails that bind otherwise than "in use").
+        let unused = |ip: IpAddr| match TcpListener::bind((ip, port)) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && unused(IpAddr::from([0, 0, 0, 0]))
+            && unused(IpAddr::from([0u16; 8]))
+        {
             return port;
         }
     }
