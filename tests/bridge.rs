@@ -93,8 +93,12 @@ fn two_pipits_bridged_out_in_and_both_with_prefixes_qos_and_retained() {
     assert_eq!((&*p.topic, p.qos), ("x/from-cloud", 1));
     let p = next_message(&mut x_down);
     assert_eq!((&*p.topic, p.qos), ("x/from-cloud", 0));
-    // retained: kept on the remote, so a later subscriber there gets it.
+    // retained: kept on the remote, so a later subscriber there gets it. A subscriber
+    // already there says when it has crossed (the publisher's PUBACK comes from the
+    // gateway, before the bridge has forwarded it).
+    let mut crossed = subscriber(remote.addr, "crossed", "keep/#", 1);
     publish_at(gateway.addr, "keep/last", b"r", 1, true);
+    assert_eq!(&*next_message(&mut crossed).topic, "keep/last");
     let mut probe = subscriber(remote.addr, "probe", "keep/#", 1);
     let p = next_message(&mut probe);
     assert_eq!(

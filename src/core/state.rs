@@ -297,7 +297,6 @@ impl State {
         topic: &str,
         access: Access,
     ) -> bool {
-        let files = self.allowed_by_files(listener, client_id, username, topic, access);
         if access == Access::Write && broker_only(topic) {
             return false;
         }
@@ -308,6 +307,7 @@ impl State {
         {
             return verdict;
         }
+        let files = self.allowed_by_files(listener, client_id, username, topic, access);
         match &self.hooks.authorize {
             Some(hook) => {
                 let request = crate::auth::hooks::Authorization {
