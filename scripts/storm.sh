@@ -4,13 +4,15 @@
 # arrives, every third with a reset (SO_LINGER 0), the others with DISCONNECT and a close.
 # The broker's RSS (VmRSS) and open file descriptors (/proc/PID/fd) are sampled before,
 # every 0.5 s during, and after the storm into a CSV; the script fails unless both are back
-# within 10% of the pre-storm level within STORM_SETTLE seconds after the storm, and every
-# connection got its CONNACK.
+# to the pre-storm level (RSS within 10% or 512 KiB, fds within 10%, see `within`) within
+# STORM_SETTLE seconds after the storm, and every connection got its CONNACK.
 #
-# The pre-storm level is that of a broker in service: it has accepted and closed a few
-# hundred connections the same way at 300/s (so the code that serves them is paged in: a few
-# hundred KiB of the binary's text that a broker which never accepted a connection does not
-# have resident; RssFile in the CSV, next to RssAnon, the heap).
+# The pre-storm level is that of a broker in service: 2 s after start (once the binary has
+# given back the pages only start-up touched, src/startup_pages.rs) it has taken one second
+# of the same storm, 10,000 connections, and 3 s to settle. So the code that serves a storm
+# is paged in (its rarer paths too: slab growth and shrink, trims; RssFile in the CSV, next
+# to RssAnon, the heap), and what a burst leaves in the allocator is in the base. The storm
+# then opens ten times as many: anything it keeps per connection shows.
 # A storm must leave nothing behind beyond that: not its peak's connection slots, buffers or
 # heap. The CSV also has the RSS at start, for comparison.
 #
@@ -80,11 +82,9 @@ storm() { # seconds json
 }
 
 sample start
-log "pipit $BPID: RSS $(rss_kb) KiB, $(fds) fds at start; 300 connections first (1 s)"
-RATE_WANTED=$RATE
-RATE=300
+log "pipit $BPID: RSS $(rss_kb) KiB, $(fds) fds at start; one second of the storm first"
+sleep 2
 storm 1 "$work/warmup.json" 2>/dev/null
-RATE=$RATE_WANTED
 sleep 3
 sample before
 BEFORE_RSS=$(rss_kb) BEFORE_FDS=$(fds)
@@ -105,13 +105,18 @@ peak_fds=$(awk -F, '$2 == "during" && $6 > m { m = $6 } END { print m + 0 }' "$C
 log "storm: ${ok:-?} connections ok (${resets:-?} reset), ${failed:-?} failed, ${dropped:-?}" \
     "dropped, ${rate:-?} conn/s; peak RSS $peak_rss KiB, peak fds $peak_fds"
 
-within() { # value base: within 10% of base
-    awk -v v="$1" -v b="$2" 'BEGIN { exit !(v <= b * 1.10 && v >= b * 0.90) }'
+# RSS moves by a few hundred KiB with no leak in it: 64 KiB of code fault-around per rarely
+# run function, the allocator's arenas. Against a base of ~2.2 MiB (since start-up's pages are
+# given back) 10% is ~220 KiB, under that noise, so RSS gets 10% or 512 KiB, whichever is
+# more; a leak of 6 bytes per storm connection (100,000) is still over it. fds: 10%.
+within() { # value base [floor]: within 10% of base, or within floor of it
+    awk -v v="$1" -v b="$2" -v f="${3:-0}" \
+        'BEGIN { d = b * 0.10; if (f > d) d = f; exit !(v <= b + d && v >= b - d) }'
 }
 settled=""
 for i in $(seq $((SETTLE * 2))); do
     sample after
-    if within "$(rss_kb)" "$BEFORE_RSS" && within "$(fds)" "$BEFORE_FDS"; then
+    if within "$(rss_kb)" "$BEFORE_RSS" 512 && within "$(fds)" "$BEFORE_FDS"; then
         settled=$((i * 500))
         break
     fi
@@ -132,10 +137,10 @@ elif [ "$ok" != "$want" ]; then
     log "note: the load generator opened $ok of $want connections in the time (CPU-bound)"
 fi
 if [ -z "$settled" ]; then
-    log "FAIL: RSS or fds not back within 10% of the pre-storm level in $SETTLE s"
+    log "FAIL: RSS (10% or 512 KiB) or fds (10%) not back to the pre-storm level in $SETTLE s"
     status=1
 else
-    log "back within 10% ${settled} ms after the storm"
+    log "back to the pre-storm level (RSS 10% or 512 KiB, fds 10%) ${settled} ms after the storm"
 fi
 cp "$CSV" "$OUT/latest.csv"
 log "samples in $CSV"

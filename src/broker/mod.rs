@@ -152,6 +152,8 @@ pub struct Broker {
     config_file: Option<std::path::PathBuf>,
     /// Sessions at the last sweep, for giving a burst's slots back (`trim.rs`).
     session_peak: usize,
+    /// Bytes the sweeps gave back since the heap was last trimmed (`broker/trim.rs`).
+    released_since_trim: usize,
     /// In-process clients: new ones to admit, and those admitted (`handle.rs`).
     locals: Locals,
     /// When the one-second sweep runs next; `None` until the first turn has started the loop.
@@ -248,6 +250,7 @@ impl Broker {
             last_status: String::new(),
             config_file: None,
             session_peak: 0,
+            released_since_trim: 0,
             locals: Locals::new(),
             next_sweep: None,
             stopped: false,
