@@ -386,7 +386,10 @@ impl Broker {
         self.next_sweep = Some(next_sweep);
         let next_linger_end = self.lingering.expire(self.poll.registry(), Instant::now());
         let next_watchdog = self.notify_watchdog(Instant::now());
+        // Connections left dirty by the flush (written in full with more pending) are
+        // written again at once, not at the next event or sweep.
         let mut timeout = if self.read_again.is_empty()
+            && self.state.dirty.is_empty()
             && self.released.is_empty()
             && !self.walk_again
             && self.snapshot.is_none()

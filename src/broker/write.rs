@@ -160,11 +160,11 @@ impl Broker {
                     // The kernel took everything, but the session may hold more than one
                     // pass admits (`write_pending` stops at `max_output_buffer`). Nothing
                     // else would wake this connection: no writable edge comes after a
-                    // complete write, and its publishers may be held for it. So it is
-                    // written again in the next pass of this turn, until the kernel is full
-                    // or nothing is left (else the queue sat until the subscriber was
-                    // declared slow and its QoS 0 dropped: 200 publishers of 16 KiB to one
-                    // reading subscriber lost almost everything).
+                    // complete write, and its publishers may be held for it. So it stays
+                    // dirty and is written again in the next turn, which polls without
+                    // waiting, until the kernel is full or nothing is left (else the queue
+                    // sat until the subscriber was declared slow and its QoS 0 dropped: 200
+                    // publishers of 16 KiB to one reading subscriber lost almost everything).
                     if conn
                         .session
                         .and_then(|s| sessions.get(s.0 as usize))
