@@ -98,3 +98,40 @@ fn the_driver_delivers_between_connections_and_runs_keepalive() {
     assert!(driver.is_open(publisher));
     driver.shutdown();
 }
+
+/// A send larger than the stand-in receive buffer goes through whole while the broker
+/// reads, and is cut, not queued without bound, once the broker stops reading (the fuzzer
+/// found the harness's own queue growing past the allocation bound).
+#[test]
+fn the_driver_sends_through_its_receive_buffer_and_cuts_what_the_broker_leaves() {
+    let mut driver = pipit::fuzz::Driver::new(pipit::Config::default()).unwrap();
+    let publisher = driver.connect(1 << 16);
+    let mut stream = Connect::v311("pub").bytes();
+    for id in 1..=4 {
+        stream.extend(publish("t/a", &[b'x'; 4000], 1, false, id));
+    }
+    assert!(stream.len() > pipit::fuzz::RECEIVE_BUFFER);
+    assert_eq!(driver.send(publisher, &stream), stream.len());
+    assert_eq!(
+        driver.written(publisher),
+        4 + 4 * 4,
+        "CONNACK and four PUBACKs"
+    );
+    driver.shutdown();
+
+    // The broker closes on a PUBLISH over its maximum packet size and reads nothing after
+    // it: the rest is cut at the buffer, not queued.
+    let mut driver = pipit::fuzz::Driver::new(pipit::Config {
+        max_packet_size: 1024,
+        ..pipit::Config::default()
+    })
+    .unwrap();
+    let client = driver.connect(1 << 16);
+    let half_packet = [0x30, 0xff, 0xff, 0x03];
+    let mut flood = Connect::v311("c").bytes();
+    flood.extend(half_packet);
+    flood.extend(vec![0; 3 * pipit::fuzz::RECEIVE_BUFFER]);
+    let sent = driver.send(client, &flood);
+    assert!(sent < flood.len(), "{sent} of {}", flood.len());
+    driver.shutdown();
+}

@@ -72,12 +72,23 @@ impl Driver {
             .is_some_and(|(id, _)| self.broker.state.conns.get(*id).is_some())
     }
 
-    /// Connection `index` sends `bytes`: a read event, then the rest of the turn.
-    pub fn send(&mut self, index: usize, bytes: &[u8]) {
-        if let Some((_, peer)) = self.peers.get(index) {
-            peer.send(bytes);
+    /// Connection `index` sends `bytes`, as a blocking writer would: what fits in the
+    /// receive buffer, a read event and the rest of the turn, again while the broker takes
+    /// more. What the broker leaves unread once the buffer is full (it holds this publisher
+    /// back, or waits on a hook) is dropped, as if the peer gave up; returns the bytes sent.
+    pub fn send(&mut self, index: usize, bytes: &[u8]) -> usize {
+        let mut sent = 0;
+        loop {
+            let taken = self
+                .peers
+                .get(index)
+                .map_or(0, |(_, peer)| peer.send(&bytes[sent..]));
+            sent += taken;
+            self.event(index, true, false, false);
+            if sent == bytes.len() || taken == 0 {
+                return sent;
+            }
         }
-        self.event(index, true, false, false);
     }
 
     /// Connection `index` closes its side: a read event that ends in EOF.

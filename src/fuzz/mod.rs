@@ -10,6 +10,7 @@ mod broker;
 mod codec;
 
 pub use crate::broker::drive::Driver;
+pub use crate::net::mem::RECEIVE_BUFFER;
 pub use alloc::PeakAlloc;
 pub use broker::{BROKER_MAX_PACKET_SIZE, broker};
 pub use codec::{CODEC_MAX_PACKET_SIZE, codec};

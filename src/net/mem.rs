@@ -5,11 +5,18 @@
 //! It keeps the socket's contract that the loop relies on: `read` returns `WouldBlock` when
 //! nothing is queued and the peer has not closed, `Ok(0)` once it has; `write` takes at most
 //! the open window and returns `WouldBlock` when it is shut, like a full socket buffer.
+//! The peer's side is bounded too: `send` queues at most [`RECEIVE_BUFFER`] unread bytes, as
+//! a kernel's receive buffer would, so a broker that stops reading (back-pressure) does not
+//! make the harness itself allocate without bound.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
+
+/// Unread bytes a connection holds for the broker, like a (small) kernel receive buffer:
+/// what a peer sends beyond it waits, as a non-blocking write would.
+pub const RECEIVE_BUFFER: usize = 8 * 1024;
 
 /// The broker's end of an in-memory connection.
 #[derive(Debug)]
@@ -50,9 +57,13 @@ pub fn pair(window: usize) -> (MemStream, MemPeer) {
 }
 
 impl MemPeer {
-    /// Queues `bytes` for the broker to read.
-    pub fn send(&self, bytes: &[u8]) {
-        self.pipe.borrow_mut().input.extend(bytes);
+    /// Queues as much of `bytes` as the receive buffer has room for, for the broker to read;
+    /// returns how many bytes that was.
+    pub fn send(&self, bytes: &[u8]) -> usize {
+        let mut pipe = self.pipe.borrow_mut();
+        let taken = bytes.len().min(RECEIVE_BUFFER - pipe.input.len());
+        pipe.input.extend(&bytes[..taken]);
+        taken
     }
 
     /// Closes the peer's side: the broker reads EOF after what is queued.
@@ -137,5 +148,20 @@ mod tests {
         peer.drain(10);
         assert_eq!(stream.write(b"lo").unwrap(), 2);
         assert_eq!(peer.written(), 5);
+    }
+
+    #[test]
+    fn sends_stop_at_the_receive_buffer() {
+        let (mut stream, peer) = pair(0);
+        let big = vec![7; RECEIVE_BUFFER + 100];
+        assert_eq!(
+            peer.send(&big),
+            RECEIVE_BUFFER,
+            "a full buffer takes no more"
+        );
+        assert_eq!(peer.send(b"x"), 0);
+        let mut buf = [0; 100];
+        assert_eq!(stream.read(&mut buf).unwrap(), 100);
+        assert_eq!(peer.send(&big), 100, "reading makes room again");
     }
 }
