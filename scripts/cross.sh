@@ -71,8 +71,8 @@ done
 
 # --- build and size
 # One cargo run for all targets (150 s instead of 194 in CI): it schedules their crates
-# together, so one target's link-time
-# optimisation (a single thread with codegen-units = 1) overlaps the other's compiling.
+# together, so one target's link-time optimisation (a single thread with codegen-units = 1)
+# overlaps the other's compiling.
 target_flags=()
 for t in "${targets[@]}"; do
     prefix=$(gnu_prefix "$t")
