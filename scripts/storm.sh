@@ -9,8 +9,8 @@
 #
 # The pre-storm level is that of a broker in service: 2 s after start (once the binary has
 # given back the pages only start-up touched, src/startup_pages.rs) it has taken one second
-# of the same storm, 10,000 connections, and it has published `$SYS` once (12 s after start). So the code that serves a storm
-# is paged in (its rarer paths too: slab growth and shrink, trims; RssFile in the CSV, next
+# of the same storm, 10,000 connections, and it has published `$SYS` once (12 s after start).
+# So the code that serves a storm is paged in (its rarer paths too: slab growth and shrink, trims; RssFile in the CSV, next
 # to RssAnon, the heap), and what a burst leaves in the allocator is in the base. The storm
 # then opens ten times as many: anything it keeps per connection shows.
 # A storm must leave nothing behind beyond that: not its peak's connection slots, buffers or
@@ -89,7 +89,8 @@ storm 1 "$work/warmup.json" 2>/dev/null
 # The base waits for the first `$SYS` publication (sys_interval 10 s after start) too: its
 # code and its retained topics are part of a broker in service (in one CI run they came
 # during the storm, +380 KiB of code pages and +200 KiB of heap, and failed the check).
-sleep $((STARTED + 12 - SECONDS > 3 ? STARTED + 12 - SECONDS : 3))
+to_base=$((STARTED + 12 - SECONDS))
+sleep $((to_base > 3 ? to_base : 3))
 sample before
 BEFORE_RSS=$(rss_kb) BEFORE_FDS=$(fds)
 log "before: RSS $BEFORE_RSS KiB, $BEFORE_FDS fds; storm of $RATE conn/s for $SECS s"
