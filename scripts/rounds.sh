@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Interleaved rounds: one pipit-load scenario against several brokers in turn, ROUNDS times,
+# for differences smaller than one bench.sh run can resolve on a shared machine (the static
+# build against the glibc one, pipit against FlashMQ, a change against the build before it).
+# Each round runs the scenario once on every broker, in order; machine noise that lasts
+# longer than a run then falls on all of them alike, and the medians are compared.
+#
+#   scripts/rounds.sh [NAME=BINARY ...] -- SCENARIO [PIPIT-LOAD ARGS...]
+#
+# A broker's configuration syntax follows its NAME's prefix: pipit*, mosquitto* or flashmq*
+# (FlashMQ is not packaged by Debian: build it from https://github.com/halfgaar/FlashMQ with
+# cmake; it runs here with `thread_count 1`, so every broker has one core). Without brokers
+# named, it compares pipit-static (scripts/static.sh), pipit-glibc (cargo build --release)
+# and mosquitto. Every broker runs with the settings of bench.sh's standard set, on its own
+# port from ROUNDS_PORT up, pinned to CPU 1 and the load generator to CPU 0 (BENCH_PIN=0: not
+# pinned).
+#
+# Environment:
+#   ROUNDS        rounds                                                              [5]
+#   ROUNDS_FIELD  the pipit-load JSON figure compared: msgs_per_broker_cpu_s, delivered_per_s,
+#                 or latency_us.p50/.p99/.p999                     [msgs_per_broker_cpu_s]
+#   ROUNDS_IDLE   idle connections held open to each broker during its runs (keepalive
+#                 600 s, so none pings during a run)                                  [0]
+#   ROUNDS_PORT   first port                                                      [18851]
+#   ROUNDS_LOAD   the load generator; given, nothing is built (binaries stay fixed while
+#                 the tree changes)                                 [target/release/pipit-load]
+#
+# Prints one line per run (round, broker, the figure, peak RSS in KiB, lost), then each
+# broker's median and its ratio to the first broker's. Exits 1 if a pipit run lost,
+# duplicated or reordered a message. Only processes it started are stopped, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+FIELD=${ROUNDS_FIELD:-msgs_per_broker_cpu_s}
+IDLE=${ROUNDS_IDLE:-0}
+PORT=${ROUNDS_PORT:-18851}
+NAMES=() BINS=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    NAMES+=("${1%%=*}")
+    BINS+=("${1#*=}")
+    shift
+done
+[ "${1:-}" = -- ] && shift
+[ $# -gt 0 ] || { echo "usage: $0 [NAME=BINARY ...] -- SCENARIO [ARGS...]" >&2; exit 2; }
+
+log() { printf '[rounds] %s\n' "$*" >&2; }
+LOAD=${ROUNDS_LOAD:-}
+if [ -z "$LOAD" ]; then
+    cargo build --release --quiet --bin pipit --bin pipit-load
+    LOAD=target/release/pipit-load
+fi
+if [ ${#NAMES[@]} -eq 0 ]; then
+    static=$(scripts/static.sh)
+    NAMES=(pipit-static pipit-glibc mosquitto)
+    BINS=("$static" target/release/pipit "$(command -v mosquitto || echo /usr/sbin/mosquitto)")
+fi
+
+LOAD_PIN=() BROKER_PIN=()
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    LOAD_PIN=(taskset -c 0)
+    BROKER_PIN=(taskset -c 1)
+fi
+[ "$IDLE" -gt 0 ] && ulimit -n "$(ulimit -Hn)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pipit-rounds.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+write_config() { # name port file
+    case $1 in
+        flashmq*)
+            printf 'thread_count 1\nallow_anonymous true\nlog_level error\nlog_file %s\n' \
+                "$WORK/$1.log" >"$3"
+            printf 'listen {\n  port %s\n  inet4_bind_address 127.0.0.1\n}\n' "$2" >>"$3"
+            ;;
+        *)
+            case $1 in pipit*) echo "slow_subscriber_timeout 1" ;; esac >"$3"
+            printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$2" >>"$3"
+            printf 'max_queued_messages 1000000\nmax_queued_bytes 0\nlog_dest none\n' >>"$3"
+            echo "persistence false" >>"$3"
+            ;;
+    esac
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+BPIDS=()
+for i in "${!NAMES[@]}"; do
+    name=${NAMES[$i]} bin=${BINS[$i]} port=$((PORT + i)) conf="$WORK/${NAMES[$i]}.conf"
+    [ -x "$bin" ] || { log "$name: $bin is not an executable"; exit 2; }
+    port_open "$port" && { log "port $port is in use"; exit 2; }
+    write_config "$name" "$port" "$conf"
+    case $name in
+        flashmq*) "${BROKER_PIN[@]}" "$bin" --config-file "$conf" >"$WORK/$name.out" 2>&1 & ;;
+        *) "${BROKER_PIN[@]}" "$bin" -c "$conf" >"$WORK/$name.out" 2>&1 & ;;
+    esac
+    PIDS+=($!)
+    BPIDS+=($!)
+    for _ in $(seq 50); do port_open "$port" && break; sleep 0.1; done
+    port_open "$port" || { log "$name did not start: $(tail -c 300 "$WORK/$name.out")"; exit 2; }
+    log "$name: pid ${BPIDS[$i]}, port $port, $bin"
+done
+
+figure() { # JSON file: the figure ROUNDS_FIELD names
+    python3 - "$1" "$FIELD" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split("."):
+    j = (j or {}).get(key)
+print("n/a" if j is None else round(j))
+EOF
+}
+
+failed=0
+for round in $(seq "$ROUNDS"); do
+    for i in "${!NAMES[@]}"; do
+        name=${NAMES[$i]} pid=${BPIDS[$i]} port=$((PORT + i)) holder=""
+        if [ "$IDLE" -gt 0 ]; then
+            base=$(fd_count "$pid")
+            "${LOAD_PIN[@]}" "$LOAD" conns --conns "$IDLE" --conn-rate 5000 --hold 100000 \
+                --keepalive 600 --port "$port" --quiet >/dev/null 2>&1 &
+            holder=$!
+            PIDS+=("$holder")
+            for _ in $(seq $(((IDLE / 1000 + 20) * 10))); do
+                [ "$(fd_count "$pid")" -ge $((base + IDLE)) ] && break
+                sleep 0.1
+            done
+        fi
+        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+        json="$WORK/$round.$name.json"
+        "${LOAD_PIN[@]}" "$LOAD" "$@" --port "$port" --broker-pid "$pid" --quiet >"$json" 2>/dev/null \
+            || log "round $round on $name: pipit-load failed"
+        [ -n "$holder" ] && { kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true; }
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+        errors=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["lost"], j["duplicated"], j["out_of_order"])' "$json" 2>/dev/null || echo "n/a")
+        case $name in pipit*) [ "$errors" = "0 0 0" ] || failed=1 ;; esac
+        value=$(figure "$json" 2>/dev/null || echo n/a)
+        echo "$value" >>"$WORK/$name.values"
+        printf '%s\t%s\t%s\t%s KiB\tlost/dup/ooo %s\n' "$round" "$name" "$value" "$hwm" "$errors"
+    done
+done
+
+median() { grep -v n/a "$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "n/a" }'; }
+first=$(median "$WORK/${NAMES[0]}.values")
+echo "median $FIELD over $ROUNDS rounds: $*"
+for name in "${NAMES[@]}"; do
+    m=$(median "$WORK/$name.values")
+    ratio=$(awk -v a="$m" -v b="$first" 'BEGIN { if (a + 0 && b + 0) printf "%.2f", a / b; else print "n/a" }')
+    printf '%s\t%s\t%s\n' "$name" "$m" "$ratio"
+done
+exit "$failed"
