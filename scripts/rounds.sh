@@ -22,6 +22,9 @@
 #   ROUNDS_IDLE   idle connections held open to each broker during its runs (keepalive
 #                 600 s, so none pings during a run)                                  [0]
 #   ROUNDS_PORT   first port                                                      [18851]
+#   ROUNDS_PERSIST  fsync, interval MS or none: pipit and Mosquitto run with persistence
+#                 (each a fresh store in the temporary directory; pipit with that
+#                 persistence_sync), as bench.sh's persist set; use --persistent     [off]
 #   ROUNDS_LOAD   the load generator; given, nothing is built (binaries stay fixed while
 #                 the tree changes)                                 [target/release/pipit-load]
 #
@@ -84,7 +87,14 @@ write_config() { # name port file
             case $1 in pipit*) echo "slow_subscriber_timeout 1" ;; esac >"$3"
             printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$2" >>"$3"
             printf 'max_queued_messages 1000000\nmax_queued_bytes 0\nlog_dest none\n' >>"$3"
-            echo "persistence false" >>"$3"
+            if [ -n "${ROUNDS_PERSIST:-}" ]; then
+                # Started as root, both brokers run as user mosquitto: let them reach it.
+                mkdir -p "$WORK/store-$1" && chmod a+x "$WORK" && chmod 777 "$WORK/store-$1"
+                printf 'persistence true\npersistence_location %s/\n' "$WORK/store-$1" >>"$3"
+                case $1 in pipit*) echo "persistence_sync $ROUNDS_PERSIST" >>"$3" ;; esac
+            else
+                echo "persistence false" >>"$3"
+            fi
             ;;
     esac
 }
