@@ -58,6 +58,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/load_lib.sh
+source scripts/load_lib.sh
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-10000}
 CONN_RATE=${BENCH_CONN_RATE:-5000}
@@ -159,14 +161,7 @@ write_config() { # file port name
         queued=0
         echo "max_retained_messages 0" >>"$1"
     fi
-    cat >>"$1" <<EOF
-listener $2 127.0.0.1
-allow_anonymous true
-max_connections -1
-max_queued_messages $queued
-max_queued_bytes 0
-log_dest none
-EOF
+    load_config "$2" "$queued" >>"$1"
     case $3 in
         *-scale) for k in $(seq 2 "$SCALE_PROCS"); do echo "listener $2 127.0.0.$k" >>"$1"; done ;;
     esac
@@ -186,10 +181,6 @@ EOF
     esac
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 # Bytes of file pages the process dirtied (counted when dirtied, so what later reaches the
 # device, whenever it is synced): a broker's disk writes.
 write_bytes() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || true; }
@@ -341,25 +332,6 @@ run_under_stream() {
     done
 }
 
-# fd_count PID: open descriptors of a process (a broker's connections, plus a few).
-fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-
-# hold_idle PORT PID N HOST: opens N idle connections (keepalive 600 s: no PINGREQ during
-# a run) to the broker on HOST:PORT in the background, waiting until its descriptor count
-# shows them (at most N / 1,000 + 20 s); prints the holder's PID.
-hold_idle() {
-    local port=$1 pid=$2 n=$3 host=${4:-127.0.0.1} holder base
-    base=$(fd_count "$pid")
-    "${LOAD_PIN[@]}" "$LOAD" conns --conns "$n" --conn-rate "$CONN_RATE" --hold 100000         --keepalive 600 --host "$host" --port "$port" --quiet >/dev/null 2>&1 &
-    holder=$!
-    PIDS+=("$holder")
-    for _ in $(seq $(((n / 1000 + 20) * 10))); do
-        [ "$(fd_count "$pid")" -ge $((base + n)) ] && break
-        sleep 0.1
-    done
-    echo "$holder"
-}
-
 # run_with_idle LABEL ARGS...: `run LABEL ARGS` on every running broker of ON while IDLE
 # idle connections are held open to it (opened before, closed after).
 run_with_idle() {
@@ -370,6 +342,7 @@ run_with_idle() {
         alive "$b" || continue
         log "$label on $b: $IDLE idle connections held open"
         holder=$(hold_idle "${BPORT[$b]}" "${BPID[$b]}" "$IDLE")
+        PIDS+=("$holder")
         ON=("$b")
         run "$label" "$@"
         kill "$holder" 2>/dev/null || true

@@ -33,6 +33,8 @@
 # duplicated or reordered a message. Only processes it started are stopped, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/load_lib.sh
+source scripts/load_lib.sh
 
 ROUNDS=${ROUNDS:-5}
 FIELD=${ROUNDS_FIELD:-msgs_per_broker_cpu_s}
@@ -85,8 +87,7 @@ write_config() { # name port file
             ;;
         *)
             case $1 in pipit*) echo "slow_subscriber_timeout 1" ;; esac >"$3"
-            printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' "$2" >>"$3"
-            printf 'max_queued_messages 1000000\nmax_queued_bytes 0\nlog_dest none\n' >>"$3"
+            load_config "$2" >>"$3"
             if [ -n "${ROUNDS_PERSIST:-}" ]; then
                 # Started as root, both brokers run as user mosquitto: let them reach it.
                 mkdir -p "$WORK/store-$1" && chmod a+x "$WORK" && chmod 777 "$WORK/store-$1"
@@ -98,9 +99,6 @@ write_config() { # name port file
             ;;
     esac
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 BPIDS=()
 for i in "${!NAMES[@]}"; do
@@ -119,8 +117,10 @@ for i in "${!NAMES[@]}"; do
     log "$name: pid ${BPIDS[$i]}, port $port, $bin"
 done
 
-figure() { # JSON file: the figure ROUNDS_FIELD names
-    python3 - "$1" "$FIELD" <<'EOF'
+# figure JSON [PATH]: the figure at PATH (dotted; default ROUNDS_FIELD's) in pipit-load's
+# JSON output, rounded; n/a if the file or the figure is missing.
+figure() {
+    python3 - "$1" "${2:-$FIELD}" 2>/dev/null <<'EOF' || echo n/a
 import json, sys
 j = json.load(open(sys.argv[1]))
 for key in sys.argv[2].split("."):
@@ -134,36 +134,40 @@ for round in $(seq "$ROUNDS"); do
     for i in "${!NAMES[@]}"; do
         name=${NAMES[$i]} pid=${BPIDS[$i]} port=$((PORT + i)) holder=""
         if [ "$IDLE" -gt 0 ]; then
-            base=$(fd_count "$pid")
-            "${LOAD_PIN[@]}" "$LOAD" conns --conns "$IDLE" --conn-rate 5000 --hold 100000 \
-                --keepalive 600 --port "$port" --quiet >/dev/null 2>&1 &
-            holder=$!
+            holder=$(hold_idle "$port" "$pid" "$IDLE")
             PIDS+=("$holder")
-            for _ in $(seq $(((IDLE / 1000 + 20) * 10))); do
-                [ "$(fd_count "$pid")" -ge $((base + IDLE)) ] && break
-                sleep 0.1
-            done
         fi
         echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
         json="$WORK/$round.$name.json"
-        "${LOAD_PIN[@]}" "$LOAD" "$@" --port "$port" --broker-pid "$pid" --quiet >"$json" 2>/dev/null \
-            || log "round $round on $name: pipit-load failed"
-        [ -n "$holder" ] && { kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true; }
-        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
-        errors=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["lost"], j["duplicated"], j["out_of_order"])' "$json" 2>/dev/null || echo "n/a")
-        case $name in pipit*) [ "$errors" = "0 0 0" ] || failed=1 ;; esac
-        value=$(figure "$json" 2>/dev/null || echo n/a)
+        "${LOAD_PIN[@]}" "$LOAD" "$@" --port "$port" --broker-pid "$pid" --quiet \
+            >"$json" 2>/dev/null || log "round $round on $name: pipit-load failed"
+        if [ -n "$holder" ]; then
+            kill "$holder" 2>/dev/null || true
+            wait "$holder" 2>/dev/null || true
+        fi
+        hwm=$(hwm_kb "$pid")
+        errors=$(figure "$json" lost)/$(figure "$json" duplicated)/$(figure "$json" out_of_order)
+        case $name in pipit*) [ "$errors" = 0/0/0 ] || failed=1 ;; esac
+        value=$(figure "$json")
         echo "$value" >>"$WORK/$name.values"
-        printf '%s\t%s\t%s\t%s KiB\tlost/dup/ooo %s\n' "$round" "$name" "$value" "$hwm" "$errors"
+        printf '%s\t%s\t%s\t%s KiB\tlost/dup/ooo %s\n' \
+            "$round" "$name" "$value" "$hwm" "$errors"
     done
 done
 
-median() { grep -v n/a "$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "n/a" }'; }
+# median FILE: the median of the figures in FILE, one per line (n/a ones left out).
+median() {
+    { grep -v n/a "$1" || true; } | sort -n | awk '{ v[NR] = $1 } END {
+        if (!NR) print "n/a"
+        else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)
+    }'
+}
 first=$(median "$WORK/${NAMES[0]}.values")
 echo "median $FIELD over $ROUNDS rounds: $*"
 for name in "${NAMES[@]}"; do
     m=$(median "$WORK/$name.values")
-    ratio=$(awk -v a="$m" -v b="$first" 'BEGIN { if (a + 0 && b + 0) printf "%.2f", a / b; else print "n/a" }')
+    ratio=$(awk -v a="$m" -v b="$first" \
+        'BEGIN { if (a + 0 && b + 0) printf "%.2f", a / b; else print "n/a" }')
     printf '%s\t%s\t%s\n' "$name" "$m" "$ratio"
 done
 exit "$failed"

@@ -10,9 +10,10 @@
 # The pre-storm level is that of a broker in service: 2 s after start (once the binary has
 # given back the pages only start-up touched, src/startup_pages.rs) it has taken one second
 # of the same storm, 10,000 connections, and it has published `$SYS` once (12 s after start).
-# So the code that serves a storm is paged in (its rarer paths too: slab growth and shrink, trims; RssFile in the CSV, next
-# to RssAnon, the heap), and what a burst leaves in the allocator is in the base. The storm
-# then opens ten times as many: anything it keeps per connection shows.
+# So the code that serves a storm is paged in (its rarer paths too: slab growth and shrink,
+# trims; RssFile in the CSV, next to RssAnon, the heap), and what a burst leaves in the
+# allocator is in the base. The storm then opens ten times as many: anything it keeps per
+# connection shows.
 # A storm must leave nothing behind beyond that: not its peak's connection slots, buffers or
 # heap. The CSV also has the RSS at start, for comparison.
 #
