@@ -272,7 +272,7 @@ impl Store {
             .lock()
             .failed
             .get_or_insert_with(|| failed.clone());
-        self.shared.notify();
+        self.shared.notify_all();
         failed
     }
 
@@ -387,7 +387,7 @@ impl Store {
             s.snapshots.push_back(job);
             s.snapshots_pending += 1;
         }
-        self.shared.notify();
+        self.shared.notify_snapshots();
         Ok(())
     }
 
@@ -421,7 +421,7 @@ impl Store {
     /// Tells the sync and snapshot threads to finish what they were asked and waits for them.
     fn stop_thread(&mut self) {
         self.shared.lock().stop = true;
-        self.shared.notify();
+        self.shared.notify_all();
         for thread in std::mem::take(&mut self.threads) {
             if thread.join().is_err() {
                 // The threads do not panic by design; if one did, nothing more is durable.

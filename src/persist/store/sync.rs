@@ -3,7 +3,8 @@
 //!
 //! It owns nothing of the broker's state: only handles of the files it syncs, shared with
 //! the loop through [`Shared`] (a mutex the loop takes once per commit and per poll) and
-//! woken back through the `mio::Waker`. Group commit falls out of the protocol: each round
+//! woken back through the `mio::Waker`. Each thread waits on a condition variable of its
+//! own, so a commit wakes only the sync thread. Group commit falls out of the protocol: each round
 //! syncs every batch written before it started, so the batches committed while one
 //! fdatasync runs are all covered by the next.
 
@@ -21,7 +22,10 @@ use super::fs::{Fs, FsFile};
 /// What the loop and the sync thread share.
 pub(super) struct Shared {
     state: Mutex<SyncState>,
+    /// The sync thread and `wait_until` wait on this.
     changed: Condvar,
+    /// The snapshot thread waits on this.
+    snapshot_work: Condvar,
     waker: Option<Arc<mio::Waker>>,
 }
 
@@ -45,6 +49,10 @@ pub(super) struct SyncState {
     pub snapshots_pending: usize,
     /// Snapshots put in place since the loop last looked: (number, bytes).
     pub snapshots_done: Vec<(u64, u64)>,
+    /// Segment files synced for good, for the snapshot thread to close. Closing the last
+    /// handle of a segment a snapshot has retired frees its blocks, which takes
+    /// milliseconds that acknowledgements must not wait for.
+    pub closing: Vec<Arc<dyn FsFile>>,
     /// The first failure; nothing is synced after it.
     pub failed: Option<StoreFailed>,
     /// The loop is closing: finish what was asked, then exit.
@@ -75,6 +83,7 @@ impl Shared {
         Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            snapshot_work: Condvar::new(),
             waker,
         }
     }
@@ -86,9 +95,20 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Tells the thread (or a waiter) that the state changed.
+    /// Tells the sync thread (and a waiter) that the state changed.
     pub(super) fn notify(&self) {
         self.changed.notify_all();
+    }
+
+    /// Tells the snapshot thread it has work.
+    pub(super) fn notify_snapshots(&self) {
+        self.snapshot_work.notify_one();
+    }
+
+    /// Tells both threads and any waiter (a failure, or the store stopping).
+    pub(super) fn notify_all(&self) {
+        self.notify();
+        self.notify_snapshots();
     }
 
     /// Blocks until `done` holds or the store failed.
@@ -122,23 +142,33 @@ pub(super) fn spawn(
     Ok(vec![log, snapshots])
 }
 
-/// The snapshot thread: puts each finished snapshot in place, in order.
+/// The snapshot thread: puts each finished snapshot in place, in order, and closes the
+/// segment files the sync thread is done with.
 fn run_snapshots(fs: &dyn Fs, dir: &Path, shared: &Shared) {
     loop {
-        let job = {
+        let (job, closing) = {
             let mut s = shared.lock();
             loop {
                 if s.failed.is_some() {
                     return;
                 }
-                if let Some(job) = s.snapshots.pop_front() {
-                    break job;
+                let closing = std::mem::take(&mut s.closing);
+                let job = s.snapshots.pop_front();
+                if job.is_some() || !closing.is_empty() {
+                    break (job, closing);
                 }
                 if s.stop {
                     return;
                 }
-                s = shared.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                s = shared
+                    .snapshot_work
+                    .wait(s)
+                    .unwrap_or_else(|e| e.into_inner());
             }
+        };
+        drop(closing);
+        let Some(job) = job else {
+            continue;
         };
         let placed = place_snapshot(fs, dir, job);
         {
@@ -197,18 +227,30 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
         };
         // The slow part, without the lock.
         let synced = sync_log(fs, dir, &files, dir_dirty);
-        {
+        let seen = files.len();
+        // This round's handles go first, so the last handle of a finished segment is the
+        // one handed to the snapshot thread below.
+        drop(files);
+        let handed = {
             let mut s = shared.lock();
             match synced {
-                Err(e) => s.failed = Some(e),
-                Ok(()) if !files.is_empty() => {
+                Err(e) => {
+                    s.failed = Some(e);
+                    true
+                }
+                Ok(()) if seen > 0 => {
                     s.durable = s.durable.max(target);
                     // Files before the last one this round saw were complete when it
                     // started, so they are now synced for good.
-                    s.files.drain(..files.len() - 1);
+                    let done: Vec<_> = s.files.drain(..seen - 1).map(|(file, _)| file).collect();
+                    s.closing.extend(done);
+                    !s.closing.is_empty()
                 }
-                Ok(()) => {}
+                Ok(()) => false,
             }
+        };
+        if handed {
+            shared.notify_snapshots();
         }
         shared.notify();
         if let Some(waker) = &shared.waker
