@@ -490,11 +490,11 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Asserts `dir` is a pipit store: FORMAT of version 1, a lock, at least one log segment.
+/// Asserts `dir` is a pipit store: FORMAT of version 2, a lock, at least one log segment.
 fn assert_pipit_store(dir: &Path) {
     let format = std::fs::read_to_string(dir.join("FORMAT"))
         .unwrap_or_else(|e| panic!("{}/FORMAT: {e}", dir.display()));
-    assert_eq!(format, "pipit-store 1\n");
+    assert_eq!(format, "pipit-store 2\n");
     let names = listing(dir);
     assert!(names.iter().any(|n| n == "lock"), "a lock in {names:?}");
     assert!(
@@ -677,7 +677,7 @@ fn a_store_that_is_not_ours_or_newer_is_refused_untouched() {
         (
             "a newer version",
             &[
-                ("FORMAT", b"pipit-store 2\n"),
+                ("FORMAT", b"pipit-store 3\n"),
                 ("log-00000001", b"\x00future"),
             ],
         ),

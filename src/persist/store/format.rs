@@ -2,6 +2,8 @@
 //!
 //! It is checked before anything in the directory is touched (the lock file included), so a
 //! directory that is not ours, or is of a newer version, is refused exactly as it was found.
+//! An older version is read, and upgraded once the lock is held ([`upgrade`]), so that a
+//! build that cannot read what this one writes refuses the directory.
 
 use std::io::Read;
 use std::path::Path;
@@ -15,12 +17,13 @@ const TEMPORARY: &str = "FORMAT.tmp";
 const MAGIC: &str = "pipit-store ";
 
 /// Checks that `dir` (whose entries are `names`) is a store this build reads, or makes it
-/// one if it is empty. Returns whether it was created.
+/// one if it is empty. Returns the version it is of (`VERSION` if it was created) and
+/// whether it was created.
 pub(super) fn check_or_create(
     fs: &dyn Fs,
     dir: &Path,
     names: &[String],
-) -> Result<bool, OpenError> {
+) -> Result<(u32, bool), OpenError> {
     if names.iter().any(|n| n == NAME) {
         let path = dir.join(NAME);
         let mut text = String::new();
@@ -35,7 +38,7 @@ pub(super) fn check_or_create(
             .and_then(|v| v.trim_end().parse().ok())
             .ok_or_else(not_ours)?;
         return match found {
-            VERSION => Ok(false),
+            1..=VERSION => Ok((found, false)),
             _ if found > VERSION => Err(OpenError::NewerVersion {
                 path: dir.to_path_buf(),
                 found,
@@ -49,6 +52,18 @@ pub(super) fn check_or_create(
             path: dir.to_path_buf(),
         });
     }
+    write(fs, dir)?;
+    Ok((VERSION, true))
+}
+
+/// Marks the store in `dir` as of this build's version (call with its lock held, before
+/// anything of the new version is written).
+pub(super) fn upgrade(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
+    write(fs, dir)
+}
+
+/// Writes `FORMAT` for this version, atomically (a temporary file, synced and renamed).
+fn write(fs: &dyn Fs, dir: &Path) -> Result<(), OpenError> {
     let io = |e| OpenError::io(dir, e);
     let temporary = dir.join(TEMPORARY);
     let file = fs.create(&temporary).map_err(io)?;
@@ -56,6 +71,5 @@ pub(super) fn check_or_create(
         .map_err(io)?;
     file.sync_data().map_err(io)?;
     fs.rename(&temporary, &dir.join(NAME)).map_err(io)?;
-    fs.sync_dir(dir).map_err(io)?;
-    Ok(true)
+    fs.sync_dir(dir).map_err(io)
 }

@@ -18,9 +18,10 @@ use super::error::OpenError;
 pub(crate) trait ReadFile: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadFile for T {}
 
-/// A file the store appends to; shared with the sync thread, which only syncs it.
+/// A file the store writes in order; shared with the sync thread, which only syncs it.
 pub(crate) trait FsFile: Send + Sync {
-    /// Writes all of `buf` at the end of what was written so far.
+    /// Writes all of `buf` after what was written through this handle so far (from the
+    /// start of the file for a fresh handle).
     fn write_all(&self, buf: &[u8]) -> io::Result<()>;
     /// Makes what was written durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
@@ -36,6 +37,9 @@ pub(crate) trait Fs: Send + Sync {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>>;
     /// Creates `path` empty (replacing any file of that name) for appending.
     fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
+    /// Opens the existing file `path` to be written over from its start; what lies past
+    /// what is written stays.
+    fn reuse(&self, path: &Path) -> io::Result<Arc<dyn FsFile>>;
     /// Cuts `path` to `len` bytes and makes that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Renames `from` to `to`, replacing `to`.
@@ -92,6 +96,10 @@ impl Fs for RealFs {
             .mode(0o600)
             .open(path)?;
         Ok(Arc::new(file))
+    }
+
+    fn reuse(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        Ok(Arc::new(OpenOptions::new().write(true).open(path)?))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

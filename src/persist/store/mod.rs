@@ -9,10 +9,13 @@
 //!   [`poll`](Store::poll) then advances [`durable`](Store::durable). A failed write or sync
 //!   fails the store for good.
 //! - A snapshot (`snapshot.rs`) rewrites the live state into one file; once it is synced and
-//!   renamed into place, the segments it covers are deleted, so disk use follows live state.
+//!   renamed into place, the segments it covers are retired, so disk use follows live state.
+//!   Up to [`SPARES`] retired segments are kept as spares and written over as later
+//!   segments (`file.rs` says why and how); the rest are deleted.
 //!   That is done by a snapshot thread of its own, so the log's syncs, which acknowledgements
 //!   wait for, never wait behind a large snapshot's.
-//!   The log itself is only ever appended to.
+//!   A segment is written in order from its start, and sealed with an end record when the
+//!   store moves on from it or closes.
 //! - [`Store::open`] recovers (`recover.rs`): torn tails are truncated, damaged files are
 //!   kept aside and replaced by their valid records, and [`Recovery`] says what happened.
 //!
@@ -38,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use log::warn;
+
 pub use error::{OpenError, StoreFailed};
 pub use fs::free_space;
 pub use report::{Recovery, Torn};
@@ -49,6 +54,10 @@ use sync::{Shared, SnapshotJob};
 
 /// A batch buffer grown past this by one huge batch is shrunk back after it.
 const KEEP_CAPACITY: usize = 4 << 20;
+/// Retired segments kept to be written over: one is enough for a log that retires a
+/// segment per snapshot; the second covers a snapshot that retires two. Each costs up to a
+/// segment of disk (`segment_bytes`, and what one batch may add past it).
+const SPARES: usize = 2;
 
 pub use super::SyncPolicy;
 
@@ -84,6 +93,8 @@ pub struct Store {
     durable: u64,
     /// The segment commits append to; `None` until the first commit after open.
     segment: Option<(Arc<dyn FsFile>, PathBuf)>,
+    /// The current segment's salt, which seeds its frames' header CRCs.
+    salt: u32,
     next_segment: u64,
     /// Segments from the newest snapshot in place on: (number, bytes).
     segments: Vec<(u64, u64)>,
@@ -133,12 +144,16 @@ impl Store {
         let io = |e| OpenError::io(dir, e);
         fs.create_dir(dir).map_err(io)?;
         let names = fs.list(dir).map_err(io)?;
-        let created = format::check_or_create(&*fs, dir, &names)?;
+        let (version, created) = format::check_or_create(&*fs, dir, &names)?;
         let lock = fs.lock(&dir.join("lock"))?;
+        if version < file::VERSION {
+            format::upgrade(&*fs, dir)?;
+        }
         // Listed again: until the lock was ours, another process could change the directory.
         let names = fs.list(dir).map_err(io)?;
-        let found = recover::recover(&*fs, dir, &names, created, each)?;
+        let mut found = recover::recover(&*fs, dir, &names, created, each)?;
         let shared = Arc::new(Shared::new(waker, 0));
+        shared.lock().spares = std::mem::take(&mut found.spares);
         let interval = match options.sync {
             SyncPolicy::Interval(every) => Some(every),
             SyncPolicy::Fsync | SyncPolicy::Never => None,
@@ -154,6 +169,7 @@ impl Store {
             batch: 1,
             durable: 0,
             segment: None,
+            salt: 0,
             next_segment: found.next_segment,
             segments: found.segments,
             snapshots: found.snapshot.iter().map(|s| s.0).collect(),
@@ -229,25 +245,62 @@ impl Store {
         if self.segment.is_none() || full {
             self.open_segment()?;
         }
+        let mut batch = std::mem::take(&mut self.buf);
+        let written = self.write_current(&mut batch);
+        self.buf = batch;
+        written
+    }
+
+    /// Writes `frames` to the current segment, their header CRCs seeded with its number
+    /// (`frame::stamp`).
+    fn write_current(&mut self, frames: &mut [u8]) -> Result<(), StoreFailed> {
         let (Some((file, path)), Some(last)) = (&self.segment, self.segments.last_mut()) else {
             unreachable!("open_segment leaves a current segment, last in the list");
         };
-        file.write_all(&self.buf)
+        frame::stamp(frames, self.salt);
+        file.write_all(frames)
             .map_err(|e| StoreFailed::new("write", path, e))?;
-        last.1 += self.buf.len() as u64;
-        self.bytes_written += self.buf.len() as u64;
+        last.1 += frames.len() as u64;
+        self.bytes_written += frames.len() as u64;
         Ok(())
     }
 
-    /// Starts the next log segment and makes it the current one.
+    /// Ends the current segment (if one is open) with its seal, the end record of its
+    /// number: recovery reads no further, never into what an earlier life left past it.
+    fn seal(&mut self) -> Result<(), StoreFailed> {
+        let Some(&(number, _)) = self.segments.last().filter(|_| self.segment.is_some()) else {
+            return Ok(());
+        };
+        let mut seal = Vec::with_capacity(frame::END_FRAME);
+        frame::push_end(&mut seal, number);
+        self.write_current(&mut seal)
+    }
+
+    /// Starts the next log segment and makes it the current one: a spare written over if
+    /// there is one, else a new file. The one it replaces is sealed first.
     fn open_segment(&mut self) -> Result<(), StoreFailed> {
+        self.seal()?;
         let number = self.next_segment;
         let path = self.dir.join(file::name(Kind::Log, number));
-        let file = self
-            .fs
-            .create(&path)
-            .map_err(|e| StoreFailed::new("create", &path, e))?;
-        file.write_all(&file::header(Kind::Log, number))
+        let spare = self.shared.lock().spares.pop();
+        let reused = spare.and_then(|spare| {
+            let reused = self
+                .fs
+                .rename(&spare, &path)
+                .and_then(|()| self.fs.reuse(&path));
+            reused
+                .inspect_err(|e| warn!("persistence: cannot reuse {}: {e}", spare.display()))
+                .ok()
+        });
+        let file = match reused {
+            Some(file) => file,
+            None => self
+                .fs
+                .create(&path)
+                .map_err(|e| StoreFailed::new("create", &path, e))?,
+        };
+        let salt = file::new_salt();
+        file.write_all(&file::header(Kind::Log, number, salt))
             .map_err(|e| StoreFailed::new("write", &path, e))?;
         self.next_segment += 1;
         self.bytes_written += file::HEADER as u64;
@@ -262,6 +315,7 @@ impl Store {
             s.dir_dirty = true;
         }
         self.segment = Some((file, path));
+        self.salt = salt;
         Ok(())
     }
 
@@ -336,7 +390,7 @@ impl Store {
             .dir
             .join(format!("{}.tmp", file::name(Kind::Snapshot, number)));
         let created = self.fs.create(&temporary).and_then(|f| {
-            f.write_all(&file::header(Kind::Snapshot, number))?;
+            f.write_all(&file::header(Kind::Snapshot, number, 0))?;
             Ok(f)
         });
         let file = created.map_err(|e| self.fail(StoreFailed::new("write", &temporary, e)))?;
@@ -362,17 +416,17 @@ impl Store {
             return Err(self.fail(StoreFailed::new("write", &w.temporary, e)));
         }
         let number = w.number;
-        let mut retire: Vec<PathBuf> = self
+        let retire_logs = self
             .segments
             .iter()
             .filter(|s| s.0 < number)
-            .map(|s| self.dir.join(file::name(Kind::Log, s.0)))
+            .map(|s| s.0)
             .collect();
-        retire.extend(
-            self.snapshots
-                .iter()
-                .map(|&n| self.dir.join(file::name(Kind::Snapshot, n))),
-        );
+        let retire = self
+            .snapshots
+            .iter()
+            .map(|&n| self.dir.join(file::name(Kind::Snapshot, n)))
+            .collect();
         self.snapshots.push(number);
         let job = SnapshotJob {
             file: w.file,
@@ -380,6 +434,7 @@ impl Store {
             path: self.dir.join(file::name(Kind::Snapshot, number)),
             number,
             bytes: w.bytes,
+            retire_logs,
             retire,
         };
         {
@@ -406,8 +461,8 @@ impl Store {
         self.poll()
     }
 
-    /// Commits and syncs everything synchronously, whatever the policy, and stops the
-    /// sync thread (clean shutdown).
+    /// Commits and syncs everything synchronously, whatever the policy, stops the sync
+    /// thread, and seals the current segment (clean shutdown).
     pub fn close(mut self) -> Result<(), StoreFailed> {
         self.commit()?;
         {
@@ -415,7 +470,15 @@ impl Store {
             s.requested = s.committed;
         }
         self.stop_thread();
-        self.poll()
+        self.poll()?;
+        self.seal().map_err(|e| self.fail(e))?;
+        if let Some((file, path)) = &self.segment {
+            let synced = file
+                .sync_data()
+                .map_err(|e| StoreFailed::new("fdatasync", path, e));
+            synced.map_err(|e| self.fail(e))?;
+        }
+        Ok(())
     }
 
     /// Tells the sync and snapshot threads to finish what they were asked and waits for them.

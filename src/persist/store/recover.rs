@@ -7,6 +7,11 @@
 //! - older snapshots and segments below the chosen snapshot (a retirement a crash
 //!   interrupted): removed;
 //! - a named snapshot without its end record: renamed aside, ignored;
+//! - a segment sealed (its last record written when the store moved on from it, or closed):
+//!   read up to the seal only, since what follows is an earlier life's (`file.rs`);
+//! - a segment whose header is another segment's: a spare whose reuse a crash interrupted
+//!   before anything of its new life was durable: removed;
+//! - spares (`spare-<n>`): kept for reuse;
 //! - a torn tail (damage after the last valid record of the last segment): truncated;
 //! - any other damage (a bad record followed by valid ones, damage in an earlier segment
 //!   or a snapshot, a bad header): the damaged records are skipped, the file is kept aside
@@ -15,14 +20,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::error::OpenError;
-use super::file::{self, Entry, Kind};
+use super::file::{self, Entry, Header, Kind};
 use super::frame::{self, Event, Reader};
 use super::fs::Fs;
 use super::report::{Recovery, Torn};
+use super::sync;
 
 /// Flush salvage copies in writes of this size.
 const COPY_CHUNK: usize = 1 << 20;
@@ -38,6 +44,8 @@ pub(super) struct Recovered {
     pub segments: Vec<(u64, u64)>,
     /// Bytes written while recovering (salvage copies).
     pub bytes_written: u64,
+    /// Retired segments kept for reuse.
+    pub spares: Vec<PathBuf>,
 }
 
 /// Recovers the store `dir`, whose entries are `names`.
@@ -59,6 +67,7 @@ pub(super) fn recover(
         snapshot: None,
         segments: Vec::new(),
         bytes_written: 0,
+        spares: Vec::new(),
     };
     let mut logs = BTreeMap::new();
     let mut snapshots = BTreeMap::new();
@@ -73,6 +82,12 @@ pub(super) fn recover(
             }
             Entry::Temporary => remove(fs, dir, name, &mut r.recovery)?,
             Entry::Quarantined => r.recovery.kept_aside += 1,
+            Entry::Spare => {
+                // Its header may be that of a life a crash cut short: made a spare again.
+                let path = dir.join(name);
+                sync::prepare_spare(fs, &path).map_err(|e| OpenError::io(&path, e))?;
+                r.spares.push(path);
+            }
             Entry::Control => {}
             Entry::Unknown => r
                 .recovery
@@ -152,6 +167,11 @@ fn read_log(
     let found = read_file(fs, dir, Kind::Log, number, each, r)?;
     let name = file::name(Kind::Log, number);
     let path = dir.join(&name);
+    if found.header == Header::Stale {
+        fs.remove(&path).map_err(|e| OpenError::io(&path, e))?;
+        r.recovery.removed.push(name);
+        return Ok(());
+    }
     let torn = found.damaged() && found.tail_only() && last;
     if found.records == 0 && (!found.damaged() || torn) {
         // Nothing to keep: a segment a start opened and never wrote to, or a torn first write.
@@ -190,10 +210,14 @@ fn read_log(
 }
 
 /// What reading one file found.
-#[derive(Default)]
 struct Found {
-    /// The header was whole and right.
-    header_ok: bool,
+    header: Header,
+    /// Bytes of the header (as long as its version's, or the file if shorter).
+    header_len: u64,
+    /// The header CRC seed its frames were read with.
+    seed: u32,
+    /// It ended with its seal (log segments), read up to there.
+    sealed: bool,
     records: u64,
     /// The file's length.
     len: u64,
@@ -209,15 +233,33 @@ struct Found {
 }
 
 impl Found {
+    fn header_ok(&self) -> bool {
+        matches!(self.header, Header::Ok { .. })
+    }
+
     fn damaged(&self) -> bool {
-        !self.header_ok || self.damage_inside || self.damage_at_tail
+        !self.header_ok() || self.damage_inside || self.damage_at_tail
     }
 
     /// The only damage is after the last valid record (or is a header cut short).
     fn tail_only(&self) -> bool {
-        let header_torn = !self.header_ok && self.len < file::HEADER as u64;
-        (self.header_ok || header_torn) && !self.damage_inside
+        let header_torn = !self.header_ok() && self.len < file::HEADER as u64;
+        (self.header_ok() || header_torn) && !self.damage_inside
     }
+}
+
+/// The seed of the header CRCs of the frames after `bytes`, a header found to be
+/// `header`: its salt, or for a damaged one the best guess.
+fn seed_of(bytes: &[u8], header: Header) -> u32 {
+    match header {
+        Header::Ok { salt, .. } => salt,
+        Header::Stale | Header::Bad => file::salt_guess(bytes),
+    }
+}
+
+/// Whether a record of `kind` and `body` in log segment `number` is its seal.
+fn is_seal(kind: u8, body: &[u8], number: u64) -> bool {
+    kind == frame::END && body == number.to_le_bytes()
 }
 
 /// Reads file `number` of `kind`, handing its valid records (a snapshot's end record
@@ -233,17 +275,25 @@ fn read_file(
     let path = dir.join(file::name(kind, number));
     let io = |e| OpenError::io(&path, e);
     let mut src = fs.open_read(&path).map_err(io)?;
-    let mut header = Vec::with_capacity(file::HEADER);
-    (&mut src)
-        .take(file::HEADER as u64)
-        .read_to_end(&mut header)
-        .map_err(io)?;
+    let header = file::read_header(&mut src).map_err(io)?;
+    let checked = file::check_header(&header, kind, number);
     let mut found = Found {
-        header_ok: file::header_ok(&header, kind, number),
+        header: checked,
+        header_len: header.len() as u64,
+        seed: seed_of(&header, checked),
+        sealed: false,
+        records: 0,
+        len: 0,
         valid_end: header.len() as u64,
-        ..Found::default()
+        damage_inside: false,
+        damage_at_tail: false,
+        skipped_records: 0,
+        skipped_bytes: 0,
     };
-    let mut reader = Reader::new(src, header.len() as u64);
+    if checked == Header::Stale && kind == Kind::Log {
+        return Ok(found);
+    }
+    let mut reader = Reader::new(src, header.len() as u64, found.seed);
     loop {
         match reader.next().map_err(io)? {
             Event::Record {
@@ -253,6 +303,11 @@ fn read_file(
                 if found.damage_at_tail {
                     found.damage_inside = true;
                     found.damage_at_tail = false;
+                }
+                if kind == Kind::Log && is_seal(record_kind, body, number) {
+                    found.sealed = true;
+                    found.valid_end = reader.offset();
+                    break;
                 }
                 found.records += 1;
                 if record_kind != frame::END {
@@ -277,17 +332,18 @@ fn read_file(
 /// Whether snapshot `path` is whole: its header is right and it ends with its end record.
 fn complete(fs: &dyn Fs, path: &Path, number: u64) -> io::Result<bool> {
     let mut src = fs.open_read(path)?;
-    let mut header = [0; file::HEADER];
+    let header = file::read_header(&mut src)?;
     let len = src.seek(SeekFrom::End(0))?;
-    if len < (file::HEADER + frame::END_FRAME) as u64 {
+    if len < (header.len() + frame::END_FRAME) as u64 {
         return Ok(false);
     }
-    src.seek(SeekFrom::Start(0))?;
-    src.read_exact(&mut header)?;
     let mut end = [0; frame::END_FRAME];
     src.seek(SeekFrom::Start(len - frame::END_FRAME as u64))?;
     src.read_exact(&mut end)?;
-    Ok(file::header_ok(&header, Kind::Snapshot, number) && frame::is_end(&end, number))
+    Ok(matches!(
+        file::check_header(&header, Kind::Snapshot, number),
+        Header::Ok { .. }
+    ) && frame::is_end(&end, number))
 }
 
 /// Replaces damaged file `number` of `kind` by a copy of its valid records, keeping the
@@ -306,14 +362,22 @@ fn salvage(
     let path = dir.join(&name);
     let copy = dir.join(format!("{name}.salvage"));
     let out = fs.create(&copy).map_err(|e| OpenError::io(&copy, e))?;
+    // The copy has this version's header, and a log's a salt of its own for its frames.
+    let salt = if kind == Kind::Log {
+        file::new_salt()
+    } else {
+        0
+    };
+    out.write_all(&file::header(kind, number, salt))
+        .map_err(|e| OpenError::io(&copy, e))?;
     let mut buf = Vec::with_capacity(COPY_CHUNK);
-    buf.extend_from_slice(&file::header(kind, number));
-    let mut len = 0;
+    let mut len = file::HEADER as u64;
     let mut src = fs.open_read(&path).map_err(|e| OpenError::io(&path, e))?;
-    let skip = found.len.min(file::HEADER as u64);
+    let skip = found.header_len;
     io::copy(&mut (&mut src).take(skip), &mut io::sink()).map_err(|e| OpenError::io(&path, e))?;
-    let mut reader = Reader::new(src, skip);
+    let mut reader = Reader::new(src, skip, found.seed);
     let write = |buf: &mut Vec<u8>, len: &mut u64| {
+        frame::stamp(buf, salt);
         *len += buf.len() as u64;
         let written = out.write_all(buf);
         buf.clear();
@@ -321,6 +385,9 @@ fn salvage(
     };
     loop {
         match reader.next().map_err(|e| OpenError::io(&path, e))? {
+            Event::Record { kind: k, body } if kind == Kind::Log && is_seal(k, body, number) => {
+                break;
+            }
             Event::Record { kind, body } => {
                 frame::push(&mut buf, kind, |b| b.extend_from_slice(body))
             }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
+use super::SPARES;
 use super::error::StoreFailed;
+use super::file::{self, Kind};
 use super::fs::{Fs, FsFile};
 
 /// What the loop and the sync thread share.
@@ -53,6 +55,9 @@ pub(super) struct SyncState {
     /// handle of a segment a snapshot has retired frees its blocks, which takes
     /// milliseconds that acknowledgements must not wait for.
     pub closing: Vec<Arc<dyn FsFile>>,
+    /// Retired segments to write over as later ones: the snapshot thread adds (up to
+    /// `SPARES`), the loop takes.
+    pub spares: Vec<PathBuf>,
     /// The first failure; nothing is synced after it.
     pub failed: Option<StoreFailed>,
     /// The loop is closing: finish what was asked, then exit.
@@ -67,7 +72,9 @@ pub(super) struct SnapshotJob {
     pub path: PathBuf,
     pub number: u64,
     pub bytes: u64,
-    /// Segments below `number` and older snapshots.
+    /// The numbers of the segments below `number`.
+    pub retire_logs: Vec<u64>,
+    /// Older snapshots.
     pub retire: Vec<PathBuf>,
 }
 
@@ -170,7 +177,7 @@ fn run_snapshots(fs: &dyn Fs, dir: &Path, shared: &Shared) {
         let Some(job) = job else {
             continue;
         };
-        let placed = place_snapshot(fs, dir, job);
+        let placed = place_snapshot(fs, dir, job, shared);
         {
             let mut s = shared.lock();
             match placed {
@@ -280,8 +287,14 @@ fn sync_log(
 }
 
 /// Syncs a finished snapshot, renames it into place, syncs the directory, and only then
-/// removes what it makes redundant. Returns (number, bytes).
-fn place_snapshot(fs: &dyn Fs, dir: &Path, job: SnapshotJob) -> Result<(u64, u64), StoreFailed> {
+/// retires what it makes redundant: segments become spares while fewer than `SPARES` are
+/// kept, and the rest is removed. Returns (number, bytes).
+fn place_snapshot(
+    fs: &dyn Fs,
+    dir: &Path,
+    job: SnapshotJob,
+    shared: &Shared,
+) -> Result<(u64, u64), StoreFailed> {
     job.file
         .sync_data()
         .map_err(|e| StoreFailed::new("fdatasync", &job.temporary, e))?;
@@ -289,7 +302,33 @@ fn place_snapshot(fs: &dyn Fs, dir: &Path, job: SnapshotJob) -> Result<(u64, u64
         .map_err(|e| StoreFailed::new("rename", &job.temporary, e))?;
     fs.sync_dir(dir)
         .map_err(|e| StoreFailed::new("fsync", dir, e))?;
-    for path in &job.retire {
+    let mut retire = job.retire;
+    for number in job.retire_logs {
+        let path = dir.join(file::name(Kind::Log, number));
+        if shared.lock().spares.len() >= SPARES {
+            retire.push(path);
+            continue;
+        }
+        // The rename is not synced: one lost in a crash leaves a retired segment, which
+        // the next open removes; the reuse that renames the spare again has the directory
+        // synced before anything written to it counts as durable.
+        let spare = dir.join(file::spare_name(number));
+        let kept = match fs.rename(&path, &spare) {
+            Ok(()) => prepare_spare(fs, &spare),
+            Err(e) => Err(e),
+        };
+        match kept {
+            Ok(()) => shared.lock().spares.push(spare),
+            Err(e) => {
+                warn!(
+                    "persistence: cannot keep {} as a spare: {e}",
+                    path.display()
+                );
+                retire.extend([path, spare]);
+            }
+        }
+    }
+    for path in &retire {
         // A file left behind costs only disk space, and the next open removes it.
         match fs.remove(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -299,4 +338,12 @@ fn place_snapshot(fs: &dyn Fs, dir: &Path, job: SnapshotJob) -> Result<(u64, u64
         }
     }
     Ok((job.number, job.bytes))
+}
+
+/// Makes the file `path` a spare: its header becomes the spare header, durably, so no
+/// crash during its next life can bring back its last one (`file.rs`).
+pub(super) fn prepare_spare(fs: &dyn Fs, path: &Path) -> std::io::Result<()> {
+    let file = fs.reuse(path)?;
+    file.write_all(&file::spare_header())?;
+    file.sync_data()
 }

@@ -1,13 +1,14 @@
 //! A file system in memory that can crash, for the crash tests.
 //!
-//! Per file it keeps what was synced and the writes since (appends; a truncation syncs); per
-//! directory, the names as last synced and the operations since (creates, renames, links,
-//! removes). Every mutating call counts as one step; at the chosen step the file system
-//! "crashes": that call and every later one fails. [`CrashFs::after_crash`] then builds the
-//! file system a restart would find: synced data plus a random prefix of the operations
-//! since, the last kept write possibly torn at a random byte or its blocks zeroed (pages
-//! written back out of order), and a random prefix or a random subset of the unsynced
-//! directory operations.
+//! Per file it keeps what was synced and the writes since, each at its offset (appends, and
+//! a reused segment written over from its start; a truncation syncs); per directory, the
+//! names as last synced and the operations since (creates, renames, links, removes). Every
+//! mutating call counts as one step; at the chosen step the file system "crashes": that call
+//! and every later one fails. [`CrashFs::after_crash`] then builds the file system a restart
+//! would find: synced data plus a random prefix of the writes since, the next one possibly
+//! torn at a random byte, or all of them with a run of the bytes they covered never written
+//! back (pages written back out of order: there the old bytes, zeros past the synced
+//! length); and a random prefix or a random subset of the unsynced directory operations.
 
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
@@ -43,10 +44,19 @@ impl Rng {
 #[derive(Clone, Default)]
 struct Inode {
     synced: Vec<u8>,
-    /// Writes (appends) since the last sync.
-    pending: Vec<Vec<u8>>,
-    /// `synced` with `pending` appended.
+    /// Writes since the last sync: (offset, bytes).
+    pending: Vec<(usize, Vec<u8>)>,
+    /// `synced` with `pending` applied.
     current: Vec<u8>,
+}
+
+/// Writes `bytes` into `data` at `offset`, extending it (with zeros up to `offset`) as needed.
+fn write_into(data: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
+    let end = offset + bytes.len();
+    if data.len() < end {
+        data.resize(end, 0);
+    }
+    data[offset..end].copy_from_slice(bytes);
 }
 
 #[derive(Clone)]
@@ -189,26 +199,35 @@ impl CrashFs {
 fn crashed(inode: &Inode, rng: &mut Rng) -> Vec<u8> {
     let mut data = inode.synced.clone();
     let ops = &inode.pending;
-    let synced_len = data.len();
     match rng.below(4) {
         // The OS wrote everything back.
-        0 => ops.iter().for_each(|op| data.extend_from_slice(op)),
-        // A prefix of the operations, the next write torn at a random byte.
+        0 => ops
+            .iter()
+            .for_each(|(at, op)| write_into(&mut data, *at, op)),
+        // A prefix of the writes, the next one torn at a random byte.
         1 | 2 => {
             let kept = rng.below(ops.len() as u64 + 1) as usize;
-            ops[..kept].iter().for_each(|op| data.extend_from_slice(op));
-            if let Some(bytes) = ops.get(kept) {
+            ops[..kept]
+                .iter()
+                .for_each(|(at, op)| write_into(&mut data, *at, op));
+            if let Some((at, bytes)) = ops.get(kept) {
                 let torn = rng.below(bytes.len() as u64 + 1) as usize;
-                data.extend_from_slice(&bytes[..torn]);
+                write_into(&mut data, *at, &bytes[..torn]);
             }
         }
-        // Everything, but a run of the unsynced bytes never reached the disk (zeros).
+        // Everything, but a run of the bytes written since the sync never reached the disk:
+        // there the file holds what it held before (zeros past the synced length).
         _ => {
-            ops.iter().for_each(|op| data.extend_from_slice(op));
-            if data.len() > synced_len {
-                let start = synced_len + rng.below((data.len() - synced_len) as u64) as usize;
-                let end = start + rng.below((data.len() - start) as u64 + 1) as usize;
-                data[start..end].fill(0);
+            ops.iter()
+                .for_each(|(at, op)| write_into(&mut data, *at, op));
+            let from = ops.iter().map(|(at, _)| *at).min().unwrap_or(0);
+            let to = ops.iter().map(|(at, op)| at + op.len()).max().unwrap_or(0);
+            if to > from {
+                let start = from + rng.below((to - from) as u64) as usize;
+                let end = start + rng.below((to - start) as u64 + 1) as usize;
+                for (i, byte) in data[start..end].iter_mut().enumerate() {
+                    *byte = inode.synced.get(start + i).copied().unwrap_or(0);
+                }
             }
         }
     }
@@ -219,15 +238,29 @@ fn crashed(inode: &Inode, rng: &mut Rng) -> Vec<u8> {
 struct CrashFile {
     fs: CrashFs,
     inode: usize,
+    /// Where the next write goes (as a file descriptor's offset).
+    at: Mutex<usize>,
+}
+
+impl CrashFile {
+    fn open(fs: &CrashFs, inode: usize) -> Arc<dyn FsFile> {
+        Arc::new(CrashFile {
+            fs: fs.clone(),
+            inode,
+            at: Mutex::new(0),
+        })
+    }
 }
 
 impl FsFile for CrashFile {
     fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         let mut inner = self.fs.inner();
         inner.step()?;
+        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
         let inode = &mut inner.inodes[self.inode];
-        inode.current.extend_from_slice(buf);
-        inode.pending.push(buf.to_vec());
+        write_into(&mut inode.current, *at, buf);
+        inode.pending.push((*at, buf.to_vec()));
+        *at += buf.len();
         Ok(())
     }
 
@@ -269,10 +302,14 @@ impl Fs for CrashFs {
         inner.inodes.push(Inode::default());
         let inode = inner.inodes.len() - 1;
         inner.dir_op(DirOp::Link(name(path), inode));
-        Ok(Arc::new(CrashFile {
-            fs: self.clone(),
-            inode,
-        }))
+        Ok(CrashFile::open(self, inode))
+    }
+
+    fn reuse(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
+        let mut inner = self.inner();
+        inner.step()?;
+        let inode = inner.inode(path)?;
+        Ok(CrashFile::open(self, inode))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
