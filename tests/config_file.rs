@@ -326,6 +326,12 @@ fn pid_file_is_written_at_start_and_removed_at_exit() {
         ),
     );
     let mut pipit = Pipit::with_config(&conf, local(port), &dir.path("pipit.log"));
+    // The listener accepts from the moment it is bound, just before the pid file is
+    // written: wait for the file, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !pid_path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let written = std::fs::read_to_string(&pid_path).expect("the pid file is written");
     assert_eq!(written.trim(), pipit.child.id().to_string());
     pipit.signal("-TERM");

@@ -10,10 +10,10 @@
 //!   fails the store for good.
 //! - A snapshot (`snapshot.rs`) rewrites the live state into one file; once it is synced and
 //!   renamed into place, the segments it covers are retired, so disk use follows live state.
-//!   Up to [`SPARES`] retired segments are kept as spares and written over as later
-//!   segments (`file.rs` says why and how); the rest are deleted.
 //!   That is done by a snapshot thread of its own, so the log's syncs, which acknowledgements
-//!   wait for, never wait behind a large snapshot's.
+//!   wait for, never wait behind a large snapshot's. Up to `SPARES` (two) retired segments
+//!   are kept as spares and written over as later segments (`file.rs` says why and how); the
+//!   rest are deleted.
 //!   A segment is written in order from its start, and sealed with an end record when the
 //!   store moves on from it or closes.
 //! - [`Store::open`] recovers (`recover.rs`): torn tails are truncated, damaged files are
