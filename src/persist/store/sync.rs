@@ -1,12 +1,14 @@
-//! The sync thread: makes committed batches durable off the event loop, and puts finished
+//! The sync threads: make committed batches durable off the event loop, and put finished
 //! snapshots in place.
 //!
-//! It owns nothing of the broker's state: only handles of the files it syncs, shared with
+//! They own nothing of the broker's state: only handles of the files they sync, shared with
 //! the loop through [`Shared`] (a mutex the loop takes once per commit and per poll) and
-//! woken back through the `mio::Waker`. Each thread waits on a condition variable of its
-//! own, so a commit wakes only the sync thread. Group commit falls out of the protocol: each round
-//! syncs every batch written before it started, so the batches committed while one
-//! fdatasync runs are all covered by the next.
+//! woken back through the `mio::Waker`. The log threads and the snapshot thread wait on
+//! condition variables of their own, so a commit wakes only the log threads. Group commit
+//! falls out of the protocol: each round syncs every batch written before it started, so
+//! the batches committed while a round runs are all covered by the next, which a second
+//! log thread starts at once (`LOG_THREADS`). A round that ends makes its batches durable
+//! whatever the other is doing: its fdatasync covered all that was written before it.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,10 +23,16 @@ use super::error::StoreFailed;
 use super::file::{self, Kind};
 use super::fs::{Fs, FsFile};
 
-/// What the loop and the sync thread share.
+/// Threads syncing the log. With one, a batch committed while a round runs waits for that
+/// round to end and then for its own; with two, its round starts at once, alongside (the
+/// device overlaps them). Measured on persistent fan-in with `fsync`: 1.13 times the rate
+/// of one thread.
+pub(super) const LOG_THREADS: usize = 2;
+
+/// What the loop and the sync threads share.
 pub(super) struct Shared {
     state: Mutex<SyncState>,
-    /// The sync thread and `wait_until` wait on this.
+    /// The log threads and `wait_until` wait on this.
     changed: Condvar,
     /// The snapshot thread waits on this.
     snapshot_work: Condvar,
@@ -45,6 +53,12 @@ pub(super) struct SyncState {
     pub requested: u64,
     /// The highest batch synced.
     pub durable: u64,
+    /// The highest batch a round under way (or done) syncs: a thread starts a round only
+    /// for batches above it.
+    pub started: u64,
+    /// Rounds under way that sync the directory. While one is, a round that starts syncs it
+    /// too: it may end first, and its batches may be in a segment that round's sync names.
+    pub dir_rounds: u32,
     /// Finished snapshots to put in place, in order.
     pub snapshots: VecDeque<SnapshotJob>,
     /// Snapshots handed over and not yet in place (or failed).
@@ -85,6 +99,7 @@ impl Shared {
             committed: durable,
             requested: durable,
             durable,
+            started: durable,
             ..SyncState::default()
         };
         Shared {
@@ -102,7 +117,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Tells the sync thread (and a waiter) that the state changed.
+    /// Tells the log threads (and a waiter) that the state changed.
     pub(super) fn notify(&self) {
         self.changed.notify_all();
     }
@@ -127,8 +142,8 @@ impl Shared {
     }
 }
 
-/// Starts the sync thread (with `interval`, it also syncs on that cadence by itself) and the
-/// snapshot thread. Snapshots are put in place on a thread of their own because syncing one
+/// Starts the log threads (with `interval`, they also sync on that cadence by themselves)
+/// and the snapshot thread. Snapshots are put in place on a thread of their own because syncing one
 /// can take seconds on an SD card, and the log's syncs, which acknowledgements wait for,
 /// must not wait behind it.
 pub(super) fn spawn(
@@ -137,16 +152,21 @@ pub(super) fn spawn(
     shared: Arc<Shared>,
     interval: Option<Duration>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let log = {
+    let mut threads = Vec::with_capacity(LOG_THREADS + 1);
+    for _ in 0..LOG_THREADS {
         let (fs, dir, shared) = (fs.clone(), dir.clone(), shared.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("pipit-fsync".into())
+                .spawn(move || run(&*fs, &dir, &shared, interval))?,
+        );
+    }
+    threads.push(
         std::thread::Builder::new()
-            .name("pipit-fsync".into())
-            .spawn(move || run(&*fs, &dir, &shared, interval))?
-    };
-    let snapshots = std::thread::Builder::new()
-        .name("pipit-snapshot".into())
-        .spawn(move || run_snapshots(&*fs, &dir, &shared))?;
-    Ok(vec![log, snapshots])
+            .name("pipit-snapshot".into())
+            .spawn(move || run_snapshots(&*fs, &dir, &shared))?,
+    );
+    Ok(threads)
 }
 
 /// The snapshot thread: puts each finished snapshot in place, in order, and closes the
@@ -213,7 +233,7 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                     tick = Some(Instant::now() + every);
                     s.requested = s.requested.max(s.committed);
                 }
-                if s.requested > s.durable {
+                if s.requested > s.durable.max(s.started) {
                     break;
                 }
                 s = match tick {
@@ -229,17 +249,31 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                 };
             }
             let files = s.files.clone();
-            let dir_dirty = std::mem::take(&mut s.dir_dirty);
+            let dir_dirty = std::mem::take(&mut s.dir_dirty) || s.dir_rounds > 0;
+            if dir_dirty {
+                s.dir_rounds += 1;
+            }
+            s.started = s.committed;
             (files, dir_dirty, s.committed)
         };
         // The slow part, without the lock.
         let synced = sync_log(fs, dir, &files, dir_dirty);
+        // Files before the last one this round saw were complete when it started, so they
+        // are now synced for good. Found by identity: another round may have ended first.
+        let finished: Vec<Arc<dyn FsFile>> = files
+            .iter()
+            .take(files.len().saturating_sub(1))
+            .map(|(file, _)| file.clone())
+            .collect();
         let seen = files.len();
         // This round's handles go first, so the last handle of a finished segment is the
         // one handed to the snapshot thread below.
         drop(files);
         let handed = {
             let mut s = shared.lock();
+            if dir_dirty {
+                s.dir_rounds -= 1;
+            }
             match synced {
                 Err(e) => {
                     s.failed = Some(e);
@@ -247,9 +281,15 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                 }
                 Ok(()) if seen > 0 => {
                     s.durable = s.durable.max(target);
-                    // Files before the last one this round saw were complete when it
-                    // started, so they are now synced for good.
-                    let done: Vec<_> = s.files.drain(..seen - 1).map(|(file, _)| file).collect();
+                    let mut done = Vec::new();
+                    s.files.retain(|(file, _)| {
+                        let keep = !finished.iter().any(|f| Arc::ptr_eq(f, file));
+                        if !keep {
+                            done.push(file.clone());
+                        }
+                        keep
+                    });
+                    drop(finished);
                     s.closing.extend(done);
                     !s.closing.is_empty()
                 }
