@@ -213,6 +213,7 @@ impl Store {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let len = self.buf.len() as u64;
         let written = self.write_batch();
         self.buf.clear();
         self.buf.shrink_to(KEEP_CAPACITY);
@@ -223,6 +224,7 @@ impl Store {
         {
             let mut s = self.shared.lock();
             s.committed = batch;
+            s.written += len;
             if fsync {
                 s.requested = batch;
             }
