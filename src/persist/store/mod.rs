@@ -1,11 +1,13 @@
-//! The storage engine under persistence: an append-only, crash-safe log of opaque records
+//! The storage engine under persistence: a crash-safe log of opaque records
 //! `(kind: u8, body: bytes)` in one directory. It knows nothing of MQTT.
 //!
 //! - The loop [`append`](Store::append)s records to the open batch (in memory, no syscall)
 //!   and [`commit`](Store::commit)s it once per turn: one `write(2)` to the current log
-//!   segment. Batches are numbered from 1.
-//! - A sync thread (`sync.rs`) makes batches durable with one fdatasync per round, covering
-//!   every batch committed while the previous round ran (group commit), and wakes the loop;
+//!   segment. Batches are numbered from 1. A segment is written in order from its start,
+//!   and sealed with an end record when the store moves on from it or closes.
+//! - Two log threads (`sync.rs`) make batches durable with one fdatasync per round, each
+//!   round covering every batch committed before it began (group commit; the second thread
+//!   starts a round while the first runs), and wake the loop;
 //!   [`poll`](Store::poll) then advances [`durable`](Store::durable). A failed write or sync
 //!   fails the store for good.
 //! - A snapshot (`snapshot.rs`) rewrites the live state into one file; once it is synced and
@@ -14,8 +16,6 @@
 //!   wait for, never wait behind a large snapshot's. Up to `SPARES` (two) retired segments
 //!   are kept as spares and written over as later segments (`file.rs` says why and how); the
 //!   rest are deleted.
-//!   A segment is written in order from its start, and sealed with an end record when the
-//!   store moves on from it or closes.
 //! - [`Store::open`] recovers (`recover.rs`): torn tails are truncated, damaged files are
 //!   kept aside and replaced by their valid records, and [`Recovery`] says what happened.
 //!
