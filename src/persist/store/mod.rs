@@ -253,7 +253,7 @@ impl Store {
         written
     }
 
-    /// Writes `frames` to the current segment, their header CRCs seeded with its number
+    /// Writes `frames` to the current segment, their header CRCs seeded with its salt
     /// (`frame::stamp`).
     fn write_current(&mut self, frames: &mut [u8]) -> Result<(), StoreFailed> {
         let (Some((file, path)), Some(last)) = (&self.segment, self.segments.last_mut()) else {

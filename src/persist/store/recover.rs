@@ -216,8 +216,6 @@ struct Found {
     header_len: u64,
     /// The header CRC seed its frames were read with.
     seed: u32,
-    /// It ended with its seal (log segments), read up to there.
-    sealed: bool,
     records: u64,
     /// The file's length.
     len: u64,
@@ -281,7 +279,6 @@ fn read_file(
         header: checked,
         header_len: header.len() as u64,
         seed: seed_of(&header, checked),
-        sealed: false,
         records: 0,
         len: 0,
         valid_end: header.len() as u64,
@@ -305,7 +302,6 @@ fn read_file(
                     found.damage_at_tail = false;
                 }
                 if kind == Kind::Log && is_seal(record_kind, body, number) {
-                    found.sealed = true;
                     found.valid_end = reader.offset();
                     break;
                 }
