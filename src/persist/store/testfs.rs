@@ -75,6 +75,8 @@ struct Inner {
     steps: u64,
     crash_at: Option<u64>,
     data_syncs: u64,
+    /// Calls of `sync_data` begun, held ones included.
+    syncs_begun: u64,
 }
 
 impl Inner {
@@ -144,6 +146,11 @@ impl CrashFs {
     /// Calls of `sync_data` so far.
     pub(super) fn data_syncs(&self) -> u64 {
         self.inner().data_syncs
+    }
+
+    /// Calls of `sync_data` begun so far, including ones waiting on `hold_syncs`.
+    pub(super) fn syncs_begun(&self) -> u64 {
+        self.inner().syncs_begun
     }
 
     /// Makes step `at` (counted from 1) and all later ones fail.
@@ -265,6 +272,7 @@ impl FsFile for CrashFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.fs.inner().syncs_begun += 1;
         let (held, released) = &*self.fs.hold;
         let mut hold = held.lock().unwrap_or_else(|e| e.into_inner());
         while *hold {

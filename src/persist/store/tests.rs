@@ -215,6 +215,43 @@ fn batches_committed_during_a_sync_share_the_next_one() {
     );
 }
 
+/// Waits (up to 5 s) until `fs` has begun `n` syncs.
+fn await_syncs_begun(fs: &CrashFs, n: u64) {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while fs.syncs_begun() < n && Instant::now() < give_up {
+        std::thread::yield_now();
+    }
+    if fs.syncs_begun() < n {
+        fs.hold_syncs(false);
+        panic!("{} syncs begun, not {n}", fs.syncs_begun());
+    }
+}
+
+#[test]
+fn a_second_round_overlaps_the_first_only_after_a_while() {
+    let fs = CrashFs::default();
+    let (mut store, _, _) = open_crash(&fs, StoreOptions::default()).unwrap();
+    let at_open = fs.syncs_begun();
+    fs.hold_syncs(true);
+    let before = Instant::now();
+    store.append(1, |b| b.extend_from_slice(&[1; 5000]));
+    store.commit().unwrap();
+    await_syncs_begun(&fs, at_open + 1);
+    // More than a page written since the first round began: only its age holds the second.
+    store.append(1, |b| b.extend_from_slice(&[2; 5000]));
+    store.commit().unwrap();
+    await_syncs_begun(&fs, at_open + 2);
+    let waited = before.elapsed();
+    // Released before asserting: a failed test must not leave the threads held.
+    fs.hold_syncs(false);
+    assert!(
+        waited >= sync::OVERLAP_AFTER,
+        "the second round began {waited:?} after the first batch"
+    );
+    store.wait_durable().unwrap();
+    assert_eq!(store.durable(), 2);
+}
+
 #[test]
 fn failed_sync_fails_the_store_for_good() {
     let fs = CrashFs::default();
