@@ -29,5 +29,7 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 
 upper=$(tr 'a-z-' 'A-Z_' <<<"$target")
 export "CARGO_TARGET_${upper}_RUSTFLAGS=-C relocation-model=static"
+# lld, with the functions an idle broker runs laid out together (scripts/link_ordered.sh).
+export "CARGO_TARGET_${upper}_LINKER=$PWD/scripts/link_ordered.sh"
 cargo build --release --target "$target" --bin pipit "$@" >&2
 echo "${CARGO_TARGET_DIR:-target}/$target/release/pipit"

@@ -20,6 +20,14 @@ if ! grep -q 'not a dynamic executable' <<<"$linkage"; then
     exit 1
 fi
 echo "ok: statically linked (ldd: not a dynamic executable)"
+# scripts/link_ordered.sh laid out the functions the idle loop runs together; most of the list
+# must still name functions of this build, or the list is stale.
+read -r matched listed <"$(ls -t "$(dirname "$bin")"/deps/pipit-*.order-count | head -1)"
+echo "idle functions laid out together: $matched of the $listed in scripts/idle_functions.txt"
+if [ "$matched" -lt $((listed * 9 / 10)) ]; then
+    echo "FAIL: scripts/idle_functions.txt is stale: regenerate it with scripts/idle_profile.sh"
+    exit 1
+fi
 
 # Port 0: the kernel picks a free port and the broker logs it.
 RUST_LOG=info "$bin" --port 0 2>"$work/broker.log" &
@@ -27,7 +35,9 @@ broker_pid=$!
 port=$(logged_port "$work/broker.log" "$broker_pid" 10) || fail "$port"
 # The broker gives back start-up's pages after 1.5 s of running (src/startup_pages.rs).
 sleep 2.5
-echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB"
+echo "idle RSS: $(awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status") KiB, of which program text" \
+    "$(awk '/^[0-9a-f]+-[0-9a-f]+ r-xp .*\/pipit$/ { text = 1; next } /^[0-9a-f]+-/ { text = 0 }
+            text && /^Rss:/ { print $2 }' "/proc/$broker_pid/smaps") KiB"
 
 payload="hello from the static build"
 why=$(qos1_round_trip "$port" static/smoke "$payload" "$work/sub.out") || fail "$why"
