@@ -31,6 +31,16 @@ pub const SPLICE_MIN: usize = 8192;
 /// Most slices handed to one `writev`: payloads and the frame bytes between them.
 const MAX_SLICES: usize = 64;
 
+/// A receive buffer that must grow (a frame larger than it is arriving) grows to at least
+/// this, within the connection's limit: room for several large frames per `read`, where
+/// doubling stopped at the first size one frame fits in (32 KiB for 16 KiB payloads, so each
+/// read took about two frames, and the partial one behind them was moved to the front before
+/// the next). Measured on fan-in QoS 1 16 -> 1 with 16 KiB payloads, msg per broker
+/// CPU-second against doubling, medians of five interleaved rounds: 64 KiB 1.09 and 1.09
+/// (two sets), 128 KiB 1.07-1.09, 256 KiB 0.99. Connections that send small packets never
+/// grow their buffer, so they are not affected.
+const LARGE_RX: usize = 64 * 1024;
+
 /// What one `RxBuf::read_from` call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -102,7 +112,7 @@ impl RxBuf {
                 self.end -= self.start;
                 self.start = 0;
             } else if self.buf.len() < limit {
-                let grown = (self.buf.len() * 2).min(limit);
+                let grown = (self.buf.len() * 2).max(LARGE_RX).min(limit);
                 let mut bigger = std::mem::take(&mut self.buf).into_vec();
                 bigger.resize(grown, 0);
                 self.buf = bigger.into_boxed_slice();
@@ -124,6 +134,12 @@ impl RxBuf {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(e),
         }
+    }
+
+    /// Bytes the buffer holds room for.
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// Gives the buffer back to `pool` if nothing unparsed is held.
@@ -458,6 +474,26 @@ mod tests {
         assert_eq!(pool.free_count(), 0);
         rx.release_if_empty(&mut pool);
         assert_eq!(pool.free_count(), 1);
+    }
+
+    #[test]
+    fn rx_grows_for_a_large_frame_to_room_for_several() {
+        let mut pool = Pool::new(8, 4);
+        let mut rx = RxBuf::default();
+        let mut io = Chunks(vec![vec![7; 20]]);
+        let limit = 1 << 20;
+        rx.read_from(&mut io, &mut pool, limit).unwrap();
+        assert_eq!(rx.capacity(), 8);
+        // Full and nothing parsed: a frame larger than the buffer is arriving.
+        rx.read_from(&mut io, &mut pool, limit).unwrap();
+        assert_eq!(rx.capacity(), LARGE_RX);
+        assert_eq!(rx.front(), &[7; 20][..]);
+        // Never past the connection's limit.
+        let mut small = RxBuf::default();
+        let mut io = Chunks(vec![vec![7; 20]]);
+        small.read_from(&mut io, &mut pool, 12).unwrap();
+        small.read_from(&mut io, &mut pool, 12).unwrap();
+        assert_eq!(small.capacity(), 12);
     }
 
     #[test]
