@@ -74,9 +74,13 @@ fn a_burst_of_connections_gives_its_memory_back() {
     let peak = status_kb(pid, "RssAnon:");
     close_all(burst);
 
-    // The sweep runs once a second; allow a few.
-    let limit = before + before / 4 + 256;
-    let deadline = Instant::now() + Duration::from_secs(6);
+    // The sweep runs once a second; allow several. Most of what the burst took must come
+    // back: it did all of it run alone and beside a CPU hog, but once in CI's parallel suite
+    // 448 of 1,084 KiB stayed (glibc's heap keeps what it cannot return page by page), so
+    // half of the growth may stay, never all of it (without the sweep's give-back, `after`
+    // stays at `peak`).
+    let limit = (before + before / 4 + 256).max(before + (peak - before) / 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = status_kb(pid, "RssAnon:");
     while after > limit && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
