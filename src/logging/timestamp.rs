@@ -39,7 +39,9 @@ pub(super) fn push(line: &mut String, format: Option<&CStr>) {
 
 /// `secs` in local time through the `strftime` `format`; `None` if it formats to nothing.
 pub(super) fn local(format: &CStr, secs: u64) -> Option<String> {
-    let t = libc::time_t::try_from(secs).ok()?;
+    // The type is `time_t`, inferred from `localtime_r`: the libc crate deprecates naming it
+    // on musl (it is to become 64-bit there on 32-bit targets).
+    let t = secs.try_into().ok()?;
     // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for the
     // call, and a null return (no fill) is checked.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
