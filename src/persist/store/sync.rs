@@ -259,25 +259,9 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
                     tick = Some(Instant::now() + every);
                     s.requested = s.requested.max(s.committed);
                 }
-                let wanted = s.requested > s.durable.max(s.started);
-                // While a round is under way, the time another may start alongside it.
-                let overlap_at = match s.started_at {
-                    Some(at) if s.rounds > 0 => Some(at + OVERLAP_AFTER),
-                    _ => None,
-                };
-                let worth_it = match overlap_at {
-                    None => true,
-                    Some(at) => {
-                        s.written - s.started_written >= OVERLAP_BYTES && Instant::now() >= at
-                    }
-                };
-                if wanted && worth_it {
-                    break;
-                }
-                // Wake for the interval's tick, or for when a wanted round may overlap.
-                let deadline = match (tick, overlap_at.filter(|_| wanted)) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
+                let deadline = match next(&s, Instant::now(), tick) {
+                    Next::Round => break,
+                    Next::Wait(deadline) => deadline,
                 };
                 s = match deadline {
                     Some(at) => {
@@ -353,6 +337,38 @@ fn run(fs: &dyn Fs, dir: &Path, shared: &Shared, interval: Option<Duration>) {
             warn!("persistence: cannot wake the event loop: {e}");
         }
     }
+}
+
+/// What a log thread does next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Start a round now.
+    Round,
+    /// Wait to be notified, or until this time at the latest.
+    Wait(Option<Instant>),
+}
+
+/// Whether a log thread starts a round now, given the shared state, the time and the
+/// interval's next `tick`. A round is wanted when batches above every round's are
+/// requested; while one is under way, another starts alongside only once `OVERLAP_BYTES`
+/// more have been written and that one has run `OVERLAP_AFTER`. Only the time has a
+/// deadline: the commit that adds the bytes notifies, and a deadline already past would
+/// make the wait return at once, over and over, until the round under way ended.
+fn next(s: &SyncState, now: Instant, tick: Option<Instant>) -> Next {
+    if s.requested <= s.durable.max(s.started) {
+        return Next::Wait(tick);
+    }
+    let Some(started_at) = s.started_at.filter(|_| s.rounds > 0) else {
+        return Next::Round;
+    };
+    if s.written - s.started_written < OVERLAP_BYTES {
+        return Next::Wait(tick);
+    }
+    let overlap_at = started_at + OVERLAP_AFTER;
+    if now >= overlap_at {
+        return Next::Round;
+    }
+    Next::Wait(Some(tick.map_or(overlap_at, |t| t.min(overlap_at))))
 }
 
 /// Syncs every segment file in `files` and, if a segment was created, the directory.
@@ -433,4 +449,50 @@ pub(super) fn prepare_spare(fs: &dyn Fs, path: &Path) -> std::io::Result<()> {
     let file = fs.reuse(path)?;
     file.write_all(&file::spare_header())?;
     file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with batch 1 requested, `rounds` under way since `started_at`, and
+    /// `written` bytes written since the newest began.
+    fn state(rounds: u32, started_at: Instant, written: u64) -> SyncState {
+        SyncState {
+            committed: 1,
+            requested: 1,
+            rounds,
+            started_at: Some(started_at),
+            written,
+            ..SyncState::default()
+        }
+    }
+
+    #[test]
+    fn a_round_starts_at_once_when_none_is_under_way() {
+        let now = Instant::now();
+        assert_eq!(next(&state(0, now, 0), now, None), Next::Round);
+        let idle = SyncState::default();
+        let tick = Some(now + Duration::from_secs(1));
+        assert_eq!(next(&idle, now, tick), Next::Wait(tick));
+    }
+
+    #[test]
+    fn a_second_round_waits_for_the_first_to_have_run_a_while() {
+        let start = Instant::now();
+        let s = state(1, start, OVERLAP_BYTES);
+        let gate = start + OVERLAP_AFTER;
+        assert_eq!(next(&s, start, None), Next::Wait(Some(gate)));
+        let tick = start + OVERLAP_AFTER / 2;
+        assert_eq!(next(&s, start, Some(tick)), Next::Wait(Some(tick)));
+        assert_eq!(next(&s, gate, None), Next::Round);
+    }
+
+    #[test]
+    fn too_few_bytes_wait_for_a_commit_not_a_time_already_past() {
+        let start = Instant::now();
+        let s = state(1, start, OVERLAP_BYTES - 1);
+        let later = start + OVERLAP_AFTER * 4;
+        assert_eq!(next(&s, later, None), Next::Wait(None));
+    }
 }
