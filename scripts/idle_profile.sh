@@ -34,12 +34,15 @@ valgrind --tool=callgrind --demangle=no --dump-instr=no \
 vg_pid=$!
 # Start-up pages are given back 1.5 s after the broker runs; under callgrind that is later.
 for _ in $(seq 100); do grep -q "listening on 127.0.0.1:18942" "$work/vg.log" && break; sleep 0.2; done
+grep -q "listening on 127.0.0.1:18942" "$work/vg.log" \
+    || { echo "the broker did not start under callgrind:" && tail "$work/vg.log" && exit 1; } >&2
 sleep 8
 callgrind_control -z "$vg_pid" >/dev/null
 sleep "$IDLE_SECONDS"
 callgrind_control -d "$vg_pid" >/dev/null
 sleep 1
 dump=$(ls "$work"/callgrind.out.* | head -1)
+# Written aside first: a run that saw nothing must not replace the committed list.
 {
     echo "# Functions the static build ran while idle (plain and TLS listener, nobody connected),"
     echo "# $IDLE_SECONDS s: made by scripts/idle_profile.sh, used by scripts/link_ordered.sh."
@@ -55,5 +58,8 @@ dump=$(ls "$work"/callgrind.out.* | head -1)
         }
         END { for (id in ran) if (id in names) print names[id] }' "$dump" | grep -v '^0x\|^(' \
         | scripts/link_ordered.sh --normalize | sort -u
-} >scripts/idle_functions.txt
-echo "$(grep -vc '^#' scripts/idle_functions.txt) functions in scripts/idle_functions.txt"
+} >"$work/idle_functions.txt"
+found=$(grep -vc '^#' "$work/idle_functions.txt" || true)
+[ "$found" -gt 0 ] || { echo "no function ran in the profile: list left as it was" >&2 && exit 1; }
+mv "$work/idle_functions.txt" scripts/idle_functions.txt
+echo "$found functions in scripts/idle_functions.txt"
