@@ -79,7 +79,7 @@ fn a_burst_of_connections_gives_its_memory_back() {
     // 448 of 1,084 KiB stayed (glibc's heap keeps what it cannot return page by page), so
     // half of the growth may stay, never all of it (without the sweep's give-back, `after`
     // stays at `peak`).
-    let limit = (before + before / 4 + 256).max(before + (peak - before) / 2);
+    let limit = (before + before / 4 + 256).max(before + peak.saturating_sub(before) / 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = status_kb(pid, "RssAnon:");
     while after > limit && Instant::now() < deadline {

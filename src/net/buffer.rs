@@ -38,7 +38,11 @@ const MAX_SLICES: usize = 64;
 /// the next). Measured on fan-in QoS 1 16 -> 1 with 16 KiB payloads, msg per broker
 /// CPU-second against doubling, medians of five interleaved rounds: 64 KiB 1.09 and 1.09
 /// (two sets), 128 KiB 1.07-1.09, 256 KiB 0.99. Connections that send small packets never
-/// grow their buffer, so they are not affected.
+/// grow their buffer, so they are not affected. What a peer can make the broker hold: a
+/// buffer grows only once it is full of a frame not yet complete, so a peer that sends the
+/// first 8 KiB of a frame and stops pins 64 KiB (it was 16 KiB: the first doubling), and
+/// beyond that never more than twice what it actually sent, up to its maximum packet size;
+/// the memory budget (`memory_limit`) counts it like any other allocation.
 const LARGE_RX: usize = 64 * 1024;
 
 /// What one `RxBuf::read_from` call saw.
