@@ -172,6 +172,7 @@ fn build_config(args: &Args) -> Result<(Config, Vec<pipit::config::Warning>), St
 }
 
 fn main() -> ExitCode {
+    pipit::heap::tune_allocator();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("passwd") {
         return match pipit::auth::passwd::run(&argv[1..]) {

@@ -92,3 +92,63 @@ fn a_burst_of_connections_gives_its_memory_back() {
          after they closed (limit {limit} KiB)"
     );
 }
+
+/// Messages queued at once for a subscriber that is not reading.
+const BACKLOG: usize = 400;
+
+/// Reads the next packet, a QoS 1 PUBLISH, and acknowledges it.
+fn acknowledge(subscriber: &mut Raw) {
+    let frame = subscriber.recv().expect("a PUBLISH");
+    assert_eq!(frame.header, 0x32, "a QoS 1 PUBLISH: {frame:?}");
+    let topic_len = usize::from(u16::from_be_bytes([frame.body[0], frame.body[1]]));
+    let id = &frame.body[2 + topic_len..][..2];
+    subscriber.send(&[0x40, 0x02, id[0], id[1]]);
+}
+
+#[test]
+fn a_burst_of_large_messages_gives_its_memory_back() {
+    let server = Server::start(Kind::Pipit, "persistence false\n");
+    let pid = server.pid();
+    let payload = vec![0x5a; 16 * 1024];
+    let mut subscriber = Raw::connect(server.addr, "big-sub", false);
+    assert_eq!(subscriber.subscribe("big/#", 1), 1);
+    let mut publisher = Raw::connect(server.addr, "big-pub", true);
+    // In service: a few large messages through, and start-up's pages given back.
+    for i in 1..=4 {
+        publisher.publish_acked("big/warm", &payload, false, i);
+        acknowledge(&mut subscriber);
+    }
+    std::thread::sleep(Duration::from_millis(2_500));
+    let before = status_kb(pid, "RssAnon:");
+
+    // The subscriber goes away: its session queues the burst until it is back.
+    subscriber.send(&[0xe0, 0x00]);
+    assert!(subscriber.recv().is_none(), "closed after DISCONNECT");
+    for i in 0..BACKLOG {
+        publisher.publish_acked("big/x", &payload, false, i as u16 + 10);
+    }
+    let peak = status_kb(pid, "RssAnon:");
+    let mut subscriber = Raw::connect(server.addr, "big-sub", false);
+    for _ in 0..BACKLOG {
+        acknowledge(&mut subscriber);
+    }
+
+    // Traffic has stopped: the first quiet sweep trims the heap, which glibc lets keep up to
+    // 4 MiB of freed blocks while traffic lasts (`heap::tune_allocator`).
+    let limit = before + 1024;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = status_kb(pid, "RssAnon:");
+    while after > limit && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        after = status_kb(pid, "RssAnon:");
+    }
+    assert!(
+        peak > before + 4096,
+        "the burst was held: {before} KiB before, {peak} KiB with it"
+    );
+    assert!(
+        after <= limit,
+        "heap {before} KiB before {BACKLOG} messages of 16 KiB, {peak} KiB with them \
+         queued, {after} KiB once they were delivered (limit {limit} KiB)"
+    );
+}

@@ -154,6 +154,9 @@ pub struct Broker {
     session_peak: usize,
     /// Bytes the sweeps gave back since the heap was last trimmed (`broker/trim.rs`).
     released_since_trim: usize,
+    /// Bytes read by the last sweep, and by the last heap trim (`broker/trim.rs`).
+    received_at_sweep: u64,
+    received_at_trim: u64,
     /// In-process clients: new ones to admit, and those admitted (`handle.rs`).
     locals: Locals,
     /// When the one-second sweep runs next; `None` until the first turn has started the loop.
@@ -251,6 +254,8 @@ impl Broker {
             config_file: None,
             session_peak: 0,
             released_since_trim: 0,
+            received_at_sweep: 0,
+            received_at_trim: 0,
             locals: Locals::new(),
             next_sweep: None,
             stopped: false,

@@ -13,6 +13,10 @@ use crate::net::conn::shrink_slab;
 /// whole heap, which is worth it after a burst, not for a few buffers every second.
 const TRIM_FROM: usize = 256 * 1024;
 
+/// A second in which fewer bytes than this were read is quiet: the heap is trimmed if at
+/// least this much was read since it last was (what traffic took is back in the free lists).
+const QUIET_BELOW: u64 = 256 * 1024;
+
 impl Broker {
     /// Frees what the last second's traffic did not use (called by the sweep).
     pub(super) fn give_back_memory(&mut self) {
@@ -30,8 +34,13 @@ impl Broker {
         // each sweep, none enough alone, and the heap kept it all (storm.sh: 840 KiB anonymous
         // after the storm against 340 before).
         self.released_since_trim += released;
-        if self.released_since_trim >= TRIM_FROM {
+        let received = state.stats.bytes_received;
+        let last_second = received - std::mem::replace(&mut self.received_at_sweep, received);
+        let traffic_ended =
+            last_second < QUIET_BELOW && received - self.received_at_trim >= QUIET_BELOW;
+        if self.released_since_trim >= TRIM_FROM || traffic_ended {
             self.released_since_trim = 0;
+            self.received_at_trim = received;
             trim_heap();
         }
     }
