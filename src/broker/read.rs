@@ -162,6 +162,8 @@ impl Broker {
         let mut rx = std::mem::take(&mut conn.rx);
         let max_packet_size = self.max_packet_size(bridge);
         let mut handled = 0;
+        // Large payloads are not copied out of the buffer: their messages share it.
+        self.state.receiving = rx.shareable().cloned();
         let result = loop {
             // A held connection's packets wait in the buffer until it is released, and so
             // do those of one waiting for a hook's decision.
@@ -205,6 +207,7 @@ impl Broker {
             }
         };
         let state = &mut self.state;
+        state.receiving = None;
         state.stats.packets_received += handled;
         let now = state.millis();
         if let Some(conn) = state.conns.get_mut(id) {

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::core::payload::Payload;
 use crate::persist::journal::StoreId;
 use crate::wire::{Properties, QoS, UserProperties};
 
@@ -19,8 +20,9 @@ pub struct Message {
     /// The topic name it was published to; shared with the publisher's session while it
     /// keeps publishing to the same topic (see `route::LastTopic`).
     pub topic: Rc<str>,
-    /// The application payload, stored once whatever the number of subscribers.
-    pub payload: Box<[u8]>,
+    /// The application payload, stored once whatever the number of subscribers (a large
+    /// one shares the buffer it was received in).
+    pub payload: Payload,
     /// The QoS it was published with; each subscriber gets at most its granted QoS.
     pub qos: QoS,
     /// The RETAIN flag as published.
@@ -84,9 +86,15 @@ impl Message {
         qos: QoS,
         retain: bool,
     ) -> Rc<Message> {
+        Message::of(topic, payload.into(), qos, retain)
+    }
+
+    /// Builds a shared message with `payload` as it is (a large one may share its receive
+    /// buffer).
+    pub fn of(topic: impl Into<Rc<str>>, payload: Payload, qos: QoS, retain: bool) -> Rc<Message> {
         Rc::new(Message {
             topic: topic.into(),
-            payload: payload.into(),
+            payload,
             qos,
             retain,
             properties: None,
@@ -100,7 +108,7 @@ impl Message {
     /// will) and its expiry, counted from `now`.
     pub fn with_properties(
         topic: impl Into<Rc<str>>,
-        payload: &[u8],
+        payload: Payload,
         qos: QoS,
         retain: bool,
         props: &Properties<'_>,
@@ -124,7 +132,7 @@ impl Message {
         });
         Rc::new(Message {
             topic: topic.into(),
-            payload: payload.into(),
+            payload,
             qos,
             retain,
             properties,
@@ -133,6 +141,26 @@ impl Message {
                 .map(|secs| now + Duration::from_secs(u64::from(secs))),
             frame: FrameSlot::default(),
             store_id: StoreId::default(),
+        })
+    }
+
+    /// `message` with a payload of its own: the same message if it has one, else a copy
+    /// that no longer holds the receive buffer (for what keeps messages indefinitely).
+    pub fn unshared(message: Rc<Message>) -> Rc<Message> {
+        if !message.payload.is_shared() {
+            return message;
+        }
+        let store_id = StoreId::default();
+        store_id.set(message.store_id.get());
+        Rc::new(Message {
+            topic: Rc::clone(&message.topic),
+            payload: Payload::from(&message.payload[..]),
+            qos: message.qos,
+            retain: message.retain,
+            properties: message.properties.clone(),
+            expires_at: message.expires_at,
+            frame: FrameSlot::default(),
+            store_id,
         })
     }
 
@@ -160,5 +188,34 @@ impl Message {
             out.user_properties = UserProperties::new(&p.user_properties);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unshared_copies_a_shared_payload_and_keeps_the_rest() {
+        let buf: crate::core::payload::RxBytes = Rc::new(vec![9; 64].into_boxed_slice());
+        let payload = Payload::shared(&buf, 8, 32).expect("within the buffer");
+        let message = Message::of("t", payload, QoS::AtLeastOnce, true);
+        message.store_id.set(42);
+        assert_eq!(Rc::strong_count(&buf), 2);
+        let kept = Message::unshared(Rc::clone(&message));
+        assert!(!kept.payload.is_shared());
+        assert_eq!(*kept, *message, "the same message");
+        assert_eq!(kept.store_id.get(), 42, "the same stored message");
+        drop(message);
+        assert_eq!(
+            Rc::strong_count(&buf),
+            1,
+            "the copy does not hold the buffer"
+        );
+        let owned = Message::shared("t", b"small", QoS::AtMostOnce, false);
+        assert!(
+            Rc::ptr_eq(&Message::unshared(Rc::clone(&owned)), &owned),
+            "no copy needed"
+        );
     }
 }

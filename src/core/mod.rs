@@ -12,6 +12,7 @@ pub(crate) mod frame_cache;
 pub(crate) mod hash;
 pub(crate) mod lifecycle;
 pub mod message;
+pub mod payload;
 pub mod retain;
 pub(crate) mod retain_walk;
 pub(crate) mod route;

@@ -88,7 +88,8 @@ pub fn publish(state: &mut State, message: &Rc<Message>, origin: Option<SessionI
             let kept = (!message.payload.is_empty()).then_some(&**message);
             state.journal.retain(&message.topic, kept);
         }
-        state.retained.set(Rc::clone(message));
+        // The store keeps it indefinitely: not the receive buffer it may share.
+        state.retained.set(Message::unshared(Rc::clone(message)));
     }
     route(state, message, origin)
 }

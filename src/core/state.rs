@@ -14,6 +14,7 @@ use crate::core::clients::ClientIndex;
 pub use crate::core::close::Close;
 use crate::core::drops::DropReason;
 use crate::core::frame_cache::FrameCache;
+use crate::core::payload::RxBytes;
 use crate::core::retain::RetainedStore;
 use crate::core::retain_walk::Walks;
 use crate::core::route::RouteScratch;
@@ -90,6 +91,9 @@ pub struct State {
     pub retained: RetainedStore,
     /// Recycled I/O buffers.
     pub pool: Pool,
+    /// The receive buffer whose packets are being handled, if messages may share it
+    /// (`payload_of`).
+    pub receiving: Option<RxBytes>,
     /// Connections with output to produce at the end of this loop turn.
     pub dirty: Vec<ConnId>,
     /// Connections a handler decided to close (e.g. a session takeover); closed by the loop.
@@ -184,6 +188,7 @@ impl State {
             dynsec: None,
             retained: RetainedStore::new(config.max_retained_messages),
             pool: Pool::new(8 * 1024, 256),
+            receiving: None,
             config,
             conns: Conns::with_capacity(reserved).with_connect_timeout(connect_timeout),
             sessions: Slab::with_capacity(reserved),

@@ -334,7 +334,7 @@ fn build_will(
     let wp = &w.properties;
     Some(Will {
         message: if connect.version == Version::V5 {
-            Message::with_properties(w.topic, w.payload, w.qos, w.retain, wp, state.now)
+            Message::with_properties(w.topic, w.payload.into(), w.qos, w.retain, wp, state.now)
         } else {
             Message::shared(w.topic, w.payload, w.qos, w.retain)
         },

@@ -14,6 +14,7 @@ use crate::core::budget::Shed;
 use crate::core::drops::DropReason;
 use crate::core::lifecycle;
 use crate::core::message::Message;
+use crate::core::payload::{Payload, SHARE_MIN};
 use crate::core::route;
 use crate::core::state::{Close, State};
 use crate::core::topic::{TopicError, validate_name};
@@ -335,6 +336,22 @@ fn rewritten(
     route_publish(state, sid, Rc::from(new), payload, &rewritten, true)
 }
 
+/// The payload of a message for `bytes`: a large payload in the receive buffer being handled
+/// shares it while the pool can let it (`net::pool::MAX_RETIRED`), anything else is copied.
+fn payload_of(state: &mut State, bytes: &[u8]) -> Payload {
+    if bytes.len() >= SHARE_MIN
+        && let Some(buf) = &state.receiving
+        && state.pool.may_share()
+    {
+        // Where `bytes` is in the buffer, if it is there (a hook's rewrite is not).
+        let at = (bytes.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        if let Some(shared) = Payload::shared(buf, at, bytes.len()) {
+            return shared;
+        }
+    }
+    bytes.into()
+}
+
 /// Routes `payload` on `topic` with `publish`'s QoS, retain flag and (from an MQTT 5
 /// publisher, `v5`) properties; the reason code for the publisher.
 fn route_publish(
@@ -345,6 +362,7 @@ fn route_publish(
     publish: &Publish<'_>,
     v5: bool,
 ) -> u8 {
+    let payload = payload_of(state, payload);
     let message = if v5 {
         Message::with_properties(
             topic,
@@ -355,7 +373,7 @@ fn route_publish(
             state.now,
         )
     } else {
-        Message::shared(topic, payload, publish.qos, publish.retain)
+        Message::of(topic, payload, publish.qos, publish.retain)
     };
     // A stored publisher's QoS 2 message is stored too, so its deliveries can wait
     // until the record of its packet id is durable (`Journal::durable`).

@@ -15,7 +15,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::rc::Rc;
 
 use crate::core::message::Message;
-use crate::net::pool::Pool;
+use crate::core::payload::RxBytes;
+use crate::net::pool::{LARGE_RX, Pool};
 
 /// Payloads at least this large are written from the shared message (a vectored write)
 /// rather than copied into each subscriber's output. Measured with pipit-load, broker
@@ -30,20 +31,6 @@ pub const SPLICE_MIN: usize = 8192;
 
 /// Most slices handed to one `writev`: payloads and the frame bytes between them.
 const MAX_SLICES: usize = 64;
-
-/// A receive buffer that must grow (a frame larger than it is arriving) grows to at least
-/// this, within the connection's limit: room for several large frames per `read`, where
-/// doubling stopped at the first size one frame fits in (32 KiB for 16 KiB payloads, so each
-/// read took about two frames, and the partial one behind them was moved to the front before
-/// the next). Measured on fan-in QoS 1 16 -> 1 with 16 KiB payloads, msg per broker
-/// CPU-second against doubling, medians of five interleaved rounds: 64 KiB 1.09 and 1.09
-/// (two sets), 128 KiB 1.07-1.09, 256 KiB 0.99. Connections that send small packets never
-/// grow their buffer, so they are not affected. What a peer can make the broker hold: a
-/// buffer grows only once it is full of a frame not yet complete, so a peer that sends the
-/// first 8 KiB of a frame and stops pins 64 KiB (it was 16 KiB: the first doubling), and
-/// beyond that never more than twice what it actually sent, up to its maximum packet size;
-/// the memory budget (`memory_limit`) counts it like any other allocation.
-const LARGE_RX: usize = 64 * 1024;
 
 /// What one `RxBuf::read_from` call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +54,12 @@ pub enum ReadOutcome {
 
 /// Received bytes not yet parsed. Invariant: `start <= end <= buf.len()`, and `buf` is never
 /// longer than the maximum packet size plus a header (`u32` offsets keep a connection small).
+/// Messages may hold the buffer (large payloads are shared, `core::payload`): it is then
+/// never written again, and the unparsed tail moves to another before the next read.
 #[derive(Debug, Default)]
 pub struct RxBuf {
-    /// A fixed-size slice rather than a `Vec`: it never grows in place, and an idle
-    /// connection's empty one costs 16 bytes instead of 24.
-    buf: Box<[u8]>,
+    /// `None` while empty: an idle connection holds no buffer.
+    buf: Option<RxBytes>,
     start: u32,
     end: u32,
 }
@@ -79,7 +67,9 @@ pub struct RxBuf {
 impl RxBuf {
     /// The unparsed bytes.
     pub fn front(&self) -> &[u8] {
-        &self.buf[self.start as usize..self.end as usize]
+        self.buf
+            .as_deref()
+            .map_or(&[], |b| &b[self.start as usize..self.end as usize])
     }
 
     /// Whether no unparsed byte is held.
@@ -98,6 +88,12 @@ impl RxBuf {
         }
     }
 
+    /// The buffer, for messages to share their payloads with (`core::payload`): only a
+    /// `LARGE_RX` one, the size the pool keeps track of while messages hold it.
+    pub fn shareable(&self) -> Option<&RxBytes> {
+        self.buf.as_ref().filter(|b| b.len() == LARGE_RX)
+    }
+
     /// Reads once from `io` into free space, taking a buffer from `pool` if none is held and
     /// growing up to `limit` bytes when a frame larger than the buffer is arriving.
     pub fn read_from(
@@ -106,27 +102,43 @@ impl RxBuf {
         pool: &mut Pool,
         limit: usize,
     ) -> io::Result<ReadOutcome> {
-        if self.buf.is_empty() {
-            self.buf = pool.take_rx();
-        }
-        if self.end as usize == self.buf.len() {
-            if self.start > 0 {
-                self.buf
-                    .copy_within(self.start as usize..self.end as usize, 0);
+        let (start, end) = (self.start as usize, self.end as usize);
+        let buf = self.buf.get_or_insert_with(|| pool.take_rx());
+        let len = buf.len();
+        if Rc::strong_count(buf) > 1 {
+            // Messages hold it: the unparsed tail moves to a buffer of the same size.
+            let mut fresh = if len == LARGE_RX {
+                pool.take_rx_large()
+            } else {
+                Rc::new(vec![0; len].into_boxed_slice())
+            };
+            Rc::make_mut(&mut fresh)[..end - start].copy_from_slice(&buf[start..end]);
+            pool.give_rx(std::mem::replace(buf, fresh));
+            self.end -= self.start;
+            self.start = 0;
+        } else if end == len {
+            if start > 0 {
+                Rc::make_mut(buf).copy_within(start..end, 0);
                 self.end -= self.start;
                 self.start = 0;
-            } else if self.buf.len() < limit {
-                let grown = (self.buf.len() * 2).max(LARGE_RX).min(limit);
-                let mut bigger = std::mem::take(&mut self.buf).into_vec();
-                bigger.resize(grown, 0);
-                self.buf = bigger.into_boxed_slice();
+            } else if len < limit {
+                let grown = (len * 2).max(LARGE_RX).min(limit);
+                let mut bigger = if grown == LARGE_RX {
+                    pool.take_rx_large()
+                } else {
+                    Rc::new(vec![0; grown].into_boxed_slice())
+                };
+                Rc::make_mut(&mut bigger)[..len].copy_from_slice(buf);
+                pool.give_rx(std::mem::replace(buf, bigger));
             } else {
                 return Ok(ReadOutcome::Full);
             }
         }
         let end = self.end as usize;
-        let space = self.buf.len() - end;
-        match io.read(&mut self.buf[end..]) {
+        // Unique here: taken new, moved from, or not shared.
+        let bytes = Rc::make_mut(buf);
+        let space = bytes.len() - end;
+        match io.read(&mut bytes[end..]) {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => {
                 self.end += n as u32;
@@ -143,13 +155,15 @@ impl RxBuf {
     /// Bytes the buffer holds room for.
     #[cfg(test)]
     fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.as_ref().map_or(0, |b| b.len())
     }
 
     /// Gives the buffer back to `pool` if nothing unparsed is held.
     pub fn release_if_empty(&mut self, pool: &mut Pool) {
-        if self.is_empty() && !self.buf.is_empty() {
-            pool.give_rx(std::mem::take(&mut self.buf));
+        if self.is_empty()
+            && let Some(buf) = self.buf.take()
+        {
+            pool.give_rx(buf);
         }
     }
 }
@@ -468,16 +482,18 @@ mod tests {
             rx.read_from(&mut io, &mut pool, 8).unwrap(),
             ReadOutcome::Full
         );
+        // The outgrown buffer went back when it grew; the emptied one goes back now.
+        assert_eq!(pool.free_count(), 1);
         rx.consume(8);
         rx.release_if_empty(&mut pool);
-        assert_eq!(pool.free_count(), 1, "an emptied buffer goes back");
+        assert_eq!(pool.free_count(), 2, "an emptied buffer goes back");
         assert_eq!(
             rx.read_from(&mut io, &mut pool, 8).unwrap(),
             ReadOutcome::WouldBlock
         );
-        assert_eq!(pool.free_count(), 0);
-        rx.release_if_empty(&mut pool);
         assert_eq!(pool.free_count(), 1);
+        rx.release_if_empty(&mut pool);
+        assert_eq!(pool.free_count(), 2);
     }
 
     #[test]
@@ -498,6 +514,45 @@ mod tests {
         small.read_from(&mut io, &mut pool, 12).unwrap();
         small.read_from(&mut io, &mut pool, 12).unwrap();
         assert_eq!(small.capacity(), 12);
+    }
+
+    #[test]
+    fn a_buffer_messages_hold_is_not_written_again() {
+        let mut pool = Pool::new(8, 4);
+        let mut rx = RxBuf::default();
+        // Grown to LARGE_RX for a large frame, then filled: one whole 40,000-byte "frame"
+        // and the first bytes of the next.
+        let mut io = Chunks(vec![vec![1; 8], vec![1; 39_992], vec![2; 100]]);
+        while rx.front().len() < 40_100 {
+            rx.read_from(&mut io, &mut pool, 1 << 20).unwrap();
+        }
+        let held = rx.shareable().cloned().expect("a LARGE_RX buffer");
+        let payload = crate::core::payload::Payload::shared(&held, 0, 40_000).unwrap();
+        drop(held);
+        rx.consume(40_000);
+        // More arrives: it goes after the tail in another buffer, not over the payload.
+        let mut io = Chunks(vec![vec![3; LARGE_RX]]);
+        rx.read_from(&mut io, &mut pool, 1 << 20).unwrap();
+        assert!(
+            payload.iter().all(|&b| b == 1),
+            "the message's bytes are intact"
+        );
+        assert_eq!(
+            &rx.front()[..100],
+            &[2; 100][..],
+            "the tail moved to the front"
+        );
+        assert!(rx.front()[100..].iter().all(|&b| b == 3));
+        assert!(rx.front().len() > 100);
+        // Released, the held buffer goes to the pool's large list; reused once let go.
+        drop(payload);
+        rx.consume(rx.front().len());
+        rx.release_if_empty(&mut pool);
+        assert_eq!(
+            pool.free_count(),
+            3,
+            "both large buffers kept, and the outgrown one"
+        );
     }
 
     #[test]

@@ -158,7 +158,14 @@ fn build(dir: &Path, now: Instant) -> Vec<(String, u16, bool)> {
         message_expiry_interval: Some(600),
         ..Properties::default()
     };
-    let retained = Message::with_properties("t/r", b"kept", QoS::AtLeastOnce, true, &props, now);
+    let retained = Message::with_properties(
+        "t/r",
+        b"kept"[..].into(),
+        QoS::AtLeastOnce,
+        true,
+        &props,
+        now,
+    );
     route::publish(&mut state, &retained, None);
     for i in 0..5 {
         let m = Message::shared("t/x", format!("m{i}").as_bytes(), QoS::ExactlyOnce, false);
