@@ -53,6 +53,19 @@ impl Payload {
         })
     }
 
+    /// Its length in bytes, without forming the slice (asked on every delivery).
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Owned(bytes) => bytes.len(),
+            Payload::Shared { len, .. } => *len as usize,
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether the bytes are a range of a receive buffer.
     pub fn is_shared(&self) -> bool {
         matches!(self, Payload::Shared { .. })
