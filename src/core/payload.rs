@@ -10,9 +10,10 @@
 //! 16 -> 1 with 16 KiB payloads: see the README ("Large payloads").
 //!
 //! What a shared buffer can pin is bounded: a payload is shared only while the pool holds
-//! fewer than `net::pool::MAX_RETIRED` buffers that messages still hold, so at most that
-//! many receive buffers (4 MiB) are kept alive by messages beyond their own bytes; the
-//! retained store keeps a copy of its own (`unshared`), since it keeps messages for ever.
+//! fewer than `net::pool::MAX_RETIRED` (64) buffers, free or held by messages, and it keeps
+//! counting a held one until its last message lets it go; so about 64 receive buffers
+//! (4 MiB) at most are kept alive by messages beyond their own bytes. The retained store
+//! keeps a copy of its own (`Message::unshared`), since it keeps messages indefinitely.
 
 use std::fmt;
 use std::ops::Deref;

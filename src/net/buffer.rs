@@ -4,7 +4,9 @@
 //! it back once drained. `RxBuf` keeps the unparsed bytes contiguous (compacting when the
 //! front has been consumed) so the codec always sees one slice; it grows only up to the
 //! connection's maximum packet size, and when it is full nothing more is read: TCP
-//! back-pressure on that peer rather than memory growth. `TxBuf` accumulates every frame
+//! back-pressure on that peer rather than memory growth. Its buffer is reference counted:
+//! messages keep large payloads in it rather than copies (`core::payload`), and a buffer they
+//! hold is not written again (the unparsed tail moves to another before the next read). `TxBuf` accumulates every frame
 //! for one connection during a loop turn and writes them with as few `write` calls as the
 //! socket allows. A large PUBLISH payload need not be copied into it: `Spliced` keeps the
 //! shared message instead, and the write gathers the frame bytes and the payloads with one

@@ -32,7 +32,9 @@ use crate::core::payload::RxBytes;
 /// any other allocation.
 pub const LARGE_RX: usize = 64 * 1024;
 
-/// Most `LARGE_RX` buffers kept in `large`, free or held by messages (4 MiB).
+/// Most `LARGE_RX` buffers kept in `large`, free or held by messages (4 MiB); beyond it,
+/// payloads are copied. (Buffers shared in the turn that fills it come back after it was
+/// checked, and are counted too, so it can be passed by those few.)
 pub const MAX_RETIRED: usize = 64;
 
 /// Buffers of `large` looked at for a free one before a new one is allocated: messages are
@@ -124,11 +126,11 @@ impl Pool {
         self.tx_free.drain(..tx);
         self.rx_idle = self.rx_free.len();
         self.tx_idle = self.tx_free.len();
-        // Large buffers go once a whole interval took none; those messages hold are only
-        // let go (the last message frees them).
+        // Free large buffers go once a whole interval took none; those messages still hold
+        // stay counted against MAX_RETIRED until their last message lets them go.
         let large = self.large.len();
         if !std::mem::take(&mut self.large_taken) {
-            self.large.clear();
+            self.large.retain(|b| Rc::strong_count(b) > 1);
         }
         (rx + tx) * self.buffer_size + (large - self.large.len()) * LARGE_RX
     }
@@ -138,7 +140,9 @@ impl Pool {
     /// size worth keeping.
     pub fn give_rx(&mut self, buf: RxBytes) {
         if buf.len() == LARGE_RX {
-            if self.may_share() {
+            // One messages hold is always counted (it was shared while there was room; a
+            // turn can share a few before they come back), a free one if there is room.
+            if Rc::strong_count(&buf) > 1 || self.may_share() {
                 self.large.push_back(buf);
             }
         } else if Rc::strong_count(&buf) == 1
@@ -241,10 +245,16 @@ mod tests {
             })
             .collect();
         assert!(!pool.may_share(), "full of buffers messages hold");
+        assert_eq!(pool.trim(), 0, "taken in this interval");
+        assert_eq!(pool.trim(), 0, "held ones stay counted even when idle");
+        assert!(!pool.may_share());
         drop(held);
         assert!(pool.may_share(), "room once they are let go");
-        assert_eq!(pool.trim(), 0, "taken in this interval: kept");
-        assert_eq!(pool.trim(), (MAX_RETIRED - 1) * LARGE_RX, "then freed");
+        assert_eq!(
+            pool.trim(),
+            (MAX_RETIRED - 1) * LARGE_RX,
+            "then freed when idle"
+        );
         assert_eq!(pool.free_count(), 0);
     }
 
