@@ -41,6 +41,18 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
+/// The broker's heap (`RssAnon`) once it is at most `limit` KiB, or after 10 s (sweeps run
+/// once a second: this allows several).
+fn heap_within(pid: u32, limit: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut heap = status_kb(pid, "RssAnon:");
+    while heap > limit && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        heap = status_kb(pid, "RssAnon:");
+    }
+    heap
+}
+
 /// Opens `n` connections, each with its CONNACK, and returns them open.
 fn connect_many(addr: SocketAddr, n: usize, tag: &str) -> Vec<TcpStream> {
     (0..n)
@@ -80,12 +92,7 @@ fn a_burst_of_connections_gives_its_memory_back() {
     // half of the growth may stay, never all of it (without the sweep's give-back, `after`
     // stays at `peak`).
     let limit = (before + before / 4 + 256).max(before + peak.saturating_sub(before) / 2);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut after = status_kb(pid, "RssAnon:");
-    while after > limit && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-        after = status_kb(pid, "RssAnon:");
-    }
+    let after = heap_within(pid, limit);
     assert!(
         after <= limit,
         "heap {before} KiB before {BURST} connections, {peak} KiB with them, {after} KiB \
@@ -162,12 +169,7 @@ fn a_burst_of_large_messages_gives_its_memory_back() {
     // Traffic has stopped: the first quiet sweep trims the heap, which glibc lets keep up to
     // 4 MiB of freed blocks while traffic lasts (`heap::tune_allocator`).
     let limit = before + 1024;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut after = status_kb(pid, "RssAnon:");
-    while after > limit && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-        after = status_kb(pid, "RssAnon:");
-    }
+    let after = heap_within(pid, limit);
     assert!(
         peak > before + 4096,
         "the burst was held: {before} KiB before, {peak} KiB with it"
