@@ -55,6 +55,7 @@ impl Payload {
     }
 
     /// Its length in bytes, without forming the slice (asked on every delivery).
+    #[inline]
     pub fn len(&self) -> usize {
         match self {
             Payload::Owned(bytes) => bytes.len(),
@@ -76,12 +77,15 @@ impl Payload {
 impl Deref for Payload {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self {
             Payload::Owned(bytes) => bytes,
-            Payload::Shared { bytes, start, len } => {
-                &bytes[*start as usize..*start as usize + *len as usize]
-            }
+            // Within the buffer by construction (`shared`); `get` keeps a panic path out of
+            // every caller.
+            Payload::Shared { bytes, start, len } => bytes
+                .get(*start as usize..*start as usize + *len as usize)
+                .unwrap_or_default(),
         }
     }
 }
