@@ -6,9 +6,9 @@
 //! connection's maximum packet size, and when it is full nothing more is read: TCP
 //! back-pressure on that peer rather than memory growth. Its buffer is reference counted:
 //! messages keep large payloads in it rather than copies (`core::payload`), and a buffer they
-//! hold is not written again (the unparsed tail moves to another before the next read). `TxBuf` accumulates every frame
-//! for one connection during a loop turn and writes them with as few `write` calls as the
-//! socket allows. A large PUBLISH payload need not be copied into it: `Spliced` keeps the
+//! hold is not written again (the unparsed tail moves to another before the next read).
+//! `TxBuf` accumulates every frame for one connection during a loop turn and writes them
+//! with as few `write` calls as the socket allows. A large PUBLISH payload need not be copied into it: `Spliced` keeps the
 //! shared message instead, and the write gathers the frame bytes and the payloads with one
 //! vectored write (`writev`).
 
@@ -109,36 +109,21 @@ impl RxBuf {
         let len = buf.len();
         if Rc::strong_count(buf) > 1 {
             // Messages hold it: the unparsed tail moves to a buffer of the same size.
-            let mut fresh = if len == LARGE_RX {
-                pool.take_rx_large()
-            } else {
-                Rc::new(vec![0; len].into_boxed_slice())
-            };
-            Rc::make_mut(&mut fresh)[..end - start].copy_from_slice(&buf[start..end]);
-            pool.give_rx(std::mem::replace(buf, fresh));
-            self.end -= self.start;
-            self.start = 0;
+            self.move_to(len, pool);
         } else if end == len {
             if start > 0 {
                 Rc::make_mut(buf).copy_within(start..end, 0);
                 self.end -= self.start;
                 self.start = 0;
             } else if len < limit {
-                let grown = (len * 2).max(LARGE_RX).min(limit);
-                let mut bigger = if grown == LARGE_RX {
-                    pool.take_rx_large()
-                } else {
-                    Rc::new(vec![0; grown].into_boxed_slice())
-                };
-                Rc::make_mut(&mut bigger)[..len].copy_from_slice(buf);
-                pool.give_rx(std::mem::replace(buf, bigger));
+                self.move_to((len * 2).max(LARGE_RX).min(limit), pool);
             } else {
                 return Ok(ReadOutcome::Full);
             }
         }
         let end = self.end as usize;
-        // Unique here: taken new, moved from, or not shared.
-        let bytes = Rc::make_mut(buf);
+        // Unique here: taken new, moved to, or not shared.
+        let bytes = Rc::make_mut(self.buf.get_or_insert_with(|| pool.take_rx()));
         let space = bytes.len() - end;
         match io.read(&mut bytes[end..]) {
             Ok(0) => Ok(ReadOutcome::Eof),
@@ -152,6 +137,20 @@ impl RxBuf {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(e),
         }
+    }
+
+    /// Moves the unparsed bytes to the front of a buffer of `size` from `pool` (one no
+    /// message holds), giving the current buffer back.
+    fn move_to(&mut self, size: usize, pool: &mut Pool) {
+        let mut fresh = pool.take_rx_of(size);
+        if let Some(old) = self.buf.take() {
+            let unparsed = &old[self.start as usize..self.end as usize];
+            Rc::make_mut(&mut fresh)[..unparsed.len()].copy_from_slice(unparsed);
+            pool.give_rx(old);
+        }
+        self.end -= self.start;
+        self.start = 0;
+        self.buf = Some(fresh);
     }
 
     /// Bytes the buffer holds room for.

@@ -33,8 +33,9 @@ use crate::core::payload::RxBytes;
 pub const LARGE_RX: usize = 64 * 1024;
 
 /// Most `LARGE_RX` buffers kept in `large`, free or held by messages (4 MiB); beyond it,
-/// payloads are copied. (Buffers shared in the turn that fills it come back after it was
-/// checked, and are counted too, so it can be passed by those few.)
+/// payloads are copied. A buffer is shared while it is still a connection's and counted when
+/// it comes back, so each connection reading large packets can pass the bound by the one
+/// it was reading into when the bound was reached (and holds that much anyway).
 pub const MAX_RETIRED: usize = 64;
 
 /// Buffers of `large` looked at for a free one before a new one is allocated: messages are
@@ -86,9 +87,19 @@ impl Pool {
         buf.unwrap_or_else(|| Rc::new(vec![0; self.buffer_size].into_boxed_slice()))
     }
 
-    /// A receive buffer of `LARGE_RX` initialised bytes (stale contents) that no message
-    /// holds: one of `large` that messages have let go, or a new one.
-    pub fn take_rx_large(&mut self) -> RxBytes {
+    /// A receive buffer of `size` initialised bytes that no message holds: for `LARGE_RX`,
+    /// one of `large` that messages have let go (stale contents) if there is one; otherwise
+    /// a new one.
+    pub fn take_rx_of(&mut self, size: usize) -> RxBytes {
+        if size == LARGE_RX {
+            self.take_rx_large()
+        } else {
+            Rc::new(vec![0; size].into_boxed_slice())
+        }
+    }
+
+    /// A `LARGE_RX` buffer no message holds: one of `large`, or a new one.
+    fn take_rx_large(&mut self) -> RxBytes {
         self.large_taken = true;
         for _ in 0..LOOK_AHEAD.min(self.large.len()) {
             match self.large.pop_front() {
