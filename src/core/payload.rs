@@ -5,9 +5,10 @@
 //! copied out of it: the message keeps the buffer ([`RxBytes`], reference counted) and the
 //! range, the buffer is not read into again while a message holds it (the connection moves
 //! its unparsed tail to another), and the pool reuses it once the last such message is gone
-//! (`net::pool`). Copying a 16 KiB payload cost more than the `memcpy` itself: the copy's
-//! destination is cold, and the subscriber's `writev` later reads it again. Fan-in QoS 1
-//! 16 -> 1 with 16 KiB payloads: see the README ("Large payloads").
+//! (`net::pool`). Fan-in QoS 1 16 -> 1 with 16 KiB payloads gained 4-29% from it (glibc
+//! build) and 9-13% (static), less than the copy's share of the profile: the kernel's copy
+//! into the subscriber's socket now reads the payload from the receive buffer, no longer in
+//! the cache by the end of the turn (README, "Shared receive buffers").
 //!
 //! What a shared buffer can pin is bounded: a payload is shared only while the pool holds
 //! fewer than `net::pool::MAX_RETIRED` (64) buffers, free or held by messages, and it keeps
@@ -22,10 +23,10 @@ use std::rc::Rc;
 /// A receive buffer that messages may share: the bytes of a connection's `RxBuf`.
 pub type RxBytes = Rc<Box<[u8]>>;
 
-/// Payloads from this size up are shared with their receive buffer rather than copied (the
-/// size from which they are also written with `writev` straight from the message,
-/// `net::buffer::SPLICE_MIN`, so a shared payload is never copied by the broker at all).
-pub const SHARE_MIN: usize = 8192;
+/// Payloads from this size up are shared with their receive buffer rather than copied: the
+/// size from which they are also written with `writev` straight from the message, so a
+/// shared payload is never copied by the broker at all.
+pub const SHARE_MIN: usize = crate::net::buffer::SPLICE_MIN;
 
 /// A message's payload bytes.
 #[derive(Clone)]
@@ -47,10 +48,11 @@ impl Payload {
     /// The payload `range` of `bytes`, shared; `None` if the range is not within it.
     pub fn shared(bytes: &RxBytes, start: usize, len: usize) -> Option<Payload> {
         let end = start.checked_add(len)?;
+        let (start, len) = (u32::try_from(start).ok()?, u32::try_from(len).ok()?);
         (end <= bytes.len()).then(|| Payload::Shared {
             bytes: Rc::clone(bytes),
-            start: start as u32,
-            len: len as u32,
+            start,
+            len,
         })
     }
 
