@@ -330,16 +330,10 @@ pub fn outbound(state: &mut State, i: u16, message: &Rc<Message>) -> Option<Rc<M
     if !changed {
         return Some(Rc::clone(message));
     }
-    Some(Rc::new(Message {
-        topic: Rc::from(b.remap.as_str()),
-        payload: message.payload.clone(),
-        qos: message.qos,
-        retain: message.retain,
-        properties: message.properties.clone(),
-        expires_at: message.expires_at,
-        frame: Default::default(),
-        store_id: Default::default(),
-    }))
+    Some(Rc::new(message.rebuilt(
+        Rc::from(b.remap.as_str()),
+        message.payload.clone(),
+    )))
 }
 
 /// Whether bridge `i` keeps the RETAIN flag on what it sends (`bridge_outgoing_retain`, and

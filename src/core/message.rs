@@ -150,18 +150,27 @@ impl Message {
         if !message.payload.is_shared() {
             return message;
         }
-        let store_id = StoreId::default();
-        store_id.set(message.store_id.get());
-        Rc::new(Message {
-            topic: Rc::clone(&message.topic),
-            payload: Payload::from(&message.payload[..]),
-            qos: message.qos,
-            retain: message.retain,
-            properties: message.properties.clone(),
-            expires_at: message.expires_at,
+        let copy = message.rebuilt(
+            Rc::clone(&message.topic),
+            Payload::from(&message.payload[..]),
+        );
+        copy.store_id.set(message.store_id.get());
+        Rc::new(copy)
+    }
+
+    /// This message on `topic` with `payload`: the same QoS, RETAIN flag, properties and
+    /// expiry, not yet in a frame cache or the store.
+    pub fn rebuilt(&self, topic: Rc<str>, payload: Payload) -> Message {
+        Message {
+            topic,
+            payload,
+            qos: self.qos,
+            retain: self.retain,
+            properties: self.properties.clone(),
+            expires_at: self.expires_at,
             frame: FrameSlot::default(),
-            store_id,
-        })
+            store_id: StoreId::default(),
+        }
     }
 
     /// Whether the message has expired at `now` and must not be delivered [MQTT-3.3.2-5].
