@@ -93,8 +93,9 @@ max_topic_alias 5
         dir = dir.dir.display(),
     );
     let config = dir.write("pipit.conf", &text);
-    let pipit = serving(&dir, &config, local(main_port));
+    let mut pipit = serving(&dir, &config, local(main_port));
     let (main, second) = (local(main_port), local(second_port));
+    pipit.wait_listening(second);
 
     // Warnings about the file are logged before the listeners open: only the options
     // parsed but not acted on yet are warned about, each with its line.
@@ -352,25 +353,10 @@ fn pid_file_is_written_at_start_and_removed_at_exit() {
     if mosquitto_installed("pid_file") {
         let mosquitto_pid = dir.path("mosquitto.pid");
         let body = format!("pid_file {}\nuser root\n", mosquitto_pid.display());
-        let mut m = std::process::Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(dir.write(
-                "m.conf",
-                &format!("listener {} 127.0.0.1\n{body}", free_port()),
-            ))
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !mosquitto_pid.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let mut m = mosquitto::Mosquitto::with_config(&body);
         let written = std::fs::read_to_string(&mosquitto_pid).expect("Mosquitto's pid file");
-        assert_eq!(written.trim(), m.id().to_string());
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &m.id().to_string()])
-            .status();
-        let _ = m.wait();
+        assert_eq!(written.trim(), m.pid().to_string());
+        assert!(m.terminate().success(), "{}", m.log());
         assert!(!mosquitto_pid.exists(), "Mosquitto removes it too");
         let bad = dir.write(
             "m-bad.conf",
@@ -400,8 +386,9 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6() {
         }
         let port = free_port();
         let body = format!("allow_anonymous true\nlistener {port}\n");
-        let peer = mosquitto::start(&dir, kind, &body);
+        let mut peer = mosquitto::start(&dir, kind, &body);
         let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        peer.wait_listening(v6);
         let mut sub = Raw::connect(v6, "dual-sub", true);
         assert_eq!(sub.subscribe("dual/#", 1), 1, "{kind:?} over IPv6");
         let mut publisher = Raw::connect(local(port), "dual-pub", true);
@@ -429,8 +416,10 @@ fn socket_domain_keeps_an_addressless_listener_to_one_family() {
             "allow_anonymous true\nlistener {v4_port}\nsocket_domain ipv4 # v4 only\n\
              listener {v6_port}\nsocket_domain ipv6\n"
         );
-        let _peer = mosquitto::start(&dir, kind, &body);
+        let mut peer = mosquitto::start(&dir, kind, &body);
         let v6 = |port| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        peer.wait_listening(local(v4_port));
+        peer.wait_listening(v6(v6_port));
         Raw::connect(local(v4_port), "domain-v4", true).disconnect();
         Raw::connect(v6(v6_port), "domain-v6", true).disconnect();
         assert!(
@@ -549,8 +538,9 @@ acl_file {acl}
         acl = acl.display()
     );
     let config = dir.write("pipit.conf", &text);
-    let _pipit = serving(&dir, &config, local(open_port));
+    let mut pipit = serving(&dir, &config, local(open_port));
     let (open, closed) = (local(open_port), local(closed_port));
+    pipit.wait_listening(closed);
 
     assert_eq!(connack_code(open, &Connect::v311("anon-1")), ACCEPTED);
     assert_eq!(

@@ -10,7 +10,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -86,24 +86,60 @@ impl Mosquitto {
             child,
             dir,
         };
+        m.wait_listening(m.addr);
+        m
+    }
+
+    /// Waits until `addr` accepts a TCP connection. Mosquitto opens its listeners one after
+    /// another, so the first accepting says nothing of the others.
+    pub fn wait_listening(&mut self, addr: SocketAddr) {
         let deadline = Instant::now() + START_DEADLINE;
-        while TcpStream::connect_timeout(&m.addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = m.child.try_wait().expect("try_wait") {
-                panic!("mosquitto exited with {status}:\n{}", m.log());
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("mosquitto exited with {status}:\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
-                "mosquitto did not listen:\n{}",
-                m.log()
+                "mosquitto did not listen on {addr}:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(25));
         }
-        m
     }
 
     /// Everything Mosquitto has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM once Mosquitto answers a CONNECT (its signal handlers are set just
+    /// before its loop starts, after the listeners open), and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut probe = TcpStream::connect(self.addr).expect("connect to mosquitto");
+        probe
+            .set_read_timeout(Some(START_DEADLINE))
+            .expect("set a read timeout");
+        // A 3.1.1 CONNECT, client id "t": any CONNACK, accepted or refused, will do.
+        probe
+            .write_all(&[
+                0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b't',
+            ])
+            .expect("send CONNECT");
+        let mut connack = [0u8; 4];
+        probe
+            .read_exact(&mut connack)
+            .expect("a CONNACK from mosquitto");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        self.child.wait().expect("wait for mosquitto")
     }
 }
 
@@ -262,6 +298,15 @@ enum Process {
 }
 
 impl Peer {
+    /// Waits until another of the broker's listeners, at `addr`, accepts TCP connections:
+    /// the one `start` waited for may open before the rest.
+    pub fn wait_listening(&mut self, addr: SocketAddr) {
+        match &mut self.process {
+            Process::Pipit(p) => p.wait_listening(addr),
+            Process::Mosquitto(m) => m.wait_listening(addr),
+        }
+    }
+
     /// The pipit process, for a signal or its log (`None` for Mosquitto).
     pub fn pipit(&self) -> Option<&Pipit> {
         match &self.process {
