@@ -389,7 +389,9 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6() {
         let mut peer = mosquitto::start(&dir, kind, &body);
         let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
         peer.wait_listening(v6);
-        let mut sub = Raw::connect(v6, "dual-sub", true);
+        let connect_v6 = std::panic::AssertUnwindSafe(|| Raw::connect(v6, "dual-sub", true));
+        let mut sub = std::panic::catch_unwind(connect_v6)
+            .unwrap_or_else(|_| panic!("{kind:?} over IPv6, the broker's log:\n{}", peer.log()));
         assert_eq!(sub.subscribe("dual/#", 1), 1, "{kind:?} over IPv6");
         let mut publisher = Raw::connect(local(port), "dual-pub", true);
         publisher.send(&publish("dual/a", b"both", 1, false, 1));

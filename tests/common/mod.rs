@@ -76,10 +76,22 @@ pub struct Raw {
     pub stream: TcpStream,
 }
 
+/// One `read`, repeated while a signal interrupts it. A socket with a read timeout returns
+/// `Interrupted` whatever the handler's `SA_RESTART` says, and a child process of the test
+/// exiting (SIGCHLD) was seen to interrupt it on this kernel; `read_exact` already repeats.
+pub fn read_once(stream: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 impl Raw {
     /// Opens a TCP connection (no MQTT yet).
     pub fn open(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -104,7 +116,11 @@ impl Raw {
     pub fn try_connect(addr: SocketAddr, connect: &Connect) -> (u8, Raw) {
         let mut c = Raw::open(addr);
         c.send(&connect.bytes());
-        let ack = c.recv().expect("no CONNACK");
+        let ack = match c.read_frame() {
+            Ok(Some(ack)) => ack,
+            Ok(None) => panic!("no CONNACK from {addr}: the connection was closed"),
+            Err(e) => panic!("no CONNACK from {addr}: {e}"),
+        };
         assert_eq!(ack.kind(), 2, "expected CONNACK, got {ack:?}");
         assert_eq!(ack.body.len(), 2, "3.1.1 CONNACK is 2 bytes: {ack:?}");
         (ack.body[1], c)
@@ -123,7 +139,7 @@ impl Raw {
     /// Reads one packet: `Ok(None)` when the broker closed the connection, `Err` on timeout.
     pub fn read_frame(&mut self) -> std::io::Result<Option<Frame>> {
         let mut first = [0u8; 1];
-        match self.stream.read(&mut first) {
+        match read_once(&mut self.stream, &mut first) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
@@ -173,7 +189,7 @@ impl Raw {
             .set_read_timeout(Some(Duration::from_millis(ms)))
             .unwrap();
         let mut b = [0u8; 1];
-        match self.stream.read(&mut b) {
+        match read_once(&mut self.stream, &mut b) {
             Ok(0) => panic!("connection closed, expected silence"),
             Ok(_) => panic!("unexpected byte {:#04x}", b[0]),
             Err(e) => assert!(

@@ -307,6 +307,14 @@ impl Peer {
         }
     }
 
+    /// Everything the broker has logged so far.
+    pub fn log(&self) -> String {
+        match &self.process {
+            Process::Pipit(p) => p.log(),
+            Process::Mosquitto(m) => m.log(),
+        }
+    }
+
     /// The pipit process, for a signal or its log (`None` for Mosquitto).
     pub fn pipit(&self) -> Option<&Pipit> {
         match &self.process {

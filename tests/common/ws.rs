@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::common::Frame;
+use crate::common::{Frame, read_once};
 
 /// A fixed client key (any 16 bytes, base64) and the accept value RFC 6455 gives for it.
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -160,7 +160,7 @@ impl Ws {
     /// Reads more bytes; false at EOF, reset or timeout.
     fn fill(&mut self) -> bool {
         let mut buf = [0u8; 16 * 1024];
-        match self.stream.read(&mut buf) {
+        match read_once(&mut self.stream, &mut buf) {
             Ok(0) | Err(_) => false,
             Ok(n) => {
                 self.pending.extend_from_slice(&buf[..n]);
