@@ -180,3 +180,51 @@ fn large_payloads_arrive_whole_and_in_order_at_every_subscriber() {
     }
     sender.join().expect("publisher");
 }
+
+/// After a turn that read 256 KiB or more, a publisher's PUBACKs wait one turn, to go out
+/// with the next turn's (`broker::write`). Burst after burst, every one of them must still
+/// go out, with nothing else to wake the connection, and the subscriber, whose messages
+/// never wait, gets every message.
+#[test]
+fn every_puback_arrives_after_busy_turns() {
+    const PUBLISHERS: usize = 8;
+    const BURSTS: usize = 3;
+    // 24 messages of 16 KiB: 384 KiB per publisher per burst, written at once.
+    const BURST: usize = 24;
+    let broker = start_with(|_| {});
+    let addr = broker.addr;
+    let mut sub = Raw::connect(addr, "busy-sub", true);
+    sub.subscribe("busy/#", 0);
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(addr, &format!("busy-pub{p}"), true);
+                for burst in 0..BURSTS {
+                    let ids = (burst * BURST + 1..=(burst + 1) * BURST).map(|id| id as u16);
+                    let bytes: Vec<u8> = ids
+                        .clone()
+                        .flat_map(|id| publish("busy/t", &[p as u8; 16384], 1, false, id))
+                        .collect();
+                    c.send(&bytes);
+                    for id in ids {
+                        let ack = c.recv_kind(4);
+                        assert_eq!(ack.body, id.to_be_bytes(), "pub{p}: PUBACK {id}");
+                    }
+                }
+            })
+        })
+        .collect();
+    let got = collect(
+        &mut sub,
+        PUBLISHERS * BURSTS * BURST,
+        Duration::from_secs(5),
+    );
+    for p in publishers {
+        p.join().expect("every PUBACK arrived");
+    }
+    assert_eq!(got.len(), PUBLISHERS * BURSTS * BURST);
+    for p in 0..PUBLISHERS as u8 {
+        let from = got.iter().filter(|(_, first)| *first == p).count();
+        assert_eq!(from, BURSTS * BURST, "messages from pub{p}");
+    }
+}

@@ -116,6 +116,13 @@ pub struct Broker {
     /// out, or their reads were paused and resumed), each with whether the peer may have
     /// closed its side, which makes a short read not the end of it.
     read_again: Vec<(ConnId, bool)>,
+    /// Bytes read, and packets handled, since the last turn's writes (`finish_turn` resets
+    /// both): a turn busy with large messages leaves publishers' acknowledgements for the
+    /// next.
+    read_this_turn: u64,
+    packets_this_turn: u64,
+    /// Connections whose acknowledgements wait for the next turn's writes.
+    next_turn: Vec<ConnId>,
     /// Publishers released from a hold this turn, to resume at the start of the next.
     released: Vec<ConnId>,
     /// Reused list of this turn's events.
@@ -264,6 +271,9 @@ impl Broker {
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
             read_again: Vec::new(),
+            read_this_turn: 0,
+            packets_this_turn: 0,
+            next_turn: Vec::new(),
             released: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listener_count],

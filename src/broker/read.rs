@@ -120,6 +120,7 @@ impl Broker {
             match conn.rx.read_from(&mut conn.socket, &mut state.pool, limit) {
                 Ok(ReadOutcome::Data { bytes, drained }) => {
                     state.stats.bytes_received += bytes as u64;
+                    self.read_this_turn += bytes as u64;
                     if let Err(why) = self.process_rx(id) {
                         self.close(id, why);
                         return;
@@ -209,6 +210,7 @@ impl Broker {
         let state = &mut self.state;
         state.receiving = None;
         state.stats.packets_received += handled;
+        self.packets_this_turn += handled;
         let now = state.millis();
         if let Some(conn) = state.conns.get_mut(id) {
             rx.release_if_empty(&mut state.pool);

@@ -4,6 +4,7 @@
 
 use super::close::close_for;
 use super::*;
+use crate::core::session::Session;
 use crate::net::Stream;
 
 impl Broker {
@@ -32,6 +33,10 @@ impl Broker {
             // A walk whose client has room after this turn's writes goes on next turn.
             self.walk_again = !self.state.walks.is_empty() && retain_walk::any_ready(&self.state);
             if self.state.to_close.is_empty() && self.state.dirty.is_empty() {
+                // What was left for the next turn keeps it from waiting in `poll`.
+                self.state.dirty.append(&mut self.next_turn);
+                self.read_this_turn = 0;
+                self.packets_this_turn = 0;
                 return;
             }
         }
@@ -85,6 +90,9 @@ impl Broker {
         let mut again = Vec::new();
         let limits = self.state.queue_limits();
         let millis = self.state.millis();
+        let busy = self.read_this_turn >= BUSY_TURN
+            && self.read_this_turn >= self.packets_this_turn * LARGE_PACKETS;
+        let next_turn = &mut self.next_turn;
         self.state.frames.clear();
         let State {
             conns,
@@ -138,6 +146,14 @@ impl Broker {
             if !conn.writable {
                 continue;
             }
+            let session = conn.session.and_then(|s| sessions.get(s.0 as usize));
+            if busy && !conn.waited_a_turn && only_acks(conn, session) {
+                conn.waited_a_turn = true;
+                conn.dirty = true;
+                next_turn.push(id);
+                continue;
+            }
+            conn.waited_a_turn = false;
             if conn.tx.is_empty() {
                 conn.last_drained = millis;
                 // TLS records (handshake replies, the rest of earlier writes) may still wait.
@@ -190,4 +206,27 @@ impl Broker {
         }
         self.state.dirty.append(&mut again);
     }
+}
+
+/// Bytes read in one turn past which the turn is busy: 256 KiB, sixteen 16 KiB messages.
+const BUSY_TURN: u64 = 256 * 1024;
+
+/// Bytes per packet read, on average, in a turn of large messages. Counting the
+/// subscribers' acknowledgements, 16 KiB messages average about 8 KiB. Small messages stay
+/// under it, and their publishers' acknowledgements never wait: QoS 2 publishers of 64-byte
+/// messages, whose PUBRECs and PUBCOMPs pace them, did 0.92 of their rate when they waited.
+const LARGE_PACKETS: u64 = 2048;
+
+/// Output this small is acknowledgements (a PUBACK is 4 bytes), not messages.
+const ACKS_ONLY: usize = 512;
+
+/// Whether `conn`'s output is a few acknowledgements and nothing else can be: it has no
+/// subscription, so it is sent no messages. After a busy turn of large messages such a
+/// publisher's PUBACKs wait one turn, to go out with the next turn's in one write. That cuts
+/// the writes, and the publishers' wake-ups, a stream of large messages costs (0.21 to
+/// 0.13-0.18 per message at 16 KiB); a subscriber's messages never wait.
+fn only_acks(conn: &Conn, session: Option<&Session>) -> bool {
+    !conn.tx.is_empty()
+        && conn.tx.len() < ACKS_ONLY
+        && session.is_some_and(|s| s.subscription_count() == 0)
 }
