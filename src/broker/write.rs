@@ -177,8 +177,8 @@ impl Broker {
                     // pass admits (`write_pending` stops at `max_output_buffer`). Nothing
                     // else would wake this connection: no writable edge comes after a
                     // complete write, and its publishers may be held for it. So it stays
-                    // dirty and is written again in the next turn, which polls without
-                    // waiting, until the kernel is full or nothing is left (else the queue
+                    // dirty and is written again by `finish_turn`'s next pass, in this same
+                    // turn, until the kernel is full or nothing is left (else the queue
                     // sat until the subscriber was declared slow and its QoS 0 dropped: 200
                     // publishers of 16 KiB to one reading subscriber lost almost everything).
                     if conn
