@@ -123,6 +123,10 @@ pub struct Broker {
     packets_this_turn: u64,
     /// Connections whose acknowledgements wait for the next turn's writes.
     next_turn: Vec<ConnId>,
+    /// One bit per connection slot: its acknowledgements waited last turn, so they do not
+    /// wait again (a bit here rather than a flag in every `Conn`, which would grow it by 8
+    /// bytes).
+    waited: Vec<u64>,
     /// Publishers released from a hold this turn, to resume at the start of the next.
     released: Vec<ConnId>,
     /// Reused list of this turn's events.
@@ -274,6 +278,7 @@ impl Broker {
             read_this_turn: 0,
             packets_this_turn: 0,
             next_turn: Vec::new(),
+            waited: Vec::new(),
             released: Vec::new(),
             ready: Vec::new(),
             per_listener: vec![0; listener_count],

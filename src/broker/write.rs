@@ -93,6 +93,7 @@ impl Broker {
         let busy = self.read_this_turn >= BUSY_TURN
             && self.read_this_turn >= self.packets_this_turn * LARGE_PACKETS;
         let next_turn = &mut self.next_turn;
+        let waited = &mut self.waited;
         self.state.frames.clear();
         let State {
             conns,
@@ -147,13 +148,13 @@ impl Broker {
                 continue;
             }
             let session = conn.session.and_then(|s| sessions.get(s.0 as usize));
-            if busy && !conn.waited_a_turn && only_acks(conn, session) {
-                conn.waited_a_turn = true;
+            let waited_before = waited_last_turn(waited, id, false);
+            if busy && !waited_before && only_acks(conn, session) {
+                waited_last_turn(waited, id, true);
                 conn.dirty = true;
                 next_turn.push(id);
                 continue;
             }
-            conn.waited_a_turn = false;
             if conn.tx.is_empty() {
                 conn.last_drained = millis;
                 // TLS records (handshake replies, the rest of earlier writes) may still wait.
@@ -229,4 +230,53 @@ fn only_acks(conn: &Conn, session: Option<&Session>) -> bool {
     !conn.tx.is_empty()
         && conn.tx.len() < ACKS_ONLY
         && session.is_some_and(|s| s.subscription_count() == 0)
+}
+
+/// Whether `id`'s acknowledgements waited last turn, by its bit in `waited`, which is then
+/// set to `now`. A closed connection's bit may pass to the next in its slot, whose output is
+/// then written once without waiting: harmless.
+fn waited_last_turn(waited: &mut Vec<u64>, id: ConnId, now: bool) -> bool {
+    let (word, bit) = (id.index() / 64, 1u64 << (id.index() % 64));
+    if now && waited.len() <= word {
+        waited.resize(word + 1, 0);
+    }
+    let Some(w) = waited.get_mut(word) else {
+        return false;
+    };
+    let was = *w & bit != 0;
+    if now {
+        *w |= bit;
+    } else {
+        *w &= !bit;
+    }
+    was
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose acknowledgements waited is written the turn after, whatever that
+    /// turn is, and may wait again only the turn after that; others are not touched.
+    #[test]
+    fn acknowledgements_wait_one_turn_at_most() {
+        let mut waited = Vec::new();
+        let (a, b) = (ConnId::new(3, 0), ConnId::new(130, 1));
+        assert!(!waited_last_turn(&mut waited, a, false), "none waited yet");
+        assert!(waited.is_empty(), "reading grows nothing");
+        assert!(!waited_last_turn(&mut waited, b, true), "b waits now");
+        assert_eq!(waited.len(), 3, "one bit per slot, up to b's");
+        assert!(
+            waited_last_turn(&mut waited, b, false),
+            "so b is written next turn"
+        );
+        assert!(
+            !waited_last_turn(&mut waited, b, false),
+            "and may wait the turn after"
+        );
+        assert!(
+            !waited_last_turn(&mut waited, a, false),
+            "a's bit was never set"
+        );
+    }
 }

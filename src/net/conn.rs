@@ -281,9 +281,6 @@ pub struct Conn {
     pub writable: bool,
     /// On the broker's dirty list this turn (it has output to produce).
     pub dirty: bool,
-    /// Its few bytes of acknowledgements were left for the next turn (`broker::write`):
-    /// never two turns in a row.
-    pub waited_a_turn: bool,
     /// Reading stopped because its output is not being consumed.
     pub read_paused: bool,
     /// Reading stopped because a subscriber of its messages is over its output bound
@@ -327,7 +324,6 @@ impl Conn {
             tx: TxBuf::default(),
             writable: true,
             dirty: false,
-            waited_a_turn: false,
             read_paused: false,
             held_by: None,
             bridge: None,
