@@ -90,6 +90,23 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Waits until `addr` accepts a TCP connection, for a broker `name` running as `child`;
+/// panics with `log()` if it exits first or does not listen within the deadline.
+pub fn wait_listening(child: &mut Child, name: &str, addr: SocketAddr, log: &dyn Fn() -> String) {
+    let deadline = Instant::now() + PROCESS_DEADLINE;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("{name} exited with {status} before listening:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen on {addr}:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// `127.0.0.1:port`.
 pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -135,21 +152,9 @@ impl Pipit {
 
     /// Waits until `addr` accepts a TCP connection; panics with the log if pipit exits.
     pub fn wait_listening(&mut self, addr: SocketAddr) {
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "pipit exited with {status} before listening:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pipit did not listen on {addr}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let stderr = self.stderr.clone();
+        let log = move || std::fs::read_to_string(&stderr).unwrap_or_default();
+        wait_listening(&mut self.child, "pipit", addr, &log);
     }
 
     /// Everything pipit has logged so far.

@@ -10,8 +10,8 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -93,18 +93,9 @@ impl Mosquitto {
     /// Waits until `addr` accepts a TCP connection. Mosquitto opens its listeners one after
     /// another, so the first accepting says nothing of the others.
     pub fn wait_listening(&mut self, addr: SocketAddr) {
-        let deadline = Instant::now() + START_DEADLINE;
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("mosquitto exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {addr}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let log_path = self.dir.path("mosquitto.log");
+        let log = move || std::fs::read_to_string(&log_path).unwrap_or_default();
+        crate::support::wait_listening(&mut self.child, "mosquitto", addr, &log);
     }
 
     /// Everything Mosquitto has logged so far.
@@ -120,20 +111,8 @@ impl Mosquitto {
     /// Sends SIGTERM once Mosquitto answers a CONNECT (its signal handlers are set just
     /// before its loop starts, after the listeners open), and waits for it to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut probe = TcpStream::connect(self.addr).expect("connect to mosquitto");
-        probe
-            .set_read_timeout(Some(START_DEADLINE))
-            .expect("set a read timeout");
-        // A 3.1.1 CONNECT, client id "t": any CONNACK, accepted or refused, will do.
-        probe
-            .write_all(&[
-                0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b't',
-            ])
-            .expect("send CONNECT");
-        let mut connack = [0u8; 4];
-        probe
-            .read_exact(&mut connack)
-            .expect("a CONNACK from mosquitto");
+        // Any CONNACK, accepted or refused, will do.
+        crate::common::connack_code(self.addr, &crate::common::Connect::v311("terminate"));
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
