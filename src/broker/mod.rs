@@ -116,10 +116,11 @@ pub struct Broker {
     /// out, or their reads were paused and resumed), each with whether the peer may have
     /// closed its side, which makes a short read not the end of it.
     read_again: Vec<(ConnId, bool)>,
-    /// Bytes read, and packets handled, since the last turn's writes (`finish_turn` resets
-    /// both): a turn busy with large messages leaves publishers' acknowledgements for the
-    /// next.
+    /// Bytes read since the last turn's writes (`finish_turn` resets it): a turn busy with
+    /// large messages leaves publishers' acknowledgements for the next.
     read_this_turn: u64,
+    /// Packets handled since the last turn's writes: with `read_this_turn`, whether the
+    /// turn's packets were large.
     packets_this_turn: u64,
     /// Connections whose acknowledgements wait for the next turn's writes.
     next_turn: Vec<ConnId>,

@@ -8,9 +8,9 @@
 //! messages keep large payloads in it rather than copies (`core::payload`), and a buffer they
 //! hold is not written again (the unparsed tail moves to another before the next read).
 //! `TxBuf` accumulates every frame for one connection during a loop turn and writes them
-//! with as few `write` calls as the socket allows. A large PUBLISH payload need not be copied into it: `Spliced` keeps the
-//! shared message instead, and the write gathers the frame bytes and the payloads with one
-//! vectored write (`writev`).
+//! with as few `write` calls as the socket allows. A large PUBLISH payload need not be
+//! copied into it: `Spliced` keeps the shared message instead, and the write gathers the
+//! frame bytes and the payloads with one vectored write (`writev`).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
