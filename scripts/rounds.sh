@@ -29,8 +29,9 @@
 #                 the tree changes)                                 [target/release/pipit-load]
 #
 # Prints one line per run (round, broker, the figure, peak RSS in KiB, lost), then each
-# broker's median and its ratio to the first broker's. Exits 1 if a pipit run lost,
-# duplicated or reordered a message. Only processes it started are stopped, by PID.
+# broker's median, its ratio to the first broker's, and the median and lowest of its ratios
+# to the first broker within a round. Exits 1 if a pipit run lost, duplicated or reordered a
+# message. Only processes it started are stopped, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/load_lib.sh
@@ -162,12 +163,24 @@ median() {
         else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)
     }'
 }
+# round_ratios NAME: the median and the lowest of NAME's ratios to the first broker, each
+# taken within one round. The brokers of a round share that round's machine state, so these
+# move less than the ratio of medians when the machine's speed changes during a set.
+round_ratios() {
+    paste "$WORK/$1.values" "$WORK/${NAMES[0]}.values" \
+        | awk '$1 != "n/a" && $2 != "n/a" && $2 + 0 { print $1 / $2 }' | sort -n \
+        | awk '{ v[NR] = $1 } END {
+            if (!NR) print "n/a\tn/a"
+            else printf "%.2f\t%.2f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1]
+        }'
+}
 first=$(median "$WORK/${NAMES[0]}.values")
 echo "median $FIELD over $ROUNDS rounds: $*"
+printf 'broker\tmedian\tratio\tper-round ratio: median\tlowest\n'
 for name in "${NAMES[@]}"; do
     m=$(median "$WORK/$name.values")
     ratio=$(awk -v a="$m" -v b="$first" \
         'BEGIN { if (a + 0 && b + 0) printf "%.2f", a / b; else print "n/a" }')
-    printf '%s\t%s\t%s\n' "$name" "$m" "$ratio"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$m" "$ratio" "$(round_ratios "$name")"
 done
 exit "$failed"
