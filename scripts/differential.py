@@ -458,21 +458,23 @@ def pipit_binary():
     return os.path.join(ROOT, "target/release/pipit")
 
 
-def main():
+def side_by_side(label, scenarios, run_on):
+    """Runs every (title, *args) of `scenarios` with `run_on(name, argv, *args)` on Mosquitto,
+    then on pipit, compares what each returned, and exits 1 if any differ."""
     pipit = pipit_binary()
     started = time.monotonic()
     differ = []
-    for title, conf, scenario in SCENARIOS:
-        reference = run("mosquitto", [MOSQUITTO], conf, scenario)
-        ours = run("pipit", [pipit], conf, scenario)
+    for title, *args in scenarios:
+        reference = run_on("mosquitto", [MOSQUITTO], *args)
+        ours = run_on("pipit", [pipit], *args)
         print("%s:" % title)
         if not compare(title, reference, ours):
             differ.append(title)
-    print("differential: %d scenarios in %.0f s; %d differ%s"
-          % (len(SCENARIOS), time.monotonic() - started, len(differ),
+    print("%s: %d scenarios in %.0f s; %d differ%s"
+          % (label, len(scenarios), time.monotonic() - started, len(differ),
              "".join("\n  " + t for t in differ)))
     sys.exit(1 if differ else 0)
 
 
 if __name__ == "__main__":
-    main()
+    side_by_side("differential", SCENARIOS, run)

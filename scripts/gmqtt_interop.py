@@ -27,7 +27,7 @@ except ImportError:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "gmqtt>=0.6,<1"])
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import differential as d  # noqa: E402  (Broker, compare, pipit_binary; installs Mosquitto)
+import differential as d  # noqa: E402  (Broker, side_by_side; installs Mosquitto)
 from gmqtt import Client, Message  # noqa: E402
 from gmqtt.mqtt.constants import MQTTv311, MQTTv50  # noqa: E402
 
@@ -322,21 +322,5 @@ def run(name, argv, scenario):
         broker.stop()
 
 
-def main():
-    pipit = d.pipit_binary()
-    started = time.monotonic()
-    differ = []
-    for title, scenario in SCENARIOS:
-        reference = run("mosquitto", [d.MOSQUITTO], scenario)
-        ours = run("pipit", [pipit], scenario)
-        print("%s:" % title)
-        if not d.compare(title, reference, ours):
-            differ.append(title)
-    print("gmqtt: %d scenarios in %.0f s; %d differ%s"
-          % (len(SCENARIOS), time.monotonic() - started, len(differ),
-             "".join("\n  " + t for t in differ)))
-    sys.exit(1 if differ else 0)
-
-
 if __name__ == "__main__":
-    main()
+    d.side_by_side("gmqtt", SCENARIOS, run)
