@@ -418,10 +418,11 @@ KNOWN = {
 
 
 def run(name, argv, conf, scenario):
+    """`scenario(port)` on a fresh broker; the broker's log is printed if it fails."""
     broker = Broker(name, argv, conf)
     try:
         return scenario(broker.port)
-    except SystemExit:
+    except (Exception, SystemExit):
         print("--- %s log\n%s" % (name, broker.tail()))
         raise
     finally:

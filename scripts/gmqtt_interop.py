@@ -27,7 +27,7 @@ except ImportError:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "gmqtt>=0.6,<1"])
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import differential as d  # noqa: E402  (Broker, side_by_side; installs Mosquitto)
+import differential as d  # noqa: E402  (run, side_by_side; installs Mosquitto)
 from gmqtt import Client, Message  # noqa: E402
 from gmqtt.mqtt.constants import MQTTv311, MQTTv50  # noqa: E402
 
@@ -312,14 +312,8 @@ d.KNOWN[(OVERLAPPING, "sub")] = (
 
 
 def run(name, argv, scenario):
-    broker = d.Broker(name, argv, "")
-    try:
-        return asyncio.run(asyncio.wait_for(scenario(broker.port), 60))
-    except (Exception, SystemExit):
-        print("--- %s log\n%s" % (name, broker.tail()))
-        raise
-    finally:
-        broker.stop()
+    """The coroutine `scenario(port)` on a fresh broker (`differential.run`), within 60 s."""
+    return d.run(name, argv, "", lambda port: asyncio.run(asyncio.wait_for(scenario(port), 60)))
 
 
 if __name__ == "__main__":
